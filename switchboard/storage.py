@@ -1,0 +1,115 @@
+"""
+The database: SQLAlchemy engine, schema versions, and a thread pool so that
+no query ever runs on the reactor thread.
+
+SQLite is the embedded default (C{sqlite:///var/switchboard.db}); any
+SQLAlchemy URL works (C{postgresql+psycopg://...} in production). Each domain
+declares its tables on L{Base}; L{Database.migrate} creates what is missing
+and runs the numbered migrations in L{MIGRATIONS} once each.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from sqlalchemy import Integer, String, create_engine, event, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by switchboard and alarm tables."""
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+# Numbered schema changes after version 1 (the tables as declared). Each entry
+# is (version, description, function(connection)); append, never edit.
+MIGRATIONS: list[tuple[int, str, Callable]] = []
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str):
+    """Create an engine for C{url}, creating the SQLite file's folder if needed."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        folder = os.path.dirname(os.path.abspath(url[len("sqlite:///"):]))
+        os.makedirs(folder, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """
+    One database, used synchronously from the CLI and through L{run} (a
+    Deferred, on a small thread pool) from the server.
+    """
+
+    def __init__(self, url: str, *, reactor=None, max_threads: int = 4):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reactor = reactor
+        self._pool: ThreadPool | None = None
+        self._max_threads = max_threads
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the version now in force."""
+        # Import the domains so their tables are declared on Base.
+        import switchboard.calllog  # noqa: F401
+        import alarm.models  # noqa: F401
+        Base.metadata.create_all(self.engine)
+        with self.sessions.begin() as session:
+            row = session.execute(select(SchemaVersion)).scalar_one_or_none()
+            if row is None:
+                latest = max([1] + [v for v, _, _ in MIGRATIONS])
+                session.add(SchemaVersion(id=1, version=latest, note="created"))
+                return latest
+            for version, note, change in sorted(MIGRATIONS, key=lambda m: m[0]):
+                if version > row.version:
+                    change(session.connection())
+                    row.version, row.note = version, note
+            return row.version
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def run(self, work: Callable[[Session], object]):
+        """
+        Run C{work(session)} in a transaction on the pool; return a Deferred
+        of its result. The session commits when C{work} returns.
+        """
+        from twisted.internet import reactor as default_reactor
+        reactor = self._reactor or default_reactor
+        if self._pool is None:
+            self._pool = ThreadPool(minthreads=0, maxthreads=self._max_threads, name="database")
+            self._pool.start()
+            reactor.addSystemEventTrigger("during", "shutdown", self.close)
+
+        def job():
+            with self.sessions.begin() as session:
+                return work(session)
+
+        return threads.deferToThreadPool(reactor, self._pool, job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+        self.engine.dispose()

@@ -1,0 +1,250 @@
+"""
+YAML loading that remembers where every value came from.
+
+Staff edit routing and alarm files by hand, so every complaint about them
+names the file, line and column, the key, and what would be right.
+L{load} returns plain Python containers (L{LocatedDict}, L{LocatedList} and
+scalars); the containers carry the position of each of their keys and items.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file: 1-based line and column."""
+
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a configuration file."""
+
+    location: Location | None
+    key: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else "?"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ConfigError(Exception):
+    """A configuration file was refused; C{problems} lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class LocatedDict(dict):
+    """A mapping that knows where it and each of its keys stand in the file."""
+
+    location: Location | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.key_locations: dict = {}
+        self.value_locations: dict = {}
+
+    def where(self, key) -> Location | None:
+        """The location of C{key}'s value (or of the key), else of this mapping."""
+        return self.value_locations.get(key) or self.key_locations.get(key) or self.location
+
+
+class LocatedList(list):
+    """A sequence that knows where it and each of its items stand in the file."""
+
+    location: Location | None = None
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.item_locations: list = []
+
+    def where(self, index: int) -> Location | None:
+        if 0 <= index < len(self.item_locations):
+            return self.item_locations[index]
+        return self.location
+
+
+def _mark(path: str, node) -> Location:
+    return Location(path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that builds located containers and refuses duplicate keys."""
+
+    def __init__(self, stream, path: str):
+        super().__init__(stream)
+        self.path = path
+        self.duplicates: list[Problem] = []
+
+    def construct_located_mapping(self, node):
+        mapping = LocatedDict()
+        mapping.location = _mark(self.path, node)
+        yield mapping
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark)
+            if key in mapping:
+                self.duplicates.append(Problem(
+                    _mark(self.path, key_node), str(key),
+                    f"duplicate key (first at line {mapping.key_locations[key].line})",
+                    "remove one of them"))
+                continue
+            mapping[key] = self.construct_object(value_node, deep=True)
+            mapping.key_locations[key] = _mark(self.path, key_node)
+            mapping.value_locations[key] = _mark(self.path, value_node)
+
+    def construct_located_sequence(self, node):
+        seq = LocatedList()
+        seq.location = _mark(self.path, node)
+        yield seq
+        for item in node.value:
+            seq.append(self.construct_object(item, deep=True))
+            seq.item_locations.append(_mark(self.path, item))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                        _Loader.construct_located_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+                        _Loader.construct_located_sequence)
+# Times like 08:30 must stay text, not YAML 1.1 base-60 integers.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?(?:0|[1-9][0-9_]*))$"),
+    list("-+0123456789"))
+
+
+def loads(text: str, path: str = "<string>"):
+    """Parse YAML C{text}; raise L{ConfigError} with the location of any syntax error."""
+    loader = _Loader(text, path)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        location = Location(path, mark.line + 1, mark.column + 1) if mark else None
+        raise ConfigError([Problem(location, "", f"YAML syntax: {e.problem or e.context}")])
+    except yaml.YAMLError as e:
+        raise ConfigError([Problem(Location(path, 1, 1), "", f"YAML: {e}")])
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise ConfigError(loader.duplicates)
+    return data
+
+
+def load(path: str):
+    """Read and parse the YAML file at C{path} (UTF-8)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError([Problem(None, "", f"cannot read {path}: {e.strerror}")])
+    except UnicodeDecodeError as e:
+        raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
+    return loads(text, path)
+
+
+@dataclass
+class Checker:
+    """
+    Collects problems while a validator walks a located document, so that a
+    file with five mistakes is reported with five messages, not one.
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, location, key: str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(location, key, message, hint))
+
+    def mapping(self, value, key: str, location=None, *, allowed=None, required=()):
+        """Check C{value} is a mapping with only C{allowed} and all C{required} keys."""
+        if not isinstance(value, dict):
+            self.add(getattr(value, "location", None) or location, key,
+                     f"must be a mapping, not {_kind(value)}")
+            return LocatedDict()
+        for name in required:
+            if name not in value:
+                self.add(getattr(value, "location", location), key,
+                         f"missing required key '{name}'")
+        if allowed is not None:
+            for name in value:
+                if name not in allowed:
+                    where = value.key_locations.get(name) if isinstance(value, LocatedDict) else location
+                    self.add(where, f"{key}.{name}" if key else str(name), "unknown key",
+                             _suggest(str(name), allowed))
+        return value
+
+    def typed(self, mapping, name: str, types, key: str, default=None, what: str | None = None):
+        """Return C{mapping[name]} if it has one of C{types}, else record a problem."""
+        if name not in mapping:
+            return default
+        value = mapping[name]
+        if isinstance(value, bool) and bool not in _astuple(types):
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            where = mapping.where(name) if isinstance(mapping, LocatedDict) else None
+            self.add(where, key, f"must be {what or _typename(types)}, not {_kind(value)}")
+            return default
+        return value
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def _astuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _typename(types) -> str:
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    return " or ".join(names.get(t, t.__name__) for t in _astuple(types))
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _suggest(name: str, allowed) -> str:
+    import difflib
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "allowed: " + ", ".join(sorted(map(str, allowed)))
