@@ -1,0 +1,258 @@
+"""
+SIPp phones for end-to-end tests: residents who dial, neighbours and
+departments whose phones ring, answer and press keys (RTP DTMF from the
+pcaps Debian's sip-tester ships).
+
+Lab phone 8765NNNN listens on 127.0.0.1:(20000+NNNN), as the lab's
+pjsip.conf expects; callers use ports from 5070 up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ASTERISK = "127.0.0.1:5060"
+PCAPS = "/usr/share/sip-tester"
+_media_ports = itertools.count(40000, 4)
+_caller_ports = itertools.count(5070)
+
+_SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+"""
+
+
+def dtmf_pcap(key: str) -> str:
+    name = {"*": "star", "#": "pound"}.get(key, key)
+    return f"{PCAPS}/dtmf_2833_{name}.pcap"
+
+
+def _press(keys: str, gap_ms: int = 400) -> str:
+    steps = []
+    for key in keys:
+        steps.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(key)}"/></action></nop>')
+        steps.append(f'<pause milliseconds="{gap_ms}"/>')
+    return "\n".join(steps)
+
+
+def caller_scenario(service: str, caller_id: str, keys: str = "", before_ms: int = 1500,
+                    hold_ms: int = 5000) -> str:
+    """A resident who dials C{service}, waits, presses C{keys}, and hangs up after C{hold_ms}."""
+    uri_user = service.replace("#", "%23")
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="resident calls {service}">
+  <send retrans="500"><![CDATA[
+INVITE sip:{uri_user}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "{caller_id}" <sip:{caller_id}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{uri_user}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:{caller_id}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:{uri_user}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "{caller_id}" <sip:{caller_id}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{uri_user}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: sip:{caller_id}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="{before_ms}"/>
+  {_press(keys)}
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE sip:{uri_user}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "{caller_id}" <sip:{caller_id}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{uri_user}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Contact: sip:{caller_id}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+_UAS_RESPONSE = """  <send><![CDATA[
+SIP/2.0 {code} {reason}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+{extra}Content-Length: [len]
+{body}]]></send>
+"""
+
+
+def _respond(code: int, reason: str, sdp: bool = False) -> str:
+    if sdp:
+        return _UAS_RESPONSE.format(code=code, reason=reason,
+                                    extra="Content-Type: application/sdp\n", body="\n" + _SDP)
+    return _UAS_RESPONSE.format(code=code, reason=reason, extra="", body="\n")
+
+
+def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_ms: int = 3000) -> str:
+    """
+    A phone that receives one call. C{behaviour}: C{ring} (rings until
+    cancelled), C{busy}, C{answer} (answers after C{ring_ms}, presses
+    C{keys} after C{before_ms}, stays until the far end hangs up).
+    """
+    steps = ['  <recv request="INVITE" crlf="true"/>']
+    if behaviour == "busy":
+        steps.append(_respond(486, "Busy Here"))
+        steps.append('  <recv request="ACK"/>')
+    elif behaviour == "ring":
+        steps.append(_respond(180, "Ringing"))
+        steps.append('  <recv request="CANCEL"/>')
+        steps.append(_respond(200, "OK"))
+        steps.append(_respond(487, "Request Terminated"))
+        steps.append('  <recv request="ACK"/>')
+    elif behaviour == "answer":
+        steps.append(_respond(180, "Ringing"))
+        steps.append(f'  <pause milliseconds="{ring_ms}"/>')
+        steps.append(_respond(200, "OK", sdp=True))
+        steps.append('  <recv request="ACK" optional="false" rrs="true"/>')
+        steps.append(f'  <pause milliseconds="{before_ms}"/>')
+        steps.append(_press(keys))
+        # The far end (Asterisk) ends the call; the global -timeout bounds it.
+        steps.append('  <recv request="BYE"/>')
+        steps.append(_respond(200, "OK"))
+    else:
+        raise ValueError(behaviour)
+    body = "\n".join(steps)
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone {behaviour}">
+{body}
+</scenario>
+"""
+
+
+@dataclass
+class Sipp:
+    """One running SIPp process and what it saw."""
+
+    name: str
+    port: int
+    workdir: str
+    process: subprocess.Popen
+    started: float = field(default_factory=time.time)
+
+    @property
+    def messages_path(self) -> str:
+        return os.path.join(self.workdir, f"{self.name}.messages")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return -1
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def messages(self) -> list[tuple[datetime, str, str]]:
+        """(time, 'sent'|'received', first line) of every SIP message traced."""
+        try:
+            with open(self.messages_path, encoding="latin-1") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        pattern = re.compile(
+            r"-{10,} (\d{4}-\d\d-\d\d)[ \t](\d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received)[^\n]*\n\n([^\n]*)")
+        for m in pattern.finditer(text):
+            at = datetime.strptime(f"{m.group(1)} {m.group(2)[:15]}", "%Y-%m-%d %H:%M:%S.%f")
+            out.append((at, m.group(4), m.group(5).strip()))
+        return out
+
+    def invite_times(self) -> list[datetime]:
+        return [at for at, way, line in self.messages() if way == "received" and line.startswith("INVITE")]
+
+    def received(self, method_or_code: str) -> bool:
+        return any(way == "received" and line.startswith(method_or_code) or
+                   way == "received" and line.startswith("SIP/2.0 " + method_or_code)
+                   for _, way, line in self.messages())
+
+
+class SippFactory:
+    """Starts SIPp processes in a scratch folder and stops them all at the end."""
+
+    def __init__(self, workdir: str | None = None):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="switchboard-sipp-")
+        self.running: list[Sipp] = []
+        self.binary = shutil.which("sipp")
+
+    def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int) -> Sipp:
+        path = os.path.join(self.workdir, f"{name}.xml")
+        with open(path, "w") as f:
+            f.write(scenario)
+        media = next(_media_ports)
+        argv = [self.binary, "-sf", path, "-i", "127.0.0.1", "-p", str(port),
+                "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+                "-timeout", f"{timeout_s}s", "-trace_msg",
+                "-message_file", os.path.join(self.workdir, f"{name}.messages"),
+                "-trace_err", "-error_file", os.path.join(self.workdir, f"{name}.errors"),
+                *extra]
+        log = open(os.path.join(self.workdir, f"{name}.out"), "w")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=self.workdir)
+        sipp = Sipp(name, port, self.workdir, process)
+        self.running.append(sipp)
+        return sipp
+
+    def phone(self, number: str, behaviour: str = "answer", timeout_s: int = 60, **kw) -> Sipp:
+        """Start the lab phone for C{number} (8765NNNN)."""
+        port = 20000 + int(number[-4:])
+        return self._start(f"phone-{number}", phone_scenario(behaviour, **kw), port, [], timeout_s)
+
+    def call(self, service: str, caller_id: str, keys: str = "", timeout_s: int = 60, **kw) -> Sipp:
+        """A resident C{caller_id} dials C{service} through the lab Asterisk."""
+        port = next(_caller_ports)
+        return self._start(f"caller-{caller_id}-{port}", caller_scenario(service, caller_id, keys, **kw),
+                           port, [ASTERISK], timeout_s)
+
+    def stop_all(self) -> None:
+        for sipp in self.running:
+            sipp.stop()
+        self.running.clear()
