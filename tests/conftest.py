@@ -1,0 +1,88 @@
+"""Shared fixtures: the real lab Asterisk and SIPp phones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
+
+
+class LabAsterisk:
+    """The running lab Asterisk (lab/asterisk-lab)."""
+
+    ami = ("127.0.0.1", 5038)
+    ami_user = "switchboard"
+    ami_secret = "lab-secret-not-for-production"
+
+    def cli(self, command: str) -> str:
+        return subprocess.run([LAB, "cli", command], capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def restart(self) -> None:
+        subprocess.run([LAB, "restart"], check=True, capture_output=True, timeout=300)
+
+    def stop(self) -> None:
+        subprocess.run([LAB, "stop"], check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        subprocess.run([LAB, "start"], check=True, capture_output=True, timeout=300)
+
+    def log(self, lines: int = 200) -> str:
+        return subprocess.run([LAB, "log", str(lines)], capture_output=True, text=True).stdout
+
+
+def _unavailable(reason: str):
+    message = f"REAL ASTERISK UNAVAILABLE: {reason}"
+    if os.environ.get("SWITCHBOARD_REQUIRE_ASTERISK") == "1":
+        pytest.fail(message + " (SWITCHBOARD_REQUIRE_ASTERISK=1)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def asterisk():
+    """Start (provisioning if needed) the lab Asterisk once per run."""
+    if os.geteuid() != 0:
+        _unavailable("the lab Asterisk needs root (chroot and mount)")
+    if not shutil.which("debootstrap") and not shutil.which("apt-get"):
+        _unavailable("neither debootstrap nor apt-get is available to provision it")
+    result = subprocess.run([LAB, "start"], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        _unavailable(f"lab/asterisk-lab start failed: {result.stderr.strip()[-2000:]}")
+    lab = LabAsterisk()
+    yield lab
+    subprocess.run([LAB, "stop"], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def sipp(tmp_path):
+    """Start SIPp phones and callers; all are stopped after the test."""
+    if not shutil.which("sipp"):
+        _unavailable("sipp (Debian package sip-tester) is not installed")
+    from lab.sipp import SippFactory
+    factory = SippFactory(str(tmp_path))
+    yield factory
+    factory.stop_all()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
+    """Poll C{predicate} (real processes: the e2e tests only) until true or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
