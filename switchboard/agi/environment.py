@@ -1,0 +1,59 @@
+"""
+The FastAGI environment: the C{agi_key: value} lines Asterisk sends first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl
+
+PREFIX = "agi_"
+_ARG = re.compile(r"^arg_([1-9][0-9]{0,3})$")
+
+
+def split_env_line(line: str) -> Optional[Tuple[str, str]]:
+    """
+    Split C{"agi_channel: PJSIP/1-0001"} into C{("channel", "PJSIP/1-0001")}.
+
+    The value is everything after the first C{":"} (values may contain
+    colons), stripped of surrounding blanks; the C{agi_} prefix is dropped.
+    Returns L{None} for a line with no C{":"} or an empty key.
+    """
+    key, colon, value = line.partition(":")
+    key = key.strip()
+    if not colon or not key:
+        return None
+    if key.startswith(PREFIX):
+        key = key[len(PREFIX):]
+    return key, value.strip()
+
+
+def script_and_query(network_script: str) -> Tuple[str, Dict[str, str]]:
+    """
+    Split C{agi_network_script} into the script name and its query.
+
+    C{"/alarm?kind=9&from=1"} gives C{("alarm", {"kind": "9", "from": "1"})}:
+    leading slashes are dropped, the query is decoded like a URL query string
+    (blank values kept; for a repeated name the first value wins).
+    """
+    path, _, query = network_script.partition("?")
+    values: Dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values.setdefault(name, value)
+    return path.lstrip("/"), values
+
+
+def arguments(env: Dict[str, str]) -> List[str]:
+    """
+    The C{AGI()} arguments (C{arg_1} ... C{arg_N}) in order; a missing number
+    in between reads as C{""}.
+    """
+    numbered = {}
+    for key, value in env.items():
+        match = _ARG.match(key)
+        if match:
+            numbered[int(match.group(1))] = value
+    if not numbered:
+        return []
+    return [numbered.get(i, "") for i in range(1, max(numbered) + 1)]

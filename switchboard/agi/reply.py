@@ -1,0 +1,185 @@
+"""
+Reading what Asterisk writes back on a FastAGI connection.
+
+After the environment, Asterisk sends one reply per command:
+
+    200 result=1 (some value)
+    200 result=0 endpos=40320
+    510 Invalid or unknown command
+    511 Command Not Permitted on a dead channel or intercept routine
+    520-Invalid command syntax.  Proper usage follows:
+    ... usage text ...
+    520 End of proper usage.
+
+and, on its own, a bare C{HANGUP} line when the caller hangs up.
+L{ReplyReader} turns those lines into events, one per reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from switchboard.agi.errors import AGICommandError, AGIHangup
+
+# "200 result=<value>[ <rest>]"; the value may be empty ("result= (timeout)").
+_RESULT = re.compile(r"^200 result=(\S*)(?: (.*))?$")
+# "(data)[ endpos=N]": greedy, so data may itself contain ")" and spaces; a
+# line ending in ")" keeps everything up to that last ")" as data.
+_DATA = re.compile(r"^\((.*)\)(?: endpos=(-?\d+))?$", re.DOTALL)
+_ENDPOS = re.compile(r"(?:^| )endpos=(-?\d+)")
+_CODE = re.compile(r"^(\d{3})([ -])(.*)$")
+
+HANGUP_LINE = "HANGUP"
+
+#: At most this many usage lines of a C{520} reply are kept (the rest are
+#: read and dropped), so a peer cannot grow memory without bound.
+MAX_USAGE_LINES = 200
+
+
+@dataclass(frozen=True)
+class AGIReply:
+    """
+    A successful (C{200}) reply.
+
+    @ivar code: always C{200}.
+    @ivar result: the text after C{result=} (C{"1"}, C{"-1"}, C{"123#"},
+        possibly C{""}).
+    @ivar data: the text in parentheses, or L{None} when there was none.
+    @ivar endpos: the C{endpos=} sample offset, or L{None}.
+    @ivar line: the reply line as received.
+    """
+
+    code: int
+    result: str
+    data: Optional[str] = None
+    endpos: Optional[int] = None
+    line: str = ""
+
+    def number(self) -> int:
+        """
+        The result as an integer.
+
+        @raise AGICommandError: the result is not a number.
+        """
+        try:
+            return int(self.result)
+        except ValueError:
+            raise AGICommandError(
+                self.code, f"expected a numeric result: {self.line!r}"
+            ) from None
+
+
+def parse_result_line(line: str) -> Optional[AGIReply]:
+    """
+    Parse a C{200 result=...} line, or return L{None} if C{line} is not one.
+    """
+    match = _RESULT.match(line)
+    if match is None:
+        return None
+    result, rest = match.group(1), match.group(2) or ""
+    data = endpos = None
+    if rest.startswith("("):
+        found = _DATA.match(rest)
+        if found is not None:
+            data = found.group(1)
+            endpos = _int(found.group(2))
+        else:
+            # Something after the data we do not know (speech results...):
+            # keep the first parenthesised part, and endpos if present.
+            close = rest.find(")")
+            data = rest[1:close] if close > 0 else rest[1:]
+            endpos = _int(_first(_ENDPOS.search(rest)))
+    else:
+        endpos = _int(_first(_ENDPOS.search(rest)))
+    return AGIReply(200, result, data, endpos, line)
+
+
+def _first(match):
+    return match.group(1) if match is not None else None
+
+
+def _int(text):
+    return int(text) if text is not None else None
+
+
+class _Hangup:
+    """The type of L{HANGUP}."""
+
+    def __repr__(self) -> str:
+        return "HANGUP"
+
+
+#: Event for the bare C{HANGUP} line Asterisk sends when the caller hangs up.
+HANGUP = _Hangup()
+
+
+@dataclass(frozen=True)
+class Unexpected:
+    """
+    Event for a line that is no reply at all.
+
+    @ivar line: the line as received.
+    """
+
+    line: str
+
+
+Event = Union[AGIReply, AGICommandError, AGIHangup, _Hangup, Unexpected]
+
+
+class ReplyReader:
+    """
+    Turns reply lines into events.
+
+    L{feed} returns, for each line, one of: an L{AGIReply} (a C{200} reply),
+    an L{AGICommandError} (C{510}, C{520} and other error codes), an
+    L{AGIHangup} (C{511}), L{HANGUP} (the spontaneous hangup notice), an
+    L{Unexpected} line, or L{None} while a multi-line C{520} reply is still
+    being read.
+    """
+
+    def __init__(self, max_usage_lines: int = MAX_USAGE_LINES):
+        self._max_usage_lines = max_usage_lines
+        self._usage = None  # list of lines while inside "520-" ... "520 "
+
+    @property
+    def in_reply(self) -> bool:
+        """True while the lines of a multi-line reply are being read."""
+        return self._usage is not None
+
+    def feed(self, line: str) -> Optional[Event]:
+        """
+        Read one line (without its line ending).
+        """
+        if line == HANGUP_LINE:
+            return HANGUP
+        if self._usage is not None:
+            return self._usage_line(line)
+        reply = parse_result_line(line)
+        if reply is not None:
+            return reply
+        match = _CODE.match(line)
+        if match is None:
+            return Unexpected(line)
+        code, separator, text = int(match.group(1)), match.group(2), match.group(3)
+        if code == 520 and separator == "-":
+            self._usage = []
+            self._usage_header = text
+            return None
+        if code == 511:
+            return AGIHangup(f"511 {text}")
+        if code == 200:
+            # A 200 line without "result=": nothing we can interpret.
+            return AGICommandError(200, f"unreadable reply: {line!r}")
+        return AGICommandError(code, text)
+
+    def _usage_line(self, line: str):
+        if line.startswith("520 ") or line == "520":
+            usage, self._usage = self._usage, None
+            text = "\n".join(usage) if usage else self._usage_header
+            return AGICommandError(520, text)
+        if len(self._usage) < self._max_usage_lines:
+            self._usage.append(line)
+        return None
