@@ -1,0 +1,97 @@
+"""Reading Asterisk's FastAGI reply lines."""
+
+import pytest
+
+from switchboard.agi import AGICommandError, AGIHangup, AGIReply, parse_result_line
+from switchboard.agi.reply import HANGUP, ReplyReader, Unexpected
+
+
+@pytest.mark.parametrize(
+    "line, result, data, endpos",
+    [
+        ("200 result=0", "0", None, None),
+        ("200 result=1", "1", None, None),
+        ("200 result=-1", "-1", None, None),
+        ("200 result=1 (some value)", "1", "some value", None),
+        ("200 result=1 ()", "1", "", None),
+        ("200 result=49 endpos=40320", "49", None, 40320),
+        ("200 result=-1 endpos=0", "-1", None, 0),
+        ("200 result= (timeout)", "", "timeout", None),
+        ("200 result=12 (timeout)", "12", "timeout", None),
+        ("200 result=123#", "123#", None, None),
+        ("200 result=1 (timeout) endpos=8000", "1", "timeout", 8000),
+        # Values may hold parentheses and spaces; the line's last ")" ends them.
+        ("200 result=1 (a (b) c)", "1", "a (b) c", None),
+        ("200 result=1 (x) endpos=5)", "1", "x) endpos=5", None),
+        ("200 result=1 ((()", "1", "((", None),
+        ("200 result=1 (Zhang San <87650001>)", "1", "Zhang San <87650001>", None),
+        ("200 result=1 (中文 名字)", "1", "中文 名字", None),
+        ("200 result=1 (speech) endpos=0 results=1 score0=900", "1", "speech", 0),
+    ],
+)
+def test_result_lines(line, result, data, endpos):
+    assert parse_result_line(line) == AGIReply(200, result, data, endpos, line)
+
+
+def test_not_a_result_line():
+    assert parse_result_line("510 Invalid or unknown command") is None
+    assert parse_result_line("HANGUP") is None
+
+
+def test_number():
+    assert parse_result_line("200 result=-2").number() == -2
+    with pytest.raises(AGICommandError):
+        parse_result_line("200 result=abc").number()
+
+
+def test_reader_events():
+    reader = ReplyReader()
+    assert reader.feed("200 result=1 (x)") == AGIReply(200, "1", "x", None, "200 result=1 (x)")
+    assert reader.feed("HANGUP") is HANGUP
+    error = reader.feed("510 Invalid or unknown command")
+    assert isinstance(error, AGICommandError)
+    assert (error.code, error.message) == (510, "Invalid or unknown command")
+    hangup = reader.feed("511 Command Not Permitted on a dead channel or intercept routine")
+    assert isinstance(hangup, AGIHangup)
+    assert "511" in str(hangup)
+    assert reader.feed("hello there") == Unexpected("hello there")
+    other = reader.feed("500 Something else")
+    assert isinstance(other, AGICommandError) and other.code == 500
+
+
+def test_reader_multi_line_usage():
+    reader = ReplyReader()
+    assert reader.feed("520-Invalid command syntax.  Proper usage follows:") is None
+    assert reader.in_reply
+    assert reader.feed(" Usage: STREAM FILE <filename> <escape digits> [sample offset]") is None
+    assert reader.feed("  Send the given file.") is None
+    error = reader.feed("520 End of proper usage.")
+    assert isinstance(error, AGICommandError)
+    assert error.code == 520
+    assert error.message == (
+        " Usage: STREAM FILE <filename> <escape digits> [sample offset]\n  Send the given file."
+    )
+    assert not reader.in_reply
+    assert reader.feed("200 result=0").result == "0"
+
+
+def test_reader_single_line_usage():
+    error = ReplyReader().feed("520 Invalid command syntax.  Proper usage not available.")
+    assert isinstance(error, AGICommandError)
+    assert error.message == "Invalid command syntax.  Proper usage not available."
+
+
+def test_reader_usage_is_bounded():
+    reader = ReplyReader(max_usage_lines=3)
+    reader.feed("520-Invalid command syntax.  Proper usage follows:")
+    for i in range(1000):
+        assert reader.feed(f"line {i}") is None
+    error = reader.feed("520 End of proper usage.")
+    assert error.message == "line 0\nline 1\nline 2"
+
+
+def test_reader_hangup_inside_usage_block():
+    reader = ReplyReader()
+    reader.feed("520-Invalid command syntax.  Proper usage follows:")
+    assert reader.feed("HANGUP") is HANGUP
+    assert reader.feed("520 End of proper usage.").code == 520
