@@ -314,8 +314,9 @@ class AGICommands:
         """
         C{DATABASE DEL "family" "key"}.
 
-        @return: Deferred firing with C{True} if a value was deleted,
-            C{False} if there was none (or it could not be deleted).
+        @return: Deferred firing with C{True} when Asterisk reports success
+            (Asterisk 22 does so for a key that did not exist, too), C{False}
+            otherwise.
         """
         line = f"DATABASE DEL {quote(family)} {quote(key)}"
         return self._execute(line).addCallback(lambda reply: reply.result == "1")
