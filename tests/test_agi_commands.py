@@ -227,7 +227,7 @@ class TypedCommandTests(CommandTestCase):
         self.assertEqual(
             self.ok(lambda: s.get_full_variable("${CALLERID(num)}@${CHANNEL}"),
                     b'GET FULL VARIABLE "${CALLERID(num)}@${CHANNEL}"\n',
-                    f"200 result=1 (87650001@PJSIP/87650001-00000001)\n".encode()),
+                    b"200 result=1 (87650001@PJSIP/87650001-00000001)\n"),
             "87650001@PJSIP/87650001-00000001",
         )
         self.assertIsNone(
