@@ -243,6 +243,7 @@ def client_main(args) -> int:
     C{client}: wait for a line on stdin (so several generators start
     together), run the load, print the result as JSON.
     """
+    print("ready", flush=True)
     sys.stdin.readline()
     before = resource.getrusage(resource.RUSAGE_SELF)
     result = run_load(args.port, args.sessions, args.concurrency, first=args.first)
@@ -414,6 +415,25 @@ def wire_hotline(handler_class, routing_path):
         "stand-in handler via AGISession (switchboard.hotline.handler imports, "
         "but bench does not wire it yet)"
     )
+
+
+def scaled_routing(destinations, directory):
+    """
+    TODO: write the sample routing scaled to C{destinations} destinations
+    into C{directory} once the routing file format has landed.
+
+    @return: the path of the file, or L{None} while there is no routing
+        store to load it.
+    """
+    return None
+
+
+def swap_times(routing_path, times):
+    """
+    TODO: seconds taken to validate and swap C{routing_path} in the
+    routing store, C{times} times.
+    """
+    raise NotImplementedError("no routing store yet")
 
 
 # Running a server --------------------------------------------------------

@@ -1,0 +1,282 @@
+"""
+C{python -m bench [--quick]}: run the benchmarks and print the figures.
+
+FastAGI sessions per second for (a) switchboard's hotline, (b) a raw
+Twisted responder doing the same exchange, (c) pyst2's AGI class behind a
+thread-per-connection server; then (a) while its routing file (2,000
+destinations) is reloaded every second, and the time to validate and swap
+that file.
+
+Each server runs in its own process on its own port, and one load
+generator process at a time plays Asterisk against one server at a time
+(the others sit idle), so on a two-core machine the server under test has
+a core and the generator the other. Rounds are interleaved (a, b, c, a,
+b, c, ...) so that drift of the machine hits every server alike; the
+figure given is the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import agi_load
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """One FastAGI server process (C{python -m bench.agi_load serve ...})."""
+
+    def __init__(self, label, kind, workdir, *extra):
+        self.label = label
+        self.stats_path = os.path.join(workdir, f"{label}.stats.json")
+        self.log_path = os.path.join(workdir, f"{label}.log")
+        command = [sys.executable, "-m", "bench.agi_load", "serve", kind,
+                   "--log-file", self.log_path, "--stats", self.stats_path, *extra]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        ready = self.process.stdout.readline().split(" ", 2)
+        if len(ready) < 3 or ready[0] != "READY":
+            self.process.kill()
+            raise RuntimeError(f"server {label} did not start (see {self.log_path})")
+        self.port = int(ready[1])
+        self.description = ready[2].strip()
+
+    def cpu(self) -> float:
+        """CPU seconds used so far (all threads)."""
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def stop(self) -> dict:
+        """Stop the server; what it wrote about its reloads."""
+        self.process.terminate()
+        self.process.wait(10)
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+
+def steal() -> float:
+    """CPU seconds the hypervisor has taken from this machine so far."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / TICKS if len(fields) > 8 else 0.0
+
+
+def measure(server, sessions, concurrency, clients=1) -> dict:
+    """
+    Run C{sessions} sessions (C{concurrency} at a time) against C{server}
+    from C{clients} generator processes started together.
+
+    @return: C{rate} (sessions per second), C{ok}, C{failures} (reason ->
+        count), C{seconds}, and the CPU share of the server and of the
+        generators (1.0 = one core busy all the time).
+    """
+    share, extra = divmod(sessions, clients)
+    processes = []
+    first = 0
+    for i in range(clients):
+        count = share + (1 if i < extra else 0)
+        command = [sys.executable, "-m", "bench.agi_load", "client", "--port",
+                   str(server.port), "--sessions", str(count), "--concurrency",
+                   str(max(1, concurrency // clients)), "--first", str(first)]
+        first += count
+        processes.append(subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True))
+    for process in processes:
+        process.stdout.readline()  # "ready": imported and waiting
+    cpu_before, steal_before = server.cpu(), steal()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    results = [json.loads(process.communicate()[0]) for process in processes]
+    server_cpu = server.cpu() - cpu_before
+    stolen = steal() - steal_before
+    seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
+    failures = {}
+    for r in results:
+        for reason, count in r["failures"].items():
+            failures[reason] = failures.get(reason, 0) + count
+    ok = sum(r["ok"] for r in results)
+    return {
+        "rate": ok / seconds if seconds > 0 else 0.0,
+        "ok": ok,
+        "failures": failures,
+        "seconds": seconds,
+        "server_cpu": server_cpu / seconds if seconds > 0 else 0.0,
+        "client_cpu": sum(r["cpu"] for r in results) / seconds if seconds > 0 else 0.0,
+        "steal": stolen / seconds if seconds > 0 else 0.0,
+    }
+
+
+def rounds(servers, options, sessions, reporter):
+    """
+    Warm every server up, then measure them in turn, C{options.rounds}
+    times. Returns label -> list of measurements.
+    """
+    for server in servers:
+        measure(server, min(500, sessions), options.concurrency)
+    results = {server.label: [] for server in servers}
+    for number in range(options.rounds):
+        for server in servers:
+            result = measure(server, sessions, options.concurrency, options.clients)
+            results[server.label].append(result)
+            reporter(number, server, result)
+    return results
+
+
+def summary(measurements) -> dict:
+    """Median rate and CPU shares, and all failures, over the rounds."""
+    failures = {}
+    for m in measurements:
+        for reason, count in m["failures"].items():
+            failures[reason] = failures.get(reason, 0) + count
+    return {
+        "rate": statistics.median(m["rate"] for m in measurements),
+        "low": min(m["rate"] for m in measurements),
+        "high": max(m["rate"] for m in measurements),
+        "sessions": sum(m["ok"] for m in measurements) + sum(failures.values()),
+        "failed": sum(failures.values()),
+        "failures": failures,
+        "server_cpu": statistics.median(m["server_cpu"] for m in measurements),
+        "client_cpu": statistics.median(m["client_cpu"] for m in measurements),
+    }
+
+
+def print_round(number, server, m):
+    failed = sum(m["failures"].values())
+    print(f"  round {number + 1} {server.label}: {m['rate']:8.0f} sessions/s "
+          f"({m['ok']} ok, {failed} failed, {m['seconds']:.2f} s; CPU server "
+          f"{m['server_cpu']:.0%}, generator {m['client_cpu']:.0%}, stolen by the host "
+          f"{m['steal']:.0%})", flush=True)
+
+
+def print_table(rows):
+    print()
+    print(f"  {'server':<34} {'sessions/s':>10} {'(min..max)':>13} {'failed':>7} "
+          f"{'server CPU':>10} {'gen. CPU':>9}")
+    for label, name, s in rows:
+        span = f"{s['low']:.0f}..{s['high']:.0f}"
+        print(f"  {label + ' ' + name:<34} {s['rate']:>10.0f} {span:>13} "
+              f"{s['failed']:>7} {s['server_cpu']:>10.0%} {s['client_cpu']:>9.0%}")
+        for reason, count in sorted(s["failures"].items()):
+            print(f"      failure: {reason} x {count}")
+
+
+def verdict(value, target) -> str:
+    return f"{value:.2f} (target >= {target}: {'met' if value >= target else 'NOT met'})"
+
+
+def agi_benchmark(options, workdir):
+    """The three servers, then the hotline under routing reloads."""
+    sessions = options.sessions
+    print(f"FastAGI hotline sessions over loopback: {sessions} sessions x "
+          f"{options.rounds} round(s), {options.concurrency} concurrent, "
+          f"{options.clients} generator process(es); {os.cpu_count()} CPU(s), "
+          "nothing pinned; one server under load at a time.")
+    servers = [
+        Server("(a)", "switchboard", workdir),
+        Server("(b)", "raw", workdir),
+        Server("(c)", "pyst2", workdir),
+    ]
+    try:
+        for server in servers:
+            print(f"  {server.label} port {server.port}: {server.description}")
+        results = rounds(servers, options, sessions, print_round)
+    finally:
+        for server in servers:
+            server.stop()
+    a, b, c = (summary(results[s.label]) for s in servers)
+    print_table([("(a)", "switchboard hotline", a), ("(b)", "raw Twisted responder", b),
+                 ("(c)", "pyst2 AGI, thread/conn", c)])
+    print()
+    print(f"  a/b = {verdict(a['rate'] / b['rate'], 0.7)}")
+    print(f"  a/c = {verdict(a['rate'] / c['rate'], 2)}")
+    print(f"  (a) ran: {servers[0].description}")
+    print()
+    reload_benchmark(options, workdir)
+
+
+def reload_benchmark(options, workdir):
+    """(a) with a 2,000-destination routing file, reloaded every second or not."""
+    print("Routing reloads: (a) with a routing file of "
+          f"{options.destinations} destinations, reloaded every second or never.")
+    routing = agi_load.scaled_routing(options.destinations, workdir)
+    if routing is None:
+        print("  TODO: no routing store to reload yet (switchboard.hotline not wired "
+              "in bench.agi_load.scaled_routing / wire_hotline); skipped.")
+        return
+    swap = agi_load.swap_times(routing, 5)
+    print(f"  validate + swap of the {options.destinations}-destination file: median "
+          f"{statistics.median(swap) * 1000:.0f} ms of 5 "
+          f"({', '.join(f'{t * 1000:.0f}' for t in swap)} ms)")
+    servers = [
+        Server("still", "switchboard", workdir, "--routing", routing),
+        Server("reloading", "switchboard", workdir, "--routing", routing,
+               "--reload-every", "1"),
+    ]
+    try:
+        for server in servers:
+            print(f"  {server.label} port {server.port}: {server.description}")
+        results = rounds(servers, options, options.reload_sessions, print_round)
+    finally:
+        stats = [server.stop() for server in servers]
+    still, reloading = (summary(results[s.label]) for s in servers)
+    print_table([("(a)", "no reloads", still), ("(a)", "reload every 1 s", reloading)])
+    reloads = stats[1]
+    seconds = reloads.get("seconds", [])
+    print()
+    print(f"  with reloads / without = {verdict(reloading['rate'] / still['rate'], 0.9)}")
+    print(f"  failed sessions while reloading: {reloading['failed']} (target 0)")
+    print(f"  reloads done: {reloads.get('done', 0)}, refused or failed: "
+          f"{reloads.get('failed', 0)}"
+          + (f", median {statistics.median(seconds) * 1000:.0f} ms each under load"
+             if seconds else "")
+          + (f"; last error: {reloads['last_error']}" if reloads.get("last_error") else ""))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[1])
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--sessions", type=int, help="sessions per measurement")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, help="measurements of each server")
+    parser.add_argument("--clients", type=int, default=1, help="generator processes")
+    parser.add_argument("--destinations", type=int, default=2000)
+    parser.add_argument("--reload-sessions", type=int,
+                        help="sessions per measurement of the reload benchmark")
+    parser.add_argument("--keep", action="store_true", help="keep logs and files")
+    options = parser.parse_args(argv)
+    if options.sessions is None:
+        options.sessions = 2000 if options.quick else 5000
+    if options.rounds is None:
+        options.rounds = 1 if options.quick else 3
+    if options.reload_sessions is None:
+        options.reload_sessions = 2 * options.sessions
+    workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
+    started = time.monotonic()
+    try:
+        agi_benchmark(options, workdir)
+    finally:
+        if options.keep:
+            print(f"\nlogs and files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\n(benchmark took {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
