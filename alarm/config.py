@@ -1,0 +1,279 @@
+"""
+The alarm configuration (C{alarm.yaml}): how long neighbours' phones ring,
+how the alarm escalates when nobody confirms, and which prompts are played.
+
+Like the routing file, a refused file is reported with every problem, each
+with its file:line:column, key path and what would be right
+(L{switchboard.yamlconf.ConfigError}).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from switchboard import yamlconf
+from switchboard.dialing import is_channel
+from switchboard.numbers import InvalidNumber, NumberPlan
+
+_SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+_UNSAFE_NAME = re.compile(r"[\r\n\0\"<>]")
+
+_TOP = {"neighbours", "escalation", "caller", "responder", "caller_id_name",
+        "originate_retry", "prompts"}
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Sound names (without extension) played at each step; each a tuple of sounds."""
+
+    caller_hold: tuple = ("one-moment-please",)
+    caller_cancelled: tuple = ("cancelled", "goodbye")
+    responder_intro: tuple = ("beep", "beep", "vm-theperson")
+    responder_location: tuple = ("location",)
+    responder_separator: tuple = ("letters/dash",)
+    responder_unregistered: tuple = ("vm-from-phonenumber",)
+    responder_ask: tuple = ("vm-press", "digits/1")
+    responder_coming: tuple = ("auth-thankyou",)
+    responder_declined: tuple = ("goodbye",)
+    responder_unconfirmed: tuple = ("goodbye",)
+    responder_cancelled: tuple = ("cancelled", "goodbye")
+
+    def all(self) -> set:
+        return {s for name in self.__dataclass_fields__ for s in getattr(self, name)}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """
+    One escalation stage: ring C{phones} (E.164 numbers or explicit channels)
+    C{after} seconds after the alarm was raised if nobody has confirmed.
+    """
+
+    name: str
+    after: float
+    phones: tuple
+    trunk: str = "default"
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    """Everything alarm.yaml says, checked. Times in seconds."""
+
+    stages: tuple
+    max_neighbours: int = 10
+    ring_timeout: float = 30.0
+    confirm_within: float = 45.0
+    retry_unanswered: int = 1
+    retry_after: float = 10.0
+    neighbour_trunk: str = "default"
+    repeat_every: float = 120.0
+    cancel_key: str = "*"
+    answer_attempts: int = 3
+    digit_timeout: float = 5.0
+    caller_id_name: str = "ALARM"
+    originate_retry: float = 2.0
+    prompts: Prompts = field(default_factory=Prompts)
+
+    @property
+    def duty(self) -> Stage:
+        """The first stage: where an unregistered caller or a recovered alarm goes at once."""
+        return self.stages[0]
+
+
+def load(path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
+    """Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem."""
+    return check(yamlconf.load(path), numbers, trunks, path)
+
+
+def loads(text: str, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
+    return check(yamlconf.loads(text, path), numbers, trunks, path)
+
+
+def check(data, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
+    """Validate a loaded document; C{trunks}, if given, are the known trunk names."""
+    c = _Check(numbers, trunks, path)
+    config = c.document(data)
+    c.checker.raise_if_any()
+    return config
+
+
+class _Check:
+    def __init__(self, numbers, trunks, path):
+        self.checker = yamlconf.Checker()
+        self.numbers = numbers
+        self.trunks = set(trunks) if trunks is not None else None
+        self.path = path
+
+    def add(self, where, key, message, hint=""):
+        self.checker.add(where, key, message, hint)
+
+    def document(self, data) -> AlarmConfig:
+        if data is None:
+            data = yamlconf.LocatedDict()
+            data.location = yamlconf.Location(self.path, 1, 1)
+        data = self.checker.mapping(data, "", allowed=_TOP, required=("escalation",))
+        defaults = AlarmConfig(stages=())
+        kw = {}
+
+        n = self.section(data, "neighbours", {"max", "ring_timeout", "confirm_within",
+                                              "retry_unanswered", "retry_after", "trunk"})
+        kw["max_neighbours"] = self.whole(n, "max", "neighbours.max", defaults.max_neighbours, 1, 50)
+        kw["ring_timeout"] = self.seconds(n, "ring_timeout", "neighbours.ring_timeout",
+                                          defaults.ring_timeout, 5, 300)
+        kw["confirm_within"] = self.seconds(n, "confirm_within", "neighbours.confirm_within",
+                                            defaults.confirm_within, 5, 600)
+        kw["retry_unanswered"] = self.whole(n, "retry_unanswered", "neighbours.retry_unanswered",
+                                            defaults.retry_unanswered, 0, 3)
+        kw["retry_after"] = self.seconds(n, "retry_after", "neighbours.retry_after",
+                                         defaults.retry_after, 0, 600)
+        kw["neighbour_trunk"] = self.trunk(n, "neighbours.trunk")
+
+        e = self.section(data, "escalation", {"stages", "repeat_every"})
+        kw["repeat_every"] = self.seconds(e, "repeat_every", "escalation.repeat_every",
+                                          defaults.repeat_every, 0, 3600)
+        kw["stages"] = self.stages(e)
+
+        caller = self.section(data, "caller", {"cancel_key"})
+        key = self.checker.typed(caller, "cancel_key", str, "caller.cancel_key", "*")
+        if key not in tuple("0123456789*#"):
+            self.add(caller.where("cancel_key"), "caller.cancel_key", f"{key!r} is not a phone key",
+                     "one of 0-9, * or #")
+            key = "*"
+        kw["cancel_key"] = key
+
+        r = self.section(data, "responder", {"attempts", "digit_timeout"})
+        kw["answer_attempts"] = self.whole(r, "attempts", "responder.attempts",
+                                           defaults.answer_attempts, 1, 10)
+        kw["digit_timeout"] = self.seconds(r, "digit_timeout", "responder.digit_timeout",
+                                           defaults.digit_timeout, 1, 60)
+
+        name = self.checker.typed(data, "caller_id_name", str, "caller_id_name", "ALARM")
+        if _UNSAFE_NAME.search(name) or len(name) > 40:
+            self.add(data.where("caller_id_name"), "caller_id_name",
+                     "must be at most 40 characters without quotes, < > or line breaks")
+            name = "ALARM"
+        kw["caller_id_name"] = name
+        kw["originate_retry"] = self.seconds(data, "originate_retry", "originate_retry",
+                                             defaults.originate_retry, 0.1, 60)
+        kw["prompts"] = self.prompts(data)
+        return AlarmConfig(**kw)
+
+    def section(self, data, name, allowed):
+        if name not in data:
+            return yamlconf.LocatedDict()
+        return self.checker.mapping(data[name], name, data.where(name), allowed=allowed)
+
+    def whole(self, mapping, name, key, default, low, high):
+        value = self.checker.typed(mapping, name, int, key, default)
+        if not low <= value <= high:
+            self.add(mapping.where(name), key, f"{value} is out of range",
+                     f"a whole number from {low} to {high}")
+            return default
+        return value
+
+    def seconds(self, mapping, name, key, default, low, high):
+        value = self.checker.typed(mapping, name, (int, float), key, default, "a number of seconds")
+        if not low <= value <= high:
+            self.add(mapping.where(name), key, f"{value} seconds is out of range",
+                     f"from {low} to {high} seconds")
+            return float(default)
+        return float(value)
+
+    def trunk(self, mapping, key, name="trunk"):
+        trunk = self.checker.typed(mapping, name, str, key, "default")
+        if self.trunks is not None and trunk not in self.trunks:
+            self.add(mapping.where(name), key, f"unknown trunk {trunk!r}",
+                     "trunks in switchboard.yaml: " + ", ".join(sorted(self.trunks)))
+            return "default"
+        return trunk
+
+    def phone(self, value, where, key):
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        if not text:
+            self.add(where, key, "must be a phone number or a channel such as PJSIP/duty-office")
+            return None
+        if is_channel(text):
+            return text
+        try:
+            return self.numbers.normalise(text)
+        except InvalidNumber as e:
+            self.add(where, key, str(e), "a phone number or a channel such as PJSIP/duty-office")
+            return None
+
+    def stages(self, e) -> tuple:
+        items = self.checker.typed(e, "stages", list, "escalation.stages", None)
+        if not items:
+            if "stages" not in e or isinstance(e.get("stages"), list):
+                self.add(e.where("stages"), "escalation.stages", "at least one stage is needed",
+                         "the first stage (e.g. the duty officer) is also rung at once for "
+                         "unregistered callers")
+            return ()
+        out, previous = [], None
+        for i, item in enumerate(items):
+            key = f"escalation.stages[{i}]"
+            where = items.where(i)
+            s = self.checker.mapping(item, key, where,
+                                     allowed={"name", "after", "phones", "number", "trunk"},
+                                     required=("name", "after"))
+            name = self.checker.typed(s, "name", str, f"{key}.name", f"stage {i + 1}")
+            after = self.seconds(s, "after", f"{key}.after", 0, 0, 86400) if "after" in s else 0.0
+            if previous is not None and after <= previous:
+                self.add(s.where("after"), f"{key}.after",
+                         f"{after:g} s is not later than the stage before ({previous:g} s)",
+                         "each stage's 'after' counts from the alarm and must grow")
+            previous = after
+            phones = []
+            if "phones" in s and "number" in s:
+                self.add(s.where("number"), f"{key}.number", "give either 'phones' or 'number'")
+            if "number" in s:
+                phone = self.phone(s["number"], s.where("number"), f"{key}.number")
+                phones = [phone] if phone else []
+            elif "phones" in s:
+                listed = self.checker.typed(s, "phones", list, f"{key}.phones", [])
+                for j, value in enumerate(listed):
+                    phone = self.phone(value, listed.where(j), f"{key}.phones[{j}]")
+                    if phone:
+                        phones.append(phone)
+                if not listed and isinstance(s.get("phones"), list):
+                    self.add(s.where("phones"), f"{key}.phones", "is empty")
+            elif isinstance(s, dict) and s:
+                self.add(where, key, "missing 'phones' (a list) or 'number'")
+            out.append(Stage(name=name, after=after, phones=tuple(phones),
+                             trunk=self.trunk(s, f"{key}.trunk")))
+        return tuple(out)
+
+    def prompts(self, data) -> Prompts:
+        allowed = set(Prompts.__dataclass_fields__)
+        p = self.section(data, "prompts", allowed)
+        kw = {}
+        for name in allowed & set(p):
+            key = f"prompts.{name}"
+            value = p[name]
+            sounds = [value] if isinstance(value, str) else value
+            if not isinstance(sounds, list):
+                self.add(p.where(name), key, "must be a sound name or a list of them",
+                         "e.g. [beep, vm-press, digits/1]")
+                continue
+            good = True
+            for j, sound in enumerate(sounds):
+                if not isinstance(sound, str) or not _SOUND.match(sound) or ".." in sound:
+                    where = sounds.where(j) if isinstance(sounds, yamlconf.LocatedList) else p.where(name)
+                    self.add(where, f"{key}[{j}]" if sounds is not value else key,
+                             f"{sound!r} is not a sound name",
+                             "a name under the sounds folder without extension, e.g. digits/1")
+                    good = False
+            if good:
+                kw[name] = tuple(sounds)
+        return Prompts(**kw)
+
+
+def missing_sounds(config: AlarmConfig, sounds_dir: str) -> list:
+    """The prompt names of C{config} with no file of any format in C{sounds_dir} (a check for staff)."""
+    import glob
+    import os
+    missing = []
+    for sound in sorted(config.prompts.all() | {f"digits/{d}" for d in range(10)}):
+        if not glob.glob(os.path.join(sounds_dir, glob.escape(sound) + ".*")):
+            missing.append(sound)
+    return missing
