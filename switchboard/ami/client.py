@@ -1,0 +1,335 @@
+"""
+The switchboard's manager client: one logged-in connection kept up for the
+life of the service, actions, events, and the few actions it uses.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from switchboard.ami import message as _message
+from switchboard.ami.backoff import Backoff
+from switchboard.ami.errors import (
+    AMIActionError,
+    AMIArgumentError,
+    AMIConnectionLost,
+    AMINotConnected,
+    AMITimeout,
+)
+from switchboard.ami.events import Subscriptions
+from switchboard.ami.link import ManagerLink
+from switchboard.ami.originate import (
+    FAILED,
+    OriginateResult,
+    originate_headers,
+    result_from_event,
+)
+from switchboard.ami.protocol import action_id_source
+
+# Asterisk's answers meaning "there was nothing there".
+_DB_MISSING = ("database entry not found", "database entry could not be deleted")
+_NO_CHANNEL = "no such channel"
+
+
+class _PendingOriginate:
+    __slots__ = ("channel_id", "deferred", "timer")
+
+    def __init__(self, channel_id, deferred):
+        self.channel_id = channel_id
+        self.deferred = deferred
+        self.timer = None
+
+
+class AMIClient:
+    """
+    A manager client that stays connected: it logs in on every connection
+    and reconnects after any failure with a capped, jittered exponential
+    backoff (C{initial_delay} doubling up to C{max_delay}), forever, until
+    L{stop}. A C{Ping} every C{ping_interval} seconds that gets no answer
+    within C{ping_timeout} drops the connection as dead.
+
+    Actions are only sent on a logged-in connection: while there is none
+    they fail at once with L{AMINotConnected}; when a connection ends, every
+    awaited answer fails with L{AMIConnectionLost}. Nothing is ever queued
+    or sent again on a later connection.
+
+    @param reactor: provides C{IReactorTCP} and C{IReactorTime} (default:
+        the global reactor).
+    @param random: a callable returning floats in [0, 1) for the jitter.
+    @param jitter: the largest fraction by which a delay is shortened.
+    @param client_id: prefix of this client's C{ActionID}s (default: random).
+    @param originate_margin: seconds an originate's outcome is awaited
+        beyond its ring timeout.
+    """
+
+    log = Logger()
+
+    def __init__(self, host, port, username, secret, *, reactor=None, initial_delay=0.2,
+                 max_delay=3.0, ping_interval=10.0, ping_timeout=5.0, action_timeout=10.0,
+                 originate_margin=10.0, connect_timeout=5.0, random=None, jitter=0.25,
+                 client_id=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.action_timeout = action_timeout
+        self.originate_margin = originate_margin
+        self._next_id = action_id_source(client_id)
+        self._subscriptions = Subscriptions()
+        self._originates = {}
+        self._connect_waiters = []
+        self._on_connect = []
+        self._on_disconnect = []
+        self._link = ManagerLink(
+            host, port, username, secret, reactor=reactor, listener=self,
+            backoff=Backoff(initial_delay, max_delay, jitter=jitter, random=random),
+            action_ids=self._next_id, ping_interval=ping_interval,
+            ping_timeout=ping_timeout, action_timeout=action_timeout,
+            connect_timeout=connect_timeout,
+        )
+
+    def __repr__(self):
+        return f"<AMIClient {self._link.username}@{self._link.host}:{self._link.port}>"
+
+    # Life
+
+    def start(self):
+        """Start connecting (and keep connected until L{stop})."""
+        self._link.start()
+
+    def stop(self):
+        """
+        Stop reconnecting; log off if logged in.
+
+        @return: Deferred fired once the connection is closed.
+        """
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for d in waiters:
+            d.errback(AMINotConnected("the AMI client was stopped"))
+        return self._link.stop()
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up and logged in."""
+        return self._link.current is not None
+
+    def when_connected(self):
+        """Deferred fired with this client once logged in (at once if it is)."""
+        if self.connected:
+            return defer.succeed(self)
+        d = defer.Deferred()
+        self._connect_waiters.append(d)
+        return d
+
+    def on_connect(self, callback):
+        """
+        Call C{callback(client)} after every successful login (and now, if
+        logged in already), e.g. to push state to AstDB again. Exceptions and
+        failed Deferreds are logged.
+        """
+        self._on_connect.append(callback)
+        if self.connected:
+            self._notify(callback, "on_connect")
+
+    def on_disconnect(self, callback):
+        """Call C{callback(client)} whenever a logged-in connection ends."""
+        self._on_disconnect.append(callback)
+
+    # Listener of the link
+
+    def linkUp(self, protocol):
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for d in waiters:
+            d.callback(self)
+        for callback in list(self._on_connect):
+            self._notify(callback, "on_connect")
+
+    def linkDown(self, protocol, reason):
+        pending, self._originates = self._originates, {}
+        for action_id, waiting in pending.items():
+            _cancel(waiting.timer)
+            waiting.deferred.errback(AMIConnectionLost(
+                f"the AMI connection closed before the outcome of originate {action_id} "
+                "(the call may still be going on)"))
+        for callback in list(self._on_disconnect):
+            self._notify(callback, "on_disconnect")
+
+    def linkEvent(self, event):
+        if (event.event or "").lower() == "originateresponse":
+            waiting = self._originates.pop(event.action_id, None)
+            if waiting is not None:
+                _cancel(waiting.timer)
+                waiting.deferred.callback(result_from_event(event, waiting.channel_id))
+        self._subscriptions.dispatch(event)
+
+    def _notify(self, callback, what):
+        d = defer.maybeDeferred(callback, self)
+        d.addErrback(lambda f: self.log.failure("AMI {what} callback {callback!r} failed", f,
+                                                what=what, callback=callback))
+
+    # Events
+
+    def subscribe(self, pattern, callback):
+        """
+        Call C{callback(event)} for every event whose name matches
+        C{pattern} (C{"*"}, an exact name, or an fnmatch pattern; case is
+        ignored). Returns a token for L{unsubscribe}.
+        """
+        return self._subscriptions.subscribe(pattern, callback)
+
+    def unsubscribe(self, token):
+        """Stop a subscription."""
+        self._subscriptions.unsubscribe(token)
+
+    # Actions
+
+    def send_action(self, name, headers=None, timeout=None):
+        """
+        Send action C{name} with C{headers} (a mapping or C{(name, value)}
+        pairs; list values give repeated headers; C{ActionID} is added).
+
+        @return: Deferred firing with the response L{Message} (for an event
+            list, with the list in its C{events}); failing with
+            L{AMIArgumentError} (CR/LF in a name or value: nothing sent),
+            L{AMINotConnected}, L{AMIActionError} (C{Response: Error}),
+            L{AMITimeout} or L{AMIConnectionLost}.
+        """
+        try:
+            _message.action(name, headers)
+        except AMIArgumentError:
+            return defer.fail()
+        protocol = self._link.current
+        if protocol is None:
+            return defer.fail(AMINotConnected(f"not connected to Asterisk: {name} not sent"))
+        return protocol.sendAction(name, headers, timeout=timeout)
+
+    def command(self, text):
+        """
+        Run a CLI command; Deferred firing with its output lines. A command
+        Asterisk rejects fails with L{AMIActionError} carrying its output.
+        """
+        def rejected(failure):
+            failure.trap(AMIActionError)
+            output = failure.value.response.getall("Output") if failure.value.response else []
+            if output:
+                raise AMIActionError("\n".join(output), failure.value.response)
+            return failure
+
+        d = self.send_action("Command", [("Command", text)])
+        d.addCallbacks(lambda response: response.getall("Output"), rejected)
+        return d
+
+    def db_put(self, family, key, value):
+        """Set AstDB C{family/key} to C{value}."""
+        d = self.send_action("DBPut", [("Family", family), ("Key", key), ("Val", value)])
+        return d.addCallback(lambda _: None)
+
+    def db_get(self, family, key):
+        """Deferred firing with AstDB C{family/key}, or L{None} when absent."""
+        def found(response):
+            for event in response.events:
+                if (event.event or "").lower() == "dbgetresponse":
+                    return event.get("Val", "")
+            raise AMIActionError("DBGet answered without a DBGetResponse event", response)
+
+        d = self.send_action("DBGet", [("Family", family), ("Key", key)])
+        return d.addCallbacks(found, _absent(_DB_MISSING, None))
+
+    def db_del(self, family, key):
+        """Delete AstDB C{family/key}; Deferred firing with whether it existed."""
+        d = self.send_action("DBDel", [("Family", family), ("Key", key)])
+        return d.addCallbacks(lambda _: True, _absent(_DB_MISSING, False))
+
+    def db_deltree(self, family, key=None):
+        """
+        Delete AstDB C{family} (or its subtree C{key}); Deferred firing with
+        whether anything was there.
+        """
+        d = self.send_action("DBDelTree", [("Family", family), ("Key", key)])
+        return d.addCallbacks(lambda _: True, _absent(_DB_MISSING, False))
+
+    def hangup(self, channel, cause=16):
+        """
+        Hang up C{channel} with Q.850 C{cause} (16: normal clearing);
+        Deferred firing with whether the channel existed.
+        """
+        d = self.send_action("Hangup", [("Channel", channel), ("Cause", cause)])
+        return d.addCallbacks(lambda _: True, _absent((_NO_CHANNEL,), False))
+
+    def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
+                  data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
+                  other_channel_id=None):
+        """
+        Call C{channel} (ringing it for C{timeout} seconds) and, once
+        answered, send it to C{context,exten,priority} or run
+        C{application(data)}. C{variables} become channel variables.
+
+        The call is originated asynchronously; the outcome is the
+        C{OriginateResponse} event that carries this action's C{ActionID}.
+
+        @return: Deferred firing with an L{OriginateResult} (outcome
+            C{"answered"}, C{"busy"}, C{"no-answer"}, C{"congestion"} or
+            C{"failed"}; an action Asterisk refuses outright, such as an
+            unknown channel technology or a permission problem, is
+            C{"failed"} with Asterisk's message). Fails with
+            L{AMIArgumentError} (bad arguments, nothing sent),
+            L{AMINotConnected} (nothing sent), L{AMIConnectionLost} (the link
+            dropped before the outcome: the call may be going on, it is not
+            originated again) or L{AMITimeout} (no outcome within C{timeout}
+            plus C{originate_margin} seconds).
+        """
+        try:
+            headers = originate_headers(
+                channel, context=context, exten=exten, priority=priority,
+                application=application, data=data, variables=variables,
+                caller_id=caller_id, timeout=timeout, channel_id=channel_id,
+                other_channel_id=other_channel_id)
+            _message.action("Originate", headers)
+        except AMIArgumentError:
+            return defer.fail()
+        protocol = self._link.current
+        if protocol is None:
+            return defer.fail(AMINotConnected(f"not connected to Asterisk: {channel} not called"))
+        action_id = self._next_id()
+        waiting = _PendingOriginate(channel_id, defer.Deferred())
+        # Registered before sending: the event may come before the response.
+        self._originates[action_id] = waiting
+        limit = timeout + self.originate_margin
+        waiting.timer = self.reactor.callLater(limit, self._originateExpired, action_id, limit)
+        queued = protocol.sendAction("Originate", headers, action_id=action_id)
+        queued.addErrback(self._originateRefused, action_id)
+        return waiting.deferred
+
+    def _originateRefused(self, failure, action_id):
+        waiting = self._originates.pop(action_id, None)
+        if waiting is None:
+            return None  # the outcome arrived first, or the link is down
+        _cancel(waiting.timer)
+        if failure.check(AMIActionError):
+            waiting.deferred.callback(OriginateResult(
+                waiting.channel_id, FAILED, None,
+                f"Asterisk refused the originate: {failure.value.message}"))
+        else:
+            waiting.deferred.errback(failure)
+        return None
+
+    def _originateExpired(self, action_id, limit):
+        waiting = self._originates.pop(action_id, None)
+        if waiting is not None:
+            waiting.deferred.errback(AMITimeout(
+                f"no OriginateResponse for {action_id} within {limit:g} s"))
+
+
+def _absent(messages, value):
+    """An errback turning Asterisk's "nothing there" answers into C{value}."""
+    def errback(failure):
+        failure.trap(AMIActionError)
+        if (failure.value.message or "").strip().lower() in messages:
+            return value
+        return failure
+    return errback
+
+
+def _cancel(call):
+    if call is not None and call.active():
+        call.cancel()

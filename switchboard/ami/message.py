@@ -1,0 +1,217 @@
+"""
+AMI messages: ordered headers with repeats, and their wire form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from switchboard.ami.errors import AMIArgumentError
+
+_FORBIDDEN = ("\r", "\n", "\0")
+
+# Asterisk writes these for "no value" (no channel was created, no caller ID).
+NO_VALUE = ("<null>", "<unknown>")
+
+
+class Message:
+    """
+    One AMI block: a response, an event or an action.
+
+    Headers keep their order and repeats (C{Variable}, C{ChanVariable},
+    C{Output} appear many times). Lookup by name ignores case, as Asterisk
+    does.
+
+    @ivar events: for an action answered with an event list, the events
+        of the list (without the closing event); otherwise empty.
+    @ivar complete: for an event list, its closing event (C{EventList:
+        Complete}, with C{ListItems}); otherwise L{None}.
+    """
+
+    __slots__ = ("_headers", "events", "complete")
+
+    def __init__(self, headers=()):
+        self._headers = [(str(k), str(v)) for k, v in _pairs(headers)]
+        self.events = []
+        self.complete = None
+
+    # Mapping-like access
+
+    def __getitem__(self, name):
+        wanted = name.lower()
+        for key, value in self._headers:
+            if key.lower() == wanted:
+                return value
+        raise KeyError(name)
+
+    def get(self, name, default=None):
+        """The first value of header C{name}, or C{default}."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def getall(self, name):
+        """Every value of header C{name}, in order (empty when absent)."""
+        wanted = name.lower()
+        return [value for key, value in self._headers if key.lower() == wanted]
+
+    def add(self, name, value):
+        """Append a header (repeats are kept)."""
+        self._headers.append((str(name), str(value)))
+
+    def items(self):
+        """Every C{(name, value)} pair, in order, repeats included."""
+        return list(self._headers)
+
+    def keys(self):
+        """Header names in order of first appearance, without repeats."""
+        seen, names = set(), []
+        for key, _ in self._headers:
+            if key.lower() not in seen:
+                seen.add(key.lower())
+                names.append(key)
+        return names
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self._headers)
+
+    def __eq__(self, other):
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self._headers == other._headers and self.events == other.events
+
+    def __repr__(self):
+        return f"Message({self._headers!r})"
+
+    # What kind of block
+
+    @property
+    def event(self):
+        """The event name (C{Event} header), or L{None}."""
+        return self.get("Event")
+
+    @property
+    def response(self):
+        """The response status (C{Success}, C{Error}, ...), or L{None}."""
+        return self.get("Response")
+
+    @property
+    def is_event(self):
+        """
+        Whether this is an event: its first header is C{Event} (an event
+        such as C{OriginateResponse} carries a C{Response} header too).
+        """
+        if self._headers and self._headers[0][0].lower() in ("event", "response"):
+            return self._headers[0][0].lower() == "event"
+        return self.event is not None
+
+    @property
+    def action_id(self):
+        """The C{ActionID} header, or L{None}."""
+        return self.get("ActionID")
+
+    def value(self, name):
+        """
+        Header C{name}, with Asterisk's placeholders for nothing
+        (C{<null>}, C{<unknown>}) and an absent header as L{None}.
+        """
+        value = self.get(name)
+        return None if value in NO_VALUE else value
+
+    def encode(self) -> bytes:
+        """The wire form: C{Name: value} lines and a blank line."""
+        return encode(self._headers)
+
+
+def _pairs(headers):
+    """
+    C{(name, value)} pairs from a mapping or an iterable of pairs; a list or
+    tuple value gives one header per item, L{None} omits the header,
+    booleans are written C{true}/C{false}.
+    """
+    if headers is None:
+        return
+    items = headers.items() if isinstance(headers, (Mapping, Message)) else headers
+    for name, value in items:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                if item is not None:
+                    yield name, _text(item)
+        else:
+            yield name, _text(value)
+
+
+def _text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_name(name):
+    """Refuse a header name that could not be read back as written."""
+    if not isinstance(name, str) or not name:
+        raise AMIArgumentError(f"AMI header name must be a non-empty string, not {name!r}")
+    if any(c in name for c in _FORBIDDEN) or ":" in name or name != name.strip():
+        raise AMIArgumentError(f"AMI header name {name!r} contains CR, LF, NUL, ':' or blanks")
+
+
+def check_value(name, value):
+    """Refuse a header value that would end the header early."""
+    if any(c in value for c in _FORBIDDEN):
+        raise AMIArgumentError(f"AMI header {name!r} has a value containing CR, LF or NUL")
+
+
+def normalise(headers):
+    """
+    Checked C{(name, value)} string pairs from the forms L{Message} accepts.
+
+    @raise AMIArgumentError: a name or value cannot be sent safely.
+    """
+    pairs = list(_pairs(headers))
+    for name, value in pairs:
+        check_name(name)
+        check_value(name, value)
+    return pairs
+
+
+def encode(pairs) -> bytes:
+    """
+    The wire form of checked header pairs.
+
+    @raise AMIArgumentError: a name or value cannot be sent safely (checked
+        again here: nothing unsafe is ever written).
+    """
+    lines = []
+    for name, value in normalise(pairs):
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8")
+
+
+def action(name, headers=None, action_id=None) -> Message:
+    """
+    The L{Message} for action C{name}: C{Action}, then C{ActionID} (when
+    given), then C{headers} in order.
+
+    @raise AMIArgumentError: unsafe names or values, or C{headers} naming
+        C{Action}/C{ActionID} themselves (the client owns them).
+    """
+    check_value("Action", _text(name))
+    check_name(_text(name))  # an action name is a plain word as well
+    pairs = normalise(headers)
+    for key, _ in pairs:
+        if key.lower() in ("action", "actionid"):
+            raise AMIArgumentError(f"header {key!r} is set by the client, not by the caller")
+    first = [("Action", _text(name))]
+    if action_id is not None:
+        first.append(("ActionID", _text(action_id)))
+    return Message(first + pairs)
