@@ -138,8 +138,8 @@ class ManagerLink(ClientFactory):
         self._connect_failures += 1
         n = self._connect_failures
         if n <= _FIRST_LOGGED or n % _REPEAT_LOG == 0:
-            self.log.warn("AMI {link}: cannot connect ({why}); attempt {n}, retrying",
-                          link=self, why=reason.getErrorMessage(), n=n)
+            self.log.warn("AMI {link}: cannot connect ({detail}); attempt {n}, retrying",
+                          link=self, detail=reason.getErrorMessage(), n=n)
         self._retryLater()
 
     # From the protocol
@@ -174,12 +174,12 @@ class ManagerLink(ClientFactory):
         if failure.check(AMILoginError):
             self._login_failures += 1
             self.log.error(
-                "AMI {link}: LOGIN REFUSED: {message} (attempt {n}); check the user name, "
+                "AMI {link}: LOGIN REFUSED: {refusal} (attempt {n}); check the user name, "
                 "secret and permit/deny of this user in Asterisk's manager.conf",
-                link=self, message=failure.value.message, n=self._login_failures)
+                link=self, refusal=failure.value.message, n=self._login_failures)
         else:
-            self.log.warn("AMI {link}: login failed: {why}", link=self,
-                          why=failure.getErrorMessage())
+            self.log.warn("AMI {link}: login failed: {detail}", link=self,
+                          detail=failure.getErrorMessage())
         protocol.abort("login failed")
 
     def eventReceived(self, protocol, event):
@@ -194,8 +194,8 @@ class ManagerLink(ClientFactory):
             self.current = None
             self._stopPinging()
             if self.running:
-                self.log.warn("AMI {link}: connection lost ({why}); reconnecting", link=self,
-                              why=reason.getErrorMessage() if reason is not None else "?")
+                self.log.warn("AMI {link}: connection lost ({detail}); reconnecting", link=self,
+                              detail=reason.getErrorMessage() if reason is not None else "?")
             self.listener.linkDown(protocol, reason)
         if self.running:
             self._retryLater()

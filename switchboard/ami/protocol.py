@@ -109,8 +109,8 @@ class AMIProtocol(Protocol):
                 self._bannerReceived(item)
             elif isinstance(item, Malformed):
                 self.log.warn(
-                    "AMI {peer}: skipping malformed data ({reason}): {lines!r}",
-                    peer=self._peer, reason=item.reason, lines=item.lines[:5],
+                    "AMI {peer}: skipping malformed data ({problem}): {lines!r}",
+                    peer=self._peer, problem=item.reason, lines=item.lines[:5],
                 )
             elif item.is_event:
                 self._eventReceived(item)
@@ -133,7 +133,7 @@ class AMIProtocol(Protocol):
         """Close the connection at once (no waiting for buffers), logging why."""
         if self.transport is None or getattr(self.transport, "disconnected", False):
             return
-        self.log.warn("AMI {peer}: closing the connection: {why}", peer=self._peer, why=why)
+        self.log.warn("AMI {peer}: closing the connection: {detail}", peer=self._peer, detail=why)
         abort = getattr(self.transport, "abortConnection", None)
         (abort or self.transport.loseConnection)()
 
