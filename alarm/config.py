@@ -259,7 +259,7 @@ class _Check:
             for j, sound in enumerate(sounds):
                 if not isinstance(sound, str) or not _SOUND.match(sound) or ".." in sound:
                     where = sounds.where(j) if isinstance(sounds, yamlconf.LocatedList) else p.where(name)
-                    self.add(where, f"{key}[{j}]" if sounds is not value else key,
+                    self.add(where, key if isinstance(value, str) else f"{key}[{j}]",
                              f"{sound!r} is not a sound name",
                              "a name under the sounds folder without extension, e.g. digits/1")
                     good = False
