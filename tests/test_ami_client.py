@@ -95,6 +95,19 @@ class LoginTests(SynchronousTestCase):
         # The secret fixed: the next attempt gets in.
         connect(client, reactor)
 
+    def test_nothing_is_read_after_a_wrong_banner(self):
+        client, reactor = make_client()
+        client.start()
+        ast = accept(reactor)
+        seen = []
+        client.subscribe("*", seen.append)
+        ast.says(b"HTTP/1.1 400 Bad Request\r\nEvent: X\r\n\r\n")
+        self.assertTrue(ast.transport.disconnected)
+        self.assertEqual((seen, ast.written()), ([], b""))
+        ast.close()
+        run_out(reactor)
+        self.assertEqual(len(reactor.tcpClients), 2)
+
     def test_no_answer_to_login_drops_and_retries(self):
         client, reactor = make_client(action_timeout=4.0)
         client.start()
@@ -156,6 +169,31 @@ class ReconnectTests(SynchronousTestCase):
         self.assertAlmostEqual(delays[2], 0.8 * 0.875, places=5)
         self.assertTrue(max(delays) <= 3.0 + 1e-9)
         self.assertEqual(len(set(round(d, 6) for d in delays[4:])), 4)  # not in step
+
+    def test_keeps_trying_through_every_kind_of_failure(self):
+        client, reactor = make_client(ping_interval=10.0, ping_timeout=5.0)
+        client.start()
+        for cycle in range(10):
+            refuse(reactor)                                  # refused
+            run_out(reactor)
+            accept(reactor).close(ConnectionLost())          # dropped before the banner
+            run_out(reactor)
+            ast = accept(reactor)                            # login refused
+            ast.says(BANNER)
+            action_id = ast.written().split(b"ActionID: ")[1].split(b"\r\n")[0].decode()
+            ast.respond(action_id, "Message: Authentication failed", status="Error")
+            ast.close(ConnectionLost())
+            run_out(reactor)
+            ast = connect(client, reactor)                   # up, then a dead link
+            reactor.advance(10)
+            reactor.advance(5)
+            self.assertTrue(ast.transport.disconnected)
+            ast.close(ConnectionLost())
+            self.assertFalse(client.connected)
+            run_out(reactor)
+        self.assertEqual(len(reactor.tcpClients), 41)
+        self.flushLoggedErrors()
+        connect(client, reactor)
 
     def test_connection_lost_before_login_counts_as_a_failure(self):
         client, reactor = make_client(random=lambda: 0.0)
@@ -398,6 +436,17 @@ class StopTests(SynchronousTestCase):
         self.successResultOf(client.stop())
         client.start()
         connect(client, reactor)
+
+    def test_start_again_while_the_old_connection_closes(self):
+        client, reactor, ast = started()
+        stopped = client.stop()
+        client.start()
+        self.assertEqual(len(reactor.tcpClients), 2)
+        ast.close()  # the old connection ends after the new attempt began
+        self.successResultOf(stopped)
+        self.assertEqual([c.func.__name__ for c in reactor.getDelayedCalls()], [])
+        connect(client, reactor)
+        self.assertEqual(len(reactor.tcpClients), 2)
 
     def test_pending_actions_fail_on_stop(self):
         client, reactor, ast = started()

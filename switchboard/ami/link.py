@@ -90,7 +90,7 @@ class ManagerLink(ClientFactory):
         protocol = self._protocol
         if protocol is not None and not protocol.closed:
             closed = defer.Deferred()
-            self._closed_waiters.append(closed)
+            self._closed_waiters.append((protocol, closed))
             if protocol is self.current:
                 d = protocol.logoff(timeout=min(self.action_timeout, 2.0))
                 d.addCallbacks(lambda _: protocol.transport.loseConnection(),
@@ -114,6 +114,9 @@ class ManagerLink(ClientFactory):
             self.host, self.port, self, timeout=self.connect_timeout)
 
     def _retryLater(self):
+        if self._retry_call is not None or self._connector is not None \
+                or self._protocol is not None:
+            return  # an attempt is already under way (after a stop and a start)
         delay = self.backoff.next()
         self.log.debug("AMI {link}: next connection attempt in {delay:.2f} s",
                        link=self, delay=delay)
@@ -199,10 +202,10 @@ class ManagerLink(ClientFactory):
             self.listener.linkDown(protocol, reason)
         if self.running:
             self._retryLater()
-        elif self._protocol is None:
-            waiters, self._closed_waiters = self._closed_waiters, []
-            for d in waiters:
-                d.callback(None)
+        waiters = [d for p, d in self._closed_waiters if p is protocol]
+        self._closed_waiters = [(p, d) for p, d in self._closed_waiters if p is not protocol]
+        for d in waiters:
+            d.callback(None)
 
     # Keepalive
 

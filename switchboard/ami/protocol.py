@@ -82,6 +82,7 @@ class AMIProtocol(Protocol):
         self.banner_timeout = action_timeout if banner_timeout is None else banner_timeout
         self.banner = None
         self.closed = False
+        self._aborted = False
         self._reader = BlockReader(max_line=max_line, max_block=max_block)
         self._pending = {}
         self._banner_call = None
@@ -95,7 +96,7 @@ class AMIProtocol(Protocol):
         self._banner_call = self.clock.callLater(self.banner_timeout, self._noBanner)
 
     def dataReceived(self, data):
-        if self.closed:
+        if self.closed or self._aborted:
             return
         try:
             items = self._reader.feed(data)
@@ -103,7 +104,7 @@ class AMIProtocol(Protocol):
             self.abort(f"refusing oversized data: {e}")
             return
         for item in items:
-            if self.closed:
+            if self.closed or self._aborted:
                 return
             if isinstance(item, Banner):
                 self._bannerReceived(item)
@@ -131,8 +132,9 @@ class AMIProtocol(Protocol):
 
     def abort(self, why):
         """Close the connection at once (no waiting for buffers), logging why."""
-        if self.transport is None or getattr(self.transport, "disconnected", False):
+        if self.transport is None or self._aborted or self.closed:
             return
+        self._aborted = True  # read nothing more from it
         self.log.warn("AMI {peer}: closing the connection: {detail}", peer=self._peer, detail=why)
         abort = getattr(self.transport, "abortConnection", None)
         (abort or self.transport.loseConnection)()
