@@ -60,6 +60,14 @@ class LoginTests(SynchronousTestCase):
         self.assertEqual(seen, [client])
         self.assertIs(self.successResultOf(client.when_connected()), client)
 
+    def test_event_classes_for_the_login(self):
+        client, reactor = make_client(events="call,system")
+        client.start()
+        ast = accept(reactor)
+        ast.says(BANNER)
+        self.assertEqual(ast.written(), login_bytes("t-1").replace(b"Events: on",
+                                                                  b"Events: call,system"))
+
     def test_on_connect_registered_when_connected_runs_at_once(self):
         client, reactor, ast = started()
         seen = []

@@ -41,7 +41,7 @@ class ManagerLink(ClientFactory):
 
     def __init__(self, host, port, username, secret, *, reactor, backoff, listener,
                  action_ids, ping_interval=10.0, ping_timeout=5.0, action_timeout=10.0,
-                 connect_timeout=5.0):
+                 connect_timeout=5.0, events="on"):
         self.host = host
         self.port = port
         self.username = username
@@ -54,6 +54,7 @@ class ManagerLink(ClientFactory):
         self.ping_timeout = ping_timeout
         self.action_timeout = action_timeout
         self.connect_timeout = connect_timeout
+        self.events = events
         self.running = False
         self.current = None
         self._protocol = None      # the connection being set up or in use
@@ -150,7 +151,7 @@ class ManagerLink(ClientFactory):
     def bannerReceived(self, protocol, version):
         if protocol is not self._protocol or not self.running:
             return
-        d = protocol.login(self.username, self._secret)
+        d = protocol.login(self.username, self._secret, events=self.events)
         d.addCallbacks(self._loggedIn, self._loginFailed,
                        callbackArgs=(protocol,), errbackArgs=(protocol,))
 
