@@ -1,0 +1,559 @@
+"""
+The alarm engine: ring every neighbour at once, wait for someone to press 1,
+escalate when nobody does, and never lose an alarm on the way.
+
+  - An alarm is on record (L{AlarmRecorder.open_alarm}) before any phone
+    rings; if it cannot be recorded, L{AlarmCoordinator.raise_alarm} fails
+    and the dialplan rings the neighbours natively.
+  - All neighbour legs are originated in one go, each with its own channel
+    id, so none waits for another.
+  - Escalation stages ring at their configured times unless someone has
+    confirmed; a caller nobody knows, or a household without neighbours,
+    goes to the first stage at once; after the last stage the first is rung
+    again every C{repeat_every} seconds.
+  - A neighbour who did not answer (busy, no answer, no key pressed) is rung
+    again, C{retry_unanswered} times. A call that could not be placed
+    because the AMI link is down is tried again shortly, and the first
+    stage is rung at once.
+  - Every change goes to the timeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from alarm.models import CANCELLED, CLOSED, CONFIRMED, OPEN
+from alarm.recorder import room_name
+from alarm.state import (
+    ANSWERED,
+    BUSY,
+    DECLINED,
+    FAILED,
+    LEG_CANCELLED,
+    LEG_CONFIRMED,
+    NEIGHBOURS,
+    NO_ANSWER,
+    RINGING,
+    UNANSWERED,
+    UNCONFIRMED,
+    ActiveAlarm,
+    Leg,
+)
+from switchboard.ami.errors import (
+    AMIConnectionLost,
+    AMINotConnected,
+    AMITimeout,
+)
+
+RESPONDER_CONTEXT = "switchboard-alarm-responder"
+_LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
+_OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
+             "congestion": FAILED, "failed": FAILED}
+_UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
+
+
+class AlarmCoordinator:
+    """
+    Runs alarms.
+
+    @param dialer: L{switchboard.dialing.Dialer} (E.164 -> dial string).
+    @param originate: a callable with the signature of
+        C{AMIClient.originate}, returning a Deferred L{OriginateResult}.
+    @param hangup: C{hangup(channel)} -> Deferred (C{AMIClient.hangup}).
+    @param recorder: an L{AlarmRecorder}.
+    @param config: an L{AlarmConfig}.
+    @param hotline_number: the number shown as the caller of alarm calls.
+    @param kick: optional C{kick(room)} -> Deferred removing everyone from a
+        ConfBridge room (C{ConfbridgeKick}), so that confirmed neighbours in
+        the room hear that a cancelled alarm was cancelled.
+    """
+
+    log = Logger()
+
+    def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
+                 hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
+                 forget_after=3600.0):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.dialer = dialer
+        self.originate = originate
+        self.hangup = hangup
+        self.recorder = recorder
+        self.config = config
+        self.clock = clock
+        self.hotline_number = str(hotline_number or "").translate(_UNSAFE)
+        self.kick = kick
+        self.context = context
+        self.exten = exten
+        self.forget_after = forget_after
+        self._open: dict = {}      # de-duplication key -> ActiveAlarm (not ended)
+        self._alarms: dict = {}    # str(id) -> ActiveAlarm (also recently ended)
+        self._legs: dict = {}      # leg id (= channel unique id) -> Leg
+        self._dials: dict = {}
+
+    # Looking up ------------------------------------------------------------
+
+    def alarm(self, alarm_id) -> ActiveAlarm | None:
+        return self._alarms.get(str(alarm_id).strip())
+
+    def leg(self, leg_id) -> Leg | None:
+        return self._legs.get(str(leg_id).strip())
+
+    def open_alarms(self) -> list:
+        return [a for a in self._alarms.values() if a.active]
+
+    # Raising ----------------------------------------------------------------
+
+    def raise_alarm(self, caller_raw, household) -> defer.Deferred:
+        """
+        Raise an alarm for a call from C{caller_raw} (as presented) of
+        C{household} (a L{HouseholdSnapshot}, or None if not registered).
+        Fires with the L{ActiveAlarm} once it is on record and its phones
+        are being rung; an open alarm of the same household (or, when
+        unregistered, of the same number) is joined instead.
+        """
+        caller_raw = str(caller_raw or "")
+        now = self.clock.seconds()
+        number = self.dialer.numbers.try_normalise(caller_raw) if caller_raw else None
+        if household is not None:
+            key = ("household", household.id)
+        else:
+            key = ("number", number) if number else None
+        existing = self._open.get(key) if key else None
+        if existing is not None and not existing.ended:
+            if existing.callers is not None:
+                existing.callers += 1
+            d = existing.when_ready()
+            d.addCallback(self._joined, caller_raw)
+            return d
+        alarm = ActiveAlarm(key=key, household=household, caller_raw=caller_raw,
+                            caller_number=number, opened=now,
+                            address=household.address if household is not None else "")
+        if key:
+            self._open[key] = alarm
+        detail = (f"#9 from {household.address}" if household is not None
+                  else f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}")
+        d = self.recorder.open_alarm(at=now, caller_raw=caller_raw, caller_number=number,
+                                     household_id=alarm.household_id, address=alarm.address,
+                                     detail=detail)
+        d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
+                       errbackArgs=(alarm,))
+        return alarm.when_ready()
+
+    def _joined(self, alarm, caller_raw):
+        self._event(alarm, "joined", number=caller_raw,
+                    detail="another #9 call while the alarm is open: joins it")
+        return alarm
+
+    def _not_recorded(self, failure, alarm):
+        alarm.status = "failed"
+        if self._open.get(alarm.key) is alarm:
+            del self._open[alarm.key]
+        self.log.critical("ALARM from {caller} could not be recorded; the dialplan must "
+                          "ring natively: {error}", caller=alarm.caller_raw, error=failure.value)
+        alarm._fire_ready(False, failure)
+
+    def _opened(self, alarm_id, alarm):
+        alarm.id, alarm.room, alarm.status = alarm_id, room_name(alarm_id), OPEN
+        self._alarms[str(alarm_id)] = alarm
+        neighbours = alarm.household.neighbours if alarm.household is not None else ()
+        self.log.warn("ALARM {id} from {caller} ({where}): ringing {n} neighbours",
+                      id=alarm_id, caller=alarm.caller_raw, n=len(neighbours),
+                      where=alarm.address or "unregistered")
+        # Every neighbour at once: originate only queues, nothing is awaited here.
+        for number in neighbours:
+            self._ring(alarm, NEIGHBOURS, number, self.config.neighbour_trunk)
+        if neighbours:
+            self._schedule(alarm, at_once=False)
+        else:
+            why = ("caller not registered" if alarm.household is None
+                   else "household has no neighbours")
+            self._event(alarm, "no-neighbours", detail=why)
+            self._schedule(alarm, at_once=True, reason=why)
+        alarm._fire_ready(True, alarm)
+
+    # Legs --------------------------------------------------------------------
+
+    def _ring(self, alarm, stage, target, trunk, attempt=1):
+        alarm.legs_made += 1
+        leg_id = f"swb-{alarm.id}-{alarm.legs_made}-{uuid.uuid4().hex[:12]}"
+        try:
+            dial = self._dial(target, trunk)
+        except Exception as e:
+            self.log.critical("ALARM {id}: cannot dial {target}: {e}", id=alarm.id,
+                              target=target, e=e)
+            self._event(alarm, FAILED, number=target, detail=f"{stage}: no dial string: {e}")
+            return None
+        leg = Leg(leg_id, alarm, stage, target, dial, attempt)
+        leg.changed = self.clock.seconds()
+        alarm.legs[leg_id] = leg
+        self._legs[leg_id] = leg
+        self._event(alarm, RINGING, leg=leg,
+                    detail=stage + (f", attempt {attempt}" if attempt > 1 else ""))
+        name = self.config.caller_id_name.translate(_UNSAFE)
+        caller_id = f'"{name}" <{self.hotline_number}>' if self.hotline_number else f'"{name}"'
+        try:
+            d = self.originate(dial, context=self.context, exten=self.exten, priority=1,
+                               variables={"SWITCHBOARD_ALARM": str(alarm.id),
+                                          "SWITCHBOARD_LEG": leg_id,
+                                          "SWITCHBOARD_ROOM": alarm.room},
+                               caller_id=caller_id, timeout=self.config.ring_timeout,
+                               channel_id=leg_id)
+        except Exception:
+            d = defer.fail()
+        d.addCallbacks(self._outcome, self._not_placed, callbackArgs=(leg,), errbackArgs=(leg,))
+        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f, id=alarm.id, leg=leg_id))
+        return leg
+
+    def _dial(self, target, trunk):
+        key = (target, trunk)
+        dial = self._dials.get(key)
+        if dial is None:
+            if len(self._dials) > 100000:
+                self._dials.clear()
+            dial = self._dials[key] = self.dialer.dial_string(target, trunk)
+        return dial
+
+    def _outcome(self, result, leg):
+        if getattr(result, "channel", None) and leg.channel is None:
+            leg.channel = result.channel
+        state = _OUTCOMES.get(result.outcome, FAILED)
+        if state == ANSWERED:
+            if leg.state == RINGING:
+                self._set(leg, ANSWERED)
+            return
+        if leg.state != RINGING:
+            return  # already answered, or hung up by a cancel
+        self._set(leg, state, detail=result.message if state == FAILED else "")
+        self._after_leg(leg)
+
+    def _not_placed(self, failure, leg):
+        alarm = leg.alarm
+        if not failure.check(*_LINK_TROUBLE):
+            self.log.failure("ALARM {id}: originate of {dial} failed", failure,
+                             id=alarm.id, dial=leg.dial)
+            if leg.state == RINGING:
+                self._set(leg, FAILED, detail=str(failure.value)[:200])
+                self._after_leg(leg)
+            return
+        self.log.critical("ALARM {id}: could not call {dial} (AMI: {error}); trying again "
+                          "and escalating", id=alarm.id, dial=leg.dial, error=failure.value)
+        if leg.state == RINGING:
+            self._set(leg, FAILED, detail=f"call not placed: {failure.value}"[:200])
+        if alarm.active and not alarm.confirmed:
+            failures = sum(1 for other in alarm.legs.values() if other.target == leg.target
+                           and other.stage == leg.stage and other.state == FAILED)
+            delay = min(self.config.originate_retry * 2 ** max(0, failures - 1), 10.0)
+            self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed", retry=True)
+            if 0 not in alarm.stages_rung:
+                self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
+
+    def _after_leg(self, leg):
+        """A leg ended without a confirmation: ring it again, or escalate if nothing is left."""
+        alarm = leg.alarm
+        if not alarm.active or alarm.confirmed:
+            return
+        if (leg.stage == NEIGHBOURS and leg.state in UNANSWERED
+                and leg.attempt <= self.config.retry_unanswered):
+            self._later(alarm, self.config.retry_after, self._again, leg, leg.attempt + 1,
+                        f"{leg.state} before", retry=True)
+            return
+        if not alarm.live_legs() and not alarm.retries:
+            following = [i for i in range(len(self.config.stages)) if i not in alarm.stages_rung]
+            if following:
+                self._stage(alarm, following[0], "every phone rang out or declined")
+
+    def _later(self, alarm, delay, f, *args, retry=False):
+        """Call C{f(*args)} after C{delay} unless the alarm's timers are cancelled."""
+        if retry:
+            alarm.retries += 1
+
+        def fire():
+            if retry:
+                alarm.retries -= 1
+            f(*args)
+
+        alarm.timers.append(self.clock.callLater(delay, fire))
+
+    def _again(self, leg, attempt, why):
+        alarm = leg.alarm
+        if not alarm.active or alarm.confirmed:
+            return
+        self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
+        stage = self._stage_named(leg.stage)
+        trunk = stage.trunk if stage is not None else self.config.neighbour_trunk
+        self._ring(alarm, leg.stage, leg.target, trunk, attempt)
+
+    def _stage_named(self, name):
+        for stage in self.config.stages:
+            if stage.name == name:
+                return stage
+        return None
+
+    def _set(self, leg, state, detail=""):
+        leg.state = state
+        leg.changed = self.clock.seconds()
+        self._event(leg.alarm, state, leg=leg, detail=detail)
+
+    # Escalation ----------------------------------------------------------------
+
+    def _schedule(self, alarm, *, at_once, reason=""):
+        stages = self.config.stages
+        if not stages:
+            return
+        now = self.clock.seconds()
+        shift = stages[0].after if at_once else 0.0
+        start = now if at_once else alarm.opened
+        if at_once:
+            self._stage(alarm, 0, reason)
+        for i, stage in enumerate(stages):
+            if i == 0 and at_once:
+                continue
+            delay = max(0.0, start + stage.after - shift - now)
+            self._later(alarm, delay, self._stage, alarm, i, "")
+        if self.config.repeat_every:
+            last = max(0.0, start + stages[-1].after - shift - now)
+            self._later(alarm, last + self.config.repeat_every, self._repeat, alarm)
+
+    def _stage(self, alarm, index, reason):
+        if not alarm.active or alarm.confirmed or index in alarm.stages_rung:
+            return
+        stage = self.config.stages[index]
+        alarm.stages_rung.add(index)
+        waited = self.clock.seconds() - alarm.opened
+        why = reason or f"nobody confirmed within {waited:.0f} s"
+        self.log.warn("ALARM {id}: ringing {stage} ({why})", id=alarm.id, stage=stage.name, why=why)
+        self._event(alarm, "escalated", detail=f"{stage.name}: {why}")
+        for phone in stage.phones:
+            self._ring(alarm, stage.name, phone, stage.trunk)
+
+    def _repeat(self, alarm):
+        if not alarm.active or alarm.confirmed:
+            return
+        stage = self.config.stages[0]
+        self._event(alarm, "escalated", detail=f"{stage.name} again: still nobody confirmed")
+        for phone in stage.phones:
+            self._ring(alarm, stage.name, phone, stage.trunk)
+        self._later(alarm, self.config.repeat_every, self._repeat, alarm)
+
+    # What the responders do ------------------------------------------------------
+
+    def answered(self, alarm_id, leg_id, channel=None) -> defer.Deferred:
+        """
+        A leg's phone was answered and its handler runs. Fires with the
+        L{Leg} (a leg this server did not place, e.g. before a restart, is
+        adopted), or None if the alarm is unknown.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is None:
+            return defer.succeed(None)
+        leg = alarm.legs.get(str(leg_id))
+        if leg is None:
+            leg = Leg(str(leg_id), alarm, "unknown", channel or "?", channel or "?")
+            alarm.legs[leg.id] = leg
+            self._legs[leg.id] = leg
+        if channel:
+            leg.channel = channel
+        if leg.state in (RINGING, NO_ANSWER, FAILED, BUSY):
+            self._set(leg, ANSWERED)
+        return defer.succeed(leg)
+
+    def confirm(self, alarm_id, leg_id) -> defer.Deferred:
+        """
+        The neighbour on C{leg_id} pressed 1. Fires with True if they should
+        join the caller, False if the alarm has ended.
+        """
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is None or alarm.ended:
+            return defer.succeed(False)
+        self._set(leg, LEG_CONFIRMED)
+        leg.in_room = True
+        if not alarm.confirmed:
+            now = self.clock.seconds()
+            alarm.status, alarm.confirmed_at = CONFIRMED, now
+            alarm.cancel_timers()
+            self.recorder.update(alarm.id, status=CONFIRMED, confirmed_at=now)
+            self.log.warn("ALARM {id}: {who} is coming", id=alarm.id, who=leg.target)
+        return defer.succeed(True)
+
+    def decline(self, alarm_id, leg_id) -> defer.Deferred:
+        """The neighbour on C{leg_id} pressed 2: cannot come."""
+        return self._ended_unconfirmed(alarm_id, leg_id, DECLINED, "")
+
+    def unconfirmed(self, alarm_id, leg_id, detail="no key pressed") -> defer.Deferred:
+        """The phone on C{leg_id} answered but nobody pressed 1 (or hung up first)."""
+        return self._ended_unconfirmed(alarm_id, leg_id, UNCONFIRMED, detail)
+
+    def _ended_unconfirmed(self, alarm_id, leg_id, state, detail):
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is None or leg.state not in (ANSWERED, RINGING):
+            return defer.succeed(False)
+        self._set(leg, state, detail)
+        self._after_leg(leg)
+        return defer.succeed(True)
+
+    def responder_left(self, alarm_id, leg_id) -> defer.Deferred:
+        """A confirmed neighbour left the room (hung up)."""
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is not None and leg.in_room:
+            leg.in_room = False
+            self._event(alarm, "left", leg=leg)
+            self._close_if_done(alarm)
+        return defer.succeed(None)
+
+    def caller_left(self, alarm_id) -> defer.Deferred:
+        """
+        The caller's call ended (hung up, or the line dropped). This does not
+        cancel anything: the caller may be unable to speak. The alarm closes
+        only once someone has confirmed and everyone has left the room.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is not None:
+            if alarm.callers:
+                alarm.callers -= 1
+            self._event(alarm, "caller-left",
+                        detail="" if alarm.confirmed or alarm.ended
+                        else "nobody has confirmed yet: the alarm goes on")
+            self._close_if_done(alarm)
+        return defer.succeed(None)
+
+    def _close_if_done(self, alarm):
+        # Phones still ringing are stopped: there is nobody left to join.
+        if alarm.active and alarm.confirmed and alarm.callers == 0 and not alarm.in_room():
+            self._end(alarm, CLOSED, "caller and responders have left")
+
+    def _find(self, alarm_id, leg_id):
+        alarm = self.alarm(alarm_id)
+        leg = alarm.legs.get(str(leg_id)) if alarm is not None else None
+        return alarm, leg
+
+    # Ending -----------------------------------------------------------------------
+
+    def cancel(self, alarm_id, by="caller") -> defer.Deferred:
+        """
+        A false alarm: stop escalating, hang up phones still ringing, and
+        have confirmed neighbours told. Fires with whether it was open.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is None or alarm.ended:
+            return defer.succeed(False)
+        in_room = alarm.in_room()
+        self._end(alarm, CANCELLED, f"cancelled by {by}")
+        if in_room and self.kick is not None:
+            d = defer.maybeDeferred(self.kick, alarm.room)
+            d.addErrback(lambda f: self.log.failure("ALARM {id}: clearing room {room}", f,
+                                                    id=alarm.id, room=alarm.room))
+        return defer.succeed(True)
+
+    def close(self, alarm_id, how="closed by staff") -> defer.Deferred:
+        """End an alarm (staff, or everyone has left); fires with whether it was open."""
+        alarm = self.alarm(alarm_id)
+        if alarm is None or alarm.ended:
+            return defer.succeed(False)
+        self._end(alarm, CLOSED, how)
+        return defer.succeed(True)
+
+    def _end(self, alarm, status, how, record=True):
+        now = self.clock.seconds()
+        alarm.status, alarm.outcome = status, how
+        alarm.cancel_timers()
+        if self._open.get(alarm.key) is alarm:
+            del self._open[alarm.key]
+        for leg in alarm.legs.values():
+            if leg.state == RINGING:
+                self._set(leg, LEG_CANCELLED, detail="alarm ended while ringing")
+                self._hang_up(leg)
+        self._event(alarm, status, detail=how)
+        if record:
+            self.recorder.update(alarm.id, status=status, closed_at=now, outcome=how)
+        self.log.warn("ALARM {id} {status}: {how}", id=alarm.id, status=status, how=how)
+        self.clock.callLater(self.forget_after, self._forget, alarm)
+
+    def _hang_up(self, leg):
+        if leg.channel:
+            d = defer.maybeDeferred(self.hangup, leg.channel)
+            d.addErrback(lambda f: self.log.failure("hanging up {channel}", f, channel=leg.channel))
+
+    def _forget(self, alarm):
+        self._alarms.pop(str(alarm.id), None)
+        for leg_id in alarm.legs:
+            self._legs.pop(leg_id, None)
+
+    def note_channel(self, uniqueid, channel) -> None:
+        """
+        Asterisk created a channel (AMI C{Newchannel}: C{Uniqueid},
+        C{Channel}); if it is one of our legs, remember its name, and hang
+        it up at once if its alarm has ended meanwhile.
+        """
+        leg = self._legs.get(uniqueid)
+        if leg is None:
+            return
+        leg.channel = channel
+        if leg.state == LEG_CANCELLED:
+            self._hang_up(leg)
+
+    def ended_elsewhere(self, closed) -> None:
+        """Alarms closed in the database by staff (C{(id, outcome)} pairs): end them here too."""
+        for alarm_id, outcome in closed:
+            alarm = self.alarm(alarm_id)
+            if alarm is not None and alarm.active:
+                self._end(alarm, CLOSED, outcome or "closed by staff", record=False)
+
+    # Restarts -------------------------------------------------------------------
+
+    def recover_open_alarms(self, index=None) -> defer.Deferred:
+        """
+        At start-up: every alarm still open in the database is taken up
+        again, marked C{recovered} in its timeline, and its first escalation
+        stage (the duty phones) is rung at once. Fires with the alarms.
+        """
+        d = self.recorder.open_alarms()
+        d.addCallback(self._recover, index)
+        return d
+
+    def _recover(self, rows, index):
+        recovered = []
+        for row in rows:
+            if self.alarm(row.id) is not None:
+                continue
+            household = index.get(row.household_id) if index is not None and row.household_id else None
+            key = (("household", row.household_id) if row.household_id
+                   else ("number", row.caller_number) if row.caller_number else None)
+            alarm = ActiveAlarm(key=key, household=household, caller_raw=row.caller_raw,
+                                caller_number=row.caller_number, address=row.address,
+                                opened=self.clock.seconds())
+            alarm.household_id = row.household_id
+            alarm.id, alarm.room = row.id, row.room or room_name(row.id)
+            alarm.status, alarm.recovered, alarm.callers = OPEN, True, None
+            self._alarms[str(row.id)] = alarm
+            if key and key not in self._open:
+                self._open[key] = alarm
+            self.log.critical("ALARM {id} was open when the server stopped: ringing the "
+                              "duty phones", id=row.id)
+            self._event(alarm, "recovered",
+                        detail=f"open ({row.status}) when the server restarted")
+            self._schedule(alarm, at_once=True, reason="recovered after a restart")
+            alarm._fire_ready(True, alarm)
+            recovered.append(alarm)
+        return recovered
+
+    def reconfigure(self, config) -> None:
+        """Use C{config} from now on (stages already scheduled keep their times)."""
+        self.config = config
+
+    def stop(self) -> None:
+        """The service stops: cancel timers; open alarms stay open on record for recovery."""
+        for alarm in self._alarms.values():
+            alarm.cancel_timers()
+
+    # The timeline -------------------------------------------------------------------
+
+    def _event(self, alarm, kind, *, leg=None, number=None, detail=""):
+        if alarm.id is None:
+            return
+        self.recorder.event(alarm.id, kind, at=self.clock.seconds(),
+                            leg=leg.id if leg is not None else None,
+                            number=leg.target if leg is not None else number, detail=detail)

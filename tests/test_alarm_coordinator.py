@@ -1,0 +1,409 @@
+"""The alarm engine with a task.Clock, a fake AMI and a real SQLite database."""
+
+from sqlalchemy import select
+from twisted.trial.unittest import SynchronousTestCase
+
+from alarm.models import Alarm
+from switchboard.ami import AMIConnectionLost, AMINotConnected
+
+from tests.test_alarm_support import (
+    DUTY,
+    OUTSIDE,
+    SECURITY,
+    Rig,
+    add_household,
+    alarm_row,
+    household,
+    number,
+    timeline,
+)
+
+
+class Case(SynchronousTestCase):
+    config = {}
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp()
+        self.rig = Rig(self.tmp, **self.config)
+        self.ami = self.rig.ami
+        self.coordinator = self.rig.coordinator
+        add_household(self.rig.db, 1)
+        add_household(self.rig.db, 2)
+
+    def raise_(self, snapshot=None, caller="87650001"):
+        return self.successResultOf(self.coordinator.raise_alarm(caller, snapshot))
+
+    def kinds(self, alarm):
+        return [k for k, _, _ in timeline(self.rig.db, alarm.id)]
+
+    def neighbour_calls(self):
+        return [c for c in self.ami.calls if c.variables and
+                c.channel.startswith("PJSIP/8765") and c.channel[-3:] not in ("190", "191", "199")]
+
+
+class RingAllTests(Case):
+    def test_alarm_on_record_before_all_ten_ring_at_once(self):
+        seen_rows = []
+        self.ami.on_originate = lambda call: seen_rows.append(
+            alarm_row(self.rig.db, int(call.variables["SWITCHBOARD_ALARM"])))
+        self.rig.sync.hold = True
+        d = self.coordinator.raise_alarm("87650001", household(1, 10))
+        self.assertNoResult(d)
+        self.assertEqual(self.ami.calls, [], "nothing rings before the alarm is recorded")
+        self.rig.sync.release()      # the insert commits...
+        self.rig.sync.hold = False
+        alarm = self.successResultOf(d)
+        # ...and all ten legs went out in that same turn, the clock never moved.
+        self.assertEqual(len(self.ami.calls), 10)
+        self.assertTrue(all(row is not None and row.status == "open" for row in seen_rows))
+        while self.rig.sync.held:
+            self.rig.sync.release()   # the timeline writes queued meanwhile
+        self.assertEqual([c.channel for c in self.ami.calls],
+                         [f"PJSIP/8765{n:04d}" for n in range(2, 12)])
+        ids = [c.channel_id for c in self.ami.calls]
+        self.assertEqual(len(set(ids)), 10)
+        for call in self.ami.calls:
+            self.assertEqual(call.kwargs["context"], "switchboard-alarm-responder")
+            self.assertEqual(call.kwargs["exten"], "s")
+            self.assertEqual(call.kwargs["timeout"], 30.0)
+            self.assertEqual(call.kwargs["caller_id"], '"ALARM" <12345>')
+            self.assertEqual(call.variables["SWITCHBOARD_ALARM"], str(alarm.id))
+            self.assertEqual(call.variables["SWITCHBOARD_LEG"], call.channel_id)
+            self.assertEqual(call.variables["SWITCHBOARD_ROOM"], f"alarm-{alarm.id}")
+        self.assertEqual(alarm.room, f"alarm-{alarm.id}")
+        self.assertEqual(self.kinds(alarm), ["opened"] + ["ringing"] * 10)
+
+    def test_household_with_three_neighbours(self):
+        alarm = self.raise_(household(1, 3))
+        self.assertEqual(len(self.ami.calls), 3)
+        self.assertEqual(len(alarm.legs), 3)
+        self.rig.later(59)
+        self.assertEqual(len(self.ami.calls), 3)
+        self.rig.later(1)
+        self.assertEqual([c.channel for c in self.ami.calls[3:]], ["PJSIP/87650190"])
+
+    def test_household_without_neighbours_goes_to_duty_at_once(self):
+        alarm = self.raise_(household(1, 0))
+        self.assertEqual([c.channel for c in self.ami.calls], ["PJSIP/87650190"])
+        self.assertIn("no-neighbours", self.kinds(alarm))
+        # Later stages keep their spacing from the first: security 60 s on.
+        self.rig.later(59)
+        self.assertEqual(len(self.ami.calls), 1)
+        self.rig.later(1)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650191")
+
+    def test_unregistered_caller_goes_to_duty(self):
+        alarm = self.raise_(None, caller="0591-87650150")
+        self.assertEqual([c.channel for c in self.ami.calls], ["PJSIP/87650190"])
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertIsNone(row.household_id)
+        self.assertEqual(row.caller_raw, "0591-87650150")
+        self.assertEqual(row.caller_number, "+8659187650150")
+        self.assertIn("unregistered", timeline(self.rig.db, alarm.id)[0][2])
+
+    def test_no_caller_id_still_raises(self):
+        alarm = self.raise_(None, caller="")
+        self.assertEqual([c.channel for c in self.ami.calls], ["PJSIP/87650190"])
+        # Nothing to de-duplicate on: a second anonymous call is a second alarm.
+        other = self.raise_(None, caller="")
+        self.assertNotEqual(alarm.id, other.id)
+
+    def test_database_refuses_alarm_nothing_rings(self):
+        self.rig.sync.fail_next = 3
+        d = self.coordinator.raise_alarm("87650001", household(1))
+        self.rig.later(0.5)
+        self.rig.later(0.5)
+        self.failureResultOf(d, RuntimeError)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.ami.calls, [])
+        # The household is not stuck as "open": the next #9 tries again.
+        self.raise_(household(1))
+        self.assertEqual(len(self.ami.calls), 10)
+
+    def test_database_hiccup_retried(self):
+        self.rig.sync.fail_next = 1
+        d = self.coordinator.raise_alarm("87650001", household(1))
+        self.assertNoResult(d)
+        self.rig.later(0.5)
+        self.successResultOf(d)
+        self.assertEqual(len(self.ami.calls), 10)
+
+
+class EscalationTests(Case):
+    def test_nobody_confirms_stages_in_order(self):
+        alarm = self.raise_(household(1))
+        self.rig.later(59.9)
+        self.assertEqual(len(self.ami.calls), 10)
+        self.rig.later(0.1)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.assertEqual(self.ami.calls[-1].variables["SWITCHBOARD_ALARM"], str(alarm.id))
+        self.rig.later(60)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650191")
+        self.rig.later(60)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650199")
+        self.assertEqual(len(self.ami.calls), 13)
+        escalations = [d for k, _, d in timeline(self.rig.db, alarm.id) if k == "escalated"]
+        self.assertEqual(escalations, ["duty officer: nobody confirmed within 60 s",
+                                       "property security: nobody confirmed within 120 s",
+                                       "outside: nobody confirmed within 180 s"])
+
+    def test_confirmation_stops_escalation(self):
+        alarm = self.raise_(household(1))
+        leg = self.ami.calls[3]
+        self.rig.later(12)
+        leg.finish("answered", channel="PJSIP/87650005-0001")
+        self.successResultOf(self.coordinator.answered(alarm.id, leg.channel_id))
+        self.assertTrue(self.successResultOf(self.coordinator.confirm(alarm.id, leg.channel_id)))
+        self.rig.later(1000)
+        self.assertEqual(len(self.ami.calls), 10)
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertEqual(row.status, "confirmed")
+        self.assertEqual((row.confirmed_at - row.opened_at).total_seconds(), 12)
+        events = timeline(self.rig.db, alarm.id)
+        self.assertIn(("answered", number(5), ""), events)
+        self.assertIn(("confirmed", number(5), ""), events)
+
+    def test_repeat_first_stage_until_confirmed(self):
+        self.rig.coordinator.reconfigure(self.rig.config.__class__(
+            **{**self.rig.config.__dict__, "repeat_every": 120.0}))
+        alarm = self.raise_(household(1))
+        self.rig.later(180)
+        self.assertEqual(len(self.ami.calls), 13)
+        self.rig.later(120)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.rig.later(120)
+        self.assertEqual(len(self.ami.calls), 15)
+        duty = self.ami.calls[-1]
+        duty.finish("answered")
+        self.successResultOf(self.coordinator.confirm(alarm.id, duty.channel_id))
+        self.rig.later(1000)
+        self.assertEqual(len(self.ami.calls), 15)
+
+    def test_unanswered_neighbours_retried_once(self):
+        alarm = self.raise_(household(1, 3))
+        first = list(self.ami.calls)
+        self.rig.later(30)
+        for call in first:
+            call.finish("no-answer")
+        self.assertEqual(len(self.ami.calls), 3)
+        self.rig.later(10)
+        second = self.ami.calls[3:]
+        self.assertEqual([c.channel for c in second], [c.channel for c in first])
+        self.assertEqual(len({c.channel_id for c in self.ami.calls}), 6)
+        self.rig.later(20)  # t=60: the duty officer too
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.rig.later(10)
+        for call in second:
+            call.finish("no-answer")
+        self.rig.later(110)  # t=180
+        self.assertEqual([c.channel for c in self.ami.calls[7:]],
+                         ["PJSIP/87650191", "PJSIP/87650199"], "no third try")
+        kinds = self.kinds(alarm)
+        self.assertEqual(kinds.count("no-answer"), 6)
+        self.assertEqual(kinds.count("retry"), 3)
+
+    def test_busy_neighbour(self):
+        alarm = self.raise_(household(1))
+        busy = self.ami.calls[0]
+        busy.finish("busy")
+        self.assertEqual(alarm.legs[busy.channel_id].state, "busy")
+        self.assertIn(("busy", number(2), ""), timeline(self.rig.db, alarm.id))
+        self.rig.later(10)
+        self.assertEqual(self.ami.calls[-1].channel, busy.channel)
+        self.assertEqual(len(self.ami.calls), 11)
+        # The others keep ringing meanwhile.
+        self.assertEqual(sum(1 for leg in alarm.legs.values() if leg.state == "ringing"), 10)
+
+    def test_everyone_declines_escalates_at_once(self):
+        alarm = self.raise_(household(1, 2), caller="87650001")
+        for call in list(self.ami.calls):
+            call.finish("answered")
+            self.successResultOf(self.coordinator.answered(alarm.id, call.channel_id))
+            self.successResultOf(self.coordinator.decline(alarm.id, call.channel_id))
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.assertEqual(len(self.ami.calls), 3, "declined neighbours are not rung again")
+        self.assertEqual(self.kinds(alarm).count("declined"), 2)
+
+    def test_no_key_pressed_counts_as_unanswered(self):
+        alarm = self.raise_(household(1, 1))
+        call = self.ami.calls[0]
+        call.finish("answered")
+        self.successResultOf(self.coordinator.answered(alarm.id, call.channel_id))
+        self.successResultOf(self.coordinator.unconfirmed(alarm.id, call.channel_id))
+        self.assertEqual(alarm.legs[call.channel_id].state, "unconfirmed")
+        self.rig.later(10)
+        self.assertEqual(len(self.ami.calls), 2)
+
+
+class DedupeCancelCloseTests(Case):
+    def test_second_alarm_joins(self):
+        alarm = self.raise_(household(1))
+        again = self.raise_(household(1), caller="059187650001")
+        self.assertIs(again, alarm)
+        self.assertEqual(len(self.ami.calls), 10)
+        self.assertEqual(alarm.callers, 2)
+        self.assertIn(("joined", "059187650001",
+                       "another #9 call while the alarm is open: joins it"),
+                      timeline(self.rig.db, alarm.id))
+        with self.rig.db.session() as s:
+            self.assertEqual(len(s.execute(select(Alarm)).all()), 1)
+
+    def test_second_alarm_while_first_is_being_recorded(self):
+        self.rig.sync.hold = True
+        d1 = self.coordinator.raise_alarm("87650001", household(1))
+        d2 = self.coordinator.raise_alarm("87650001", household(1))
+        self.rig.sync.hold = False
+        self.rig.sync.release()
+        self.assertIs(self.successResultOf(d1), self.successResultOf(d2))
+        self.assertEqual(len(self.ami.calls), 10)
+
+    def test_other_household_separate(self):
+        a = self.raise_(household(1))
+        b = self.raise_(household(2, own=20), caller="87650020")
+        self.assertNotEqual(a.id, b.id)
+        self.assertEqual(len(self.ami.calls), 20)
+
+    def test_cancel(self):
+        alarm = self.raise_(household(1))
+        calls = list(self.ami.calls)
+        for i, call in enumerate(calls[:5]):
+            self.coordinator.note_channel(call.channel_id, f"PJSIP/8765000{i}-0000{i}")
+        confirmed = calls[9]
+        confirmed.finish("answered")
+        self.successResultOf(self.coordinator.confirm(alarm.id, confirmed.channel_id))
+        declined = calls[8]
+        self.successResultOf(self.coordinator.decline(alarm.id, declined.channel_id))
+        self.rig.later(5)
+        self.assertTrue(self.successResultOf(self.coordinator.cancel(alarm.id)))
+        self.assertEqual(self.ami.hangups, [f"PJSIP/8765000{i}-0000{i}" for i in range(5)])
+        # A leg whose channel shows up after the cancel is hung up then.
+        self.coordinator.note_channel(calls[6].channel_id, "PJSIP/87650008-0006")
+        self.assertEqual(self.ami.hangups[-1], "PJSIP/87650008-0006")
+        self.assertEqual(self.ami.kicks, [alarm.room], "confirmed neighbours are told")
+        self.assertTrue(alarm.cancelled)
+        self.rig.later(1000)
+        self.assertEqual(len(self.ami.calls), 10, "no stage after a cancel")
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertEqual((row.status, row.outcome), ("cancelled", "cancelled by caller"))
+        self.assertIsNotNone(row.closed_at)
+        kinds = self.kinds(alarm)
+        self.assertEqual(kinds.count("cancelled"), 9)  # eight ringing legs and the alarm
+        self.assertEqual(kinds[-1], "cancelled")
+        self.assertFalse(self.successResultOf(self.coordinator.cancel(alarm.id)))
+        # A fresh #9 is a fresh alarm.
+        self.assertNotEqual(self.raise_(household(1)).id, alarm.id)
+
+    def test_confirm_after_cancel_refused(self):
+        alarm = self.raise_(household(1))
+        call = self.ami.calls[0]
+        call.finish("answered")
+        self.successResultOf(self.coordinator.answered(alarm.id, call.channel_id))
+        self.successResultOf(self.coordinator.cancel(alarm.id))
+        self.assertFalse(self.successResultOf(self.coordinator.confirm(alarm.id, call.channel_id)))
+
+    def test_caller_hangup_does_not_cancel(self):
+        alarm = self.raise_(household(1))
+        self.successResultOf(self.coordinator.caller_left(alarm.id))
+        self.assertEqual(alarm.status, "open")
+        self.rig.later(60)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.assertIn(("caller-left", None, "nobody has confirmed yet: the alarm goes on"),
+                      timeline(self.rig.db, alarm.id))
+
+    def test_closes_when_everyone_left_after_confirmation(self):
+        alarm = self.raise_(household(1, 2))
+        call = self.ami.calls[0]
+        call.finish("answered")
+        self.successResultOf(self.coordinator.confirm(alarm.id, call.channel_id))
+        self.successResultOf(self.coordinator.caller_left(alarm.id))
+        self.assertEqual(alarm.status, "confirmed")
+        self.successResultOf(self.coordinator.responder_left(alarm.id, call.channel_id))
+        self.assertEqual(alarm.status, "closed")
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertEqual((row.status, row.outcome), ("closed", "caller and responders have left"))
+
+    def test_staff_close(self):
+        alarm = self.raise_(household(1))
+        self.assertTrue(self.successResultOf(self.coordinator.close(alarm.id)))
+        self.rig.later(1000)
+        self.assertEqual(len(self.ami.calls), 10)
+        self.assertEqual(alarm_row(self.rig.db, alarm.id).status, "closed")
+
+    def test_closed_elsewhere(self):
+        alarm = self.raise_(household(1))
+        self.coordinator.ended_elsewhere([(alarm.id, "closed by staff (cli)")])
+        self.assertEqual(alarm.status, "closed")
+        self.rig.later(1000)
+        self.assertEqual(len(self.ami.calls), 10)
+
+
+class LinkTroubleTests(Case):
+    def test_not_connected_retried_and_escalated(self):
+        self.ami.refuse_with = AMINotConnected
+        alarm = self.raise_(household(1, 3))
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertEqual(row.status, "open", "the alarm is on record")
+        self.assertEqual(self.ami.calls, [])
+        self.rig.later(0)
+        self.assertIn("escalated", self.kinds(alarm))
+        self.ami.refuse_with = None      # the link is back
+        self.rig.later(2)
+        channels = sorted(c.channel for c in self.ami.calls)
+        self.assertEqual(channels, ["PJSIP/87650002", "PJSIP/87650003", "PJSIP/87650004",
+                                    "PJSIP/87650190"])
+        kinds = self.kinds(alarm)
+        self.assertEqual(kinds.count("failed"), 4)
+        self.assertEqual(kinds.count("retry"), 4)
+
+    def test_retries_continue_while_link_is_down(self):
+        self.ami.refuse_with = AMINotConnected
+        alarm = self.raise_(household(1, 1))
+        for _ in range(10):
+            self.rig.later(10)
+        self.ami.refuse_with = None
+        self.rig.later(10)
+        self.assertEqual(sorted(c.channel for c in self.ami.calls)[:2],
+                         ["PJSIP/87650002", "PJSIP/87650190"])
+        self.assertEqual(alarm.status, "open")
+
+    def test_connection_lost_after_sending(self):
+        alarm = self.raise_(household(1, 2))
+        self.ami.calls[0].deferred.errback(AMIConnectionLost("link dropped"))
+        self.rig.later(0)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
+        self.rig.later(2)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650002")
+        self.assertEqual(alarm.legs[self.ami.calls[0].channel_id].state, "failed")
+
+
+class RecoveryTests(Case):
+    def test_open_alarms_escalated_and_marked(self):
+        first = self.raise_(household(1))
+        confirmed = self.raise_(household(2, own=20), caller="87650020")
+        call = self.ami.to(number(21))[0]
+        self.successResultOf(self.coordinator.confirm(confirmed.id, call.channel_id))
+        done = self.raise_(None, caller="87650150")
+        self.successResultOf(self.coordinator.close(done.id))
+        self.coordinator.stop()
+        # The server restarts.
+        from tests.test_alarm_support import FakeAMI
+        from alarm.coordinator import AlarmCoordinator
+        from alarm.recorder import AlarmRecorder
+        ami = FakeAMI()
+        recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock)
+        coordinator = AlarmCoordinator(self.rig.coordinator.dialer, ami.originate, ami.hangup,
+                                       recorder, self.rig.config, self.rig.clock)
+        recovered = self.successResultOf(coordinator.recover_open_alarms())
+        self.assertEqual(sorted(a.id for a in recovered), sorted([first.id, confirmed.id]))
+        self.assertEqual([c.channel for c in ami.calls], ["PJSIP/87650190"] * 2)
+        self.assertEqual({c.variables["SWITCHBOARD_ALARM"] for c in ami.calls},
+                         {str(first.id), str(confirmed.id)})
+        for alarm in recovered:
+            self.assertIn("recovered", self.kinds(alarm))
+            self.assertEqual(alarm.room, f"alarm-{alarm.id}")
+        self.rig.later(60)
+        self.assertEqual([c.channel for c in ami.calls[2:]], ["PJSIP/87650191"] * 2)
+        # A new #9 from a recovered household joins its alarm.
+        again = self.successResultOf(coordinator.raise_alarm("87650001", household(1)))
+        self.assertEqual(again.id, first.id)

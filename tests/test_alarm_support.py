@@ -1,0 +1,289 @@
+"""
+Helpers for the alarm tests (no tests here): a real SQLite database run
+synchronously, fakes of the AMI client and of FastAGI sessions implementing
+the documented methods, and ready-made configurations and households.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
+
+import alarm.models  # noqa: F401  (declares the tables)
+from alarm.config import AlarmConfig, Stage
+from alarm.index import HouseholdSnapshot
+from alarm.recorder import AlarmRecorder
+from switchboard.agi import AGIHangup
+from switchboard.ami import OriginateResult
+from switchboard.dialing import Dialer
+from switchboard.numbers import NumberPlan
+from switchboard.storage import Base, Database
+
+PLAN = NumberPlan("CN", "591")
+DIALER = Dialer(PLAN, {"default": "PJSIP/{number}"})
+DUTY = "+8659187650190"
+SECURITY = "+8659187650191"
+OUTSIDE = "+8659187650199"
+
+
+def number(n: int) -> str:
+    """The E.164 number of lab phone 8765NNNN."""
+    return f"+86591876{50000 + n:05d}"
+
+
+def database(tmp_path) -> Database:
+    db = Database(f"sqlite:///{tmp_path}/alarm.db")
+    Base.metadata.create_all(db.engine)
+    return db
+
+
+class SyncDatabase:
+    """
+    L{Database.run} done at once on the calling thread: C{run} returns an
+    already fired Deferred, or a held one (C{hold = True}) that L{release}
+    fires. C{fail_next} makes that many calls fail before touching the data.
+    """
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.hold = False
+        self.held: list = []
+        self.fail_next = 0
+        self.calls = 0
+
+    def run(self, work):
+        self.calls += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            return defer.fail(RuntimeError("database is locked"))
+        if self.hold:
+            d = defer.Deferred()
+            self.held.append((work, d))
+            return d
+        return self._do(work)
+
+    def _do(self, work):
+        try:
+            with self.db.sessions.begin() as session:
+                return defer.succeed(work(session))
+        except Exception:
+            return defer.fail(Failure())
+
+    def release(self):
+        """Run the oldest held work and fire its Deferred."""
+        work, d = self.held.pop(0)
+        self._do(work).chainDeferred(d)
+
+    def session(self):
+        return self.db.session()
+
+    @property
+    def sessions(self):
+        return self.db.sessions
+
+
+class Call:
+    """One originate the fake AMI received."""
+
+    def __init__(self, channel, kwargs, deferred):
+        self.channel = channel
+        self.kwargs = kwargs
+        self.deferred = deferred
+
+    @property
+    def channel_id(self):
+        return self.kwargs["channel_id"]
+
+    @property
+    def variables(self):
+        return self.kwargs["variables"]
+
+    def finish(self, outcome, channel=None):
+        self.deferred.callback(OriginateResult(self.channel_id, outcome, None, outcome,
+                                               channel=channel))
+
+    def __repr__(self):
+        return f"<Call {self.channel} {self.channel_id}>"
+
+
+class FakeAMI:
+    """The parts of C{AMIClient} the alarm uses, recording what is asked."""
+
+    def __init__(self):
+        self.calls: list = []
+        self.hangups: list = []
+        self.kicks: list = []
+        self.actions: list = []
+        self.refuse_with = None      # an exception class: originate fails with it
+        self.on_originate = None     # called with each Call (e.g. to inspect the database)
+        self.connected = True
+        self.db_result = None        # a Deferred each db action returns, if set
+
+    def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
+                  data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
+                  other_channel_id=None):
+        kwargs = dict(context=context, exten=exten, priority=priority, variables=variables,
+                      caller_id=caller_id, timeout=timeout, channel_id=channel_id)
+        if self.refuse_with is not None:
+            return defer.fail(self.refuse_with("not connected to Asterisk"))
+        call = Call(channel, kwargs, defer.Deferred())
+        self.calls.append(call)
+        if self.on_originate:
+            self.on_originate(call)
+        return call.deferred
+
+    def hangup(self, channel, cause=16):
+        self.hangups.append(channel)
+        return defer.succeed(True)
+
+    def kick(self, room):
+        self.kicks.append(room)
+        return defer.succeed(None)
+
+    def _db(self, *action):
+        self.actions.append(action)
+        if self.db_result is not None:
+            return self.db_result()
+        return defer.succeed(True)
+
+    def db_put(self, family, key, value):
+        return self._db("put", family, key, value)
+
+    def db_del(self, family, key):
+        return self._db("del", family, key)
+
+    def db_deltree(self, family, key=None):
+        return self._db("deltree", family)
+
+    def to(self, target):
+        """The calls made to the E.164 C{target}."""
+        dial = DIALER.dial_string(target)
+        return [c for c in self.calls if c.channel == dial]
+
+
+def config(**overrides) -> AlarmConfig:
+    values = dict(
+        stages=(Stage("duty officer", 60.0, (DUTY,)),
+                Stage("property security", 120.0, (SECURITY,)),
+                Stage("outside", 180.0, (OUTSIDE,))),
+        ring_timeout=30.0, confirm_within=45.0, retry_unanswered=1, retry_after=10.0,
+        repeat_every=0.0, originate_retry=2.0)
+    values.update(overrides)
+    return AlarmConfig(**values)
+
+
+def household(hid=1, neighbours=10, *, own=1, building="3", unit="1", room="101",
+              notes="") -> HouseholdSnapshot:
+    """A snapshot of household C{hid} calling from lab phone C{own}."""
+    mine = (number(own),)
+    ring = tuple(number(own + i) for i in range(1, neighbours + 1))
+    return HouseholdSnapshot(hid, 1, "Hualin Garden", building, unit, room, notes, mine, ring)
+
+
+def add_household(db, hid=1, own=1):
+    """A row for household C{hid} (alarms refer to it)."""
+    with db.sessions.begin() as session:
+        session.add(alarm.models.Household(id=hid, building="3", unit="1", room="101"))
+
+
+def timeline(db, alarm_id=None):
+    """The (kind, number, detail) of every event recorded, in order."""
+    from sqlalchemy import select
+    from alarm.models import AlarmEvent
+    with db.session() as session:
+        q = select(AlarmEvent).order_by(AlarmEvent.id)
+        if alarm_id is not None:
+            q = q.where(AlarmEvent.alarm_id == alarm_id)
+        return [(e.kind, e.number, e.detail) for e in session.execute(q).scalars()]
+
+
+def alarm_row(db, alarm_id):
+    with db.session() as session:
+        return session.get(alarm.models.Alarm, alarm_id)
+
+
+class Rig:
+    """A coordinator on a real (synchronous) database, a fake AMI and a clock."""
+
+    def __init__(self, tmp_path, **config_overrides):
+        from alarm.coordinator import AlarmCoordinator
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.db = database(tmp_path)
+        self.sync = SyncDatabase(self.db)
+        self.recorder = AlarmRecorder(self.sync, clock=self.clock)
+        self.ami = FakeAMI()
+        self.config = config(**config_overrides)
+        self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,
+                                            self.recorder, self.config, self.clock,
+                                            hotline_number="12345", kick=self.ami.kick)
+
+    def later(self, seconds):
+        self.clock.advance(seconds)
+
+
+class FakeSession:
+    """
+    An C{AGISession} stand-in: C{keys} are what the caller presses (one per
+    question, "" for none), C{variables} the channel's; C{hangup_after}
+    makes the Nth command fail with L{AGIHangup}.
+    """
+
+    def __init__(self, env=None, *, variables=None, keys=(), hangup_after=None,
+                 exec_results=None):
+        self.env = dict(env or {})
+        self.variables = dict(variables or {})
+        self.keys = list(keys)
+        self.log: list = []
+        self.hangup_after = hangup_after
+        self.hungup = False
+        self.exec_results = exec_results or {}
+        self.on_exec = None
+
+    def _do(self, *command, result=None):
+        self.log.append(command)
+        if self.hungup or (self.hangup_after is not None and len(self.log) > self.hangup_after):
+            self.hungup = True
+            return defer.fail(AGIHangup("caller hung up"))
+        return defer.succeed(result)
+
+    def answer(self):
+        return self._do("answer", result=0)
+
+    def hangup(self):
+        return self._do("hangup", result=1)
+
+    def _key(self):
+        return self.keys.pop(0) if self.keys else ""
+
+    def stream_file(self, name, escape_digits=""):
+        if escape_digits and self.keys and self.keys[0] and self.keys[0] in escape_digits:
+            return self._do("stream", name, result=self._key())
+        return self._do("stream", name, result="")
+
+    def get_option(self, prompt, escape_digits, timeout_ms=None):
+        return self._do("option", prompt, result=self._key())
+
+    def wait_for_digit(self, timeout_ms):
+        return self._do("wait", timeout_ms, result=self._key())
+
+    def say_digits(self, digits, escape_digits=""):
+        return self._do("say_digits", digits, result="")
+
+    def set_variable(self, name, value):
+        d = self._do("set", name, value)
+        self.variables[name] = value
+        return d
+
+    def get_variable(self, name):
+        return self._do("get", name, result=self.variables.get(name))
+
+    def exec_(self, app, *args):
+        d = self._do("exec", app, *args, result=0)
+        if self.on_exec:
+            self.on_exec(app, args)
+        self.variables.update(self.exec_results.get(app, {}))
+        return d
+
+    def commands(self, kind):
+        return [c for c in self.log if c[0] == kind]
