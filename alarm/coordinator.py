@@ -49,6 +49,16 @@ from switchboard.ami.errors import (
 )
 
 RESPONDER_CONTEXT = "switchboard-alarm-responder"
+
+
+def _keys(household_id, number) -> tuple:
+    """What makes two #9 calls the same alarm: the household, or the calling number."""
+    keys = []
+    if household_id is not None:
+        keys.append(("household", household_id))
+    if number:
+        keys.append(("number", number))
+    return tuple(keys)
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
 _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
              "congestion": FAILED, "failed": FAILED}
@@ -118,22 +128,18 @@ class AlarmCoordinator:
         caller_raw = str(caller_raw or "")
         now = self.clock.seconds()
         number = self.dialer.numbers.try_normalise(caller_raw) if caller_raw else None
-        if household is not None:
-            key = ("household", household.id)
-        else:
-            key = ("number", number) if number else None
-        existing = self._open.get(key) if key else None
+        keys = _keys(household.id if household is not None else None, number)
+        existing = next((self._open[k] for k in keys if k in self._open), None)
         if existing is not None and not existing.ended:
             if existing.callers is not None:
                 existing.callers += 1
             d = existing.when_ready()
             d.addCallback(self._joined, caller_raw)
             return d
-        alarm = ActiveAlarm(key=key, household=household, caller_raw=caller_raw,
+        alarm = ActiveAlarm(keys=keys, household=household, caller_raw=caller_raw,
                             caller_number=number, opened=now,
                             address=household.address if household is not None else "")
-        if key:
-            self._open[key] = alarm
+        self._claim(alarm)
         detail = (f"#9 from {household.address}" if household is not None
                   else f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}")
         d = self.recorder.open_alarm(at=now, caller_raw=caller_raw, caller_number=number,
@@ -143,6 +149,15 @@ class AlarmCoordinator:
                        errbackArgs=(alarm,))
         return alarm.when_ready()
 
+    def _claim(self, alarm):
+        for key in alarm.keys:
+            self._open.setdefault(key, alarm)
+
+    def _release(self, alarm):
+        for key in alarm.keys:
+            if self._open.get(key) is alarm:
+                del self._open[key]
+
     def _joined(self, alarm, caller_raw):
         self._event(alarm, "joined", number=caller_raw,
                     detail="another #9 call while the alarm is open: joins it")
@@ -150,8 +165,7 @@ class AlarmCoordinator:
 
     def _not_recorded(self, failure, alarm):
         alarm.status = "failed"
-        if self._open.get(alarm.key) is alarm:
-            del self._open[alarm.key]
+        self._release(alarm)
         self.log.critical("ALARM from {caller} could not be recorded; the dialplan must "
                           "ring natively: {error}", caller=alarm.caller_raw, error=failure.value)
         alarm._fire_ready(False, failure)
@@ -460,8 +474,7 @@ class AlarmCoordinator:
         now = self.clock.seconds()
         alarm.status, alarm.outcome = status, how
         alarm.cancel_timers()
-        if self._open.get(alarm.key) is alarm:
-            del self._open[alarm.key]
+        self._release(alarm)
         for leg in alarm.legs.values():
             if leg.state == RINGING:
                 self._set(leg, LEG_CANCELLED, detail="alarm ended while ringing")
@@ -520,17 +533,15 @@ class AlarmCoordinator:
             if self.alarm(row.id) is not None:
                 continue
             household = index.get(row.household_id) if index is not None and row.household_id else None
-            key = (("household", row.household_id) if row.household_id
-                   else ("number", row.caller_number) if row.caller_number else None)
-            alarm = ActiveAlarm(key=key, household=household, caller_raw=row.caller_raw,
+            alarm = ActiveAlarm(keys=_keys(row.household_id, row.caller_number),
+                                household=household, caller_raw=row.caller_raw,
                                 caller_number=row.caller_number, address=row.address,
                                 opened=self.clock.seconds())
             alarm.household_id = row.household_id
             alarm.id, alarm.room = row.id, row.room or room_name(row.id)
             alarm.status, alarm.recovered, alarm.callers = OPEN, True, None
             self._alarms[str(row.id)] = alarm
-            if key and key not in self._open:
-                self._open[key] = alarm
+            self._claim(alarm)
             self.log.critical("ALARM {id} was open when the server stopped: ringing the "
                               "duty phones", id=row.id)
             self._event(alarm, "recovered",

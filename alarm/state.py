@@ -59,10 +59,10 @@ class ActiveAlarm:
     alarm is on record (L{when_ready}).
     """
 
-    def __init__(self, *, key, household, caller_raw, caller_number, address, opened):
+    def __init__(self, *, keys, household, caller_raw, caller_number, address, opened):
         self.id = None
         self.room = None
-        self.key = key                  # what de-duplicates it: household or caller number
+        self.keys = keys                # what de-duplicates it: household, caller number
         self.household = household      # HouseholdSnapshot or None (unregistered, recovered)
         self.household_id = household.id if household is not None else None
         self.caller_raw = caller_raw

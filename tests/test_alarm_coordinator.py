@@ -249,6 +249,13 @@ class DedupeCancelCloseTests(Case):
         with self.rig.db.session() as s:
             self.assertEqual(len(s.execute(select(Alarm)).all()), 1)
 
+    def test_same_number_joins_even_if_not_recognised(self):
+        alarm = self.raise_(household(1))
+        self.assertIs(self.raise_(None, caller="+8659187650001"), alarm)
+        unregistered = self.raise_(None, caller="87650150")
+        self.assertIs(self.raise_(None, caller="0591 8765 0150"), unregistered)
+        self.assertEqual(len(self.ami.calls), 11)
+
     def test_second_alarm_while_first_is_being_recorded(self):
         self.rig.sync.hold = True
         d1 = self.coordinator.raise_alarm("87650001", household(1))

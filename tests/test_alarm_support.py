@@ -239,6 +239,7 @@ class FakeSession:
         self.hungup = False
         self.exec_results = exec_results or {}
         self.on_exec = None
+        self.pressed_early = False
 
     def _do(self, *command, result=None):
         self.log.append(command)
@@ -257,7 +258,8 @@ class FakeSession:
         return self.keys.pop(0) if self.keys else ""
 
     def stream_file(self, name, escape_digits=""):
-        if escape_digits and self.keys and self.keys[0] and self.keys[0] in escape_digits:
+        # Keys are pressed when asked (wait_for_digit), unless pressed_early.
+        if self.pressed_early and escape_digits and self.keys and self.keys[0] in escape_digits:
             return self._do("stream", name, result=self._key())
         return self._do("stream", name, result="")
 

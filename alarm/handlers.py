@@ -1,0 +1,218 @@
+"""
+FastAGI handlers of the alarm: C{alarm} runs the call of the resident who
+dialled #9, C{alarm-responder} each call the coordinator placed to a
+neighbour or a duty phone.
+
+Both set C{SWITCHBOARD_RESULT=OK} when they have handled their call; when
+they do not (a failure, an alarm this server does not know), the dialplan
+goes on natively: the caller waits in the alarm's room (C{SWITCHBOARD_ROOM},
+set as soon as the alarm is on record), a responder is put through to it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from switchboard.agi import AGIHangup
+
+BRIDGE = "alarm_bridge"
+CALLER_PROFILE = "alarm_caller"
+CALLER_MENU = "alarm_caller_menu"
+RESPONDER_PROFILE = "alarm_responder"
+RESULT = "SWITCHBOARD_RESULT"
+COMING, CANNOT_COME = "1", "2"
+_KEYS = COMING + CANNOT_COME            # escape digits of every prompt
+_ANSWERS = frozenset((COMING, CANNOT_COME))
+_ANONYMOUS = {"", "unknown", "anonymous", "restricted", "private", "<unknown>"}
+
+
+def _digits(text) -> str:
+    return "".join(c for c in str(text or "") if c in "0123456789")
+
+
+class AlarmCallerHandler:
+    """
+    Script C{alarm}: the resident who dialled #9.
+
+    The household is found in the in-memory L{CallerIndex} (never the
+    database on this path); an unknown or missing caller ID still raises an
+    alarm, which goes to the duty phones with what was presented. The caller
+    is answered, reassured, and held in the alarm's ConfBridge room, where
+    the neighbours who press 1 join. Leaving the room with the cancel key
+    (C{*}, the room menu's C{leave_conference}) cancels the alarm; hanging
+    up does not: the caller may not be able to speak.
+    """
+
+    log = Logger()
+
+    def __init__(self, index, coordinator, config, numbers):
+        self.index = index
+        self.coordinator = coordinator
+        self.config = config
+        self.numbers = numbers
+
+    def __call__(self, session) -> defer.Deferred:
+        return self.handle(session)
+
+    @defer.inlineCallbacks
+    def handle(self, session):
+        raw = str(session.env.get("callerid") or "").strip()
+        caller = "" if raw.lower() in _ANONYMOUS else raw
+        try:
+            household = self.index.lookup(caller) if caller else None
+        except Exception:
+            self.log.failure("caller index lookup of {caller}", caller=caller)
+            household = None
+        # Answer while the alarm is being recorded; neither waits for the other.
+        answering = session.answer()
+        try:
+            alarm = yield self.coordinator.raise_alarm(raw, household)
+        except Exception:
+            # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
+            # dialplan rings the neighbours natively from AstDB.
+            answering.addErrback(lambda _: None)
+            raise
+        try:
+            yield answering
+            yield session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
+            yield session.set_variable("SWITCHBOARD_ROOM", alarm.room)
+            for sound in self.config.prompts.caller_hold:
+                yield session.stream_file(sound)
+            yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_PROFILE, CALLER_MENU)
+            how = yield session.get_variable("CONFBRIDGE_RESULT")
+            if how == "DTMF":
+                # The caller pressed the cancel key: a false alarm.
+                yield self.coordinator.cancel(alarm.id, by="caller")
+                for sound in self.config.prompts.caller_cancelled:
+                    yield session.stream_file(sound)
+            else:
+                yield self.coordinator.caller_left(alarm.id)
+            yield session.set_variable(RESULT, "OK")
+        except AGIHangup:
+            yield self.coordinator.caller_left(alarm.id)
+
+
+class ResponderHandler:
+    """
+    Script C{alarm-responder}: a phone the coordinator rang has answered.
+
+    The channel carries C{SWITCHBOARD_ALARM} and C{SWITCHBOARD_LEG}. The
+    person hears who needs help and where (prompts and digits only), then is
+    asked to press 1 (coming: joins the caller's room) or 2 (cannot come),
+    a few times. No key means not confirmed, so an answering machine or a
+    fax cannot take the alarm.
+    """
+
+    log = Logger()
+
+    def __init__(self, coordinator, config, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.coordinator = coordinator
+        self.config = config
+        self.clock = clock
+
+    def __call__(self, session) -> defer.Deferred:
+        return self.handle(session)
+
+    @defer.inlineCallbacks
+    def handle(self, session):
+        alarm_id = yield session.get_variable("SWITCHBOARD_ALARM")
+        leg_id = yield session.get_variable("SWITCHBOARD_LEG")
+        leg = yield self.coordinator.answered(alarm_id or "", leg_id or "",
+                                              channel=session.env.get("channel"))
+        if leg is None:
+            # Not an alarm this server knows: the dialplan puts the call through natively.
+            self.log.warn("responder call for unknown alarm {alarm} leg {leg}",
+                          alarm=alarm_id, leg=leg_id)
+            return
+        alarm = leg.alarm
+        try:
+            key = yield self._question(session, alarm)
+            if alarm.ended:
+                yield self._play(session, self.config.prompts.responder_cancelled)
+            elif key == COMING:
+                yield self._coming(session, alarm, leg)
+            elif key == CANNOT_COME:
+                yield self.coordinator.decline(alarm.id, leg.id)
+                yield self._play(session, self.config.prompts.responder_declined)
+            else:
+                yield self.coordinator.unconfirmed(alarm.id, leg.id, "no key pressed")
+                yield self._play(session, self.config.prompts.responder_unconfirmed)
+            yield session.set_variable(RESULT, "OK")
+        except AGIHangup:
+            if leg.in_room:
+                yield self.coordinator.responder_left(alarm.id, leg.id)
+            else:
+                yield self.coordinator.unconfirmed(alarm.id, leg.id, "hung up before pressing 1")
+
+    @defer.inlineCallbacks
+    def _question(self, session, alarm):
+        """Announce and ask until 1 or 2, the attempts or the time run out, or the alarm ends."""
+        started = self.clock.seconds()
+        for _ in range(self.config.answer_attempts):
+            if alarm.ended:
+                return ""
+            key = yield self._announce(session, alarm)
+            if not key:
+                key = yield self._ask(session)
+            if key in _ANSWERS:
+                return key
+            if self.clock.seconds() - started >= self.config.confirm_within:
+                break
+        return ""
+
+    @defer.inlineCallbacks
+    def _announce(self, session, alarm):
+        p = self.config.prompts
+        key = yield self._play(session, p.responder_intro, _KEYS)
+        if key:
+            return key
+        household = alarm.household
+        if household is not None:
+            key = yield self._play(session, p.responder_location, _KEYS)
+            parts = [_digits(x) for x in (household.building, household.unit, household.room)]
+            parts = [x for x in parts if x]
+            for i, part in enumerate(parts):
+                if key:
+                    break
+                if i:
+                    key = yield self._play(session, p.responder_separator, _KEYS)
+                if not key:
+                    key = yield session.say_digits(part, _KEYS)
+        else:
+            # Unregistered (or recovered without a household): the caller's number.
+            key = yield self._play(session, p.responder_unregistered, _KEYS)
+            number = _digits(alarm.caller_raw)
+            if number and not key:
+                key = yield session.say_digits(number, _KEYS)
+        return key if key in _ANSWERS else ""
+
+    @defer.inlineCallbacks
+    def _ask(self, session):
+        key = yield self._play(session, self.config.prompts.responder_ask, _KEYS)
+        if not key:
+            key = yield session.wait_for_digit(int(self.config.digit_timeout * 1000))
+        return key or ""
+
+    @defer.inlineCallbacks
+    def _play(self, session, sounds, escape=""):
+        for sound in sounds:
+            key = yield session.stream_file(sound, escape)
+            if key and key in escape:
+                return key
+        return ""
+
+    @defer.inlineCallbacks
+    def _coming(self, session, alarm, leg):
+        joined = yield self.coordinator.confirm(alarm.id, leg.id)
+        if not joined:
+            yield self._play(session, self.config.prompts.responder_cancelled)
+            return
+        yield self._play(session, self.config.prompts.responder_coming)
+        yield session.exec_("ConfBridge", alarm.room, BRIDGE, RESPONDER_PROFILE)
+        yield self.coordinator.responder_left(alarm.id, leg.id)
+        if alarm.cancelled:
+            # Taken out of the room because the caller cancelled: say so.
+            yield self._play(session, self.config.prompts.responder_cancelled)

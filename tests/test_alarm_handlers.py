@@ -1,0 +1,245 @@
+"""The caller's and the responders' FastAGI handlers, with fake sessions."""
+
+import tempfile
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from alarm.handlers import AlarmCallerHandler, ResponderHandler
+
+from tests.test_alarm_support import (
+    PLAN,
+    FakeSession,
+    Rig,
+    add_household,
+    alarm_row,
+    household,
+    number,
+    timeline,
+)
+
+
+class FakeIndex:
+    """Caller ID -> snapshot; records the lookups (the handler must use nothing else)."""
+
+    def __init__(self, *snapshots):
+        self.lookups = []
+        self.forms = {}
+        for s in snapshots:
+            for n in s.numbers:
+                for form in PLAN.variants(n):
+                    self.forms[form] = s
+
+    def lookup(self, caller):
+        self.lookups.append(caller)
+        return self.forms.get(caller)
+
+
+class Case(SynchronousTestCase):
+    def setUp(self):
+        self.rig = Rig(tempfile.mkdtemp())
+        add_household(self.rig.db, 1)
+        self.home = household(1, 10, building="3", unit="2", room="501")
+        self.index = FakeIndex(self.home)
+        self.coordinator = self.rig.coordinator
+        self.caller = AlarmCallerHandler(self.index, self.coordinator, self.rig.config, PLAN)
+        self.responder = ResponderHandler(self.coordinator, self.rig.config, clock=self.rig.clock)
+
+    def call(self, callerid="87650001", **kw):
+        session = FakeSession({"callerid": callerid, "channel": "PJSIP/87650001-00000001"}, **kw)
+        return session, self.caller(session)
+
+    def leg_session(self, call, **kw):
+        call.finish("answered")
+        return FakeSession({"channel": call.channel + "-0000000a"},
+                           variables={"SWITCHBOARD_ALARM": call.variables["SWITCHBOARD_ALARM"],
+                                      "SWITCHBOARD_LEG": call.channel_id}, **kw)
+
+
+class CallerTests(Case):
+    def test_alarm_raised_caller_held_in_room(self):
+        session, d = self.call("059187650001")
+        self.successResultOf(d)
+        self.assertEqual(self.index.lookups, ["059187650001"])
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        self.assertEqual(alarm.household, self.home)
+        self.assertEqual(len(self.rig.ami.calls), 10)
+        room = f"alarm-{alarm.id}"
+        self.assertEqual(session.log, [
+            ("answer",),
+            ("set", "SWITCHBOARD_ALARM", str(alarm.id)),
+            ("set", "SWITCHBOARD_ROOM", room),
+            ("stream", "one-moment-please"),
+            ("exec", "ConfBridge", room, "alarm_bridge", "alarm_caller", "alarm_caller_menu"),
+            ("get", "CONFBRIDGE_RESULT"),
+            ("set", "SWITCHBOARD_RESULT", "OK"),
+        ])
+        # Leaving the room otherwise than with * is no cancel.
+        self.assertEqual(alarm.status, "open")
+
+    def test_star_cancels(self):
+        session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}})
+        self.successResultOf(d)
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        self.assertTrue(alarm.cancelled)
+        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
+                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(alarm_row(self.rig.db, alarm.id).outcome, "cancelled by caller")
+        self.rig.later(1000)
+        self.assertEqual(len(self.rig.ami.calls), 10)
+
+    def test_caller_hangup_does_not_cancel(self):
+        # Hangs up in the room: every command after ConfBridge fails.
+        session, d = self.call(hangup_after=5)
+        self.successResultOf(d)
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        self.assertEqual(alarm.status, "open")
+        self.assertNotIn("SWITCHBOARD_RESULT", session.variables)
+        self.assertIn("caller-left", [k for k, _, _ in timeline(self.rig.db, alarm.id)])
+        self.rig.later(60)
+        self.assertEqual(self.rig.ami.calls[-1].channel, "PJSIP/87650190")
+
+    def test_hangup_before_answer_still_raises(self):
+        session, d = self.call(hangup_after=0)
+        self.successResultOf(d)
+        self.assertEqual(len(self.rig.ami.calls), 10)
+        self.assertEqual(len(self.coordinator.open_alarms()), 1)
+
+    def test_unregistered_and_absent_caller_ids(self):
+        for presented in ("87650150", "anonymous", "", "12 ab"):
+            session, d = self.call(presented)
+            self.successResultOf(d)
+            self.assertEqual(session.commands("exec")[0][1], "ConfBridge")
+        self.assertEqual([c.channel for c in self.rig.ami.calls], ["PJSIP/87650190"] * 4)
+        self.assertEqual(self.index.lookups, ["87650150", "12 ab"])
+        rows = [alarm_row(self.rig.db, a.id) for a in self.coordinator.open_alarms()]
+        self.assertEqual([r.caller_raw for r in rows], ["87650150", "anonymous", "", "12 ab"])
+        self.assertEqual(rows[0].caller_number, "+8659187650150")
+
+    def test_second_call_joins_same_room(self):
+        first, d1 = self.call("87650001")
+        second, d2 = self.call("+86 591 8765 0001")
+        self.successResultOf(d1)
+        self.successResultOf(d2)
+        self.assertEqual(first.variables["SWITCHBOARD_ROOM"], second.variables["SWITCHBOARD_ROOM"])
+        self.assertEqual(len(self.rig.ami.calls), 10)
+
+    def test_not_recorded_fails_without_room(self):
+        self.rig.sync.fail_next = 10
+        session, d = self.call()
+        self.rig.later(0.5)
+        self.rig.later(0.5)
+        self.failureResultOf(d, RuntimeError)
+        self.flushLoggedErrors(RuntimeError)
+        self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
+        self.assertEqual(self.rig.ami.calls, [])
+
+
+class ResponderTests(Case):
+    def raise_(self):
+        # The caller stays on the line (in the room) throughout.
+        return self.successResultOf(self.coordinator.raise_alarm("87650001", self.home))
+
+    def test_press_1_confirms_and_joins(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[2]
+        session = self.leg_session(call, keys=["1"])
+        self.successResultOf(self.responder(session))
+        leg = alarm.legs[call.channel_id]
+        self.assertEqual(leg.state, "confirmed")
+        self.assertEqual(leg.channel, call.channel + "-0000000a")
+        self.assertEqual(alarm.status, "confirmed")
+        self.assertIn(("exec", "ConfBridge", alarm.room, "alarm_bridge", "alarm_responder"),
+                      session.log)
+        self.assertEqual(session.variables["SWITCHBOARD_RESULT"], "OK")
+        # Announced where: building 3, unit 2, room 501.
+        self.assertEqual(session.commands("say_digits"), [("say_digits", "3"),
+                                                          ("say_digits", "2"),
+                                                          ("say_digits", "501")])
+        self.rig.later(1000)
+        self.assertEqual(len(self.rig.ami.calls), 10, "no escalation after a confirmation")
+        kinds = [(k, n) for k, n, _ in timeline(self.rig.db, alarm.id)]
+        self.assertIn(("answered", number(4)), kinds)
+        self.assertIn(("confirmed", number(4)), kinds)
+        self.assertIn(("left", number(4)), kinds)
+
+    def test_key_pressed_during_announcement(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, keys=["1"])
+        session.pressed_early = True
+        self.successResultOf(self.responder(session))
+        self.assertEqual(alarm.legs[call.channel_id].state, "confirmed")
+        self.assertEqual(session.commands("say_digits"), [])
+
+    def test_press_2_declines(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, keys=["2"])
+        self.successResultOf(self.responder(session))
+        self.assertEqual(alarm.legs[call.channel_id].state, "declined")
+        self.assertEqual(session.commands("exec"), [])
+        self.assertEqual(session.log[-2:], [("stream", "goodbye"),
+                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(alarm.status, "open")
+
+    def test_silence_is_not_a_confirmation(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, keys=["", "", "", ""])
+        self.successResultOf(self.responder(session))
+        self.assertEqual(alarm.legs[call.channel_id].state, "unconfirmed")
+        self.assertEqual(len(session.commands("wait")), 3, "asked three times")
+        self.assertEqual(session.commands("exec"), [])
+        self.assertEqual(alarm.status, "open")
+        self.rig.later(10)
+        self.assertEqual(self.rig.ami.calls[-1].channel, call.channel, "rung again")
+
+    def test_other_keys_ignored(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, keys=["5", "#", "1"])
+        self.successResultOf(self.responder(session))
+        self.assertEqual(alarm.legs[call.channel_id].state, "confirmed")
+
+    def test_cancelled_before_answer(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        self.successResultOf(self.coordinator.cancel(alarm.id))
+        session = self.leg_session(call, keys=["1"])
+        self.successResultOf(self.responder(session))
+        self.assertEqual(session.commands("exec"), [])
+        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
+                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+
+    def test_cancelled_while_in_room(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, keys=["1"])
+        # The caller presses * while this neighbour is in the room.
+        session.on_exec = lambda app, args: self.coordinator.cancel(alarm.id)
+        self.successResultOf(self.responder(session))
+        self.assertEqual(self.rig.ami.kicks, [alarm.room])
+        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
+                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+
+    def test_hangup_during_announcement(self):
+        alarm = self.raise_()
+        call = self.rig.ami.calls[0]
+        session = self.leg_session(call, hangup_after=3)
+        self.successResultOf(self.responder(session))
+        self.assertEqual(alarm.legs[call.channel_id].state, "unconfirmed")
+        self.assertIn(("unconfirmed", number(2), "hung up before pressing 1"),
+                      timeline(self.rig.db, alarm.id))
+
+    def test_unknown_alarm_left_to_dialplan(self):
+        session = FakeSession({}, variables={"SWITCHBOARD_ALARM": "999", "SWITCHBOARD_LEG": "x"})
+        self.successResultOf(self.responder(session))
+        self.assertNotIn("SWITCHBOARD_RESULT", session.variables)
+
+    def test_unregistered_caller_number_announced(self):
+        self.successResultOf(self.coordinator.raise_alarm("0591-87650150", None))
+        duty = self.rig.ami.calls[0]
+        responder = self.leg_session(duty, keys=["1"])
+        self.successResultOf(self.responder(responder))
+        self.assertIn(("stream", "vm-from-phonenumber"), responder.log)
+        self.assertEqual(responder.commands("say_digits"), [("say_digits", "059187650150")])
