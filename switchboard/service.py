@@ -1,0 +1,129 @@
+"""
+The running server: one FastAGI listener and one AMI client, with the
+hotline and the #9 alarm plugged in.
+
+Start-up order matters for an alarm server: the database and the hot
+indexes are ready before the FastAGI port opens, so the first call is
+served on complete data; AMI (re)connects in the background and every
+(re)connect resynchronises what Asterisk needs for the native fallback.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from switchboard.agi import FastAGIFactory
+from switchboard.ami import AMIClient
+from switchboard.storage import Database
+from switchboard.watch import FileWatcher
+
+
+class SwitchboardService(service.MultiService):
+    """
+    The whole server for one L{Settings}. C{features} are objects with
+    C{handlers} (script -> AGI handler), and optional C{start()},
+    C{stop()}, C{reload(path)}, C{watched} (paths) and C{ami_connected()}.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings, *, reactor=None, database=None, ami=None):
+        super().__init__()
+        from twisted.internet import reactor as default_reactor
+        self.settings = settings
+        self.reactor = reactor or default_reactor
+        self.database = database or Database(settings.database, reactor=self.reactor)
+        self.ami = ami or AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                                    settings.ami.secret, reactor=self.reactor)
+        self.handlers: dict = {}
+        self.features: list = []
+        self.factory = FastAGIFactory(self.handlers, allow=settings.agi.allow,
+                                      idle_timeout=settings.agi.idle_timeout, clock=self.reactor)
+        self.port = None
+        self.watcher = None
+
+    def add_feature(self, feature) -> None:
+        self.features.append(feature)
+        self.handlers.update(feature.handlers)
+
+    @defer.inlineCallbacks
+    def startService(self):
+        super().startService()
+        for feature in self.features:
+            if hasattr(feature, "start"):
+                yield feature.start()
+        self.ami.on_connect(self._ami_connected)
+        self.ami.start()
+        self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
+                                           interface=self.settings.agi.listen)
+        watched = [p for f in self.features for p in getattr(f, "watched", ())]
+        self.watcher = FileWatcher(watched, self.reload, clock=self.reactor)
+        self.watcher.start()
+        self.log.info("switchboard ready: FastAGI on {host}:{port}, scripts {scripts}",
+                      host=self.settings.agi.listen, port=self.settings.agi.port,
+                      scripts=", ".join(sorted(self.handlers)))
+
+    def _ami_connected(self, *_):
+        self.log.info("AMI connected to {host}:{port}", host=self.settings.ami.host,
+                      port=self.settings.ami.port)
+        for feature in self.features:
+            if hasattr(feature, "ami_connected"):
+                d = defer.maybeDeferred(feature.ami_connected)
+                d.addErrback(lambda f, name=type(feature).__name__: self.log.failure(
+                    "{feature} after AMI connect", f, feature=name))
+
+    def reload(self, path=None):
+        """Reload the configuration files (all on SIGHUP, one when it changed)."""
+        results = []
+        for feature in self.features:
+            if hasattr(feature, "reload") and (path is None or path in getattr(feature, "watched", ())):
+                results.append(defer.maybeDeferred(feature.reload, path))
+        return defer.DeferredList(results, consumeErrors=True)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        self.log.info("switchboard stopping")
+        if self.watcher:
+            self.watcher.stop()
+        if self.port is not None:
+            yield self.port.stopListening()
+        for feature in reversed(self.features):
+            if hasattr(feature, "stop"):
+                try:
+                    yield feature.stop()
+                except Exception:
+                    self.log.failure("stopping {feature}", feature=type(feature).__name__)
+        yield self.ami.stop()
+        yield super().stopService()
+
+
+def build(settings, reactor=None) -> SwitchboardService:
+    """The server with the hotline and the alarm."""
+    from switchboard.hotline.feature import HotlineFeature
+    server = SwitchboardService(settings, reactor=reactor)
+    server.database.migrate()
+    server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
+    try:
+        from alarm.feature import AlarmFeature
+    except ImportError:
+        AlarmFeature = None
+    if AlarmFeature:
+        server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
+    return server
+
+
+def run(settings) -> int:
+    """Run the server until SIGTERM or Ctrl-C; SIGHUP reloads the configuration."""
+    from twisted.internet import reactor
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    server = build(settings, reactor)
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload))
+    reactor.callWhenRunning(server.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
+    reactor.run()
+    return 0
