@@ -117,7 +117,8 @@ class FakeAMI:
         self.refuse_with = None      # an exception class: originate fails with it
         self.on_originate = None     # called with each Call (e.g. to inspect the database)
         self.connected = True
-        self.db_result = None        # a Deferred each db action returns, if set
+        self.db_result = None        # makes the Deferred each db write returns, if set
+        self.astdb: dict = {}
 
     def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
                   data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
@@ -143,17 +144,39 @@ class FakeAMI:
     def _db(self, *action):
         self.actions.append(action)
         if self.db_result is not None:
-            return self.db_result()
+            d = self.db_result()
+            d.addCallback(lambda _: self._store(action))
+            return d
+        self._store(action)
         return defer.succeed(True)
+
+    def _store(self, action):
+        kind, family = action[:2]
+        if kind == "put":
+            self.astdb[(family, action[2])] = action[3]
+        elif kind == "del":
+            self.astdb.pop((family, action[2]), None)
+        elif kind == "deltree":
+            for key in [k for k in self.astdb if k[0] == family]:
+                del self.astdb[key]
+        return True
 
     def db_put(self, family, key, value):
         return self._db("put", family, key, value)
+
+    def db_get(self, family, key):
+        self.actions.append(("get", family, key))
+        return defer.succeed(self.astdb.get((family, key)))
 
     def db_del(self, family, key):
         return self._db("del", family, key)
 
     def db_deltree(self, family, key=None):
         return self._db("deltree", family)
+
+    def family(self, family="swb_alarm"):
+        """What AstDB holds in C{family}: key -> value."""
+        return {k: v for (f, k), v in self.astdb.items() if f == family}
 
     def to(self, target):
         """The calls made to the E.164 C{target}."""
