@@ -100,9 +100,12 @@ def dropped_calls(v) -> None:
             location, path = v.own_overflow[name][1], f"destinations.{name}.overflow"
         else:
             location, path = v.locations[name]
-        what = " -> ".join(chain)
-        v.check.add(location, path,
-                    f"the call can be dropped: if nobody answers, {what} -> nothing takes the call",
+        last = dests[chain[-1]].overflow
+        if last:
+            what = " -> ".join(chain + [last[-1]]) + ", round in a loop, and nothing takes the call"
+        else:
+            what = " -> ".join(chain) + " -> nothing takes the call"
+        v.check.add(location, path, f"the call can be dropped: if nobody answers, {what}",
                     TAKE_HINT + " (or set defaults.overflow)")
 
 

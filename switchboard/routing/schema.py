@@ -9,6 +9,7 @@ of C{config/routing.yaml}.
 
 from __future__ import annotations
 
+import difflib
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,21 +67,51 @@ class Ref:
 
 def load(path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
     """Read, parse and validate the routing file at C{path}."""
-    return validate(_parse(yamlconf.load, path), path, numbers, trunks=trunks)
+    try:
+        data = yamlconf.load(path)
+    except ValueError:
+        with open(path, encoding="utf-8") as f:
+            raise ConfigError(_bad_scalars(f.read(), path))
+    return validate(data, path, numbers, trunks=trunks)
 
 
 def loads(text: str, path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
     """Parse and validate routing YAML given as text (tests, C{check} of stdin)."""
-    return validate(_parse(lambda p: yamlconf.loads(text, p), path), path, numbers, trunks=trunks)
-
-
-def _parse(read, path):
     try:
-        return read(path)
-    except ValueError as e:
-        # A scalar YAML resolves but cannot build, e.g. the date 2026-02-30.
-        raise ConfigError([yamlconf.Problem(yamlconf.Location(path, 1, 1), "",
-                                            f"YAML value: {e}", "check the dates in the file")])
+        data = yamlconf.loads(text, path)
+    except ValueError:
+        raise ConfigError(_bad_scalars(text, path))
+    return validate(data, path, numbers, trunks=trunks)
+
+
+def _bad_scalars(text: str, path: str) -> list:
+    """
+    Locate the values YAML recognises but cannot build (the date
+    2026-02-30): the YAML loader reports them without a place.
+    """
+    import yaml
+    problems = []
+    constructor = yaml.constructor.SafeConstructor()
+
+    def walk(node, key):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                walk(v, f"{key}.{k.value}" if key else str(k.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{key}[{i}]")
+        elif node.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                constructor.construct_yaml_timestamp(node)
+            except ValueError as e:
+                mark = node.start_mark
+                problems.append(yamlconf.Problem(
+                    yamlconf.Location(path, mark.line + 1, mark.column + 1), key,
+                    f"'{node.value}' is not a date ({e})", "write YYYY-MM-DD, e.g. 2026-10-01"))
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    return problems or [yamlconf.Problem(yamlconf.Location(path, 1, 1), "",
+                                         "a value cannot be read", "check the dates")]
 
 
 def validate(data, path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
@@ -132,11 +163,16 @@ class _Validator:
                                               data.where("menus")).items():
             self.menu(str(name), value, data["menus"], name)
         hotline = self.hotline(data.get("hotline", LocatedDict()), data.where("hotline"))
-        self.resolve()
+        resolved = self.resolve()
         self.apply_defaults(hotline)
-        if not self.check.problems:
+        # The checks of the whole need every name to lead somewhere; other
+        # mistakes do not stop them.
+        if resolved and self.declared <= set(self.destinations) and hotline.menu \
+                and hotline.operator:
             checks.run(self)
-        self.check.raise_if_any()
+        if self.check.problems:
+            self.check.problems.sort(key=_position)
+            raise ConfigError(self.check.problems)
         return Routing(path=self.path, hotline=hotline, calendar=calendar,
                        menus=frozen_mapping(self.menus),
                        destinations=frozen_mapping(self.destinations),
@@ -440,7 +476,9 @@ class _Validator:
 
     # Cross references
 
-    def resolve(self):
+    def resolve(self) -> bool:
+        """Check every name written in the file; True if all lead somewhere."""
+        resolved = True
         clash = self.declared & set(self.menus)
         for name in sorted(clash):
             self.check.add(self.locations[name][0], f"menus.{name}",
@@ -455,10 +493,14 @@ class _Validator:
                     self.check.add(ref.location, ref.path, f"'{ref.name}' is a menu",
                                    "this must be a destination that rings or takes the call")
                 continue
+            resolved = False
             what = "menu" if ref.menus_only else "destination"
+            if not ref.menus_only and not self.declared:
+                continue  # no destinations section: said once already
+            close = difflib.get_close_matches(ref.name, known, n=1)
             self.check.add(ref.location, ref.path, f"unknown {what} '{ref.name}'",
-                           _suggest(ref.name, sorted(known)) if known else
-                           f"define it under {what}s")
+                           f"did you mean '{close[0]}'?" if close else f"define it under {what}s")
+        return resolved and not clash
 
     def apply_defaults(self, hotline):
         """Fill in hotline-wide defaults and build the model objects."""
@@ -485,6 +527,11 @@ class _Validator:
                     fields["overflow"] = defaults
                     fields["overflow_from"] = "defaults" if defaults else "none"
             self.destinations[name] = Destination(**fields)
+
+
+def _position(problem):
+    where = problem.location
+    return (0, where.line, where.column) if where else (1, 0, 0)
 
 
 def m_name(path: str) -> str:
