@@ -162,7 +162,7 @@ class Registry:
     def add(self, data: HouseholdData) -> int:
         """Register a new household; return its id. Raise L{RegistryError}."""
         data.id = None
-        return self.store([data])[0]
+        return self.store([data], new=True)[0]
 
     def set_neighbours(self, ref, neighbours) -> int:
         """Replace the ring group of household C{ref} with C{neighbours} [(e164, name)]."""
@@ -184,13 +184,15 @@ class Registry:
             bump_version(session)
             return household.id
 
-    def store(self, items, labels=None, known=()) -> list:
+    def store(self, items, labels=None, known=(), new=False) -> list:
         """
         Create or update every L{HouseholdData} in C{items} in one
         transaction and return their ids, or write nothing: raise
         L{RegistryError} listing every problem in item order, each prefixed
         with C{labels[i]} (e.g. C{"file.csv:7"}). C{known} are problems
         already found, as (item index, reason); they are reported with the rest.
+        With C{new}, a landline already registered is refused instead of
+        meaning "update that household".
         """
         labels = labels or [""] * len(items)
         found = list(known)
@@ -205,14 +207,14 @@ class Registry:
                 else:
                     first[number] = i
         with self.database.sessions.begin() as session:
-            targets = self._targets(session, items, found, first)
+            targets = self._targets(session, items, found, first, new)
             if found:
                 found.sort(key=lambda p: p[0])
                 raise RegistryError(f"{labels[i]}: {reason}" if 0 <= i < len(labels) and labels[i]
                                     else reason for i, reason in found)
             return self._write(session, items, targets)
 
-    def _targets(self, session, items, problems, numbers):
+    def _targets(self, session, items, problems, numbers, new=False):
         """Which existing household each item updates (None: a new one); check ownership."""
         owners = self._owners(session, numbers)
         ids = [data.id for data in items if data.id is not None]
@@ -228,6 +230,8 @@ class Registry:
                 targets.append(data.id)
                 continue
             found = {owners[n] for n in data.numbers if n in owners}
+            if new:
+                found = set()  # reported below as numbers of another household
             if len(found) > 1:
                 problems.append((i, "its landlines belong to different households ("
                                  + ", ".join(str(h) for h in sorted(found)) + ")"))

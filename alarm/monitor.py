@@ -1,0 +1,66 @@
+"""
+Noticing what staff changed with the CLI, which runs in another process.
+
+Every few seconds one cheap query reads the registry version; when it has
+moved, the caller index takes in the changed households and AstDB follows.
+Alarms that staff closed from the CLI (C{switchboard alarms close ID}) are
+ended here too, so their escalation stops.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+
+class RegistryWatcher:
+    """
+    @param index: the L{CallerIndex}.
+    @param astdb: the L{AstDBSync}, or None.
+    @param coordinator: the L{AlarmCoordinator}, or None.
+    @param recorder: the L{AlarmRecorder} (to read alarms closed by staff), or None.
+    """
+
+    log = Logger()
+
+    def __init__(self, index, astdb=None, coordinator=None, recorder=None, *, interval=5.0,
+                 clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.index = index
+        self.astdb = astdb
+        self.coordinator = coordinator
+        self.recorder = recorder
+        self.interval = interval
+        self.clock = clock
+        self._loop = None
+
+    def start(self) -> None:
+        self._loop = task.LoopingCall(self.check)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    @defer.inlineCallbacks
+    def check(self):
+        """One round; never fails (a failure is logged and the next round tries again)."""
+        try:
+            changes = yield self.index.refresh()
+            if changes is None or changes:
+                if self.astdb is not None:
+                    yield self.astdb.apply(changes)
+        except Exception:
+            self.log.failure("registry refresh")
+        if self.coordinator is None or self.recorder is None:
+            return
+        try:
+            ids = [a.id for a in self.coordinator.open_alarms()]
+            if ids:
+                closed = yield self.recorder.closed_among(ids)
+                self.coordinator.ended_elsewhere(closed)
+        except Exception:
+            self.log.failure("checking for alarms closed by staff")
