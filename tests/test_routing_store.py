@@ -1,0 +1,133 @@
+"""
+The routing in force: loads, reloads off the reactor thread, refused files
+that leave the last good routing serving.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from switchboard.routing import RoutingStore, schema
+from switchboard.yamlconf import ConfigError
+from tests.test_hotline_support import PLAN, ROUTING, FakeReactor
+
+BAD = "hotline: {menu: main, operator: op}\nmenus: {main: {prompt: m, options: {1: nobody}}}\n" \
+      "destinations:\n  op: {type: operator, phones: [87650100]}\n"
+
+
+class StoreTests(SynchronousTestCase):
+    def setUp(self):
+        self.path = self.mktemp()
+        self.write(ROUTING)
+        self.reactor = FakeReactor()
+        self.store = RoutingStore(self.path, PLAN, trunks=["default", "outside"],
+                                  reactor=self.reactor)
+
+    def write(self, text):
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(text))
+
+    def with_label(self, label):
+        return ROUTING.replace("label: 居委会", f"label: {label}")
+
+    def test_load(self):
+        routing = self.store.load()
+        self.assertIs(self.store.current, routing)
+        self.assertEqual(self.store.generation, 1)
+        self.assertEqual(routing.destinations["committee"].label, "居委会")
+
+    def test_first_load_refused(self):
+        self.write(BAD)
+        with self.assertRaises(ConfigError):
+            self.store.load()
+        self.assertIsNone(self.store.current)
+        self.assertEqual(self.store.generation, 0)
+
+    def test_refused_load_keeps_last_good(self):
+        good = self.store.load()
+        self.write(BAD)
+        with self.assertRaises(ConfigError) as caught:
+            self.store.load()
+        self.assertIn("menus.main.options.1: unknown destination 'nobody'", str(caught.exception))
+        self.assertIs(self.store.current, good)
+        self.assertIs(self.store.last_error, caught.exception)
+
+    def test_trunks_are_checked(self):
+        store = RoutingStore(self.path, PLAN, trunks=["default"])
+        with self.assertRaises(ConfigError) as caught:
+            store.load()
+        self.assertIn("no trunk named 'outside'", str(caught.exception))
+
+    def test_reload_parses_on_the_pool_and_swaps_after(self):
+        old = self.store.load()
+        self.write(self.with_label("社区居委会"))
+        d = self.store.reload()
+        # Nothing happens on the reactor thread until the pool ran the job:
+        # calls keep using the routing in force.
+        self.assertNoResult(d)
+        self.assertIs(self.store.current, old)
+        self.assertEqual(len(self.reactor.pool.jobs), 1)
+        self.reactor.pool.run()
+        new = self.successResultOf(d)
+        self.assertIs(self.store.current, new)
+        self.assertEqual(new.destinations["committee"].label, "社区居委会")
+        self.assertEqual(self.store.generation, 2)
+        self.assertEqual(self.reactor.from_thread, 1)  # the swap came back to the reactor
+        self.assertEqual(old.destinations["committee"].label, "居委会")  # untouched
+
+    def test_reload_reads_the_file_when_the_job_runs(self):
+        self.store.load()
+        d = self.store.reload()
+        self.write(self.with_label("最新"))
+        self.reactor.pool.run()
+        self.assertEqual(self.successResultOf(d).destinations["committee"].label, "最新")
+
+    def test_refused_reload_keeps_last_good(self):
+        good = self.store.load()
+        self.write(BAD)
+        d = self.store.reload()
+        self.reactor.pool.run()
+        failure = self.failureResultOf(d, ConfigError)
+        self.assertIn("unknown destination 'nobody'", str(failure.value))
+        self.assertIs(self.store.current, good)
+        self.assertIs(self.store.last_error, failure.value)
+        # A good file afterwards is taken.
+        self.write(ROUTING)
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.assertIs(self.store.current, self.successResultOf(d))
+        self.assertIsNone(self.store.last_error)
+
+    def test_unexpected_failure_keeps_last_good(self):
+        good = self.store.load()
+        self.patch(schema, "load", lambda *a, **kw: 1 / 0)
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.failureResultOf(d, ZeroDivisionError)
+        self.assertIs(self.store.current, good)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_reloads_during_a_reload_are_folded_into_one_more(self):
+        self.store.load()
+        self.write(self.with_label("第一"))
+        first = self.store.reload()
+        second = self.store.reload()
+        third = self.store.reload()
+        self.assertEqual(len(self.reactor.pool.jobs), 1)
+        self.write(self.with_label("第二"))
+        self.reactor.pool.run()  # runs the first job, then the one follow-up
+        self.assertEqual(self.successResultOf(first).destinations["committee"].label, "第二")
+        self.assertIs(self.successResultOf(second), self.successResultOf(third))
+        self.assertEqual(self.store.generation, 3)
+
+    def test_reload_with_a_new_path(self):
+        self.store.load()
+        other = self.mktemp()
+        with open(other, "w", encoding="utf-8") as f:
+            f.write(self.with_label("新文件"))
+        d = self.store.reload(other)
+        self.reactor.pool.run()
+        self.assertEqual(self.successResultOf(d).path, other)
+        self.assertEqual(self.store.path, other)
