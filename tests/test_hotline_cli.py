@@ -83,7 +83,7 @@ def test_check_bad_file_lists_every_problem(tmp_path):
     assert context.output().splitlines() == [
         f"{path}:16:18: menus.sub.options.1: unknown destination 'notice' "
         "(did you mean 'notices'?)",
-        f"{path}:28:23: destinations.committee.phones[1]: '0591-876543' is not a valid CN "
+        f"{path}:29:24: destinations.committee.phones[1]: '0591-876543' is not a valid CN "
         "phone number (write it like 0591-87654321, 87654321, +86 591 8765 4321, a mobile "
         "13812345678, or a channel like PJSIP/front-desk)",
         f"{path}: 2 problem(s), not valid",
