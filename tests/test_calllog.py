@@ -6,6 +6,8 @@ raising into the caller's path, bounded when the database falls behind.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 from twisted.internet import defer
@@ -42,7 +44,9 @@ class SlowDatabase:
 
 class CallLogTests(SynchronousTestCase):
     def setUp(self):
-        self.database = SyncDatabase(f"sqlite:///{self.mktemp()}/calls.db")
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.database = SyncDatabase(f"sqlite:///{folder}/calls.db")
         Base.metadata.create_all(self.database.engine, tables=[CallRecord.__table__])
         self.addCleanup(self.database.close)
 

@@ -5,6 +5,9 @@ that leave the last good routing serving.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +22,10 @@ BAD = "hotline: {menu: main, operator: op}\nmenus: {main: {prompt: m, options: {
 
 class StoreTests(SynchronousTestCase):
     def setUp(self):
-        self.path = self.mktemp()
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.folder = folder
+        self.path = os.path.join(folder, "routing.yaml")
         self.write(ROUTING)
         self.reactor = FakeReactor()
         self.store = RoutingStore(self.path, PLAN, trunks=["default", "outside"],
@@ -124,7 +130,7 @@ class StoreTests(SynchronousTestCase):
 
     def test_reload_with_a_new_path(self):
         self.store.load()
-        other = self.mktemp()
+        other = os.path.join(self.folder, "other.yaml")
         with open(other, "w", encoding="utf-8") as f:
             f.write(self.with_label("新文件"))
         d = self.store.reload(other)
