@@ -94,6 +94,9 @@ def check(data, numbers: NumberPlan, trunks=None, path: str = "<string>") -> Ala
     """Validate a loaded document; C{trunks}, if given, are the known trunk names."""
     c = _Check(numbers, trunks, path)
     config = c.document(data)
+    # In file order, as staff read the file.
+    c.checker.problems.sort(key=lambda p: (p.location.line, p.location.column)
+                            if p.location else (0, 0))
     c.checker.raise_if_any()
     return config
 
@@ -161,7 +164,9 @@ class _Check:
 
     def section(self, data, name, allowed):
         if name not in data:
-            return yamlconf.LocatedDict()
+            empty = yamlconf.LocatedDict()
+            empty.location = data.location
+            return empty
         return self.checker.mapping(data[name], name, data.where(name), allowed=allowed)
 
     def whole(self, mapping, name, key, default, low, high):
@@ -217,12 +222,15 @@ class _Check:
                                      allowed={"name", "after", "phones", "number", "trunk"},
                                      required=("name", "after"))
             name = self.checker.typed(s, "name", str, f"{key}.name", f"stage {i + 1}")
-            after = self.seconds(s, "after", f"{key}.after", 0, 0, 86400) if "after" in s else 0.0
-            if previous is not None and after <= previous:
-                self.add(s.where("after"), f"{key}.after",
-                         f"{after:g} s is not later than the stage before ({previous:g} s)",
-                         "each stage's 'after' counts from the alarm and must grow")
-            previous = after
+            if "after" in s:
+                after = self.seconds(s, "after", f"{key}.after", 0, 0, 86400)
+                if previous is not None and after <= previous:
+                    self.add(s.where("after"), f"{key}.after",
+                             f"{after:g} s is not later than the stage before ({previous:g} s)",
+                             "each stage's 'after' counts from the alarm and must grow")
+                previous = after
+            else:
+                after = previous or 0.0  # already reported as missing
             phones = []
             if "phones" in s and "number" in s:
                 self.add(s.where("number"), f"{key}.number", "give either 'phones' or 'number'")

@@ -1,0 +1,112 @@
+"""alarm.yaml: the working example loads; mistakes are located, all of them."""
+
+import os
+
+import pytest
+
+from alarm import config
+from switchboard.yamlconf import ConfigError
+
+from tests.test_alarm_support import PLAN
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOUNDS = "/var/lib/switchboard/asterisk-root/usr/share/asterisk/sounds/en_US_f_Allison"
+
+
+def load(text, trunks=("default",)):
+    return config.loads(text, PLAN, trunks, "alarm.yaml")
+
+
+def problems(text, trunks=("default",)):
+    with pytest.raises(ConfigError) as e:
+        load(text, trunks)
+    return [str(p) for p in e.value.problems]
+
+
+def test_example_file():
+    c = config.load(os.path.join(PROJECT, "config", "alarm.yaml"), PLAN, ["default"])
+    assert c.max_neighbours == 10
+    assert (c.ring_timeout, c.confirm_within, c.retry_unanswered) == (30.0, 45.0, 1)
+    assert [(s.name, s.after) for s in c.stages] == [
+        ("duty officer", 60.0), ("property security", 120.0), ("outside", 180.0)]
+    assert c.duty.phones == ("+8659187650190",)
+    assert c.stages[2].phones == ("+8659187650199",)
+    assert c.cancel_key == "*"
+    assert c.prompts.responder_ask == ("vm-press", "digits/1")
+
+
+@pytest.mark.skipif(not os.path.isdir(SOUNDS), reason="the lab Asterisk's sounds are not installed")
+def test_example_prompts_exist_in_core_sounds():
+    c = config.load(os.path.join(PROJECT, "config", "alarm.yaml"), PLAN, ["default"])
+    assert config.missing_sounds(c, SOUNDS) == []
+
+
+def test_minimal():
+    c = load("escalation:\n  stages:\n    - {name: duty, after: 30, phones: [PJSIP/duty-office]}\n")
+    assert c.duty.phones == ("PJSIP/duty-office",)
+    assert c.ring_timeout == 30.0 and c.repeat_every == 120.0
+
+
+def test_every_problem_located():
+    text = """\
+neighbours:
+  max: 0
+  ring_timout: 30
+  retry_unanswered: many
+  trunk: pstn
+escalation:
+  stages:
+    - name: duty
+      after: 60
+      phones: ["12", PJSIP/duty, 87650190]
+    - name: security
+      after: 45
+      number: "0591-87650191"
+    - {name: outside}
+caller:
+  cancel_key: "x"
+prompts:
+  caller_hold: ["bad name"]
+  responder_ask: beep
+caller_id_name: "ALARM <1>"
+"""
+    assert problems(text) == [
+        "alarm.yaml:2:8: neighbours.max: 0 is out of range (a whole number from 1 to 50)",
+        "alarm.yaml:3:3: neighbours.ring_timout: unknown key (did you mean 'ring_timeout'?)",
+        "alarm.yaml:4:21: neighbours.retry_unanswered: must be a whole number, not str 'many'",
+        "alarm.yaml:5:10: neighbours.trunk: unknown trunk 'pstn' (trunks in switchboard.yaml: "
+        "default)",
+        "alarm.yaml:10:16: escalation.stages[0].phones[0]: '12' is not a valid CN phone number "
+        "(a phone number or a channel such as PJSIP/duty-office)",
+        "alarm.yaml:12:14: escalation.stages[1].after: 45 s is not later than the stage before "
+        "(60 s) (each stage's 'after' counts from the alarm and must grow)",
+        "alarm.yaml:14:7: escalation.stages[2]: missing required key 'after'",
+        "alarm.yaml:14:7: escalation.stages[2]: missing 'phones' (a list) or 'number'",
+        "alarm.yaml:16:15: caller.cancel_key: 'x' is not a phone key (one of 0-9, * or #)",
+        "alarm.yaml:18:17: prompts.caller_hold[0]: 'bad name' is not a sound name "
+        "(a name under the sounds folder without extension, e.g. digits/1)",
+        "alarm.yaml:20:17: caller_id_name: must be at most 40 characters without quotes, < > or "
+        "line breaks",
+    ]
+
+
+def test_stages_required():
+    assert problems("neighbours: {max: 5}\n") == [
+        "alarm.yaml:1:1: missing required key 'escalation'",
+        "alarm.yaml:1:1: escalation.stages: at least one stage is needed (the first stage "
+        "(e.g. the duty officer) is also rung at once for unregistered callers)"]
+    assert "at least one stage" in problems("escalation: {stages: []}\n")[0]
+
+
+def test_empty_file():
+    assert problems("") == ["alarm.yaml:1:1: missing required key 'escalation'",
+                            "alarm.yaml:1:1: escalation.stages: at least one stage is needed "
+                            "(the first stage (e.g. the duty officer) is also rung at once for "
+                            "unregistered callers)"]
+
+
+def test_single_sound_and_trunks():
+    c = load("escalation:\n  stages:\n    - {name: d, after: 0, number: 87650199, trunk: pstn}\n"
+             "prompts: {caller_hold: beep}\n", trunks=("default", "pstn"))
+    assert c.prompts.caller_hold == ("beep",)
+    assert c.duty.trunk == "pstn"
