@@ -108,7 +108,8 @@ class StoreTests(SynchronousTestCase):
 
     def test_unexpected_failure_keeps_last_good(self):
         good = self.store.load()
-        self.patch(schema, "load", lambda *a, **kw: 1 / 0)
+        self.write(self.with_label("新"))
+        self.patch(schema, "loads", lambda *a, **kw: 1 / 0)
         d = self.store.reload()
         self.reactor.pool.run()
         self.failureResultOf(d, ZeroDivisionError)
@@ -126,7 +127,31 @@ class StoreTests(SynchronousTestCase):
         self.reactor.pool.run()  # runs the first job, then the one follow-up
         self.assertEqual(self.successResultOf(first).destinations["committee"].label, "第二")
         self.assertIs(self.successResultOf(second), self.successResultOf(third))
-        self.assertEqual(self.store.generation, 3)
+        # The follow-up found the same bytes: nothing new to swap in.
+        self.assertIs(self.successResultOf(second), self.successResultOf(first))
+        self.assertEqual(self.store.generation, 2)
+
+    def test_unchanged_file_is_not_parsed_again(self):
+        first = self.store.load()
+        self.patch(schema, "loads", lambda *a, **kw: 1 / 0)
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.assertIs(self.successResultOf(d), first)
+        self.assertEqual(self.store.generation, 1)
+
+    def test_unreadable_file(self):
+        self.store.load()
+        os.remove(self.path)
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.assertIn("cannot read", str(self.failureResultOf(d, ConfigError).value))
+
+    def test_not_utf8(self):
+        with open(self.path, "wb") as f:
+            f.write(ROUTING.replace("居委会", "\u5c45").encode("utf-8") + b"# \xff\n")
+        with self.assertRaises(ConfigError) as caught:
+            self.store.load()
+        self.assertIn("not UTF-8 text", str(caught.exception))
 
     def test_reload_with_a_new_path(self):
         self.store.load()

@@ -11,6 +11,7 @@ thread; a refused file leaves the last good routing serving.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 from twisted.internet import defer, threads
@@ -20,7 +21,7 @@ from twisted.python.failure import Failure
 from switchboard.numbers import NumberPlan
 from switchboard.routing import schema
 from switchboard.routing.model import Routing
-from switchboard.yamlconf import ConfigError
+from switchboard.yamlconf import ConfigError, Location, Problem
 
 
 class RoutingStore:
@@ -52,9 +53,30 @@ class RoutingStore:
         self.last_error: Optional[ConfigError] = None
         self._running = False
         self._waiting: list = []
+        self._digest = None  # of the bytes of the routing in force
+        self._digests: dict = {}  # id(parsed routing) -> digest, until swapped
 
     def _read(self, path: str) -> Routing:
-        return schema.load(path, self.numbers, trunks=self.trunks)
+        """
+        Parse and check C{path} (on a pool thread for L{reload}). A file
+        whose bytes are those of the routing in force is not parsed again.
+        """
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ConfigError([Problem(None, "", f"cannot read {path}: {e.strerror}")])
+        digest = hashlib.sha256(raw).digest()
+        current = self.current
+        if current is not None and digest == self._digest and path == current.path:
+            return current
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
+        routing = schema.loads(text, path, self.numbers, trunks=self.trunks)
+        self._digests[id(routing)] = digest
+        return routing
 
     def load(self, path: Optional[str] = None) -> Routing:
         """
@@ -120,6 +142,13 @@ class RoutingStore:
         return None
 
     def _swap(self, routing: Routing) -> Routing:
+        if routing is self.current:
+            self.last_error = None
+            self.log.info("routing {path} unchanged (generation {generation})",
+                          path=routing.path, generation=self.generation)
+            return routing
+        self._digest = self._digests.pop(id(routing), None)
+        self._digests.clear()
         self.current = routing
         self.generation += 1
         self.last_error = None
