@@ -84,10 +84,12 @@ class AlarmCallerHandler:
             if how == "DTMF":
                 # The caller pressed the cancel key: a false alarm.
                 yield self.coordinator.cancel(alarm.id, by="caller")
-                for sound in self.config.prompts.caller_cancelled:
-                    yield session.stream_file(sound)
             else:
                 yield self.coordinator.caller_left(alarm.id)
+            if alarm.cancelled:
+                # By this caller, or by another #9 call of the same household.
+                for sound in self.config.prompts.caller_cancelled:
+                    yield session.stream_file(sound)
             yield session.set_variable(RESULT, "OK")
         except AGIHangup:
             yield self.coordinator.caller_left(alarm.id)

@@ -7,9 +7,6 @@ from alarm.models import Alarm
 from switchboard.ami import AMIConnectionLost, AMINotConnected
 
 from tests.test_alarm_support import (
-    DUTY,
-    OUTSIDE,
-    SECURITY,
     Rig,
     add_household,
     alarm_row,

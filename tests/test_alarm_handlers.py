@@ -87,6 +87,17 @@ class CallerTests(Case):
         self.rig.later(1000)
         self.assertEqual(len(self.rig.ami.calls), 10)
 
+    def test_cancelled_by_the_other_caller(self):
+        first = FakeSession({"callerid": "87650001"})
+        second = FakeSession({"callerid": "87650001"},
+                             exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}})
+        # The first caller is taken out of the room when the second presses *.
+        first.on_exec = lambda app, args: self.successResultOf(self.caller(second))
+        first.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": "KICKED"}}
+        self.successResultOf(self.caller(first))
+        self.assertEqual(first.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
+                                          ("set", "SWITCHBOARD_RESULT", "OK")])
+
     def test_caller_hangup_does_not_cancel(self):
         # Hangs up in the room: every command after ConfBridge fails.
         session, d = self.call(hangup_after=5)
