@@ -13,13 +13,7 @@ from datetime import date, datetime
 
 from switchboard.dialing import is_channel
 from switchboard.numbers import InvalidNumber, NumberPlan
-from switchboard.routing.schedule import (
-    DAY_NAMES,
-    MINUTES_PER_DAY,
-    Hours,
-    TimeRange,
-    parse_days,
-)
+from switchboard.routing.schedule import DAY_NAMES, Hours, TimeRange, parse_days
 from switchboard.yamlconf import Checker, LocatedDict, LocatedList, _suggest
 
 _SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
@@ -321,4 +315,4 @@ def _kind(value) -> str:
     return kind(value)
 
 
-__all__ = ["Reader", "where", "key_where", "as_list", "NUMBER_HINT", "MINUTES_PER_DAY"]
+__all__ = ["Reader", "where", "key_where", "as_list", "NUMBER_HINT"]

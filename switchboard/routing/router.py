@@ -41,7 +41,7 @@ class Step:
     destination: Destination
     why: str
 
-    def describe(self, dialer=None) -> str:
+    def describe(self) -> str:
         d = self.destination
         if self.action == RING:
             targets = ", ".join(d.targets)
