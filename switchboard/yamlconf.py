@@ -86,7 +86,12 @@ def _mark(path: str, node) -> Location:
     return Location(path, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when present: a routing file of thousands of destinations
+# parses several times faster, with the same marks.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):
     """SafeLoader that builds located containers and refuses duplicate keys."""
 
     def __init__(self, stream, path: str):

@@ -214,9 +214,10 @@ class TestKeysAndTypes:
         ]
 
     def test_yaml_syntax_error(self):
-        assert problems("hotline: {menu: main\nmenus: [\n") == [
-            "r.yaml:2:6: YAML syntax: expected ',' or '}', but got ':'",
-        ]
+        [problem] = problems("hotline: {menu: main\nmenus: [\n")
+        # libyaml and the pure-Python parser word it differently; both locate it.
+        assert problem.startswith("r.yaml:2:6: YAML syntax: ")
+        assert "',' or '}'" in problem
 
     def test_duplicate_key(self):
         assert problems("""\
