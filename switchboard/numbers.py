@@ -57,10 +57,18 @@ class NumberPlan:
                 number = phonenumbers.parse(candidate, self.region)
             except NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(number):
+            if phonenumbers.is_valid_number(number) and self._long_enough(number):
                 return number
         raise InvalidNumber(f"{raw!r} is not a valid {self.region} phone number"
                             + ("" if self.area_code else " (is an area code set?)"))
+
+    @staticmethod
+    def _long_enough(number) -> bool:
+        # phonenumbers' metadata for China accepts area code + 4 digits;
+        # real subscriber numbers there have 7 or 8 digits after the area code.
+        if number.country_code == 86:
+            return len(str(number.national_number)) >= 10
+        return True
 
     def normalise(self, text) -> str:
         """Return C{text} in E.164 or raise L{InvalidNumber}."""
