@@ -258,23 +258,24 @@ class Registry:
         new = [i for i, t in enumerate(targets) if t is None]
         targets = Stored(targets)
         targets.created = len(new)
-        if new:
-            rows = [dict(items[i].fields(), revision=1, updated_at=now) for i in new]
-            ids = session.execute(insert(Household).returning(Household.id,
-                                                              sort_by_parameter_order=True),
-                                  rows).scalars().all()
-            for i, hid in zip(new, ids):
+        # In chunks: a 200,000-household import must not build millions of rows at once.
+        returning = insert(Household).returning(Household.id, sort_by_parameter_order=True)
+        for chunk in _chunks(new, 2000):
+            rows = [dict(items[i].fields(), revision=1, updated_at=now) for i in chunk]
+            for i, hid in zip(chunk, session.execute(returning, rows).scalars().all()):
                 targets[i] = hid
-        numbers, neighbours = [], []
-        for data, hid in zip(items, targets):
-            numbers += [{"household_id": hid, "number": n, "position": p}
-                        for p, n in enumerate(data.numbers, 1)]
-            neighbours += [{"household_id": hid, "number": n, "name": name, "position": p}
-                           for p, (n, name) in enumerate(data.neighbours, 1)]
-        if numbers:
-            session.execute(insert(HouseholdNumber), numbers)
-        if neighbours:
-            session.execute(insert(Neighbour), neighbours)
+        for start in range(0, len(items), 2000):
+            pairs = list(zip(items[start:start + 2000], targets[start:start + 2000]))
+            numbers = [{"household_id": hid, "number": n, "position": p}
+                       for data, hid in pairs for p, n in enumerate(data.numbers, 1)]
+            neighbours = [{"household_id": hid, "number": n, "name": name, "position": p}
+                          for data, hid in pairs
+                          for p, (n, name) in enumerate(data.neighbours, 1)]
+            # Core inserts: the ORM's bulk path costs more than the database here.
+            if numbers:
+                session.connection().execute(HouseholdNumber.__table__.insert(), numbers)
+            if neighbours:
+                session.connection().execute(Neighbour.__table__.insert(), neighbours)
         bump_version(session)
         return targets
 
