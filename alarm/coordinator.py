@@ -378,6 +378,7 @@ class AlarmCoordinator(Responses):
             alarm.household_id = row.household_id
             alarm.id, alarm.room = row.id, row.room or room_name(row.id)
             alarm.status, alarm.recovered, alarm.callers = OPEN, True, None
+            alarm.confirmed_at = row.confirmed_at
             self._alarms[str(row.id)] = alarm
             self._claim(alarm)
             self.log.critical("ALARM {id} was open when the server stopped: ringing the "

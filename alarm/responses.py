@@ -66,10 +66,13 @@ class Responses:
         self._set(leg, LEG_CONFIRMED)
         leg.in_room = True
         if not alarm.confirmed:
-            now = self.clock.seconds()
-            alarm.status, alarm.confirmed_at = CONFIRMED, now
+            alarm.status = CONFIRMED
             alarm.cancel_timers()
-            self.recorder.update(alarm.id, status=CONFIRMED, confirmed_at=now)
+            if alarm.confirmed_at is None:
+                alarm.confirmed_at = self.clock.seconds()
+                self.recorder.update(alarm.id, status=CONFIRMED, confirmed_at=alarm.confirmed_at)
+            else:  # recovered after a restart: the first confirmation stays on record
+                self.recorder.update(alarm.id, status=CONFIRMED)
             self.log.warn("ALARM {id}: {who} is coming", id=alarm.id, who=leg.target)
         return defer.succeed(True)
 

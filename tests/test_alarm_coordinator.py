@@ -408,6 +408,11 @@ class RecoveryTests(Case):
             self.assertEqual(alarm.room, f"alarm-{alarm.id}")
         self.rig.later(60)
         self.assertEqual([c.channel for c in ami.calls[2:]], ["PJSIP/87650191"] * 2)
+        # Confirmed again after the restart: the first confirmation time stays.
+        before = alarm_row(self.rig.db, confirmed.id).confirmed_at
+        duty = [c for c in ami.calls if c.variables["SWITCHBOARD_ALARM"] == str(confirmed.id)][0]
+        self.successResultOf(coordinator.confirm(confirmed.id, duty.channel_id))
+        self.assertEqual(alarm_row(self.rig.db, confirmed.id).confirmed_at, before)
         # A new #9 from a recovered household joins its alarm.
         again = self.successResultOf(coordinator.raise_alarm("87650001", household(1)))
         self.assertEqual(again.id, first.id)
