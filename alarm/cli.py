@@ -235,7 +235,7 @@ def alarms_show(args, context) -> int:
     tz = context.tz
     print(f"Alarm {a.id}: {a.status}")
     print(f"  caller:    {a.caller_raw or '(no caller ID)'}"
-          + (f" ({a.caller_number})" if a.caller_number and a.caller_number != a.caller_raw else ""))
+          + (f" ({a.caller_number})" if a.caller_number not in (None, a.caller_raw) else ""))
     print(f"  where:     {a.address or 'unregistered caller'}")
     print(f"  room:      {a.room}")
     print(f"  opened:    {_when(a.opened_at, tz)}")

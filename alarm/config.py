@@ -121,7 +121,8 @@ class _Check:
 
         n = self.section(data, "neighbours", {"max", "ring_timeout", "confirm_within",
                                               "retry_unanswered", "retry_after", "trunk"})
-        kw["max_neighbours"] = self.whole(n, "max", "neighbours.max", defaults.max_neighbours, 1, 50)
+        kw["max_neighbours"] = self.whole(n, "max", "neighbours.max",
+                                          defaults.max_neighbours, 1, 50)
         kw["ring_timeout"] = self.seconds(n, "ring_timeout", "neighbours.ring_timeout",
                                           defaults.ring_timeout, 5, 300)
         kw["confirm_within"] = self.seconds(n, "confirm_within", "neighbours.confirm_within",
@@ -194,7 +195,8 @@ class _Check:
         return trunk
 
     def phone(self, value, where, key):
-        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        plain = isinstance(value, (str, int)) and not isinstance(value, bool)
+        text = str(value).strip() if plain else ""
         if not text:
             self.add(where, key, "must be a phone number or a channel such as PJSIP/duty-office")
             return None
@@ -266,7 +268,8 @@ class _Check:
             good = True
             for j, sound in enumerate(sounds):
                 if not isinstance(sound, str) or not _SOUND.match(sound) or ".." in sound:
-                    where = sounds.where(j) if isinstance(sounds, yamlconf.LocatedList) else p.where(name)
+                    located = isinstance(sounds, yamlconf.LocatedList)
+                    where = sounds.where(j) if located else p.where(name)
                     self.add(where, key if isinstance(value, str) else f"{key}[{j}]",
                              f"{sound!r} is not a sound name",
                              "a name under the sounds folder without extension, e.g. digits/1")
@@ -277,7 +280,7 @@ class _Check:
 
 
 def missing_sounds(config: AlarmConfig, sounds_dir: str) -> list:
-    """The prompt names of C{config} with no file of any format in C{sounds_dir} (a check for staff)."""
+    """The prompts of C{config} with no file of any format in C{sounds_dir} (a check for staff)."""
     import glob
     import os
     missing = []

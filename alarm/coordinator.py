@@ -219,7 +219,8 @@ class AlarmCoordinator(Responses):
         except Exception:
             d = defer.fail()
         d.addCallbacks(self._outcome, self._not_placed, callbackArgs=(leg,), errbackArgs=(leg,))
-        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f, id=alarm.id, leg=leg_id))
+        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f, id=alarm.id,
+                                                leg=leg_id))
         return leg
 
     def _dial(self, target, trunk):
@@ -370,7 +371,9 @@ class AlarmCoordinator(Responses):
         for row in rows:
             if self.alarm(row.id) is not None:
                 continue
-            household = index.get(row.household_id) if index is not None and row.household_id else None
+            household = None
+            if index is not None and row.household_id is not None:
+                household = index.get(row.household_id)
             alarm = ActiveAlarm(keys=_keys(row.household_id, row.caller_number),
                                 household=household, caller_raw=row.caller_raw,
                                 caller_number=row.caller_number, address=row.address,

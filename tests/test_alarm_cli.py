@@ -104,7 +104,8 @@ def test_export_round_trip(sb):
     code, out, _ = sb("households", "import", str(out_file))
     assert "0 households added, 12 updated" in out
     code, out, _ = sb("households", "export")
-    assert out.splitlines()[0] == "id,numbers,community,building,unit,room,residents,notes,neighbours"
+    assert out.splitlines()[0] == ("id,numbers,community,building,unit,room,residents,notes,"
+                                   "neighbours")
     assert len(out.splitlines()) == 13
 
 

@@ -26,9 +26,9 @@ def count(registry, table):
 
 def test_import_and_versions(registry):
     assert registry.version() == 0
-    summary = csvfile.import_text(registry, HEADER
-                                  + ",87650001,Hualin,3,1,101,Chen,alone,87650002=Lin;0591-87650003\n"
-                                  + ',"87650002;87650020",Hualin,3,1,102,Lin,,87650001\n', "h.csv")
+    rows = (",87650001,Hualin,3,1,101,Chen,alone,87650002=Lin;0591-87650003\n"
+            ',"87650002;87650020",Hualin,3,1,102,Lin,,87650001\n')
+    summary = csvfile.import_text(registry, HEADER + rows, "h.csv")
     assert (summary.created, summary.updated) == (2, 0)
     assert registry.version() == 1
     h = registry.find("87650020")
