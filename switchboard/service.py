@@ -104,16 +104,12 @@ class SwitchboardService(service.MultiService):
 
 def build(settings, reactor=None) -> SwitchboardService:
     """The server with the hotline and the alarm."""
+    from alarm.feature import AlarmFeature
     from switchboard.hotline.feature import HotlineFeature
     server = SwitchboardService(settings, reactor=reactor)
     server.database.migrate()
     server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
-    try:
-        from alarm.feature import AlarmFeature
-    except ImportError:
-        AlarmFeature = None
-    if AlarmFeature:
-        server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
+    server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
     return server
 
 

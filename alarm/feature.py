@@ -1,0 +1,104 @@
+"""The #9 alarm as a part of the running server (see L{switchboard.service})."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from alarm import config as alarm_config
+from alarm.astdb import AstDBSync
+from alarm.coordinator import AlarmCoordinator
+from alarm.handlers import AlarmCallerHandler, ResponderHandler
+from alarm.index import CallerIndex
+from alarm.monitor import RegistryWatcher
+from alarm.recorder import AlarmRecorder
+from switchboard.yamlconf import ConfigError
+
+
+class AlarmFeature:
+    """
+    Serves AGI scripts C{alarm} (the resident who dialled #9) and
+    C{alarm-responder} (each neighbour's leg), keeps AstDB in step for the
+    native fallback, and recovers alarms left open by a restart.
+
+    If C{alarm.yaml} is refused at start-up no alarm script is served: the
+    dialplan then rings the neighbours natively from AstDB, loudly logged.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings, database, ami, *, reactor=None):
+        self.settings = settings
+        self.ami = ami
+        self.reactor = reactor
+        self.watched = (settings.alarm,)
+        self.handlers = {}
+        try:
+            self.config = alarm_config.load(settings.alarm, settings.numbers, settings.trunks)
+        except ConfigError as e:
+            self.config = None
+            self.log.critical("alarm file refused; #9 calls are rung natively by the dialplan "
+                              "until it is fixed:\n{errors}", errors=str(e))
+            return
+        config = self.config
+        self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
+        self.recorder = AlarmRecorder(database, clock=reactor)
+        self.coordinator = AlarmCoordinator(
+            settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
+            hotline_number=settings.hotline_number, kick=self._kick)
+        self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
+        self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
+                                       clock=reactor)
+        self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
+                                                 settings.numbers)
+        self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor)
+        self.handlers = {"alarm": self.caller_handler, "alarm-responder": self.responder_handler}
+        ami.subscribe("Newchannel",
+                      lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
+
+    def _kick(self, room):
+        return self.ami.send_action("ConfbridgeKick", [("Conference", room), ("Channel", "all")])
+
+    @defer.inlineCallbacks
+    def start(self):
+        if self.config is None:
+            return
+        yield self.index.load()
+        self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
+        # Alarms a restart interrupted ring the duty phones now; calls that
+        # cannot be placed until AMI is up are retried by the coordinator.
+        recovered = yield self.coordinator.recover_open_alarms(self.index)
+        if recovered:
+            self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
+        self.watcher.start()
+
+    def ami_connected(self):
+        if self.config is not None:
+            return self.astdb.resync()
+
+    def reload(self, path=None):
+        if self.config is None:
+            self.log.critical("alarm file changed; a restart is needed to serve #9 again "
+                              "after a refused start-up file")
+            return None
+        try:
+            config = alarm_config.load(self.settings.alarm, self.settings.numbers,
+                                       self.settings.trunks)
+        except ConfigError as e:
+            self.log.error("alarm file {path} refused, the last good one stays in force:\n{errors}",
+                           path=self.settings.alarm, errors=str(e))
+            return None
+        self.config = config
+        self.coordinator.reconfigure(config)
+        self.caller_handler.config = config
+        self.responder_handler.config = config
+        self.log.info("alarm file {path} in force", path=self.settings.alarm)
+        return self.astdb.duty_changed(config)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        if self.config is None:
+            return
+        self.watcher.stop()
+        self.coordinator.stop()  # open alarms stay open in the database for recovery
+        yield self.recorder.stop()
