@@ -43,6 +43,9 @@ class Server:
         self.log_path = os.path.join(workdir, f"{label}.log")
         command = [sys.executable, "-m", "bench.agi_load", "serve", kind,
                    "--log-file", self.log_path, "--stats", self.stats_path, *extra]
+        if kind == "switchboard":
+            database = os.path.join(workdir, f"{label.strip('()')}.calls.db")
+            command += ["--database", "sqlite:///" + database]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         ready = self.process.stdout.readline().split(" ", 2)
         if len(ready) < 3 or ready[0] != "READY":
@@ -121,15 +124,15 @@ def measure(server, sessions, concurrency, clients=1) -> dict:
     }
 
 
-def rounds(servers, options, sessions, reporter):
+def rounds(servers, options, sessions, count, reporter):
     """
-    Warm every server up, then measure them in turn, C{options.rounds}
-    times. Returns label -> list of measurements.
+    Warm every server up, then measure them in turn, C{count} times.
+    Returns label -> list of measurements.
     """
     for server in servers:
         measure(server, min(500, sessions), options.concurrency)
     results = {server.label: [] for server in servers}
-    for number in range(options.rounds):
+    for number in range(count):
         for server in servers:
             result = measure(server, sessions, options.concurrency, options.clients)
             results[server.label].append(result)
@@ -194,7 +197,7 @@ def agi_benchmark(options, workdir):
     try:
         for server in servers:
             print(f"  {server.label} port {server.port}: {server.description}")
-        results = rounds(servers, options, sessions, print_round)
+        results = rounds(servers, options, sessions, options.rounds, print_round)
     finally:
         for server in servers:
             server.stop()
@@ -205,6 +208,13 @@ def agi_benchmark(options, workdir):
     print(f"  a/b = {verdict(a['rate'] / b['rate'], 0.7)}")
     print(f"  a/c = {verdict(a['rate'] / c['rate'], 2)}")
     print(f"  (a) ran: {servers[0].description}")
+    busiest = max(a["client_cpu"], b["client_cpu"], c["client_cpu"])
+    if busiest > 0.9:
+        print(f"  The generator used {busiest:.0%} of a core: it may be the limit; "
+              "compare with --clients 2.")
+    else:
+        print(f"  The generator used at most {busiest:.0%} of a core (while the server under "
+              "load used its own): one generator process is not the limit.")
     print()
     reload_benchmark(options, workdir)
 
@@ -212,39 +222,53 @@ def agi_benchmark(options, workdir):
 def reload_benchmark(options, workdir):
     """(a) with a 2,000-destination routing file, reloaded every second or not."""
     print("Routing reloads: (a) with a routing file of "
-          f"{options.destinations} destinations, reloaded every second or never.")
-    routing = agi_load.scaled_routing(options.destinations, workdir)
-    if routing is None:
-        print("  TODO: no routing store to reload yet (switchboard.hotline not wired "
-              "in bench.agi_load.scaled_routing / wire_hotline); skipped.")
+          f"{options.destinations} destinations, reloaded every second (saved again with a "
+          "change each time, or unchanged), or never.")
+    try:
+        import switchboard.hotline.handler  # noqa: F401
+        import switchboard.routing.store  # noqa: F401
+    except ImportError as e:
+        print(f"  no hotline or routing store ({e}): skipped.")
         return
+    routing = agi_load.scaled_routing(options.destinations, workdir)
     swap = agi_load.swap_times(routing, 5)
     print(f"  validate + swap of the {options.destinations}-destination file: median "
           f"{statistics.median(swap) * 1000:.0f} ms of 5 "
           f"({', '.join(f'{t * 1000:.0f}' for t in swap)} ms)")
-    servers = [
-        Server("still", "switchboard", workdir, "--routing", routing),
-        Server("reloading", "switchboard", workdir, "--routing", routing,
-               "--reload-every", "1"),
-    ]
+    servers = [Server("still", "switchboard", workdir, "--routing", routing)]
+    for label, extra in (("changed", ()), ("unchanged", ("--unchanged",))):
+        copy = os.path.join(workdir, f"{label}-{os.path.basename(routing)}")
+        shutil.copyfile(routing, copy)
+        servers.append(Server(label, "switchboard", workdir, "--routing", copy,
+                              "--reload-every", "1", *extra))
     try:
         for server in servers:
             print(f"  {server.label} port {server.port}: {server.description}")
-        results = rounds(servers, options, options.reload_sessions, print_round)
+        results = rounds(servers, options, options.reload_sessions, options.reload_rounds,
+                         print_round)
     finally:
-        stats = [server.stop() for server in servers]
-    still, reloading = (summary(results[s.label]) for s in servers)
-    print_table([("(a)", "no reloads", still), ("(a)", "reload every 1 s", reloading)])
-    reloads = stats[1]
-    seconds = reloads.get("seconds", [])
+        stats = {server.label: server.stop() for server in servers}
+    still, changed, unchanged = (summary(results[s.label]) for s in servers)
+    print_table([("(a)", "no reloads", still),
+                 ("(a)", "saved + reloaded every 1 s", changed),
+                 ("(a)", "reloaded unchanged every 1 s", unchanged)])
     print()
-    print(f"  with reloads / without = {verdict(reloading['rate'] / still['rate'], 0.9)}")
-    print(f"  failed sessions while reloading: {reloading['failed']} (target 0)")
-    print(f"  reloads done: {reloads.get('done', 0)}, refused or failed: "
-          f"{reloads.get('failed', 0)}"
-          + (f", median {statistics.median(seconds) * 1000:.0f} ms each under load"
-             if seconds else "")
-          + (f"; last error: {reloads['last_error']}" if reloads.get("last_error") else ""))
+    for label, name, result in (("changed", "saved with a change", changed),
+                                ("unchanged", "unchanged (the store skips it)", unchanged)):
+        reloads = stats[label]
+        seconds = reloads.get("seconds", [])
+        print(f"  file {name}: with reloads / without = "
+              f"{verdict(result['rate'] / still['rate'], 0.9)}; failed sessions "
+              f"{result['failed']} (target 0)")
+        print(f"    reloads done: {reloads.get('done', 0)}, refused or failed: "
+              f"{reloads.get('failed', 0)}"
+              + (f", median {statistics.median(seconds) * 1000:.0f} ms each under load"
+                 if seconds else "")
+              + (f"; last error: {reloads['last_error']}" if reloads.get("last_error")
+                 else ""))
+        if seconds and statistics.median(seconds) > 1.0:
+            print("    (a reload takes longer than the 1 s interval, so the next one starts "
+                  "as soon as the last is done: the server reloads all the time)")
 
 
 def main(argv=None) -> int:
@@ -257,14 +281,18 @@ def main(argv=None) -> int:
     parser.add_argument("--destinations", type=int, default=2000)
     parser.add_argument("--reload-sessions", type=int,
                         help="sessions per measurement of the reload benchmark")
+    parser.add_argument("--reload-rounds", type=int,
+                        help="measurements of each server in the reload benchmark")
     parser.add_argument("--keep", action="store_true", help="keep logs and files")
     options = parser.parse_args(argv)
     if options.sessions is None:
         options.sessions = 2000 if options.quick else 5000
     if options.rounds is None:
-        options.rounds = 1 if options.quick else 3
+        options.rounds = 1 if options.quick else 5
+    if options.reload_rounds is None:
+        options.reload_rounds = 1 if options.quick else 3
     if options.reload_sessions is None:
-        options.reload_sessions = 2 * options.sessions
+        options.reload_sessions = options.sessions
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     started = time.monotonic()
     try:

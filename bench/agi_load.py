@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import select
 import socket
 import sys
+import tempfile
 import time
 from collections import Counter
 
@@ -389,51 +391,167 @@ def pyst2_server(port):
 
 # The hotline under test --------------------------------------------------
 
-def hotline_handler(routing_path=None):
-    """
-    What server (a) runs: switchboard's hotline handler with the routing
-    in C{routing_path} (the sample routing when L{None}), or the stand-in.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = os.path.join(ROOT, "config", "switchboard.yaml")
 
-    @return: C{(handler, reload, description)}; C{reload()} re-reads and
-        swaps the routing file (a Deferred or a value), L{None} when there
-        is no routing store to reload.
+#: The hotline's clock is held at a Tuesday 10:00 in Fuzhou, so that digit 1
+#: reaches the residents' committee while it is open, whenever the
+#: benchmark runs (otherwise the call would go to voicemail after hours).
+OFFICE_HOURS = 1795485600.0  # 2026-11-24 10:00 Asia/Shanghai
+
+
+class FixedTime:
+    """A clock (C{seconds()}) that stands still."""
+
+    def __init__(self, when: float):
+        self.when = when
+
+    def seconds(self) -> float:
+        return self.when
+
+
+def hotline_handler(routing_path=None, database_url=None):
+    """
+    What server (a) runs: switchboard's hotline handler, with its routing
+    store, call log and the service's settings (C{config/switchboard.yaml}),
+    or the stand-in when the hotline cannot be imported.
+
+    @param routing_path: the routing file (the sample routing by default).
+    @param database_url: where the call log goes (a temporary SQLite file
+        by default).
+    @return: C{(handler, reload, description)}; C{reload()} re-reads,
+        validates and swaps the routing file (a Deferred), L{None} for the
+        stand-in, which has no routing.
     """
     try:
-        from switchboard.hotline.handler import HotlineHandler
+        from switchboard.hotline.handler import HotlineHandler  # noqa: F401
     except Exception as e:
         why = f"{type(e).__name__}: {e}"
-        return standin_handler, None, f"stand-in handler via AGISession (hotline: {why})"
-    return wire_hotline(HotlineHandler, routing_path)
+        return standin_handler, None, f"STAND-IN handler via AGISession (no hotline: {why})"
+    return wire_hotline(routing_path, database_url)
 
 
-def wire_hotline(handler_class, routing_path):
+def wire_hotline(routing_path, database_url):
     """
-    TODO: build the real hotline handler and its routing store once
-    L{switchboard.hotline} has landed.
+    L{HotlineHandler} wired as L{switchboard.hotline.feature} wires it, but
+    with a fixed time of day (L{OFFICE_HOURS}).
     """
-    return standin_handler, None, (
-        "stand-in handler via AGISession (switchboard.hotline.handler imports, "
-        "but bench does not wire it yet)"
-    )
+    from switchboard import settings as service_settings
+    from switchboard.calllog import CallLog
+    from switchboard.hotline.handler import HotlineHandler
+    from switchboard.routing.store import RoutingStore
+    from switchboard.storage import Database
+
+    settings = service_settings.load(SETTINGS)
+    routing_path = routing_path or settings.routing
+    store = RoutingStore(routing_path, settings.numbers, trunks=settings.trunks.keys())
+    store.load()
+    if database_url is None:
+        database_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "calls.db")
+    database = Database(database_url)
+    database.migrate()
+    handler = HotlineHandler(store, settings.dialer, CallLog(database), settings.tz,
+                             clock=FixedTime(OFFICE_HOURS))
+    routing = store.current
+    declared = sum(1 for name in routing.destinations if name not in routing.menus)
+    description = (f"HotlineHandler with {os.path.basename(routing_path)} "
+                   f"({declared} destinations), call log in SQLite")
+    return handler, Resaver(routing_path, store.reload), description
 
 
-def scaled_routing(destinations, directory):
+class Resaver:
     """
-    TODO: write the sample routing scaled to C{destinations} destinations
-    into C{directory} once the routing file format has landed.
+    Calling it saves the routing file again with one byte-level change (a
+    trailing comment), as staff saving an edit would, then calls
+    C{reload()}: the store skips a file whose bytes are unchanged, and each
+    reload here must read, validate and swap the whole file.
+    """
 
-    @return: the path of the file, or L{None} while there is no routing
-        store to load it.
+    def __init__(self, path, reload):
+        self.path = path
+        self.reload = reload
+        with open(path, "rb") as f:
+            self.original = f.read()
+        self.saves = 0
+
+    def save(self):
+        """Write the file anew (to a temporary name, then renamed over it)."""
+        self.saves += 1
+        temporary = f"{self.path}.saving"
+        with open(temporary, "wb") as f:
+            f.write(self.original + b"# saved again: %d\n" % self.saves)
+        os.replace(temporary, self.path)
+
+    def __call__(self):
+        self.save()
+        return self.reload()
+
+
+def scaled_routing(destinations, directory, sample=None):
     """
-    return None
+    Write the sample routing grown to C{destinations} destinations into
+    C{directory}: the sample as it is, then departments (ring-all or hunt,
+    with hours), outside services, mailboxes and announcements, each with
+    its own direct-dial code, in the forms staff write numbers.
+
+    @return: the path of the file written.
+    """
+    import yaml
+
+    sample = sample or os.path.join(ROOT, "config", "routing.yaml")
+    with open(sample, encoding="utf-8") as f:
+        text = f.read()
+    have = len(yaml.safe_load(text)["destinations"])
+    lines = [text.rstrip("\n"), "", "  # Generated for the benchmark."]
+    for i in range(max(0, destinations - have)):
+        name, code, kind = f"unit_{i:04d}", f"7{i:04d}", i % 10
+        lines += [f"  {name}:", f"    label: 第{i}号服务点", f'    code: "{code}"']
+        if kind < 7:
+            first, second = 87660000 + 2 * i, 87660001 + 2 * i
+            lines += [
+                "    type: department",
+                f"    phones: [0591-{first}, \"+86 591 {str(second)[:4]} {str(second)[4:]}\"]",
+                f"    strategy: {'hunt' if kind % 2 else 'ring-all'}",
+                "    ring_timeout: 20",
+                "    hours:",
+                '      mon-fri: ["08:30-12:00", "14:30-17:30"]',
+                '      sat: ["09:00-12:00"]',
+                "    closed: voicemail",
+                "    overflow: [duty, voicemail]",
+            ]
+        elif kind == 7:
+            lines += ["    type: service", f"    number: 1380591{i:04d}", "    trunk: default",
+                      "    hours:", '      daily: ["10:00-21:00"]', "    closed: restaurant_closed"]
+        elif kind == 8:
+            lines += ["    type: voicemail", f'    mailbox: "{3000 + i}"']
+        else:
+            lines += ["    type: announcement", "    sound: vm-nobodyavail"]
+    path = os.path.join(directory, f"routing-{destinations}.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
 
 
 def swap_times(routing_path, times):
     """
-    TODO: seconds taken to validate and swap C{routing_path} in the
-    routing store, C{times} times.
+    Seconds taken, C{times} times over, to read, validate and swap
+    C{routing_path} into a L{RoutingStore} (after one untimed load); the
+    file is saved again with a change before each (not timed).
     """
-    raise NotImplementedError("no routing store yet")
+    from switchboard import settings as service_settings
+    from switchboard.routing.store import RoutingStore
+
+    settings = service_settings.load(SETTINGS)
+    store = RoutingStore(routing_path, settings.numbers, trunks=settings.trunks.keys())
+    store.load()
+    resaver = Resaver(routing_path, store.load)
+    seconds = []
+    for _ in range(times):
+        resaver.save()
+        started = time.perf_counter()
+        store.load()
+        seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 # Running a server --------------------------------------------------------
@@ -461,16 +579,20 @@ def serve_main(args) -> int:
     else:
         from switchboard.agi import FastAGIFactory
 
-        handler, reload, description = hotline_handler(args.routing)
+        handler, reload, description = hotline_handler(args.routing, args.database)
         factory = FastAGIFactory({"hotline": handler})
         description = "switchboard FastAGIFactory, " + description
         if args.reload_every:
             if reload is None:
                 description += "; NO routing store to reload (TODO)"
             else:
+                if args.unchanged:
+                    reload, saved = reload.reload, "unchanged"
+                else:
+                    saved = "saved with a change"
                 loop = task.LoopingCall(_timed_reload, reload, reloads)
                 loop.start(args.reload_every, now=False)
-                description += f"; routing reloaded every {args.reload_every:g} s"
+                description += f"; routing {saved} and reloaded every {args.reload_every:g} s"
     port = reactor.listenTCP(args.port, factory, backlog=128, interface="127.0.0.1")
     print(f"READY {port.getHost().port} {description}", flush=True)
     if args.stats:
@@ -519,6 +641,9 @@ def main(argv=None) -> int:
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--routing", help="routing file for the hotline")
     serve.add_argument("--reload-every", type=float, default=0.0, metavar="SECONDS")
+    serve.add_argument("--unchanged", action="store_true",
+                       help="reload without saving the routing file again first")
+    serve.add_argument("--database", help="call log database URL (hotline)")
     serve.add_argument("--log-file", help="where the Twisted servers log")
     serve.add_argument("--stats", help="write reload figures here (JSON) on exit")
     client = commands.add_parser("client", help="play Asterisk (starts on a line on stdin)")
