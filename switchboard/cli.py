@@ -9,6 +9,7 @@ The C{switchboard} command.
   switchboard neighbours set ...   a household's ring group
   switchboard alarms [show ID]     alarms and their timelines
   switchboard check-config [FILE]  validate switchboard.yaml
+  switchboard check-dialplan [FILE]  check the dialplan's fallbacks and targets
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def _check_config(args, context) -> int:
     return 0
 
 
+def _check_dialplan(args, context) -> int:
+    from switchboard.dialplan_check import DIALPLANS, check
+    path = args.file or f"{DIALPLANS}/switchboard.conf"
+    problems = check(path)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{path}: OK")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__.split("\n")[1].strip()
                                      or "community switchboard and #9 alarm server",
@@ -82,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the service configuration")
     check.add_argument("file", nargs="?")
     check.set_defaults(handler=_check_config)
+    dialplan = sub.add_parser("check-dialplan", help="check a dialplan file (fallbacks, targets)")
+    dialplan.add_argument("file", nargs="?")
+    dialplan.set_defaults(handler=_check_dialplan)
     for module in ("switchboard.hotline.cli", "alarm.cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)

@@ -86,6 +86,7 @@ class FastAGIFactory(ServerFactory):
 
     protocol = FastAGIProtocol
     log = Logger()
+    noisy = False  # every call opens a connection: no start/stop lines for each
 
     def __init__(
         self,

@@ -1,0 +1,127 @@
+"""
+Checking switchboard's dialplan before Asterisk loads it.
+
+The file is parsed with pyst2's Asterisk C{.conf} parser; the checks are
+the ones that keep calls alive when the server is away: every AGI() hand-off
+is followed by a test of C{SWITCHBOARD_RESULT} (the native fallback), every
+Goto/GotoIf/Gosub names a context, extension or label that exists, and the
+contexts the server originates into are there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from asterisk.config import Config, ParseError
+
+DIALPLANS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dialplans")
+REQUIRED_CONTEXTS = ("switchboard-hotline", "switchboard-alarm", "switchboard-alarm-responder")
+_PRIORITY = re.compile(r"^\s*(?P<prio>n|\d+)(?:\((?P<label>[\w-]+)\))?\s*,\s*(?P<app>\w+)\((?P<args>.*)\)\s*$")
+_TARGET = re.compile(r"(?:^|[?:])\s*([^?:,()]+(?:,[^?:,()]+){0,2})\s*$")
+
+
+@dataclass
+class Step:
+    context: str
+    exten: str
+    line: int
+    label: str | None
+    app: str
+    args: str
+
+
+class _ConfFile(Config):
+    """pyst2's parser, with C{#include} lines followed rather than refused."""
+
+    def load(self):
+        super().load()
+        self.includes = []
+        for i, line in enumerate(self.raw_lines):
+            if line.lstrip().startswith("#include"):
+                self.includes.append(line.split(None, 1)[1].strip().strip('"<>'))
+                self.raw_lines[i] = ";\n"
+
+
+def parse(path: str, contexts: dict | None = None) -> dict:
+    """context -> extension -> [Step]; raise C{ValueError} naming the line on a parse error."""
+    try:
+        config = _ConfFile(path)
+    except ParseError as e:
+        raise ValueError(f"{path}:{e.args[0]}: {e.args[1]}")
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror}")
+    contexts = {} if contexts is None else contexts
+    for included in config.includes:
+        beside = os.path.join(os.path.dirname(path), included)
+        # Extensions files that include the shipped dialplan by name find it in dialplans/.
+        parse(beside if os.path.exists(beside) else os.path.join(DIALPLANS, included), contexts)
+    for category in config.categories:
+        extens = contexts.setdefault(category.name, {})
+        current = None
+        for item in category.items:
+            if item.name not in ("exten", "same"):
+                continue
+            text = item.value
+            if item.name == "exten":
+                current, _, text = text.partition(",")
+                current = current.strip()
+            if current is None:
+                raise ValueError(f"{path}:{item.number}: 'same' before any 'exten'")
+            m = _PRIORITY.match(text)
+            if not m:
+                raise ValueError(f"{path}:{item.number}: cannot read priority {text!r}")
+            extens.setdefault(current, []).append(
+                Step(category.name, current, item.number, m.group("label"), m.group("app"),
+                     m.group("args")))
+    return contexts
+
+
+def _targets(step: Step) -> list[str]:
+    """The Goto-style destinations of C{step} (label, exten,label or context,exten,label)."""
+    if step.app in ("Goto",):
+        return [step.args]
+    if step.app == "GotoIf":
+        _, _, branches = step.args.partition("?")
+        return [b for b in branches.split(":") if b]
+    if step.app == "Dial":
+        return [m.group(1).replace("^", ",") for m in re.finditer(r"U\(([^)]*)\)", step.args)]
+    return []
+
+
+def check(path: str) -> list[str]:
+    """Every problem found in the dialplan at C{path}, each naming its line."""
+    try:
+        contexts = parse(path)
+    except ValueError as e:
+        return [str(e)]
+    problems = []
+    for name in REQUIRED_CONTEXTS:
+        if name not in contexts:
+            problems.append(f"{path}: missing context [{name}] the server relies on")
+    for context, extens in contexts.items():
+        for exten, steps in extens.items():
+            labels = {s.label for s in steps if s.label}
+            for i, step in enumerate(steps):
+                if step.app == "AGI":
+                    following = steps[i + 1] if i + 1 < len(steps) else None
+                    if not (following and following.app == "GotoIf"
+                            and "SWITCHBOARD_RESULT" in following.args):
+                        problems.append(f"{path}:{step.line}: AGI() in [{context}] {exten} is not "
+                                        "followed by a GotoIf on SWITCHBOARD_RESULT: nothing "
+                                        "would serve the call while the server is down")
+                for target in _targets(step):
+                    if "$" in target:
+                        continue  # computed at run time
+                    parts = [p.strip() for p in target.split(",")]
+                    if len(parts) == 1:
+                        ok = parts[0] in labels or parts[0].isdigit()
+                    elif len(parts) == 2:
+                        ok = parts[0] in extens
+                    else:
+                        ok = parts[0] in contexts and parts[1] in contexts[parts[0]]
+                    if not ok:
+                        problems.append(f"{path}:{step.line}: {step.app} to {target!r}: "
+                                        "no such context, extension or label")
+    return problems

@@ -1,0 +1,56 @@
+"""The shipped dialplan, checked with pyst2's .conf parser before Asterisk sees it."""
+
+import os
+
+from switchboard.dialplan_check import check, parse
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIALPLAN = os.path.join(PROJECT, "dialplans", "switchboard.conf")
+
+
+def test_the_shipped_dialplan_has_no_problems():
+    assert check(DIALPLAN) == []
+
+
+def test_the_lab_and_sample_extensions_have_no_problems():
+    for path in (os.path.join(PROJECT, "lab", "extensions.conf"),
+                 os.path.join(PROJECT, "dialplans", "extensions.conf.sample")):
+        # The lab's test context hands calls to probe servers on purpose, with no fallback.
+        problems = [p for p in check(path) if "switchboard-lab-test" not in p]
+        assert problems == []
+
+
+def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
+    steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
+    apps = [s.app for s in steps]
+    agi = apps.index("AGI")
+    assert steps[agi].args == "${SWITCHBOARD_AGI}/alarm"
+    assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
+    assert any(s.app == "Dial" and "${RING}" in s.args for s in steps[agi:])
+
+
+def test_an_agi_without_fallback_and_a_dangling_goto_are_reported(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text("[switchboard-hotline]\n"
+                    "exten => _X.,1,AGI(agi://127.0.0.1/hotline)\n"
+                    " same => n,Goto(nowhere,s,1)\n"
+                    "[switchboard-alarm]\n[switchboard-alarm-responder]\n")
+    problems = check(str(path))
+    assert any(":2: AGI() in [switchboard-hotline]" in p for p in problems)
+    assert any(":3: Goto to 'nowhere,s,1'" in p for p in problems)
+
+
+def test_the_cli_reports_and_exits_1(tmp_path, capsys):
+    from switchboard.cli import main
+    path = tmp_path / "partial.conf"
+    path.write_text("[switchboard-hotline]\nexten => _X.,1,Hangup()\n")
+    assert main(["check-dialplan", str(path)]) == 1
+    assert "[switchboard-alarm]" in capsys.readouterr().out
+    assert main(["check-dialplan", DIALPLAN]) == 0
+
+
+def test_a_missing_context_is_reported(tmp_path):
+    path = tmp_path / "partial.conf"
+    path.write_text("[switchboard-hotline]\nexten => _X.,1,Hangup()\n")
+    problems = check(str(path))
+    assert any("[switchboard-alarm]" in p for p in problems)
