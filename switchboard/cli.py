@@ -60,7 +60,7 @@ class Context:
 
 def _run(args, context) -> int:
     from switchboard.service import run
-    return run(context.settings)
+    return run(context.settings, debug=args.debug)
 
 
 def _check_config(args, context) -> int:
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     run = sub.add_parser("run", help="run the server (FastAGI listener + AMI client)")
+    run.add_argument("--debug", action="store_true", help="log protocol details too")
     run.set_defaults(handler=_run)
     check = sub.add_parser("check-config", help="validate the service configuration")
     check.add_argument("file", nargs="?")

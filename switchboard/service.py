@@ -15,7 +15,14 @@ import sys
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
@@ -113,13 +120,28 @@ def build(settings, reactor=None) -> SwitchboardService:
     return server
 
 
-def run(settings) -> int:
+def run(settings, *, debug: bool = False) -> int:
     """Run the server until SIGTERM or Ctrl-C; SIGHUP reloads the configuration."""
     from twisted.internet import reactor
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    level = LogLevel.debug if debug else LogLevel.info
+    observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
+                                    [LogLevelFilterPredicate(defaultLogLevel=level)])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     server = build(settings, reactor)
+    outcome = {"code": 0}
+
+    def start():
+        d = defer.maybeDeferred(server.startService)
+
+        def failed(failure):
+            Logger().failure("switchboard could not start", failure)
+            outcome["code"] = 1
+            reactor.stop()
+
+        d.addCallbacks(lambda _: reactor.addSystemEventTrigger(
+            "before", "shutdown", server.stopService), failed)
+
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload))
-    reactor.callWhenRunning(server.startService)
-    reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
+    reactor.callWhenRunning(start)
     reactor.run()
-    return 0
+    return outcome["code"]
