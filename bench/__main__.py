@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,12 @@ class Server:
             raise RuntimeError(f"server {label} did not start (see {self.log_path})")
         self.port = int(ready[1])
         self.description = ready[2].strip()
+        self.reloads = "--reload-every" in extra
+
+    def under_load(self, loaded: bool):
+        """A reloading server reloads only while under load (see C{serve})."""
+        if self.reloads:
+            os.kill(self.process.pid, signal.SIGUSR1 if loaded else signal.SIGUSR2)
 
     def cpu(self) -> float:
         """CPU seconds used so far (all threads)."""
@@ -100,6 +107,7 @@ def measure(server, sessions, concurrency, clients=1) -> dict:
                                           stdout=subprocess.PIPE, text=True))
     for process in processes:
         process.stdout.readline()  # "ready": imported and waiting
+    server.under_load(True)
     cpu_before, steal_before = server.cpu(), steal()
     for process in processes:
         process.stdin.write("go\n")
@@ -107,6 +115,7 @@ def measure(server, sessions, concurrency, clients=1) -> dict:
     results = [json.loads(process.communicate()[0]) for process in processes]
     server_cpu = server.cpu() - cpu_before
     stolen = steal() - steal_before
+    server.under_load(False)
     seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
     failures = {}
     for r in results:
@@ -119,6 +128,7 @@ def measure(server, sessions, concurrency, clients=1) -> dict:
         "failures": failures,
         "seconds": seconds,
         "server_cpu": server_cpu / seconds if seconds > 0 else 0.0,
+        "cost": server_cpu / ok if ok else 0.0,
         "client_cpu": sum(r["cpu"] for r in results) / seconds if seconds > 0 else 0.0,
         "steal": stolen / seconds if seconds > 0 else 0.0,
     }
@@ -154,6 +164,7 @@ def summary(measurements) -> dict:
         "failed": sum(failures.values()),
         "failures": failures,
         "server_cpu": statistics.median(m["server_cpu"] for m in measurements),
+        "cost": statistics.median(m["cost"] for m in measurements),
         "client_cpu": statistics.median(m["client_cpu"] for m in measurements),
     }
 
@@ -162,18 +173,20 @@ def print_round(number, server, m):
     failed = sum(m["failures"].values())
     print(f"  round {number + 1} {server.label}: {m['rate']:8.0f} sessions/s "
           f"({m['ok']} ok, {failed} failed, {m['seconds']:.2f} s; CPU server "
-          f"{m['server_cpu']:.0%}, generator {m['client_cpu']:.0%}, stolen by the host "
+          f"{m['server_cpu']:.0%} = {m['cost'] * 1000:.2f} ms/session, generator "
+          f"{m['client_cpu']:.0%}, stolen by the host "
           f"{m['steal']:.0%})", flush=True)
 
 
 def print_table(rows):
     print()
-    print(f"  {'server':<34} {'sessions/s':>10} {'(min..max)':>13} {'failed':>7} "
-          f"{'server CPU':>10} {'gen. CPU':>9}")
+    print(f"  {'server':<36} {'sessions/s':>10} {'(min..max)':>13} {'failed':>7} "
+          f"{'server CPU':>10} {'ms CPU/session':>14} {'gen. CPU':>9}")
     for label, name, s in rows:
         span = f"{s['low']:.0f}..{s['high']:.0f}"
-        print(f"  {label + ' ' + name:<34} {s['rate']:>10.0f} {span:>13} "
-              f"{s['failed']:>7} {s['server_cpu']:>10.0%} {s['client_cpu']:>9.0%}")
+        print(f"  {label + ' ' + name:<36} {s['rate']:>10.0f} {span:>13} "
+              f"{s['failed']:>7} {s['server_cpu']:>10.0%} {s['cost'] * 1000:>14.2f} "
+              f"{s['client_cpu']:>9.0%}")
         for reason, count in sorted(s["failures"].items()):
             print(f"      failure: {reason} x {count}")
 
@@ -207,6 +220,9 @@ def agi_benchmark(options, workdir):
     print()
     print(f"  a/b = {verdict(a['rate'] / b['rate'], 0.7)}")
     print(f"  a/c = {verdict(a['rate'] / c['rate'], 2)}")
+    if a["cost"]:
+        print(f"  the same ratios from server CPU per session (less sensitive to other load "
+              f"on the machine): b/a {b['cost'] / a['cost']:.2f}, c/a {c['cost'] / a['cost']:.2f}")
     print(f"  (a) ran: {servers[0].description}")
     busiest = max(a["client_cpu"], b["client_cpu"], c["client_cpu"])
     if busiest > 0.9:
@@ -257,9 +273,10 @@ def reload_benchmark(options, workdir):
                                 ("unchanged", "unchanged (the store skips it)", unchanged)):
         reloads = stats[label]
         seconds = reloads.get("seconds", [])
+        by_cost = still["cost"] / result["cost"] if result["cost"] else 0.0
         print(f"  file {name}: with reloads / without = "
-              f"{verdict(result['rate'] / still['rate'], 0.9)}; failed sessions "
-              f"{result['failed']} (target 0)")
+              f"{verdict(result['rate'] / still['rate'], 0.9)} ({by_cost:.2f} from CPU per "
+              f"session); failed sessions {result['failed']} (target 0)")
         print(f"    reloads done: {reloads.get('done', 0)}, refused or failed: "
               f"{reloads.get('failed', 0)}"
               + (f", median {statistics.median(seconds) * 1000:.0f} ms each under load"
@@ -292,7 +309,7 @@ def main(argv=None) -> int:
     if options.reload_rounds is None:
         options.reload_rounds = 1 if options.quick else 3
     if options.reload_sessions is None:
-        options.reload_sessions = options.sessions
+        options.reload_sessions = 1000 if options.quick else 3000
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     started = time.monotonic()
     try:

@@ -584,21 +584,42 @@ def serve_main(args) -> int:
         description = "switchboard FastAGIFactory, " + description
         if args.reload_every:
             if reload is None:
-                description += "; NO routing store to reload (TODO)"
+                description += "; NO routing store to reload"
             else:
                 if args.unchanged:
                     reload, saved = reload.reload, "unchanged"
                 else:
                     saved = "saved with a change"
                 loop = task.LoopingCall(_timed_reload, reload, reloads)
-                loop.start(args.reload_every, now=False)
-                description += f"; routing {saved} and reloaded every {args.reload_every:g} s"
+                _reload_on_signals(reactor, loop, args.reload_every)
+                description += (f"; routing {saved} and reloaded every "
+                                f"{args.reload_every:g} s while under load")
     port = reactor.listenTCP(args.port, factory, backlog=128, interface="127.0.0.1")
     print(f"READY {port.getHost().port} {description}", flush=True)
     if args.stats:
         reactor.addSystemEventTrigger("before", "shutdown", _write_json, args.stats, reloads)
     reactor.run()
     return 0
+
+
+def _reload_on_signals(reactor, loop, interval):
+    """
+    Run C{loop} every C{interval} seconds from C{SIGUSR1} to C{SIGUSR2}:
+    the runner reloads only the server under load, so that one reloading
+    in the background does not take CPU from the others' measurements.
+    """
+    import signal
+
+    def start():
+        if not loop.running:
+            loop.start(interval, now=True)
+
+    def stop():
+        if loop.running:
+            loop.stop()
+
+    signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(start))
+    signal.signal(signal.SIGUSR2, lambda *_: reactor.callFromThread(stop))
 
 
 def _timed_reload(reload, reloads):
