@@ -73,6 +73,7 @@ class AlarmCallerHandler:
             # dialplan rings the neighbours natively from AstDB.
             answering.addErrback(lambda _: None)
             raise
+        left = False
         try:
             yield answering
             yield session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
@@ -85,6 +86,7 @@ class AlarmCallerHandler:
                 # The caller pressed the cancel key: a false alarm.
                 yield self.coordinator.cancel(alarm.id, by="caller")
             else:
+                left = True
                 yield self.coordinator.caller_left(alarm.id)
             if alarm.cancelled:
                 # By this caller, or by another #9 call of the same household.
@@ -92,7 +94,8 @@ class AlarmCallerHandler:
                     yield session.stream_file(sound)
             yield session.set_variable(RESULT, "OK")
         except AGIHangup:
-            yield self.coordinator.caller_left(alarm.id)
+            if not left:
+                yield self.coordinator.caller_left(alarm.id)
 
 
 class ResponderHandler:

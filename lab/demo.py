@@ -19,11 +19,15 @@ import subprocess
 import sys
 import time
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from lab.sipp import SippFactory
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 WORK = os.path.join(PROJECT, "var", "demo")
+TIMEZONE = "Asia/Shanghai"  # config/switchboard.yaml's
 
 
 def say(text: str = "") -> None:
@@ -95,7 +99,8 @@ def main() -> int:
 
 def hotline(phones: SippFactory) -> None:
     say("\n== 1. a resident (0591-87650088) calls the hotline 12345 and presses 1")
-    say(switchboard("route", "--at", time.strftime("%Y-%m-%d %H:%M"), "--digits", "1").rstrip())
+    now = datetime.now(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%d %H:%M")
+    say(switchboard("route", "--at", now, "--digits", "1").rstrip())
     # Every phone the call might reach answers, so the demo shows where it went.
     for number in ("87650001", "87650002", "87650190", "87650100"):
         phones.phone(number, "answer", ring_ms=1500, timeout_s=40)
