@@ -53,3 +53,15 @@ def test_hotline_goes_to_the_operator(server_down, sipp):
     assert caller.wait(30) == 0
     assert len(operator.invite_times()) == 1
     assert "hotline served natively (AGISTATUS=FAILURE" in server_down.log(400)
+
+
+def test_asterisk_loaded_every_context_of_the_shipped_dialplan(asterisk):
+    from switchboard.dialplan_check import parse
+    import os
+    from tests.conftest import PROJECT
+    contexts = parse(os.path.join(PROJECT, "dialplans", "switchboard.conf"))
+    for context, extens in contexts.items():
+        shown = asterisk.cli(f"dialplan show {context}")
+        assert f"[ Context '{context}' created by 'pbx_config' ]" in shown, shown
+        for exten in extens:
+            assert f"'{exten}' =>" in shown
