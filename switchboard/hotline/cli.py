@@ -46,16 +46,20 @@ def _out(context):
     return getattr(context, "stdout", None) or sys.stdout
 
 
+def _refused(error: ConfigError, path: str, verdict: str, out) -> int:
+    for problem in error.problems:
+        print(problem, file=out)
+    print(f"{path}: {len(error.problems)} problem(s){verdict}", file=out)
+    return 1
+
+
 def check_command(args, context) -> int:
     out = _out(context)
     path = args.file or context.settings.routing
     try:
         routing = _load(path, context)
     except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=out)
-        print(f"{path}: {len(e.problems)} problem(s), not valid", file=out)
-        return 1
+        return _refused(e, path, ", not valid", out)
     print(f"{path}: OK: {routing.summary()}", file=out)
     return 0
 
@@ -77,10 +81,7 @@ def route_command(args, context) -> int:
     try:
         routing = _load(path, context)
     except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=out)
-        print(f"{path}: {len(e.problems)} problem(s): fix them first", file=out)
-        return 1
+        return _refused(e, path, ": fix them first", out)
     decision = router.route(routing, at, args.digits, args.caller, tz=context.tz,
                             numbers=context.numbers)
     print(decision.explain(), file=out)
