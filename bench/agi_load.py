@@ -1,7 +1,7 @@
 """
 FastAGI load: a generator that plays Asterisk, and the servers it measures.
 
-The generator (L{run_load}, plain asyncio, in a process of its own) opens
+The generator (L{run_load}, on C{epoll}, in a process of its own) opens
 many concurrent connections to a FastAGI server, sends the environment of a
 hotline call, answers every command the way Asterisk would on a call where
 the resident presses 1 and the department answers, and counts a session
@@ -15,15 +15,18 @@ The servers (each run with C{python -m bench.agi_load serve KIND}):
   - C{pyst2}: pyst2's C{asterisk.agi.AGI} behind a thread-per-connection
     C{socketserver.ThreadingTCPServer}.
 
-The exchange they all perform::
+The exchange they all perform is the one the hotline performs with the
+sample routing (C{config/routing.yaml}) when the resident presses 1 in
+office hours::
 
     ANSWER
-    STREAM FILE "hotline-greeting" ""
-    GET DATA "hotline-menu" 5000 1            -> digits "1"
-    SET VARIABLE "HOTLINE_DESTINATION" "health"
-    EXEC Dial "PJSIP/87650001,30"
-    GET VARIABLE "DIALSTATUS"                 -> ANSWER
+    STREAM FILE "hello-world" "0123456789*#"       greeting, interruptible
+    GET DATA "vm-enter-num-to-call" 5000 1          -> digits "1"
+    EXEC Dial "PJSIP/87650001&PJSIP/87650002,20,g"  the committee, ring-all
+    GET VARIABLE "DIALSTATUS"                       -> ANSWER
+    GET VARIABLE "ANSWEREDTIME"                     -> unset
     SET VARIABLE "SWITCHBOARD_RESULT" "OK"
+    HANGUP
 """
 
 from __future__ import annotations
@@ -39,18 +42,20 @@ import tempfile
 import time
 from collections import Counter
 
-#: Destinations of the stand-in menu: digits -> (name, dial string).
+#: The reference servers' menu: digits -> dial string (the sample routing's
+#: committee, health centre and police desk).
 MENU = {
-    "1": ("health", "PJSIP/87650001"),
-    "2": ("committee", "PJSIP/87650002"),
-    "3": ("property", "PJSIP/87650003"),
+    "1": "PJSIP/87650001&PJSIP/87650002",
+    "2": "PJSIP/87650011",
+    "3": "PJSIP/87650031",
 }
-OPERATOR = ("operator", "PJSIP/87650000")
-DIAL_TIMEOUT = 30
+OPERATOR = "PJSIP/87650100"
+GREETING, MENU_PROMPT, KEYS = "hello-world", "vm-enter-num-to-call", "0123456789*#"
+DIAL_TIMEOUT, DIAL_OPTIONS = 20, "g"
 
 
-def route(digits: str):
-    """The (name, dial string) the stand-in menu gives C{digits}."""
+def route(digits: str) -> str:
+    """The dial string the reference menu gives C{digits}."""
     return MENU.get(digits, OPERATOR)
 
 
@@ -259,22 +264,21 @@ def client_main(args) -> int:
 
 def standin_handler(session):
     """
-    The hotline exchange through L{AGISession}, for when the hotline
-    handler is not available: answer, greet, read the choice, dial, check
-    C{DIALSTATUS}, report C{OK}.
+    The reference exchange through L{AGISession}, for when the hotline
+    handler cannot be imported.
     """
     from twisted.internet import defer
 
     @defer.inlineCallbacks
     def call():
         yield session.answer()
-        yield session.stream_file("hotline-greeting")
-        digits = yield session.get_data("hotline-menu", 5000, 1)
-        name, target = route(digits)
-        yield session.set_variable("HOTLINE_DESTINATION", name)
-        yield session.exec_("Dial", target, DIAL_TIMEOUT)
+        yield session.stream_file(GREETING, KEYS)
+        digits = yield session.get_data(MENU_PROMPT, 5000, 1)
+        yield session.exec_("Dial", route(digits), DIAL_TIMEOUT, DIAL_OPTIONS)
         yield session.get_variable("DIALSTATUS")
+        yield session.get_variable("ANSWEREDTIME")
         yield session.set_variable("SWITCHBOARD_RESULT", "OK")
+        yield session.hangup()
 
     return call()
 
@@ -285,9 +289,9 @@ def raw_protocol():
 
     class RawHotlineProtocol(LineReceiver):
         """
-        The hotline exchange written straight onto a C{LineReceiver}: read
-        the environment, then send each command when the previous reply
-        comes; no session object, no command queue, no Deferreds.
+        The reference exchange written straight onto a C{LineReceiver}:
+        read the environment, then send each command when the previous
+        reply comes; no session object, no command queue, no Deferreds.
         """
 
         delimiter = b"\n"
@@ -295,7 +299,6 @@ def raw_protocol():
         def connectionMade(self):
             self.env = {}
             self.step = None  # commands answered so far, once started
-            self.target = None
 
         def lineReceived(self, line):
             if self.step is None:
@@ -312,19 +315,21 @@ def raw_protocol():
             self.step += 1
             step = self.step
             if step == 1:
-                self.sendLine(b'STREAM FILE "hotline-greeting" ""')
+                self.sendLine(b'STREAM FILE "%s" "%s"' % (GREETING.encode(), KEYS.encode()))
             elif step == 2:
-                self.sendLine(b'GET DATA "hotline-menu" 5000 1')
+                self.sendLine(b'GET DATA "%s" 5000 1' % MENU_PROMPT.encode())
             elif step == 3:
                 digits = line[len(b"200 result="):].split(b" ", 1)[0].decode()
-                name, self.target = route(digits)
-                self.sendLine(b'SET VARIABLE "HOTLINE_DESTINATION" "%s"' % name.encode())
+                self.sendLine(b'EXEC Dial "%s,%d,%s"' % (
+                    route(digits).encode(), DIAL_TIMEOUT, DIAL_OPTIONS.encode()))
             elif step == 4:
-                self.sendLine(b'EXEC Dial "%s,%d"' % (self.target.encode(), DIAL_TIMEOUT))
-            elif step == 5:
                 self.sendLine(b'GET VARIABLE "DIALSTATUS"')
+            elif step == 5:
+                self.sendLine(b'GET VARIABLE "ANSWEREDTIME"')
             elif step == 6:
                 self.sendLine(b'SET VARIABLE "SWITCHBOARD_RESULT" "OK"')
+            elif step == 7:
+                self.sendLine(b"HANGUP")
             else:
                 self.transport.loseConnection()
 
@@ -369,12 +374,13 @@ def pyst2_server(port):
             try:
                 agi = SocketAGI(stdin, stdout, debug)
                 agi.answer()
-                agi.stream_file("hotline-greeting")
-                name, target = route(agi.get_data("hotline-menu", 5000, 1))
-                agi.set_variable("HOTLINE_DESTINATION", name)
-                agi.appexec("Dial", f"{target},{DIAL_TIMEOUT}")
+                agi.stream_file(GREETING, KEYS)
+                target = route(agi.get_data(MENU_PROMPT, 5000, 1))
+                agi.appexec("Dial", f"{target},{DIAL_TIMEOUT},{DIAL_OPTIONS}")
                 agi.get_variable("DIALSTATUS")
+                agi.get_variable("ANSWEREDTIME")
                 agi.set_variable("SWITCHBOARD_RESULT", "OK")
+                agi.hangup()
             except AGIHangup:
                 pass
             finally:
