@@ -1,11 +1,12 @@
 """
 C{python -m bench [--quick]}: run the benchmarks and print the figures.
 
-FastAGI sessions per second for (a) switchboard's hotline, (b) a raw
-Twisted responder doing the same exchange, (c) pyst2's AGI class behind a
-thread-per-connection server; then (a) while its routing file (2,000
-destinations) is reloaded every second, and the time to validate and swap
-that file.
+FastAGI sessions per second for (a) switchboard's hotline, (a0) the same
+exchange through switchboard's FastAGI layer with no hotline logic, (b) a
+raw Twisted responder doing the same exchange, (c) pyst2's AGI class
+behind a thread-per-connection server; then (a) while its routing file
+(2,000 destinations) is reloaded every second, and the time to validate
+and swap that file.
 
 Each server runs in its own process on its own port, and one load
 generator process at a time plays Asterisk against one server at a time
@@ -204,6 +205,7 @@ def agi_benchmark(options, workdir):
           "nothing pinned; one server under load at a time.")
     servers = [
         Server("(a)", "switchboard", workdir),
+        Server("(a0)", "standin", workdir),
         Server("(b)", "raw", workdir),
         Server("(c)", "pyst2", workdir),
     ]
@@ -214,17 +216,20 @@ def agi_benchmark(options, workdir):
     finally:
         for server in servers:
             server.stop()
-    a, b, c = (summary(results[s.label]) for s in servers)
-    print_table([("(a)", "switchboard hotline", a), ("(b)", "raw Twisted responder", b),
-                 ("(c)", "pyst2 AGI, thread/conn", c)])
+    a, a0, b, c = (summary(results[s.label]) for s in servers)
+    print_table([("(a)", "switchboard hotline", a), ("(a0)", "switchboard FastAGI stand-in", a0),
+                 ("(b)", "raw Twisted responder", b), ("(c)", "pyst2 AGI, thread/conn", c)])
     print()
     print(f"  a/b = {verdict(a['rate'] / b['rate'], 0.7)}")
     print(f"  a/c = {verdict(a['rate'] / c['rate'], 2)}")
-    if a["cost"]:
-        print(f"  the same ratios from server CPU per session (less sensitive to other load "
-              f"on the machine): b/a {b['cost'] / a['cost']:.2f}, c/a {c['cost'] / a['cost']:.2f}")
+    print(f"  FastAGI layer alone (stand-in): a0/b = {a0['rate'] / b['rate']:.2f}, "
+          f"a0/c = {a0['rate'] / c['rate']:.2f}")
+    if a["cost"] and a0["cost"]:
+        print("  the same from server CPU per session (less sensitive to other load on the "
+              f"machine): a/b {b['cost'] / a['cost']:.2f}, a/c {c['cost'] / a['cost']:.2f}, "
+              f"a0/b {b['cost'] / a0['cost']:.2f}, a0/c {c['cost'] / a0['cost']:.2f}")
     print(f"  (a) ran: {servers[0].description}")
-    busiest = max(a["client_cpu"], b["client_cpu"], c["client_cpu"])
+    busiest = max(a["client_cpu"], a0["client_cpu"], b["client_cpu"], c["client_cpu"])
     if busiest > 0.9:
         print(f"  The generator used {busiest:.0%} of a core: it may be the limit; "
               "compare with --clients 2.")
@@ -251,6 +256,8 @@ def reload_benchmark(options, workdir):
     print(f"  validate + swap of the {options.destinations}-destination file: median "
           f"{statistics.median(swap) * 1000:.0f} ms of 5 "
           f"({', '.join(f'{t * 1000:.0f}' for t in swap)} ms)")
+    if options.reload_rounds < 1:
+        return
     servers = [Server("still", "switchboard", workdir, "--routing", routing)]
     for label, extra in (("changed", ()), ("unchanged", ("--unchanged",))):
         copy = os.path.join(workdir, f"{label}-{os.path.basename(routing)}")
@@ -306,6 +313,8 @@ def main(argv=None) -> int:
         options.sessions = 2000 if options.quick else 5000
     if options.rounds is None:
         options.rounds = 1 if options.quick else 5
+    if options.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if options.reload_rounds is None:
         options.reload_rounds = 1 if options.quick else 3
     if options.reload_sessions is None:

@@ -9,7 +9,10 @@ complete when the server closes the connection after the whole exchange.
 
 The servers (each run with C{python -m bench.agi_load serve KIND}):
   - C{switchboard}: L{FastAGIFactory} with the hotline handler (see
-    L{hotline_handler}), or a stand-in doing the same exchange;
+    L{hotline_handler});
+  - C{standin}: L{FastAGIFactory} with L{standin_handler}, the same
+    exchange through L{AGISession} with no hotline logic: what the FastAGI
+    layer itself costs;
   - C{raw}: L{RawHotlineProtocol}, a bare C{LineReceiver} doing the same
     exchange with no session or command queue: the ceiling of this design;
   - C{pyst2}: pyst2's C{asterisk.agi.AGI} behind a thread-per-connection
@@ -582,6 +585,12 @@ def serve_main(args) -> int:
     if args.kind == "raw":
         factory = ServerFactory.forProtocol(raw_protocol())
         description = "raw Twisted LineReceiver"
+    elif args.kind == "standin":
+        from switchboard.agi import FastAGIFactory
+
+        factory = FastAGIFactory({"hotline": standin_handler})
+        description = ("switchboard FastAGIFactory, stand-in handler: the same exchange "
+                       "through AGISession, no hotline logic")
     else:
         from switchboard.agi import FastAGIFactory
 
@@ -664,7 +673,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agi_load")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run one FastAGI server")
-    serve.add_argument("kind", choices=["switchboard", "raw", "pyst2"])
+    serve.add_argument("kind", choices=["switchboard", "standin", "raw", "pyst2"])
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--routing", help="routing file for the hotline")
     serve.add_argument("--reload-every", type=float, default=0.0, metavar="SECONDS")
