@@ -1,0 +1,392 @@
+"""
+The lab pieces of the #9 fan-out bench (L{bench.alarm_fanout}):
+
+  - SIPp: long-lived neighbour phones that ring for as many calls as come,
+    callers (an alarm the caller cancels with C{*}, a native ring-all the
+    caller abandons), and readers of SIPp's C{-trace_msg} files, whose
+    timestamps (one host clock) are what the bench measures with;
+  - the C{switchboard run} under test, with its own configuration;
+  - the lab Asterisk: its status, log and RTP port range.
+
+Lab phone 8765NNNN listens on 127.0.0.1:(20000+NNNN), as the lab's
+pjsip.conf expects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+from lab.sipp import ASTERISK, dtmf_pcap
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
+LAB_LOG = "/var/lib/switchboard/asterisk-root/var/log/asterisk/messages.log"
+
+CONFIG = """\
+agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300}}
+ami: {{host: 127.0.0.1, port: 5038, username: switchboard, secret: lab-secret-not-for-production}}
+database: sqlite:///{db}
+numbers: {{region: CN, area_code: "591"}}
+timezone: Asia/Shanghai
+trunks: {{default: "PJSIP/{{number}}"}}
+hotline_number: "12345"
+routing: {routing}
+alarm: {alarm}
+"""
+
+_SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+"""
+
+# The INVITE's branch: its CANCEL, and the ACK of a failure, must repeat it.
+_INVITE_BRANCH = "z9hG4bK-[pid]-[call_number]-inv"
+
+
+def _request(method, user, caller, cseq, *, branch="[branch]", dialog=False, sdp=False):
+    uri = f"sip:{user}@[remote_ip]:[remote_port]"
+    lines = [f"{method} {uri} SIP/2.0",
+             f"Via: SIP/2.0/[transport] [local_ip]:[local_port];branch={branch}",
+             f'From: "{caller}" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]',
+             f"To: <{uri}>" + ("[peer_tag_param]" if dialog else ""),
+             "Call-ID: [call_id]",
+             f"CSeq: {cseq} {method}",
+             f"Contact: sip:{caller}@[local_ip]:[local_port]",
+             "Max-Forwards: 70"]
+    if sdp:
+        lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", _SDP]
+    else:
+        lines += ["Content-Length: 0", "", ""]
+    return "\n".join(lines)
+
+
+def _response(code, reason, cseq="[last_CSeq:]"):
+    return "\n".join([f"SIP/2.0 {code} {reason}", "[last_Via:]", "[last_From:]",
+                      "[last_To:];tag=[pid]SIPpTag01[call_number]", "[last_Call-ID:]", cseq,
+                      "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
+                      "Content-Length: 0", "", ""])
+
+
+def _send(text, retrans=False, extra=""):
+    attrs = ' retrans="500"' if retrans else ""
+    return f"  <send{attrs}{extra}><![CDATA[\n{text}]]></send>"
+
+
+def _scenario(name, steps):
+    body = "\n".join(steps)
+    return f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n{body}\n</scenario>\n'
+
+
+def phone_scenario() -> str:
+    """A phone that rings (180) until the call is cancelled: one SIPp call per INVITE."""
+    return _scenario("bench phone: rings until cancelled", [
+        '  <recv request="INVITE" crlf="true">',
+        '    <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+        '</action>',
+        '  </recv>',
+        _send(_response(180, "Ringing")),
+        '  <recv request="CANCEL" timeout="300000"/>',
+        _send(_response(200, "OK")),
+        # The INVITE's own CSeq, not the CANCEL's.
+        _send(_response(487, "Request Terminated", cseq="CSeq: [$cseq] INVITE")),
+        '  <recv request="ACK"/>',
+    ])
+
+
+def alarm_scenario(caller: str, before_ms: int, press_every_ms: int = 1000) -> str:
+    """
+    A resident C{caller} dials #9, is answered, presses C{*} after
+    C{before_ms} (and again every C{press_every_ms} until the server hangs
+    up: a key pressed before the caller is in the room is not heard), and
+    takes the server's BYE.
+    """
+    star = f'<exec play_pcap_audio="{dtmf_pcap("*")}"/>'
+    return _scenario("#9 alarm cancelled with *", [
+        _send(_request("INVITE", "%239", caller, 1, branch=_INVITE_BRANCH, sdp=True), True),
+        '  <recv response="100" optional="true"/>',
+        '  <recv response="180" optional="true"/>',
+        '  <recv response="183" optional="true"/>',
+        '  <recv response="200" rtd="true"/>',
+        _send(_request("ACK", "%239", caller, 1, dialog=True)),
+        f'  <pause milliseconds="{before_ms}"/>',
+        '  <label id="press"/>',
+        f'  <nop><action>{star}</action></nop>',
+        f'  <recv request="BYE" timeout="{press_every_ms}" ontimeout="press"/>',
+        _send(_response(200, "OK")),
+    ])
+
+
+def native_scenario(caller: str, hold_ms: int) -> str:
+    """A resident C{caller} dials *99 (the lab's native ring-all), hears it ring, hangs up."""
+    return _scenario("*99 native ring-all, abandoned", [
+        _send(_request("INVITE", "*99", caller, 1, branch=_INVITE_BRANCH, sdp=True), True),
+        '  <recv response="100" optional="true"/>',
+        '  <recv response="180" timeout="20000"/>',
+        f'  <pause milliseconds="{hold_ms}"/>',
+        _send(_request("CANCEL", "*99", caller, 1, branch=_INVITE_BRANCH), True),
+        '  <recv response="200" optional="true"/>',
+        '  <recv response="487"/>',
+        _send(_request("ACK", "*99", caller, 1, branch=_INVITE_BRANCH, dialog=True)),
+    ])
+
+
+# Reading -trace_msg files ---------------------------------------------------
+
+_START = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d)[ \t](\d\d:\d\d:\d\d\.\d+)\n", re.M)
+_RECORD = re.compile(r"(?:UDP|TCP) message (sent|received)[^\n]*\n\n([^\n]*)\n")
+_CALL_ID = re.compile(r"^Call-ID:[ \t]*([^\r\n]+)\r?\n", re.M | re.I)
+
+
+def _seconds(day, clock) -> float:
+    return datetime.strptime(f"{day} {clock[:15]}", "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+class Trace:
+    """
+    A SIPp C{-trace_msg} file read as it grows: C{calls} maps each Call-ID
+    to {method or status code: time first seen} for each direction
+    (C{"> INVITE"} received, C{"< 200"} sent).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.calls: dict = {}
+        self._offset = 0
+
+    def poll(self) -> dict:
+        try:
+            with open(self.path, encoding="latin-1") as f:
+                f.seek(self._offset)
+                text = f.read()
+        except FileNotFoundError:
+            return self.calls
+        starts = list(_START.finditer(text))
+        if not starts:
+            return self.calls
+        # Records before the last start are complete; the last one is read
+        # again next time (taking it in twice is harmless: first times kept).
+        self._offset += starts[-1].start()
+        ends = [m.start() for m in starts[1:]] + [len(text)]
+        for start, end in zip(starts, ends):
+            record = text[start.end():end]
+            m, call_id = _RECORD.match(record), _CALL_ID.search(record)
+            if m is None or call_id is None:
+                continue
+            way, first = m.groups()
+            words = first.split()
+            if len(words) < 2:
+                continue
+            what = words[1] if words[0] == "SIP/2.0" else words[0]
+            key = ("> " if way == "received" else "< ") + what
+            self.calls.setdefault(call_id.group(1).strip(), {}).setdefault(
+                key, _seconds(*start.groups()))
+        return self.calls
+
+
+# Processes --------------------------------------------------------------------
+
+class SippProcess:
+    """One SIPp process (started by L{start}) and its trace."""
+
+    def __init__(self, name, workdir, process):
+        self.name = name
+        self.process = process
+        self.trace = Trace(os.path.join(workdir, f"{name}.messages"))
+
+    def calls(self) -> dict:
+        return self.trace.poll()
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout) -> int | None:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(name, workdir, scenario, port, media_port, *, remote=None, calls=1, timeout_s=None,
+          extra=()) -> SippProcess:
+    """Start SIPp with C{scenario} (text) on 127.0.0.1:C{port}, tracing every message."""
+    binary = shutil.which("sipp")
+    if binary is None:
+        raise SystemExit("sipp is not installed (Debian package sip-tester)")
+    path = os.path.join(workdir, f"{name}.xml")
+    with open(path, "w") as f:
+        f.write(scenario)
+    argv = [binary, "-sf", path, "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
+            "-mp", str(media_port), "-m", str(calls), "-nostdin", "-trace_msg",
+            "-message_file", os.path.join(workdir, f"{name}.messages"),
+            "-trace_err", "-error_file", os.path.join(workdir, f"{name}.errors"), *extra]
+    if timeout_s:
+        argv += ["-timeout", f"{timeout_s}s"]
+    if remote:
+        argv.append(remote)
+    log = open(os.path.join(workdir, f"{name}.out"), "w")
+    try:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=workdir)
+    finally:
+        log.close()
+    return SippProcess(name, workdir, process)
+
+
+def phone(number, workdir) -> SippProcess:
+    """The long-lived lab phone for C{number} (8765NNNN), ringing for every call."""
+    n = int(number[-4:])
+    return start(f"phone-{number}", workdir, phone_scenario(), 20000 + n, 42000 + 4 * n,
+                 calls=10_000_000)
+
+
+def caller(name, workdir, scenario, port, media_port, *, calls=1, timeout_s=60,
+           extra=()) -> SippProcess:
+    """A caller process placing C{calls} calls to the lab Asterisk."""
+    return start(name, workdir, scenario, port, media_port, remote=ASTERISK, calls=calls,
+                 timeout_s=timeout_s, extra=extra)
+
+
+# The switchboard under test ------------------------------------------------------
+
+def wait_for(predicate, timeout, interval=0.05):
+    """Poll C{predicate} until it is true or C{timeout} s passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class Server:
+    """A C{switchboard run} with its own workdir, database and alarm.yaml (C{alarm})."""
+
+    def __init__(self, workdir: str, alarm: str):
+        self.workdir = workdir
+        self.db = os.path.join(workdir, "switchboard.db")
+        self.config = os.path.join(workdir, "switchboard.yaml")
+        self.logfile = os.path.join(workdir, "server.log")
+        alarm_path = os.path.join(workdir, "alarm.yaml")
+        with open(alarm_path, "w") as f:
+            f.write(alarm)
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(db=self.db, alarm=alarm_path,
+                                  routing=os.path.join(PROJECT, "config", "routing.yaml")))
+        self.process = None
+
+    def cli(self, *args) -> str:
+        result = subprocess.run([sys.executable, "-m", "switchboard.cli", "--config",
+                                 self.config, *args], cwd=PROJECT, capture_output=True,
+                                text=True, timeout=120)
+        if result.returncode:
+            raise SystemExit(f"switchboard {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+    def log(self) -> str:
+        with open(self.logfile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def start(self) -> None:
+        with open(self.logfile, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "switchboard.cli", "--config", self.config, "run"],
+                cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ready = wait_for(lambda: self.process.poll() is not None or (
+            "switchboard ready" in self.log() and "AstDB swb_alarm" in self.log()), 60, 0.2)
+        if not ready or self.process.poll() is not None:
+            raise SystemExit(f"switchboard did not start:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def query(self, sql, *args) -> list:
+        """Rows of C{sql} read straight from the SQLite file."""
+        with sqlite3.connect(self.db, timeout=10) as db:
+            return db.execute(sql, args).fetchall()
+
+    def last_alarm(self) -> int:
+        return self.query("SELECT max(id) FROM alarm")[0][0] or 0
+
+
+# The lab Asterisk ---------------------------------------------------------------
+
+def lab(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=300)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def udp_ports_taken(ports) -> list:
+    out = subprocess.run(["ss", "-lunH"], capture_output=True, text=True).stdout
+    bound = {line.split()[3].rsplit(":", 1)[-1] for line in out.splitlines() if line.split()}
+    return [p for p in ports if str(p) in bound]
+
+
+def rtp_pairs() -> int:
+    """RTP port pairs of the lab Asterisk (lab/asterisk/rtp.conf): one per SIP channel."""
+    start, end = 10000, 20000  # Asterisk's defaults
+    with open(os.path.join(PROJECT, "lab", "asterisk", "rtp.conf")) as f:
+        for line in f:
+            key, _, value = line.partition("=")
+            if key.strip() == "rtpstart":
+                start = int(value.split(";")[0])
+            elif key.strip() == "rtpend":
+                end = int(value.split(";")[0])
+    return (end - start + 1) // 2
+
+
+def log_size() -> int:
+    try:
+        return os.path.getsize(LAB_LOG)
+    except OSError:
+        return 0
+
+
+def log_problems(offset) -> list:
+    """The lab Asterisk's errors and warnings logged after C{offset}: (count, message)."""
+    try:
+        with open(LAB_LOG, encoding="utf-8", errors="replace") as f:
+            f.seek(offset)
+            text = f.read()
+    except OSError:
+        return []
+    counts: dict = {}
+    for line in text.splitlines():
+        if "ERROR[" in line or "WARNING[" in line:
+            message = line.split("] ", 1)[-1]
+            message = message.split(": ", 1)[-1] if ".c:" in message else message
+            counts[message[:100]] = counts.get(message[:100], 0) + 1
+    return sorted(((n, m) for m, n in counts.items()), reverse=True)
