@@ -11,6 +11,7 @@ present so native dialplan lookups (AstDB) match too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -72,7 +73,7 @@ class NumberPlan:
 
     def normalise(self, text) -> str:
         """Return C{text} in E.164 or raise L{InvalidNumber}."""
-        return phonenumbers.format_number(self.parse(text), PhoneNumberFormat.E164)
+        return _normalise(self, str(text) if text is not None else "")
 
     def try_normalise(self, text) -> str | None:
         """Like L{normalise} but return C{None} for a bad number (caller IDs)."""
@@ -98,6 +99,9 @@ class NumberPlan:
         return out
 
     def dialable(self, e164: str) -> str:
+        return _dialable(self, e164)
+
+    def _dialable(self, e164: str) -> str:
         """The digits to send to the trunk: local numbers without area code, else national/international."""
         number = phonenumbers.parse(e164, self.region)
         if number.country_code != phonenumbers.country_code_for_region(self.region):
@@ -108,3 +112,15 @@ class NumberPlan:
         if self.area_code and national.startswith(self.area_code):
             return national[len(self.area_code):]
         return "0" + national
+
+
+# Caller IDs and configured numbers repeat call after call; parsing them is
+# the costly part of a hotline call's own work.
+@lru_cache(maxsize=65536)
+def _normalise(plan: NumberPlan, text: str) -> str:
+    return phonenumbers.format_number(plan.parse(text), PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=65536)
+def _dialable(plan: NumberPlan, e164: str) -> str:
+    return plan._dialable(e164)

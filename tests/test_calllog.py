@@ -30,6 +30,16 @@ def call(n=0, **kw):
     return Call(**fields)
 
 
+class FakeSession:
+    """Collects the rows a write would insert."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def execute(self, statement, rows):
+        self.rows.extend(rows)
+
+
 class SlowDatabase:
     """A database whose C{run} waits until the test fires it."""
 
@@ -102,7 +112,7 @@ class CallLogTests(SynchronousTestCase):
         while slow.pending:
             work, d = slow.pending.pop(0)
             added = []
-            sizes.append(work(type("S", (), {"add_all": lambda self, rows: added.extend(rows)})()))
+            sizes.append(work(FakeSession(added)))
             d.callback(sizes[-1])
         self.assertEqual(sizes, [1, 2, 2])  # the first alone, then batches of what queued
         self.successResultOf(flushed)
@@ -141,11 +151,35 @@ class CallLogTests(SynchronousTestCase):
         d.callback(1)
         written = []
         work, d = slow.pending.pop(0)
-        work(type("S", (), {"add_all": lambda self, rows: written.extend(rows)})())
-        self.assertEqual([r.uniqueid for r in written],
+        work(FakeSession(written))
+        self.assertEqual([r["uniqueid"] for r in written],
                          ["1790000000.5", "1790000000.6", "1790000000.7"])
 
     def test_steps_of_a_damaged_path(self):
         record = CallRecord(path="not json")
         self.assertEqual(record.steps, ["not json"])
         self.assertEqual(CallRecord(path=json.dumps(["a"])).steps, ["a"])
+
+
+class GatheredWriteTests(SynchronousTestCase):
+    def test_records_gather_for_the_delay_then_go_in_one_transaction(self):
+        from twisted.internet import task
+        slow = SlowDatabase()
+        clock = task.Clock()
+        log = CallLog(slow, delay=0.2, clock=clock)
+        for n in range(5):
+            log.record(Call(started=datetime(2026, 11, 23, 8, 0, n, tzinfo=timezone.utc),
+                            caller=f"+86591876500{n:02d}"))
+        self.assertEqual(slow.pending, [])
+        clock.advance(0.2)
+        self.assertEqual(len(slow.pending), 1)  # one write for all five
+
+    def test_flush_writes_at_once(self):
+        from twisted.internet import task
+        slow = SlowDatabase()
+        clock = task.Clock()
+        log = CallLog(slow, delay=5, clock=clock)
+        log.record(Call(started=datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc), caller="x"))
+        d = log.flush()
+        self.assertEqual(len(slow.pending), 1)
+        self.assertNoResult(d)

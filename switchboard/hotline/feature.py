@@ -20,7 +20,7 @@ class HotlineFeature:
         self.settings = settings
         self.store = RoutingStore(settings.routing, settings.numbers,
                                   trunks=settings.trunks.keys(), reactor=reactor)
-        self.call_log = CallLog(database)
+        self.call_log = CallLog(database, delay=0.2, clock=reactor)
         self.handler = HotlineHandler(self.store, settings.dialer, self.call_log, settings.tz,
                                       clock=reactor)
         self.handlers = {"hotline": self.handler}

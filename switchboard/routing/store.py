@@ -11,6 +11,8 @@ thread; a refused file leaves the last good routing serving.
 
 from __future__ import annotations
 
+import gc
+
 import hashlib
 from typing import Optional
 
