@@ -239,10 +239,14 @@ def burst(bench, mode, first, count, hold_ms):
         out["whole"] = q("SELECT count(*) FROM alarm a WHERE id >= ? AND NOT EXISTS (SELECT 1 "
                          "FROM alarm_event e WHERE e.alarm_id = a.id AND e.kind = 'failed')",
                          first_alarm)[0][0]
-        spans = [stored(last) - stored(opened) for opened, last in q(
-            "SELECT a.opened_at, max(e.at) FROM alarm a JOIN alarm_event e ON e.alarm_id = a.id "
-            "AND e.kind = 'ringing' WHERE a.id >= ? GROUP BY a.id", first_alarm)]
-        out["originated"] = (percentile(spans, 50), percentile(spans, 99)) if spans else None
+        t0 = sent[0] if sent else 0.0
+        spans = [(stored(opened) - t0, stored(first) - stored(opened), stored(last) - stored(first))
+                 for opened, first, last in q(
+                     "SELECT a.opened_at, min(e.at), max(e.at) FROM alarm a JOIN alarm_event e "
+                     "ON e.alarm_id = a.id AND e.kind = 'ringing' WHERE a.id >= ? GROUP BY a.id",
+                     first_alarm)]
+        out["phases"] = [[percentile([x[i] for x in spans], p) for p in (50, 99)]
+                         for i in range(3)] if spans and sent else None
         still_open = [r[0] for r in q("SELECT id FROM alarm WHERE id >= ? AND closed_at IS NULL",
                                       first_alarm)]
         for alarm_id in still_open:
@@ -271,9 +275,12 @@ def print_burst(alarm, native):
           + f"); with all ten legs placed: {alarm['whole']}")
     print("    leg events: " + ", ".join(f"{k} {v}" for k, v in
                                           sorted(alarm["leg_events"].items())))
-    if alarm["originated"]:
-        print(f"    server: alarm raised -> tenth leg originated p50 "
-              f"{alarm['originated'][0]:.2f} s, p99 {alarm['originated'][1]:.2f} s")
+    if alarm["phases"]:
+        print("    the alarms in the server (from its timeline; s):" + " " * 27 + "p50     p99")
+        for name, (p50, p99) in zip(("first caller's INVITE sent -> this alarm raised",
+                                     "raised -> first leg originated (alarm written)",
+                                     "first -> tenth leg originated"), alarm["phases"]):
+            print(f"      {name:<68}{p50:>6.2f}{p99:>8.2f}")
     print(f"    alarms still open after the callers left, closed by the bench: "
           f"{alarm['closed_by_bench']}")
 
@@ -304,6 +311,7 @@ def main(argv=None) -> int:
           f"{args.burst} alarms needs {need} (caller + 10 legs each)"
           + ("" if need <= pairs else f": at most {pairs // (len(PHONES) + 1)} alarms fit"))
 
+    cpu = alarm_lab.CpuWatch()
     workdir = tempfile.mkdtemp(prefix="switchboard-fanout-")
     server, phones = Server(workdir, ALARM), []
     households = args.alarms + args.burst + 1  # the last one warms up
@@ -332,6 +340,7 @@ def main(argv=None) -> int:
         for p in phones:
             p.stop()
         server.stop()
+        print(cpu.others())
         if not alarm_lab.port_open(4573):
             # No stale copy of the bench's households: the next server resyncs in full.
             alarm_lab.lab("cli", "database deltree swb_alarm")

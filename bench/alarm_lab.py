@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import socket
 import sqlite3
@@ -390,3 +391,42 @@ def log_problems(offset) -> list:
             message = message.split(": ", 1)[-1] if ".c:" in message else message
             counts[message[:100]] = counts.get(message[:100], 0) + 1
     return sorted(((n, m) for m, n in counts.items()), reverse=True)
+
+
+class CpuWatch:
+    """
+    How busy the rest of the machine was while a bench ran: CPU time of the
+    whole machine less this process's, its waited-for children's and the
+    lab Asterisk's. Read L{others} after the children have been waited for.
+    """
+
+    def __init__(self):
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample():
+        tick = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        machine = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick
+        ours = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            ours += usage.ru_utime + usage.ru_stime
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except (OSError, ValueError):
+                continue
+            if pid.isdigit() and stat.split(" (", 1)[1].startswith("asterisk)"):
+                fields = stat.rsplit(") ", 1)[1].split()
+                ours += (int(fields[11]) + int(fields[12])) / tick
+        return time.monotonic(), machine, ours
+
+    def others(self) -> str:
+        """A line saying how many cores other work used on average."""
+        (t0, m0, o0), (t1, m1, o1) = self._start, self._sample()
+        cores = max(0.0, (m1 - m0) - (o1 - o0)) / max(1e-9, t1 - t0)
+        return (f"machine: {os.cpu_count()} cores; other processes used {cores:.2f} of them on "
+                f"average during the run (other work skews the figures)")
