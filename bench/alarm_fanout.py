@@ -117,7 +117,10 @@ class Bench:
 
 
 def one_call(bench, mode, number, hold_ms):
-    """One #9 (C{alarm}) or *99 (C{native}) call: (INVITE sent, [first INVITE of each phone])."""
+    """
+    One #9 (C{alarm}) or *99 (C{native}) call: (time its INVITE was sent or
+    None, [time of the first INVITE at each phone that rang], SIPp's exit code).
+    """
     before = bench.invites()
     call = bench.caller(f"{mode}-{number}", mode, number, hold_ms, timeout_s=30)
     code = call.wait(40)
@@ -125,7 +128,7 @@ def one_call(bench, mode, number, hold_ms):
     wait_for(lambda: bench.ringing() == 0, 25)  # every leg cancelled before the next call
     rung = [min(calls.values()) for calls in bench.new_invites(before).values() if calls]
     sent = [m["< INVITE"] for m in call.calls().values() if "< INVITE" in m]
-    return (min(sent) if sent and code == 0 else None), rung
+    return (min(sent) if sent and code == 0 else None), rung, code
 
 
 def latency(bench, count):
@@ -135,11 +138,12 @@ def latency(bench, count):
     first_alarm = bench.server.last_alarm() + 1
     for i in range(count):
         for mode in (("alarm", "native") if i % 2 == 0 else ("native", "alarm")):
-            sent, rung = one_call(bench, mode, landline(i), 1200 if mode == "alarm" else 500)
+            sent, rung, code = one_call(bench, mode, landline(i),
+                                        1200 if mode == "alarm" else 500)
             if sent is None or len(rung) < len(PHONES):
                 failed[mode] += 1
-                print(f"  {mode} call {i + 1}: failed ({len(rung)} of 10 phones rang)",
-                      flush=True)
+                print(f"  {mode} call {i + 1} failed: SIPp exit {code}, {len(rung)} of 10 "
+                      f"phones rang", flush=True)
             else:
                 took[mode][landline(i)] = (sent, max(rung))
                 spread[mode].append(max(rung) - min(rung))
@@ -324,10 +328,10 @@ def main(argv=None) -> int:
         time.sleep(0.5)
         bench = Bench(workdir, server, phones)
         for mode in ("alarm", "native"):  # warms up, and checks both paths ring all ten
-            sent, rung = one_call(bench, mode, landline(households - 1), 1200)
+            sent, rung, code = one_call(bench, mode, landline(households - 1), 1200)
             if sent is None or len(rung) < len(PHONES):
-                raise SystemExit(f"a {mode} call did not ring the ten phones ({len(rung)} "
-                                 f"rang); --keep keeps the traces")
+                raise SystemExit(f"the first {mode} call failed: SIPp exit {code}, {len(rung)} "
+                                 f"of 10 phones rang (--keep keeps the traces)")
         if args.alarms:
             latency(bench, args.alarms)
         if args.burst:
@@ -341,6 +345,9 @@ def main(argv=None) -> int:
             p.stop()
         server.stop()
         print(cpu.others())
+        left = alarm_lab.hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
+        if left:
+            print(f"hung up {left} bench caller(s) left in the lab Asterisk")
         if not alarm_lab.port_open(4573):
             # No stale copy of the bench's households: the next server resyncs in full.
             alarm_lab.lab("cli", "database deltree swb_alarm")

@@ -430,3 +430,13 @@ class CpuWatch:
         cores = max(0.0, (m1 - m0) - (o1 - o0)) / max(1e-9, t1 - t0)
         return (f"machine: {os.cpu_count()} cores; other processes used {cores:.2f} of them on "
                 f"average during the run (other work skews the figures)")
+
+
+def hang_up_callers(prefix: str) -> int:
+    """Hang up calls from numbers starting with C{prefix} still up in the lab Asterisk."""
+    out = lab("cli", "core show channels concise").stdout
+    left = [f[0] for f in (line.split("!") for line in out.splitlines())
+            if len(f) > 7 and f[7].startswith(prefix) and f[0].startswith("PJSIP/lab-exchange")]
+    for channel in left:
+        lab("cli", f"channel request hangup {channel}")
+    return len(left)
