@@ -23,6 +23,10 @@ has, so its calls arrive as the local exchange (endpoint lab-exchange).
     the baseline. Callers cancel with C{*}; alarms still open are closed as
     staff would.
 
+The alarm.yaml: legs ring 20 s (the burst's callers cancel after 8 s),
+no retries, escalation far away, and a beep for the caller's prompts (they
+are played after the fan-out; short ones only make the rounds quicker).
+
 Every SIP channel of the lab Asterisk takes an RTP port pair from
 lab/asterisk/rtp.conf: a burst of B alarms needs B * 11 of them.
 """
@@ -42,7 +46,9 @@ from bench import alarm_lab
 from bench.alarm_lab import Server, wait_for
 
 PHONES = [f"8765{n:04d}" for n in range(2, 12)]
-DUTY = "87650198"  # a lab endpoint nobody answers: the bench never escalates
+# The duty phone: a lab endpoint no SIPp answers. Escalation is 600 s away,
+# so it is rung only for an alarm none of whose legs could be placed.
+DUTY = "87650198"
 
 ALARM = f"""\
 neighbours: {{max: 10, ring_timeout: 20, confirm_within: 20, retry_unanswered: 0}}
@@ -301,6 +307,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.alarms, args.burst = min(args.alarms, 10), min(args.burst, 20)
+    if args.alarms + args.burst > 9000:
+        parser.error("the households' landlines are 8766NNNN: at most 9,000 in all")
     if alarm_lab.lab("status").returncode != 0:
         print("starting the lab Asterisk", flush=True)
         if alarm_lab.lab("start").returncode != 0:

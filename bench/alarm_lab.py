@@ -170,7 +170,8 @@ class Trace:
 
     def poll(self) -> dict:
         try:
-            with open(self.path, encoding="latin-1") as f:
+            # No newline translation: offsets stay byte offsets.
+            with open(self.path, encoding="latin-1", newline="") as f:
                 f.seek(self._offset)
                 text = f.read()
         except FileNotFoundError:
