@@ -117,6 +117,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.successResultOf(d)
         self.conn.clock.advance(3600)
         self.assertFalse(self.conn.closed)
+        # The connection's timer lapsed without being set again.
         self.assertEqual(self.conn.clock.getDelayedCalls(), [])
 
     def test_each_queued_command_gets_its_own_time(self):
@@ -136,6 +137,28 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.conn.clock.advance(89)
         self.assertNoResult(d)
         self.conn.clock.advance(1)
+        self.failureResultOf(d, AGITimeout)
+
+    def test_shorter_limit_after_a_longer_one(self):
+        session = self.start()
+        first = session.wait_for_digit(60000)  # may wait 90 s
+        self.conn.clock.advance(1)
+        self.conn.receive(b"200 result=0\n")
+        self.successResultOf(first)
+        second = session.send_command("NOOP", idle_timeout=2)
+        self.conn.clock.advance(1.5)
+        self.assertNoResult(second)
+        self.conn.clock.advance(0.5)
+        self.failureResultOf(second, AGITimeout)
+
+    def test_limit_counts_from_the_last_byte(self):
+        session = self.start()
+        d = session.answer()
+        for _ in range(10):
+            self.conn.clock.advance(20)
+            self.conn.receive(b" ")  # a trickle of bytes keeps it open
+        self.assertFalse(self.conn.closed)
+        self.conn.clock.advance(30)
         self.failureResultOf(d, AGITimeout)
 
     def test_exec_has_no_limit_by_default(self):

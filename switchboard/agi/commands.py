@@ -112,7 +112,10 @@ def _deferred(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        return defer.maybeDeferred(method, *args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except Exception:
+            return defer.fail()
 
     return wrapper
 

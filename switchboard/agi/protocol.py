@@ -44,6 +44,7 @@ class FastAGIProtocol(LineReceiver):
         self._closing = False
         self._idle_call = None
         self._idle_timeout = None
+        self._idle_from = 0.0
         self._peer = None
 
     # Connection
@@ -65,13 +66,12 @@ class FastAGIProtocol(LineReceiver):
     def dataReceived(self, data):
         if self._closing:
             return
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(self._idle_timeout)
+        self._idle_from = self.factory.clock.seconds()
         LineReceiver.dataReceived(self, data)
 
     def connectionLost(self, reason=None):
         self._closing = True
-        self.watchReplies(None)
+        self._stopIdleTimer()
         if self.session is not None:
             self.session.connectionClosed(AGIConnectionLost("the AGI connection was lost"))
 
@@ -130,7 +130,7 @@ class FastAGIProtocol(LineReceiver):
     # The session
 
     def _startSession(self):
-        self.watchReplies(None)
+        self._idle_timeout = None
         self.session = AGISession(
             self._env, self, idle_timeout=self.factory.idle_timeout, peer=self._peer
         )
@@ -146,7 +146,7 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._closing = True
-        self.watchReplies(None)
+        self._stopIdleTimer()
         self.session.connectionClosed(AGIConnectionLost("the AGI session has finished"))
         self.transport.loseConnection()
 
@@ -162,15 +162,36 @@ class FastAGIProtocol(LineReceiver):
         Close the connection if Asterisk sends nothing for C{timeout}
         seconds (restarted by every byte received); L{None} stops watching.
         """
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        # One timer per connection, moved only when the limit gets earlier:
+        # bytes and commands just note the time, and the timer, when it
+        # fires, waits on for what is left (a few attribute writes per
+        # command instead of a new timer each).
         self._idle_timeout = timeout
-        if timeout is not None and not self._closing:
-            self._idle_call = self.factory.clock.callLater(timeout, self._idleExpired)
+        if timeout is None or self._closing:
+            return
+        clock = self.factory.clock
+        now = self._idle_from = clock.seconds()
+        deadline = now + timeout
+        if self._idle_call is None:
+            self._idle_call = clock.callLater(timeout, self._idleExpired)
+        elif self._idle_call.getTime() > deadline:
+            self._idle_call.reset(timeout)
+
+    def _stopIdleTimer(self):
+        self._idle_timeout = None
+        if self._idle_call is not None:
+            if self._idle_call.active():
+                self._idle_call.cancel()
+            self._idle_call = None
 
     def _idleExpired(self):
         self._idle_call = None
+        if self._idle_timeout is None or self._closing:
+            return  # nothing awaited: the timer lapses until the next command
+        left = self._idle_from + self._idle_timeout - self.factory.clock.seconds()
+        if left > 0:
+            self._idle_call = self.factory.clock.callLater(left, self._idleExpired)
+            return
         waiting = "the environment" if self.session is None else "a reply"
         self._abort(
             f"no data from Asterisk for {self._idle_timeout:g} s while waiting for {waiting}",
@@ -182,7 +203,7 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._closing = True
-        self.watchReplies(None)
+        self._stopIdleTimer()
         session = self.session
         self.log.warn(
             "closing FastAGI connection from {peer} (script {script}, channel {channel}): "

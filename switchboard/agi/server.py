@@ -127,7 +127,7 @@ class FastAGIFactory(ServerFactory):
                 known=", ".join(sorted(map(str, self.handlers))) or "none",
             )
             return self._setResult(session, RESULT_NOSCRIPT)
-        self.log.info(
+        self.log.debug(
             "FastAGI {script} for {channel} (caller {callerid})",
             script=session.script,
             channel=session.channel,

@@ -117,7 +117,10 @@ class AGISession(AGICommands):
             C{510}/C{520}; with L{AGIArgumentError} (nothing sent) if C{line}
             contains CR, LF or NUL or is too long.
         """
-        return defer.maybeDeferred(self._execute, line, idle_timeout=idle_timeout)
+        try:
+            return self._execute(line, idle_timeout=idle_timeout)
+        except Exception:
+            return defer.fail()
 
     def drain(self) -> defer.Deferred:
         """
