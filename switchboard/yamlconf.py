@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import yaml
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """A place in a file: 1-based line and column."""
 
     path: str
@@ -51,6 +51,9 @@ class ConfigError(Exception):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):
+        return (type(self), (self.problems,))
+
 
 class LocatedDict(dict):
     """A mapping that knows where it and each of its keys stand in the file."""
@@ -83,7 +86,8 @@ class LocatedList(list):
 
 
 def _mark(path: str, node) -> Location:
-    return Location(path, node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = node.start_mark
+    return Location(path, mark.line + 1, mark.column + 1)
 
 
 # libyaml's parser when present: a routing file of thousands of destinations

@@ -10,9 +10,11 @@ import shutil
 import tempfile
 import textwrap
 
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from switchboard.routing import RoutingStore, schema
+from switchboard.routing.parsing import ChildFailed, InProcessParser
 from switchboard.yamlconf import ConfigError
 from tests.test_hotline_support import PLAN, ROUTING, FakeReactor
 
@@ -29,7 +31,7 @@ class StoreTests(SynchronousTestCase):
         self.write(ROUTING)
         self.reactor = FakeReactor()
         self.store = RoutingStore(self.path, PLAN, trunks=["default", "outside"],
-                                  reactor=self.reactor)
+                                  reactor=self.reactor, parser=InProcessParser())
 
     def write(self, text):
         with open(self.path, "w", encoding="utf-8") as f:
@@ -162,3 +164,69 @@ class StoreTests(SynchronousTestCase):
         self.reactor.pool.run()
         self.assertEqual(self.successResultOf(d).path, other)
         self.assertEqual(self.store.path, other)
+
+
+class HandOffParser:
+    """A parser whose answers the test gives."""
+
+    def __init__(self):
+        self.requests = []
+
+    def parse(self, path, raw, numbers, trunks=None):
+        d = defer.Deferred()
+        self.requests.append((path, raw, numbers, trunks, d))
+        return d
+
+
+class ParserHandOffTests(SynchronousTestCase):
+    """The store reads on the pool and leaves parsing to its parser."""
+
+    def setUp(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.path = os.path.join(folder, "routing.yaml")
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(ROUTING)
+        self.reactor = FakeReactor()
+        self.parser = HandOffParser()
+        self.store = RoutingStore(self.path, PLAN, trunks=["default", "outside"],
+                                  reactor=self.reactor, parser=self.parser)
+        self.old = self.store.load()  # start-up parses in the process
+
+    def change(self, label):
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(ROUTING.replace("label: 居委会", f"label: {label}"))
+
+    def test_changed_file_goes_to_the_parser_with_its_bytes(self):
+        self.change("新")
+        d = self.store.reload()
+        self.reactor.pool.run()
+        [(path, raw, numbers, trunks, parsed)] = self.parser.requests
+        self.assertEqual((path, numbers, trunks), (self.path, PLAN, ("default", "outside")))
+        self.assertIn("label: 新".encode("utf-8"), raw)
+        self.assertNoResult(d)
+        self.assertIs(self.store.current, self.old)  # calls keep the routing in force
+        new = schema.loads(raw.decode("utf-8"), path, PLAN, trunks=trunks)
+        parsed.callback(new)
+        self.assertIs(self.successResultOf(d), new)
+        self.assertIs(self.store.current, new)
+        # The same bytes again: nothing to parse.
+        again = self.store.reload()
+        self.reactor.pool.run()
+        self.assertIs(self.successResultOf(again), new)
+        self.assertEqual(len(self.parser.requests), 1)
+
+    def test_unchanged_file_is_not_sent(self):
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.assertIs(self.successResultOf(d), self.old)
+        self.assertEqual(self.parser.requests, [])
+
+    def test_parser_failure_keeps_last_good(self):
+        self.change("新")
+        d = self.store.reload()
+        self.reactor.pool.run()
+        self.parser.requests[0][-1].errback(ChildFailed("routing x: still parsing after 60 s"))
+        self.failureResultOf(d, ChildFailed)
+        self.assertIs(self.store.current, self.old)
+        self.assertEqual(len(self.flushLoggedErrors(ChildFailed)), 1)

@@ -10,8 +10,8 @@ hold on to the L{Routing} they started with; a reload builds a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 from zoneinfo import ZoneInfo
 
 from switchboard.routing.schedule import Calendar, Hours
@@ -39,8 +39,41 @@ STRATEGIES = (RING_ALL, HUNT)
 OPTION_KEYS = "0123456789*#"
 
 
+class FrozenMapping(Mapping):
+    """A read-only mapping that pickles (a routing crosses a process boundary)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __contains__(self, key):
+        return key in self._items
+
+    def get(self, key, default=None):
+        return self._items.get(key, default)
+
+    def __repr__(self):
+        return f"FrozenMapping({self._items!r})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a FrozenMapping cannot be changed")
+
+    def __reduce__(self):
+        return (FrozenMapping, (self._items,))
+
+
 def frozen_mapping(items) -> Mapping:
-    return MappingProxyType(dict(items))
+    return FrozenMapping(items)
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,14 @@ The routing in force, and its reloads.
 
 A L{RoutingStore} holds one immutable L{Routing}. A call reads
 C{store.current} once when it starts and keeps that object, so calls in
-progress finish on the rules they started with. A reload parses and checks
-the file on a thread (YAML parsing and validation of a large file take
-time the reactor must not lose) and swaps the result in on the reactor
+progress finish on the rules they started with. A reload reads the file on
+a thread, parses and checks it in a child process (YAML parsing and
+validation of a large file take time the reactor must not lose; see
+L{switchboard.routing.parsing}) and swaps the result in on the reactor
 thread; a refused file leaves the last good routing serving.
 """
 
 from __future__ import annotations
-
-import gc
 
 import hashlib
 from typing import Optional
@@ -21,9 +20,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from switchboard.numbers import NumberPlan
-from switchboard.routing import schema
 from switchboard.routing.model import Routing
-from switchboard.yamlconf import ConfigError, Location, Problem
+from switchboard.routing.parsing import ChildProcessParser, parse_bytes
+from switchboard.yamlconf import ConfigError, Problem
 
 
 class RoutingStore:
@@ -38,13 +37,17 @@ class RoutingStore:
 
     log = Logger()
 
-    def __init__(self, path: str, numbers: NumberPlan, *, trunks=None, reactor=None):
+    def __init__(self, path: str, numbers: NumberPlan, *, trunks=None, reactor=None,
+                 parser=None):
         """
         @param path: the routing file.
         @param numbers: the community's number plan.
         @param trunks: trunk names known to the service (checked if given).
         @param reactor: provides C{getThreadPool()} and C{callFromThread}
             for L{reload}; the global reactor by default.
+        @param parser: what parses a changed file for L{reload} (its
+            C{parse(path, raw, numbers, trunks)} returns a Deferred): a
+            L{ChildProcessParser} on C{reactor} by default.
         """
         self.path = path
         self.numbers = numbers
@@ -55,30 +58,23 @@ class RoutingStore:
         self.last_error: Optional[ConfigError] = None
         self._running = False
         self._waiting: list = []
+        self._parser = parser
         self._digest = None  # of the bytes of the routing in force
-        self._digests: dict = {}  # id(parsed routing) -> digest, until swapped
 
-    def _read(self, path: str) -> Routing:
-        """
-        Parse and check C{path} (on a pool thread for L{reload}). A file
-        whose bytes are those of the routing in force is not parsed again.
-        """
+    @staticmethod
+    def _read(path: str):
+        """The bytes of C{path} and their digest (on a pool thread for L{reload})."""
         try:
             with open(path, "rb") as f:
                 raw = f.read()
         except OSError as e:
             raise ConfigError([Problem(None, "", f"cannot read {path}: {e.strerror}")])
-        digest = hashlib.sha256(raw).digest()
+        return raw, hashlib.sha256(raw).digest()
+
+    def _unchanged(self, path: str, digest: bytes) -> bool:
+        """Whether these are the bytes of the routing in force."""
         current = self.current
-        if current is not None and digest == self._digest and path == current.path:
-            return current
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
-        routing = schema.loads(text, path, self.numbers, trunks=self.trunks)
-        self._digests[id(routing)] = digest
-        return routing
+        return current is not None and digest == self._digest and path == current.path
 
     def load(self, path: Optional[str] = None) -> Routing:
         """
@@ -89,11 +85,14 @@ class RoutingStore:
         """
         path = path or self.path
         try:
-            routing = self._read(path)
+            raw, digest = self._read(path)
+            if self._unchanged(path, digest):
+                return self._swap((self.current, digest))
+            routing = parse_bytes(path, raw, self.numbers, self.trunks)
         except ConfigError as e:
             self._refused(e, path)
             raise
-        return self._swap(routing)
+        return self._swap((routing, digest))
 
     def reload(self, path: Optional[str] = None) -> defer.Deferred:
         """
@@ -121,8 +120,19 @@ class RoutingStore:
         waiting, self._waiting = self._waiting, []
         path = self.path
         work = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._read, path)
+        work.addCallback(self._parse, path, reactor)
         work.addCallbacks(self._swap, self._failed, errbackArgs=(path,))
         work.addBoth(self._finished, waiting)
+
+    def _parse(self, read, path, reactor):
+        """Fire with C{(routing, digest)}: the one in force if unchanged."""
+        raw, digest = read
+        if self._unchanged(path, digest):
+            return (self.current, digest)
+        if self._parser is None:
+            self._parser = ChildProcessParser(reactor)
+        d = self._parser.parse(path, raw, self.numbers, self.trunks)
+        return d.addCallback(lambda routing: (routing, digest))
 
     def _failed(self, failure, path):
         if failure.check(ConfigError):
@@ -143,14 +153,14 @@ class RoutingStore:
             self._start()
         return None
 
-    def _swap(self, routing: Routing) -> Routing:
+    def _swap(self, parsed) -> Routing:
+        routing, digest = parsed
         if routing is self.current:
             self.last_error = None
             self.log.info("routing {path} unchanged (generation {generation})",
                           path=routing.path, generation=self.generation)
             return routing
-        self._digest = self._digests.pop(id(routing), None)
-        self._digests.clear()
+        self._digest = digest
         self.current = routing
         self.generation += 1
         self.last_error = None

@@ -1,0 +1,112 @@
+"""
+Parsing a routing file in a child process, as a running server's reloads
+do: the same result as in this process, located errors, and a child that
+dies or hangs failing the reload with a clear reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from switchboard.routing import schema
+from switchboard.routing.parsing import ChildFailed, ChildProcessParser
+from switchboard.yamlconf import ConfigError
+from tests.test_hotline_support import PLAN, ROUTING
+
+TRUNKS = ("default", "outside")
+
+
+class SpawnWithClock:
+    """The real reactor's processes, with time the test moves."""
+
+    def __init__(self):
+        self.clock = task.Clock()
+        self.callLater = self.clock.callLater
+
+    def spawnProcess(self, *args, **kwargs):
+        return reactor.spawnProcess(*args, **kwargs)
+
+
+class ChildProcessParserTests(TestCase):
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        self.path = os.path.join(self.folder, "routing.yaml")
+
+    def script(self, body):
+        """An executable that stands in for Python as the child."""
+        path = os.path.join(self.folder, "child.sh")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + body + "\n")
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    @defer.inlineCallbacks
+    def test_same_routing_as_in_process(self):
+        raw = ROUTING.encode("utf-8")
+        routing = yield ChildProcessParser().parse(self.path, raw, PLAN, TRUNKS)
+        here = schema.loads(ROUTING, self.path, PLAN, trunks=TRUNKS)
+        self.assertEqual(routing, here)
+        self.assertEqual(routing.destinations["committee"].label, "居委会")
+        self.assertEqual(routing.path, self.path)
+
+    @defer.inlineCallbacks
+    def test_refused_file_comes_back_located(self):
+        raw = ROUTING.replace("options: {1: health,", "options: {1: nobody,").encode("utf-8")
+        with self.assertRaises(ConfigError) as caught:
+            yield ChildProcessParser().parse(self.path, raw, PLAN, TRUNKS)
+        [problem] = caught.exception.problems
+        self.assertEqual(problem.location.path, self.path)
+        self.assertIn("unknown destination 'nobody'", str(caught.exception))
+        self.assertRegex(str(caught.exception), r"routing\.yaml:\d+:\d+: menus\.main\.options\.1")
+
+    @defer.inlineCallbacks
+    def test_not_utf8(self):
+        with self.assertRaises(ConfigError) as caught:
+            yield ChildProcessParser().parse(self.path, b"hotline: \xff\n", PLAN, TRUNKS)
+        self.assertIn("not UTF-8 text", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_child_that_dies(self):
+        parser = ChildProcessParser(executable=self.script("echo 'MemoryError' >&2; exit 1"))
+        with self.assertRaises(ChildFailed) as caught:
+            yield parser.parse(self.path, b"x", PLAN, TRUNKS)
+        message = str(caught.exception)
+        self.assertIn("the parser process failed", message)
+        self.assertIn("exit code 1", message)
+        self.assertIn("MemoryError", message)
+
+    @defer.inlineCallbacks
+    def test_child_with_a_garbled_answer(self):
+        parser = ChildProcessParser(executable=self.script("cat >/dev/null; echo garbage"))
+        with self.assertRaises(ChildFailed) as caught:
+            yield parser.parse(self.path, b"x", PLAN, TRUNKS)
+        self.assertIn("unreadable answer from the parser", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_child_that_hangs_is_killed(self):
+        spawner = SpawnWithClock()
+        parser = ChildProcessParser(spawner, timeout=60,
+                                    executable=self.script("exec sleep 600"))
+        d = parser.parse(self.path, b"x", PLAN, TRUNKS)
+        spawner.clock.advance(60)
+        with self.assertRaises(ChildFailed) as caught:
+            yield d
+        self.assertIn("still parsing after 60 s", str(caught.exception))
+
+
+class ChildPriorityTests(TestCase):
+    def test_child_runs_at_idle_priority(self):
+        code = ("import os; from switchboard.routing.child import _idle_priority; "
+                "_idle_priority(); print(os.sched_getscheduler(0) == os.SCHED_IDLE)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout
+        self.assertEqual(out.strip(), "True")
