@@ -447,6 +447,7 @@ def wire_hotline(routing_path, database_url):
     """
     from switchboard import settings as service_settings
     from switchboard.calllog import CallLog
+    from switchboard.hotline.feature import CALL_LOG_DELAY
     from switchboard.hotline.handler import HotlineHandler
     from switchboard.routing.store import RoutingStore
     from switchboard.storage import Database
@@ -459,7 +460,8 @@ def wire_hotline(routing_path, database_url):
         database_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "calls.db")
     database = Database(database_url)
     database.migrate()
-    handler = HotlineHandler(store, settings.dialer, CallLog(database), settings.tz,
+    call_log = CallLog(database, delay=CALL_LOG_DELAY)
+    handler = HotlineHandler(store, settings.dialer, call_log, settings.tz,
                              clock=FixedTime(OFFICE_HOURS))
     routing = store.current
     declared = sum(1 for name in routing.destinations if name not in routing.menus)
@@ -661,11 +663,13 @@ def _write_json(path, value):
 
 
 def _log_to(path):
-    """Log like the service does (every level, as text), to C{path}."""
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    """Log as the service does (info and above, as text), to C{path}."""
+    from twisted.logger import globalLogBeginner
+
+    from switchboard.service import log_observer
 
     out = open(path, "a") if path else open("/dev/null", "w")
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(out)], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([log_observer(out)], redirectStandardIO=False)
 
 
 def main(argv=None) -> int:

@@ -120,13 +120,18 @@ def build(settings, reactor=None) -> SwitchboardService:
     return server
 
 
+def log_observer(out, *, debug: bool = False):
+    """The server's log: text lines to C{out}, info and above unless C{debug}."""
+    level = LogLevel.debug if debug else LogLevel.info
+    return FilteringLogObserver(textFileLogObserver(out),
+                                [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
 def run(settings, *, debug: bool = False) -> int:
     """Run the server until SIGTERM or Ctrl-C; SIGHUP reloads the configuration."""
     from twisted.internet import reactor
-    level = LogLevel.debug if debug else LogLevel.info
-    observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
-                                    [LogLevelFilterPredicate(defaultLogLevel=level)])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([log_observer(sys.stdout, debug=debug)],
+                                     redirectStandardIO=False)
     server = build(settings, reactor)
     outcome = {"code": 0}
 

@@ -10,6 +10,10 @@ from switchboard.hotline.handler import HotlineHandler
 from switchboard.routing.store import RoutingStore
 from switchboard.yamlconf import ConfigError
 
+#: Seconds call records gather before they are written: one transaction
+#: for many calls on a busy hotline, and a record on disk within a moment.
+CALL_LOG_DELAY = 0.2
+
 
 class HotlineFeature:
     """Serves AGI script C{hotline} from the routing file, reloading it when it changes."""
@@ -20,7 +24,7 @@ class HotlineFeature:
         self.settings = settings
         self.store = RoutingStore(settings.routing, settings.numbers,
                                   trunks=settings.trunks.keys(), reactor=reactor)
-        self.call_log = CallLog(database, delay=0.2, clock=reactor)
+        self.call_log = CallLog(database, delay=CALL_LOG_DELAY, clock=reactor)
         self.handler = HotlineHandler(self.store, settings.dialer, self.call_log, settings.tz,
                                       clock=reactor)
         self.handlers = {"hotline": self.handler}
