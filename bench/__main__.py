@@ -137,11 +137,14 @@ def measure(server, sessions, concurrency, clients=1) -> dict:
 
 def rounds(servers, options, sessions, count, reporter):
     """
-    Warm every server up, then measure them in turn, C{count} times.
+    Warm every server up with one round, then measure them in turn,
+    C{count} times.
     Returns label -> list of measurements.
     """
+    # The warm-up is a whole unmeasured round: the same callers as every
+    # round, so caches (caller IDs in E.164) are as in a running server.
     for server in servers:
-        measure(server, min(500, sessions), options.concurrency)
+        measure(server, sessions, options.concurrency, options.clients)
     results = {server.label: [] for server in servers}
     for number in range(count):
         for server in servers:

@@ -42,6 +42,16 @@ class Dialer:
         template = self.trunks[trunk]
         return template.format(number=self.numbers.dialable(target))
 
+    def __post_init__(self):
+        object.__setattr__(self, "_rings", {})
+
     def ring_all(self, targets, trunk: str = "default") -> str:
         """One C{Dial()} argument ringing every target at once (C{A&B&C})."""
-        return "&".join(self.dial_string(t, trunk) for t in targets)
+        key = (tuple(targets), trunk)
+        ring = self._rings.get(key)
+        if ring is None:
+            ring = "&".join(self.dial_string(t, trunk) for t in key[0])
+            if len(self._rings) >= 4096:  # routings come and go: stay bounded
+                self._rings.clear()
+            self._rings[key] = ring
+        return ring

@@ -31,6 +31,12 @@ class RoutingTests(SynchronousTestCase):
             conn.receive(data[i:i + 7])
         self.assertEqual(handler.session.env["channel"], CHANNEL)
 
+    def test_environment_and_hangup_in_one_segment(self):
+        handler = Handler()
+        conn = Connection({"hotline": handler})
+        conn.receive(environment() + b"HANGUP\n")
+        self.assertTrue(handler.session.hungup)
+
     def test_crlf_environment(self):
         handler = Handler()
         conn = Connection({"hotline": handler})

@@ -36,6 +36,9 @@ class FakeSession:
     def __init__(self, rows):
         self.rows = rows
 
+    def connection(self):
+        return self
+
     def execute(self, statement, rows):
         self.rows.extend(rows)
 

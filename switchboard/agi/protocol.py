@@ -39,6 +39,7 @@ class FastAGIProtocol(LineReceiver):
     def __init__(self):
         self._env = {}
         self._env_lines = 0
+        self._env_tail = b""
         self._reader = ReplyReader()
         self._refused = False
         self._closing = False
@@ -67,6 +68,10 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._idle_from = self.factory.clock.seconds()
+        if self.session is None:
+            data = self._environmentData(data)
+            if not data or self._closing:
+                return
         LineReceiver.dataReceived(self, data)
 
     def connectionLost(self, reason=None):
@@ -78,6 +83,48 @@ class FastAGIProtocol(LineReceiver):
     def lineLengthExceeded(self, line):
         self._abort(f"line longer than {self.MAX_LENGTH} bytes")
 
+    # The environment, read a block at a time (it comes in one or two
+    # segments; line-by-line dispatch cost more than the rest of a call).
+
+    def _environmentData(self, data: bytes) -> bytes:
+        """
+        Take the environment lines in C{data}; return the bytes after the
+        blank line that ends it (for the reply reader), or C{b""}.
+        """
+        lines = (self._env_tail + data).split(b"\n")
+        self._env_tail = lines.pop()
+        env, limit, longest = self._env, self.factory.max_env_lines, self.MAX_LENGTH
+        for index, line in enumerate(lines):
+            if len(line) > longest:
+                self.lineLengthExceeded(line)
+                return b""
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                rest = b"\n".join(lines[index + 1:] + [self._env_tail])
+                self._env_tail = b""
+                self._startSession()
+                return rest
+            self._env_lines += 1
+            if self._env_lines > limit:
+                self._abort(f"environment longer than {limit} lines")
+                return b""
+            pair = split_env_line(line.decode("utf-8", "replace"))
+            if pair is None:
+                self._ignored(line)
+            else:
+                env[pair[0]] = pair[1]
+        if len(self._env_tail) > longest:
+            self.lineLengthExceeded(self._env_tail)
+        return b""
+
+    def _ignored(self, line: bytes):
+        self.log.warn(
+            "FastAGI from {peer}: ignoring environment line {line!r}",
+            peer=_describe(self._peer),
+            line=line.decode("utf-8", "replace")[:200],
+        )
+
     # Lines
 
     def lineReceived(self, line):
@@ -85,30 +132,7 @@ class FastAGIProtocol(LineReceiver):
             return
         if line.endswith(b"\r"):
             line = line[:-1]
-        text = line.decode("utf-8", "replace")
-        if self.session is None:
-            self._environmentLine(text)
-        else:
-            self._replyLine(text)
-
-    def _environmentLine(self, text):
-        if text == "":
-            self._startSession()
-            return
-        self._env_lines += 1
-        if self._env_lines > self.factory.max_env_lines:
-            self._abort(f"environment longer than {self.factory.max_env_lines} lines")
-            return
-        pair = split_env_line(text)
-        if pair is None:
-            self.log.warn(
-                "FastAGI from {peer}: ignoring environment line {line!r}",
-                peer=_describe(self._peer),
-                line=text[:200],
-            )
-            return
-        key, value = pair
-        self._env[key] = value
+        self._replyLine(line.decode("utf-8", "replace"))
 
     def _replyLine(self, text):
         event = self._reader.feed(text)

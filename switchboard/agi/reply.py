@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 from switchboard.agi.errors import AGICommandError, AGIHangup
 
@@ -38,10 +38,9 @@ HANGUP_LINE = "HANGUP"
 MAX_USAGE_LINES = 200
 
 
-@dataclass(frozen=True)
-class AGIReply:
+class AGIReply(NamedTuple):
     """
-    A successful (C{200}) reply.
+    A successful (C{200}) reply (a named tuple: one is made per command).
 
     @ivar code: always C{200}.
     @ivar result: the text after C{result=} (C{"1"}, C{"-1"}, C{"123#"},
@@ -78,7 +77,9 @@ def parse_result_line(line: str) -> Optional[AGIReply]:
     match = _RESULT.match(line)
     if match is None:
         return None
-    result, rest = match.group(1), match.group(2) or ""
+    result, rest = match.group(1), match.group(2)
+    if not rest:
+        return AGIReply(200, result, None, None, line)
     data = endpos = None
     if rest.startswith("("):
         found = _DATA.match(rest)

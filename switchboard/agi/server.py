@@ -47,6 +47,7 @@ class PeerAllowlist:
                 if mapped is not None:
                     network = ipaddress.ip_network(mapped)
             self._networks.append(network)
+        self._verdicts = {}  # host -> allowed: Asterisk connects from few addresses
 
     def __repr__(self) -> str:
         return f"PeerAllowlist({[str(n) for n in self._networks]!r})"
@@ -59,6 +60,14 @@ class PeerAllowlist:
         host = getattr(address, "host", None)
         if not isinstance(host, str):
             return False
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            if len(self._verdicts) >= 1024:
+                self._verdicts.clear()
+            verdict = self._verdicts[host] = self._check(host)
+        return verdict
+
+    def _check(self, host: str) -> bool:
         try:
             ip = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
@@ -127,12 +136,6 @@ class FastAGIFactory(ServerFactory):
                 known=", ".join(sorted(map(str, self.handlers))) or "none",
             )
             return self._setResult(session, RESULT_NOSCRIPT)
-        self.log.debug(
-            "FastAGI {script} for {channel} (caller {callerid})",
-            script=session.script,
-            channel=session.channel,
-            callerid=session.env.get("callerid", "?"),
-        )
         d = defer.maybeDeferred(handler, session)
         d.addCallbacks(lambda _: None, lambda f: self._failed(session, f))
         return d

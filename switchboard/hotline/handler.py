@@ -72,7 +72,7 @@ class HotlineHandler:
         self.dial_options = dial_options
 
     def __call__(self, session) -> defer.Deferred:
-        return self.handle(session)
+        return defer.ensureDeferred(self.handle(session))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -80,8 +80,7 @@ class HotlineHandler:
     def _local(self, routing) -> datetime:
         return local_time(routing, self._now(), self.tz)
 
-    @defer.inlineCallbacks
-    def handle(self, session):
+    async def handle(self, session):
         """Serve the call on C{session}."""
         routing = self.store.current
         call = Call(started=self._now(), caller=self._caller(session),
@@ -90,9 +89,9 @@ class HotlineHandler:
         try:
             if routing is None:
                 raise RuntimeError("no routing is loaded")
-            yield session.answer()
-            yield self._serve(session, routing, call)
-            yield self._done(session, call)
+            await session.answer()
+            await self._serve(session, routing, call)
+            await self._done(session, call)
         except AGIHangup:
             call.outcome = call.outcome or ABANDONED
             call.path.append("caller hung up")
@@ -103,7 +102,7 @@ class HotlineHandler:
             call.path.append(f"internal error: {failure.getErrorMessage()}")
             rescued = False
             if not call.handled:
-                rescued = yield self._rescue(session, routing, call)
+                rescued = await self._rescue(session, routing, call)
             if not rescued and not call.handled:
                 call.outcome = call.outcome or FAILED
                 self._record(call)
@@ -116,36 +115,34 @@ class HotlineHandler:
             return None
         return self.numbers.try_normalise(raw) or raw
 
-    @defer.inlineCallbacks
-    def _serve(self, session, routing, call):
+    async def _serve(self, session, routing, call):
         walk = MenuWalk(routing, call.path)
         pending = ""
         if routing.hotline.greeting:
-            pending = (yield session.stream_file(routing.hotline.greeting, KEYS)) or ""
-        destination = yield self._ask(session, walk, pending)
+            pending = (await session.stream_file(routing.hotline.greeting, KEYS)) or ""
+        destination = await self._ask(session, walk, pending)
         while True:
             steps = plan(routing, destination, self._local(routing), call.path)
-            menu_step = yield self._run(session, routing, steps, call)
+            menu_step = await self._run(session, routing, steps, call)
             if menu_step is None:
                 return
             if walk.worn_out:
                 call.path.append("too many menus: put through to the operator")
                 operator = routing.destinations[routing.hotline.operator]
                 steps = plan(routing, operator, self._local(routing), call.path)
-                yield self._run(session, routing, steps, call, menus=False)
+                await self._run(session, routing, steps, call, menus=False)
                 return
             walk.enter(menu_step.destination.menu)
-            destination = yield self._ask(session, walk, "")
+            destination = await self._ask(session, walk, "")
 
-    @defer.inlineCallbacks
-    def _ask(self, session, walk, pending):
+    async def _ask(self, session, walk, pending):
         """Offer the current menu until an entry selects a destination."""
         while True:
             menu = walk.menu
-            entry = pending or (yield session.get_data(menu.prompt, int(menu.timeout * 1000), 1))
+            entry = pending or (await session.get_data(menu.prompt, int(menu.timeout * 1000), 1))
             entry, pending = entry or "", ""
             while entry and walk.entry_state(entry) == "more":
-                key = yield session.wait_for_digit(int(menu.digit_timeout * 1000))
+                key = await session.wait_for_digit(int(menu.digit_timeout * 1000))
                 if not key:
                     break
                 entry += key
@@ -153,10 +150,9 @@ class HotlineHandler:
             if not choice.retry:
                 return choice.destination
             if choice.prompt:
-                pending = (yield session.stream_file(choice.prompt, KEYS)) or ""
+                pending = (await session.stream_file(choice.prompt, KEYS)) or ""
 
-    @defer.inlineCallbacks
-    def _run(self, session, routing, steps, call, menus=True):
+    async def _run(self, session, routing, steps, call, menus=True):
         """
         Try C{steps} in order. Fire with the menu step the call reached (the
         caller goes into that menu), or L{None} once the call is taken or
@@ -167,15 +163,15 @@ class HotlineHandler:
             dest = step.destination
             call.destination = dest.label
             if step.action == RING:
-                status = yield self._ring(session, dest, call)
+                status = await self._ring(session, dest, call)
                 if status == "ANSWER":
                     return None
                 continue
             if step.action == VOICEMAIL:
                 call.outcome = VOICEMAIL
                 call.path.append(f"voicemail {dest.mailbox}")
-                yield session.exec_("VoiceMail", dest.mailbox, dest.voicemail_options)
-                if (yield session.get_variable("VMSTATUS")) != "FAILED":
+                await session.exec_("VoiceMail", dest.mailbox, dest.voicemail_options)
+                if (await session.get_variable("VMSTATUS")) != "FAILED":
                     return None
                 call.path.append(f"{dest}: VoiceMail failed")
                 call.outcome, status = FAILED, "FAILED"
@@ -183,7 +179,7 @@ class HotlineHandler:
             if step.action == ANNOUNCEMENT:
                 call.outcome = ANNOUNCEMENT
                 call.path.append(f"announcement {dest.sound}")
-                yield session.stream_file(dest.sound)
+                await session.stream_file(dest.sound)
                 return None
             if menus:
                 return step
@@ -191,11 +187,10 @@ class HotlineHandler:
             break
         call.path.append(f"nobody could take the call: {routing.hotline.sorry}")
         call.outcome = _OUTCOME.get(status, FAILED)
-        yield session.stream_file(routing.hotline.sorry)
+        await session.stream_file(routing.hotline.sorry)
         return None
 
-    @defer.inlineCallbacks
-    def _ring(self, session, dest, call):
+    async def _ring(self, session, dest, call):
         """Ring C{dest}'s phones; fire with the last C{DIALSTATUS}."""
         try:
             if dest.strategy == HUNT and len(dest.targets) > 1:
@@ -210,16 +205,16 @@ class HotlineHandler:
         for leg in legs:
             call.path.append(f"dial {leg} ({dest.ring_timeout} s)")
             try:
-                yield session.exec_("Dial", leg, dest.ring_timeout, self.dial_options)
+                await session.exec_("Dial", leg, dest.ring_timeout, self.dial_options)
             except AGIHangup:
                 # Either the caller left while it rang (CANCEL), or after
                 # talking (ANSWER); ask while the channel may still answer.
-                if (yield _variable(session, "DIALSTATUS")) == "ANSWER":
+                if (await _variable(session, "DIALSTATUS")) == "ANSWER":
                     self._answered(call, dest, None)
                 raise
-            status = (yield session.get_variable("DIALSTATUS")) or "UNKNOWN"
+            status = (await session.get_variable("DIALSTATUS")) or "UNKNOWN"
             if status == "ANSWER":
-                self._answered(call, dest, (yield _variable(session, "ANSWEREDTIME")))
+                self._answered(call, dest, (await _variable(session, "ANSWEREDTIME")))
                 return status
             call.path.append(f"{leg}: {status}")
         return status
@@ -232,8 +227,7 @@ class HotlineHandler:
             call.answered = self._now()
         call.path.append(f"answered at {dest}")
 
-    @defer.inlineCallbacks
-    def _rescue(self, session, routing, call):
+    async def _rescue(self, session, routing, call):
         """After an internal error: put a live caller through to the operator."""
         if routing is None or session.hungup:
             return False
@@ -241,8 +235,8 @@ class HotlineHandler:
             call.path.append("trying the operator")
             operator = routing.destinations[routing.hotline.operator]
             steps = plan(routing, operator, self._local(routing), call.path)
-            yield self._run(session, routing, steps, call, menus=False)
-            yield self._done(session, call)
+            await self._run(session, routing, steps, call, menus=False)
+            await self._done(session, call)
         except AGIHangup:
             call.outcome = call.outcome or ABANDONED
         except Exception:
@@ -251,12 +245,11 @@ class HotlineHandler:
             return False
         return True
 
-    @defer.inlineCallbacks
-    def _done(self, session, call):
-        yield session.set_variable(RESULT_VARIABLE, "OK")
+    async def _done(self, session, call):
+        await session.set_variable(RESULT_VARIABLE, "OK")
         call.handled = True
         try:
-            yield session.hangup()
+            await session.hangup()
         except AGIHangup:
             pass
 
@@ -271,13 +264,12 @@ class HotlineHandler:
             self.log.failure("hotline call {uniqueid}: not recorded", uniqueid=call.uniqueid)
 
 
-@defer.inlineCallbacks
-def _variable(session, name):
+async def _variable(session, name):
     """A channel variable if it can still be read, else L{None}."""
     if session.hungup:
         return None
     try:
-        return (yield session.get_variable(name))
+        return (await session.get_variable(name))
     except Exception:
         return None
 
