@@ -15,17 +15,11 @@ import sys
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    Logger,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import LogLevel, Logger, globalLogBeginner
 
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
+from switchboard.logs import LineLogObserver
 from switchboard.storage import Database
 from switchboard.watch import FileWatcher
 
@@ -122,9 +116,7 @@ def build(settings, reactor=None) -> SwitchboardService:
 
 def log_observer(out, *, debug: bool = False):
     """The server's log: text lines to C{out}, info and above unless C{debug}."""
-    level = LogLevel.debug if debug else LogLevel.info
-    return FilteringLogObserver(textFileLogObserver(out),
-                                [LogLevelFilterPredicate(defaultLogLevel=level)])
+    return LineLogObserver(out, LogLevel.debug if debug else LogLevel.info)
 
 
 def run(settings, *, debug: bool = False) -> int:

@@ -5,28 +5,34 @@ The FastAGI environment: the C{agi_key: value} lines Asterisk sends first.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 from urllib.parse import parse_qsl
 
 PREFIX = "agi_"
 _ARG = re.compile(r"^arg_([1-9][0-9]{0,3})$")
 
 
-def split_env_line(line: str) -> Optional[Tuple[str, str]]:
+def read_lines(text: str, env: Dict[str, str]) -> List[str]:
     """
-    Split C{"agi_channel: PJSIP/1-0001"} into C{("channel", "PJSIP/1-0001")}.
+    Add the C{agi_channel: PJSIP/1-0001} lines of C{text} to C{env} (as
+    C{env["channel"] = "PJSIP/1-0001"}); return the lines that are not of
+    that form (blank ones left out).
 
     The value is everything after the first C{":"} (values may contain
     colons), stripped of surrounding blanks; the C{agi_} prefix is dropped.
-    Returns L{None} for a line with no C{":"} or an empty key.
     """
-    key, colon, value = line.partition(":")
-    key = key.strip()
-    if not colon or not key:
-        return None
-    if key.startswith(PREFIX):
-        key = key[len(PREFIX):]
-    return key, value.strip()
+    ignored = []
+    for line in text.split("\n"):
+        key, colon, value = line.partition(":")
+        key = key.strip()
+        if not colon or not key:
+            if line.strip():
+                ignored.append(line)
+            continue
+        if key.startswith(PREFIX):
+            key = key[len(PREFIX):]
+        env[key] = value.strip()
+    return ignored
 
 
 def script_and_query(network_script: str) -> Tuple[str, Dict[str, str]]:
@@ -51,6 +57,8 @@ def arguments(env: Dict[str, str]) -> List[str]:
     """
     numbered = {}
     for key, value in env.items():
+        if not key.startswith("arg_"):
+            continue
         match = _ARG.match(key)
         if match:
             numbered[int(match.group(1))] = value

@@ -8,7 +8,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from switchboard.agi.environment import split_env_line
+from switchboard.agi.environment import read_lines
 from switchboard.agi.errors import AGIConnectionLost, AGITimeout
 from switchboard.agi.reply import HANGUP, ReplyReader, Unexpected
 from switchboard.agi.session import AGISession
@@ -93,36 +93,34 @@ class FastAGIProtocol(LineReceiver):
         """
         lines = (self._env_tail + data).split(b"\n")
         self._env_tail = lines.pop()
-        env, limit, longest = self._env, self.factory.max_env_lines, self.MAX_LENGTH
-        for index, line in enumerate(lines):
-            if len(line) > longest:
-                self.lineLengthExceeded(line)
-                return b""
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                rest = b"\n".join(lines[index + 1:] + [self._env_tail])
-                self._env_tail = b""
-                self._startSession()
-                return rest
-            self._env_lines += 1
-            if self._env_lines > limit:
-                self._abort(f"environment longer than {limit} lines")
-                return b""
-            pair = split_env_line(line.decode("utf-8", "replace"))
-            if pair is None:
-                self._ignored(line)
-            else:
-                env[pair[0]] = pair[1]
-        if len(self._env_tail) > longest:
-            self.lineLengthExceeded(self._env_tail)
-        return b""
+        end = _blank_line(lines)
+        block = lines if end is None else lines[:end]
+        longest = self.MAX_LENGTH
+        if block and max(map(len, block)) > longest:
+            self.lineLengthExceeded(max(block, key=len))
+            return b""
+        self._env_lines += len(block)
+        limit = self.factory.max_env_lines
+        if self._env_lines > limit:
+            self._abort(f"environment longer than {limit} lines")
+            return b""
+        text = b"\n".join(block).decode("utf-8", "replace")
+        for line in read_lines(text, self._env):
+            self._ignored(line)
+        if end is None:
+            if len(self._env_tail) > longest:
+                self.lineLengthExceeded(self._env_tail)
+            return b""
+        rest = b"\n".join(lines[end + 1:] + [self._env_tail])
+        self._env_tail = b""
+        self._startSession()
+        return rest
 
-    def _ignored(self, line: bytes):
+    def _ignored(self, line: str):
         self.log.warn(
             "FastAGI from {peer}: ignoring environment line {line!r}",
             peer=_describe(self._peer),
-            line=line.decode("utf-8", "replace")[:200],
+            line=line.strip()[:200],
         )
 
     # Lines
@@ -240,6 +238,18 @@ class FastAGIProtocol(LineReceiver):
         if session is not None:
             session.connectionClosed(error(reason))
         _abort(self.transport)
+
+
+def _blank_line(lines):
+    """The index of the first empty (or lone CR) line, or L{None}."""
+    found = None
+    for blank in (b"", b"\r"):
+        try:
+            index = lines.index(blank)
+        except ValueError:
+            continue
+        found = index if found is None else min(found, index)
+    return found
 
 
 def _abort(transport):

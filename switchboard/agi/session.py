@@ -144,9 +144,10 @@ class AGISession(AGICommands):
             idle_timeout = self.idle_timeout
         command = _Command(line, data, channel, idle_timeout)
         command.deferred = defer.Deferred(lambda d: self._cancel(command))
-        self._queue.append(command)
-        if self._current is None:
-            self._sendNext()
+        if self._current is None and not self._queue:
+            self._send(command)  # the usual case: nothing in flight
+        else:
+            self._queue.append(command)
         return command.deferred
 
     def _cancel(self, command: _Command):
@@ -157,20 +158,24 @@ class AGISession(AGICommands):
         except ValueError:
             pass
 
+    def _send(self, command: _Command):
+        self._current = command
+        self._link.sendLine(command.data)
+        self._link.watchReplies(command.idle_timeout)
+
     def _sendNext(self):
         while self._current is None and self._queue:
             command = self._queue.popleft()
-            if command.deferred.called:
-                continue
-            self._current = command
-            self._link.sendLine(command.data)
-            self._link.watchReplies(command.idle_timeout)
+            if not command.deferred.called:
+                self._send(command)
         if self._current is None:
             self._link.watchReplies(None)
             self._fireAll(self._drain_waiters, None)
 
     @staticmethod
     def _fireAll(waiters, result):
+        if not waiters:
+            return
         pending = list(waiters)
         del waiters[:]
         for d in pending:
