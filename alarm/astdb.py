@@ -11,9 +11,13 @@ so the dialplan rings the duty phones for it.
 Key C{stamp} records which registry version (and dial settings) AstDB holds,
 written last: after an AMI reconnect a matching stamp means AstDB is already
 in step (Asterisk keeps AstDB across restarts), anything else means a full
-resynchronisation: C{DBDelTree}, C{duty}, then every household, in batches
-worked out on a thread and sent at a bounded rate with a bounded number of
-actions in flight, so 200,000 households do not flood Asterisk.
+resynchronisation: the stamp is removed, C{duty} and every household are
+written over what is there (in batches worked out on a thread and sent at a
+bounded rate with a bounded number of actions in flight, so 200,000
+households do not flood Asterisk), then keys of households that are gone
+are deleted (C{DBGetTree}, read as it streams), and the stamp written. The
+family is never emptied on the way: should this server stop halfway, every
+household still finds its neighbours, old or new, in the dialplan.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class AstDBSync:
     Keeps AstDB family C{swb_alarm} in step with the L{CallerIndex}.
 
     @param ami: the C{AMIClient} (C{db_put}, C{db_get}, C{db_del},
-        C{db_deltree}, C{connected}).
+        C{db_tree}, C{connected}).
     @param run_in_thread: C{f(*args) -> Deferred} running C{f} off the
         reactor (default: the reactor's thread pool).
     @param window: most C{DBPut}/C{DBDel} actions awaiting their answer.
@@ -114,7 +118,7 @@ class AstDBSync:
                     return 0
             self.stale = True
             started = self.clock.seconds()
-            yield self.ami.db_deltree(FAMILY)
+            yield self.ami.db_del(FAMILY, STAMP_KEY)  # an interrupted resync is redone
             yield self.ami.db_put(FAMILY, DUTY_KEY, self.duty())
             households = list(self.index)
             written = 1
@@ -127,16 +131,28 @@ class AstDBSync:
                 written += len(pairs)
             if generation != self._generation:
                 return written
+            gone = []
+            yield self.ami.db_tree(FAMILY, lambda key, _: self._gone(key) and gone.append(key))
+            yield self._send(generation, [("del", key, None) for key in gone])
+            if generation != self._generation:
+                return written
             yield self.ami.db_put(FAMILY, STAMP_KEY, stamp)
         except Exception:
             self.log.failure("AstDB {family} resync stopped (the next AMI connect starts "
                              "again)", family=FAMILY)
             return 0
         self.stale = False
-        self.log.info("AstDB {family}: {n} keys for {h} households in {s:.1f} s",
-                      family=FAMILY, n=written + 1, h=len(households),
-                      s=self.clock.seconds() - started)
+        self.log.info("AstDB {family}: {n} keys for {h} households in {s:.1f} s "
+                      "({gone} left over deleted)", family=FAMILY, n=written + 1,
+                      h=len(households), s=self.clock.seconds() - started, gone=len(gone))
         return written + 1
+
+    def _gone(self, key) -> bool:
+        """Whether AstDB key C{key} belongs to no household with neighbours now."""
+        if key in (DUTY_KEY, STAMP_KEY):
+            return False
+        snapshot = self.index.exact(key)
+        return snapshot is None or not snapshot.neighbours
 
     # Changes ----------------------------------------------------------------------
 

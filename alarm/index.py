@@ -207,6 +207,12 @@ class CallerIndex:
             hid = self._table.get(form_key(e164)) if e164 else None
         return self._by_id.get(hid) if hid is not None else None
 
+    def exact(self, form: str) -> HouseholdSnapshot | None:
+        """The household with a landline of exactly this caller-ID form (as in AstDB)."""
+        key = form_key(form)
+        hid = self._table.get(key) if key is not None else None
+        return self._by_id.get(hid) if hid is not None else None
+
     def get(self, household_id) -> HouseholdSnapshot | None:
         return self._by_id.get(household_id)
 

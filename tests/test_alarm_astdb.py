@@ -51,7 +51,7 @@ class ResyncTests(Case):
         written = self.successResultOf(self.sync.resync())
         held = self.ami.family()
         self.assertEqual(self.ami.actions[:3], [("get", "swb_alarm", "stamp"),
-                                               ("deltree", "swb_alarm"),
+                                               ("del", "swb_alarm", "stamp"),
                                                ("put", "swb_alarm", "duty", "PJSIP/87650190")])
         self.assertEqual(self.writes()[-1][:3], ("put", "swb_alarm", "stamp"))
         first = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
@@ -68,6 +68,30 @@ class ResyncTests(Case):
         self.successResultOf(self.sync.resync())
         self.assertNotIn("87650012", self.ami.family())
         self.assertIn("87650011", self.ami.family())
+
+    def test_rewritten_in_place_then_left_overs_deleted(self):
+        self.successResultOf(self.sync.resync())
+        # While this server was away: a household lost its neighbours, a
+        # landline left the registry, and AstDB holds a key nobody owns.
+        self.registry.set_neighbours("87650012", [])
+        self.ami.astdb[("swb_alarm", "87659999")] = "PJSIP/87650001"
+        self.successResultOf(self.index.load())
+        self.ami.actions.clear()
+        held_during = []
+        self.ami.db_result = lambda: defer.succeed(
+            held_during.append(self.ami.family().get("87650001")))
+        self.successResultOf(self.sync.resync())
+        self.assertNotIn(("deltree", "swb_alarm"), self.ami.actions)
+        # Every household kept a value the whole time: old or new, never none.
+        self.assertNotIn(None, held_during)
+        held = self.ami.family()
+        self.assertNotIn("87659999", held)
+        self.assertNotIn("87650012", held)
+        self.assertNotIn("+8659187650012", held)
+        self.assertIn("87650011", held)
+        deleted = sorted(a[2] for a in self.ami.actions if a[0] == "del" and a[2] != "stamp")
+        self.assertEqual(len(deleted), 7)  # six forms of one landline, and the stray key
+        self.assertEqual(self.writes()[-1][:3], ("put", "swb_alarm", "stamp"))
 
     def test_in_step_after_reconnect(self):
         self.successResultOf(self.sync.resync())
@@ -133,7 +157,7 @@ class ResyncTests(Case):
         gate.callback(None)
         self.successResultOf(first)
         self.assertEqual(self.successResultOf(second), 12 * 6 + 2)
-        self.assertEqual(sum(1 for a in self.ami.actions if a[0] == "deltree"), 2)
+        self.assertEqual(self.ami.actions.count(("del", "swb_alarm", "stamp")), 2)
 
 
 class ChangeTests(Case):

@@ -164,6 +164,13 @@ class FakeAMI:
     def db_put(self, family, key, value):
         return self._db("put", family, key, value)
 
+    def db_tree(self, family, each):
+        self.actions.append(("tree", family))
+        entries = [(k[1], v) for k, v in self.astdb.items() if k[0] == family]
+        for key, value in entries:
+            each(key, value)
+        return defer.succeed(len(entries))
+
     def db_get(self, family, key):
         self.actions.append(("get", family, key))
         return defer.succeed(self.astdb.get((family, key)))

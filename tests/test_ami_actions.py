@@ -117,6 +117,21 @@ class ActionTests(SynchronousTestCase):
         self.ast.event("DBGetComplete", "ActionID: t-2", "EventList: Complete", "ListItems: 1")
         self.assertEqual(self.successResultOf(d), "a b, c")
 
+    def test_db_tree(self):
+        entries = []
+        d = self.client.db_tree("swb_alarm", lambda key, value: entries.append((key, value)))
+        self.assertEqual(self.ast.written(), b"Action: DBGetTree\r\nActionID: t-2\r\n"
+                                             b"Family: swb_alarm\r\n\r\n")
+        self.ast.respond("t-2", "EventList: start", "Message: Result will follow")
+        self.ast.event("DBGetTreeResponse", "Key: /swb_alarm/+8659187650001",
+                       "Val: PJSIP/a&PJSIP/b", "ActionID: t-2")
+        self.ast.event("DBGetTreeResponse", "Key: /swb_alarm/duty", "Val: PJSIP/d",
+                       "ActionID: t-2")
+        self.ast.event("DBGetTreeComplete", "ActionID: t-2", "EventList: Complete",
+                       "ListItems: 2")
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertEqual(entries, [("+8659187650001", "PJSIP/a&PJSIP/b"), ("duty", "PJSIP/d")])
+
     def test_db_get_empty_value(self):
         d = self.client.db_get("f", "k")
         self.ast.says(block("Response: Success", "ActionID: t-2", "EventList: start")

@@ -33,7 +33,8 @@ def test_actions_and_originate_outcomes(asterisk):
     r = _run(asterisk, "actions")
     assert r["banner_login"] is True
     assert r["ping"] == "Pong"
-    assert r["db"] == ["a b, (c) \"d\"", None, "", True, False, True, False]
+    assert r["db"] == ["a b, (c) \"d\"", None, "", [["empty", ""], ["k", 'a b, (c) "d"']],
+                       True, False, True, False]
     assert r["command"] == ["AMIActionError", "Permission denied"]
     assert r["hangup_missing"] is False
     answered = r["answered"]
@@ -93,6 +94,11 @@ def _main(scenario, host, port, user, secret):
     globalLogPublisher.addObserver(
         lambda e: logged.append(formatEvent(e)) if e["log_level"] >= LogLevel.error else None)
 
+    def _tree(client, family):
+        entries = []
+        d = client.db_tree(family, lambda key, value: entries.append([key, value]))
+        return d.addCallback(lambda count: entries if count == len(entries) else None)
+
     def sleep(reactor, seconds):
         return task.deferLater(reactor, seconds, lambda: None)
 
@@ -109,6 +115,7 @@ def _main(scenario, host, port, user, secret):
             (yield client.db_get(family, "k")),
             (yield client.db_get(family, "missing")),
             (yield client.db_put(family, "empty", "")) or (yield client.db_get(family, "empty")),
+            sorted((yield _tree(client, family))),
             (yield client.db_del(family, "k")),
             (yield client.db_del(family, "k")),
             (yield client.db_deltree(family)),

@@ -164,6 +164,39 @@ class ProtocolTests(SynchronousTestCase):
         # Only the unrelated event reached the subscribers.
         self.assertEqual([e.event for e in self.factory.events], ["Hangup"])
 
+    def test_event_list_streamed_to_a_callback(self):
+        self.ready()
+        heard = []
+        d = self.protocol.sendAction("DBGetTree", [("Family", "f")], on_event=heard.append)
+        self.says(block("Response: Success", "ActionID: t-1", "EventList: start")
+                  + block("Event: DBGetTreeResponse", "Key: /f/a", "Val: 1", "ActionID: t-1"))
+        self.assertEqual([e["Key"] for e in heard], ["/f/a"])
+        self.says(block("Event: DBGetTreeResponse", "Key: /f/b", "Val: 2", "ActionID: t-1")
+                  + block("Event: DBGetTreeComplete", "ActionID: t-1", "EventList: Complete"))
+        self.assertEqual([e["Key"] for e in heard], ["/f/a", "/f/b"])
+        self.assertEqual(self.successResultOf(d).events, [])  # heard, not kept
+
+    def test_failing_callback_fails_the_action_at_the_end_of_the_list(self):
+        self.ready()
+        heard = []
+
+        def each(event):
+            heard.append(event)
+            raise KeyError("boom")
+
+        d = self.protocol.sendAction("DBGetTree", on_event=each)
+        self.says(block("Response: Success", "ActionID: t-1", "EventList: start")
+                  + block("Event: DBGetTreeResponse", "Key: /f/a", "ActionID: t-1")
+                  + block("Event: DBGetTreeResponse", "Key: /f/b", "ActionID: t-1"))
+        self.assertNoResult(d)
+        self.assertEqual(len(heard), 1)
+        self.says(block("Event: DBGetTreeComplete", "ActionID: t-1", "EventList: Complete"))
+        self.failureResultOf(d, KeyError)
+        # The connection goes on: later lines reach nobody's list by mistake.
+        e = self.protocol.sendAction("Ping")
+        self.says(block("Response: Success", "ActionID: t-2", "Ping: Pong"))
+        self.assertEqual(self.successResultOf(e)["Ping"], "Pong")
+
     def test_two_lists_interleaved(self):
         self.ready()
         a = self.protocol.sendAction("CoreShowChannels")

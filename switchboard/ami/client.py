@@ -186,10 +186,12 @@ class AMIClient:
 
     # Actions
 
-    def send_action(self, name, headers=None, timeout=None):
+    def send_action(self, name, headers=None, timeout=None, on_event=None):
         """
         Send action C{name} with C{headers} (a mapping or C{(name, value)}
         pairs; list values give repeated headers; C{ActionID} is added).
+        C{on_event}, if given, hears each event of an event list as it
+        comes (they are then not gathered in the response).
 
         @return: Deferred firing with the response L{Message} (for an event
             list, with the list in its C{events}); failing with
@@ -204,7 +206,7 @@ class AMIClient:
         protocol = self._link.current
         if protocol is None:
             return defer.fail(AMINotConnected(f"not connected to Asterisk: {name} not sent"))
-        return protocol.sendAction(name, headers, timeout=timeout)
+        return protocol.sendAction(name, headers, timeout=timeout, on_event=on_event)
 
     def command(self, text):
         """
@@ -242,6 +244,23 @@ class AMIClient:
         """Delete AstDB C{family/key}; Deferred firing with whether it existed."""
         d = self.send_action("DBDel", [("Family", family), ("Key", key)])
         return d.addCallbacks(lambda _: True, _absent(_DB_MISSING, False))
+
+    def db_tree(self, family, each, timeout=None):
+        """
+        Read AstDB C{family}: C{each(key, value)} for every entry as it
+        comes (C{key} without the family); Deferred firing with the count.
+        """
+        prefix = f"/{family}/"
+        count = [0]
+
+        def entry(event):
+            if (event.event or "").lower() == "dbgettreeresponse":
+                key = event.get("Key", "")
+                each(key[len(prefix):] if key.startswith(prefix) else key, event.get("Val", ""))
+                count[0] += 1
+
+        d = self.send_action("DBGetTree", [("Family", family)], timeout=timeout, on_event=entry)
+        return d.addCallback(lambda _: count[0])
 
     def db_deltree(self, family, key=None):
         """

@@ -36,14 +36,16 @@ def action_id_source(prefix=None):
 class _Pending:
     """An action awaiting its response (and, for a list, its events)."""
 
-    __slots__ = ("name", "deferred", "timeout", "timer", "response")
+    __slots__ = ("name", "deferred", "timeout", "timer", "response", "on_event", "error")
 
-    def __init__(self, name, deferred, timeout):
+    def __init__(self, name, deferred, timeout, on_event=None):
         self.name = name
         self.deferred = deferred
         self.timeout = timeout
         self.timer = None
         self.response = None  # set when an event list has started
+        self.on_event = on_event
+        self.error = None  # raised by on_event
 
 
 class AMIProtocol(Protocol):
@@ -160,7 +162,7 @@ class AMIProtocol(Protocol):
 
     # Actions
 
-    def sendAction(self, name, headers=None, timeout=None, action_id=None):
+    def sendAction(self, name, headers=None, timeout=None, action_id=None, on_event=None):
         """
         Send action C{name} with C{headers} (a mapping or C{(name, value)}
         pairs; a list value gives repeated headers).
@@ -169,6 +171,9 @@ class AMIProtocol(Protocol):
             C{action_timeout}); for an event list, the longest wait between
             two of its parts.
         @param action_id: the C{ActionID} to use (default: a fresh one).
+        @param on_event: for an event list: called with each event as it
+            comes, instead of gathering them in the response (a list of a
+            million AstDB keys need not be held at once).
         @return: Deferred firing with the response L{Message}; failing with
             L{AMIArgumentError} (nothing written), L{AMINotConnected},
             L{AMIActionError}, L{AMITimeout} or L{AMIConnectionLost}.
@@ -184,7 +189,7 @@ class AMIProtocol(Protocol):
         if action_id in self._pending:
             return defer.fail(ValueError(f"ActionID {action_id!r} is already awaited"))
         timeout = self.action_timeout if timeout is None else timeout
-        pending = _Pending(name, defer.Deferred(), timeout)
+        pending = _Pending(name, defer.Deferred(), timeout, on_event)
         pending.timer = self.clock.callLater(timeout, self._expire, action_id)
         self._pending[action_id] = pending
         self.transport.write(data)
@@ -245,16 +250,31 @@ class AMIProtocol(Protocol):
             marker = (event.get("EventList") or "").lower()
             if marker in ("complete", "cancelled"):
                 pending.response.complete = event
-                self._finish(action_id, result=pending.response)
+                if pending.error is not None:
+                    self._finish(action_id, failure=pending.error)
+                else:
+                    self._finish(action_id, result=pending.response)
             else:
-                pending.response.events.append(event)
                 pending.timer.reset(pending.timeout)
+                if pending.on_event is None:
+                    pending.response.events.append(event)
+                else:
+                    self._deliver(action_id, pending, event)
             return
         if self.factory is not None:
             try:
                 self.factory.eventReceived(self, event)
             except Exception:
                 self.log.failure("AMI {peer}: event handling failed", peer=self._peer)
+
+    def _deliver(self, action_id, pending, event):
+        try:
+            pending.on_event(event)
+        except Exception as e:
+            # The rest of the list is still read off the wire, unheard;
+            # the action fails with this error when the list ends.
+            pending.on_event = _ignore
+            pending.error = e
 
     def _finish(self, action_id, result=None, failure=None):
         pending = self._pending.pop(action_id)
@@ -263,6 +283,10 @@ class AMIProtocol(Protocol):
             pending.deferred.errback(failure)
         else:
             pending.deferred.callback(result)
+
+
+def _ignore(event):
+    pass
 
 
 def _cancel(call):
