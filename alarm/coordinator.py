@@ -14,7 +14,10 @@ escalate when nobody does, and never lose an alarm on the way.
   - A neighbour who did not answer (busy, no answer, no key pressed) is rung
     again, C{retry_unanswered} times. A call that could not be placed
     because the AMI link is down is tried again shortly, and the first
-    stage is rung at once.
+    stage is rung at once. That retry keeps the leg's channel id: when the
+    link dropped after Asterisk took the first call, that call may still be
+    ringing, and Asterisk refuses a second channel with the same id, so a
+    neighbour is never rung twice at once for one leg.
   - Every change goes to the timeline.
 """
 
@@ -191,9 +194,10 @@ class AlarmCoordinator(Responses):
 
     # Legs --------------------------------------------------------------------
 
-    def _ring(self, alarm, stage, target, trunk, attempt=1):
+    def _ring(self, alarm, stage, target, trunk, attempt=1, leg_id=None):
         alarm.legs_made += 1
-        leg_id = f"swb-{alarm.id}-{alarm.legs_made}-{uuid.uuid4().hex[:12]}"
+        if leg_id is None:
+            leg_id = f"swb-{alarm.id}-{alarm.legs_made}-{uuid.uuid4().hex[:12]}"
         try:
             dial = self._dial(target, trunk)
         except Exception as e:
@@ -262,7 +266,8 @@ class AlarmCoordinator(Responses):
             failures = sum(1 for other in alarm.legs.values() if other.target == leg.target
                            and other.stage == leg.stage and other.state == FAILED)
             delay = min(self.config.originate_retry * 2 ** max(0, failures - 1), 10.0)
-            self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed", retry=True)
+            self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed",
+                        leg.id, retry=True)
             if 0 not in alarm.stages_rung:
                 self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
 
@@ -293,14 +298,14 @@ class AlarmCoordinator(Responses):
 
         alarm.timers.append(self.clock.callLater(delay, fire))
 
-    def _again(self, leg, attempt, why):
+    def _again(self, leg, attempt, why, leg_id=None):
         alarm = leg.alarm
         if not alarm.active or alarm.confirmed:
             return
         self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
         stage = self._stage_named(leg.stage)
         trunk = stage.trunk if stage is not None else self.config.neighbour_trunk
-        self._ring(alarm, leg.stage, leg.target, trunk, attempt)
+        self._ring(alarm, leg.stage, leg.target, trunk, attempt, leg_id)
 
     def _stage_named(self, name):
         for stage in self.config.stages:

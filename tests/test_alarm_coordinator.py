@@ -373,12 +373,32 @@ class LinkTroubleTests(Case):
 
     def test_connection_lost_after_sending(self):
         alarm = self.raise_(household(1, 2))
-        self.ami.calls[0].deferred.errback(AMIConnectionLost("link dropped"))
+        first = self.ami.calls[0]
+        first.deferred.errback(AMIConnectionLost("link dropped"))
         self.rig.later(0)
         self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190")
         self.rig.later(2)
-        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650002")
-        self.assertEqual(alarm.legs[self.ami.calls[0].channel_id].state, "failed")
+        retry = self.ami.calls[-1]
+        self.assertEqual(retry.channel, "PJSIP/87650002")
+        # The same channel id: should the first call still ring, Asterisk
+        # refuses this one rather than ring the neighbour twice.
+        self.assertEqual(retry.channel_id, first.channel_id)
+        self.assertEqual(alarm.legs[first.channel_id].state, "ringing")
+        self.assertIn("failed", self.kinds(alarm))
+
+    def test_first_call_answered_after_the_link_came_back(self):
+        alarm = self.raise_(household(1, 1))
+        first = self.ami.calls[0]
+        first.deferred.errback(AMIConnectionLost("link dropped"))
+        self.rig.later(2)
+        retry = self.ami.to(number(2))[-1]
+        # Asterisk refuses the retry (the first call still rings); then the
+        # neighbour answers the first call and presses 1.
+        retry.deferred.errback(Exception("Originate failed"))
+        self.flushLoggedErrors(Exception)
+        self.successResultOf(self.coordinator.answered(alarm.id, first.channel_id))
+        self.assertTrue(self.successResultOf(self.coordinator.confirm(alarm.id, first.channel_id)))
+        self.assertTrue(alarm.confirmed)
 
 
 class RecoveryTests(Case):

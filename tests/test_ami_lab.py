@@ -41,6 +41,7 @@ def test_actions_and_originate_outcomes(asterisk):
     assert answered["outcome"] == "answered" and answered["reason"] == 4
     assert answered["channel_id"] == answered["uniqueid"] == r["channel_id"]
     assert r["variables"] == {"CALLER": "Wang, Li", "NOTE": 'say "hi" (now)', "PATH": "a\\b"}
+    assert r["duplicate"][0] == "failed"
     assert r["hangup_answered"] is True
     assert r["hangup_event"] is True
     assert r["busy"][:2] == ["busy", 5]
@@ -142,6 +143,12 @@ def _main(scenario, host, port, user, secret):
             reply = yield client.send_action("Getvar", {"Channel": channel_id,
                                                         "Variable": name})
             r["variables"][name] = reply.get("Value")
+        # While that channel is up, Asterisk refuses another with its id
+        # (the alarm's retries after a lost link rely on this).
+        duplicate = yield client.originate(
+            "Local/wait@switchboard-lab-test", application="Wait", data="10", timeout=5,
+            channel_id=channel_id)
+        r["duplicate"] = [duplicate.outcome, duplicate.reason]
         r["hangup_answered"] = yield client.hangup(channel_id)
         yield sleep(reactor, 0.5)
         r["hangup_event"] = channel_id in hangups
