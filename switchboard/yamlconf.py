@@ -85,57 +85,102 @@ class LocatedList(list):
         return self.location
 
 
-def _mark(path: str, node) -> Location:
-    mark = node.start_mark
-    return Location(path, mark.line + 1, mark.column + 1)
-
-
 # libyaml's parser when present: a routing file of thousands of destinations
 # parses several times faster, with the same marks.
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_Base):
-    """SafeLoader that builds located containers and refuses duplicate keys."""
+    """SafeLoader (libyaml's when present) used to compose nodes and resolve scalars."""
 
-    def __init__(self, stream, path: str):
-        super().__init__(stream)
+
+_STR, _MAP, _SEQ, _MERGE = ("tag:yaml.org,2002:" + t for t in ("str", "map", "seq", "merge"))
+_PLAIN_KEY = (str, int, float, bool, type(None))
+
+
+class _Builder:
+    """
+    Python values from composed YAML nodes: containers are L{LocatedDict}
+    and L{LocatedList} that know where their parts are; duplicate keys are
+    noted, not kept. A node reached again through an alias is built once;
+    an alias inside itself is refused.
+    """
+
+    def __init__(self, loader, path: str):
+        self.loader = loader
         self.path = path
         self.duplicates: list[Problem] = []
+        self._built: dict = {}
+        self._open: set = set()
 
-    def construct_located_mapping(self, node):
+    def build(self, node):
+        tag = node.tag
+        if tag == _STR and node.__class__ is yaml.ScalarNode:
+            return node.value
+        key = id(node)
+        if key in self._built:
+            return self._built[key]
+        if key in self._open:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias may not refer to a value inside itself", node.start_mark)
+        self._open.add(key)
+        if tag == _MAP and isinstance(node, yaml.MappingNode):
+            value = self._mapping(node)
+        elif tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            value = self._sequence(node)
+        else:
+            value = self.loader.construct_object(node, deep=True)
+        self._open.discard(key)
+        self._built[key] = value
+        return value
+
+    def _mapping(self, node) -> LocatedDict:
+        path = self.path
         mapping = LocatedDict()
-        mapping.location = _mark(self.path, node)
-        yield mapping
-        self.flatten_mapping(node)
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
+        mark = node.start_mark
+        mapping.location = Location(path, mark.line + 1, mark.column + 1)
+        key_locations, value_locations = mapping.key_locations, mapping.value_locations
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+        self.loader.flatten_mapping(node)  # "<<" merge keys: merged pairs come first
+        merged = len(node.value) - own
+        written = set()  # keys written in this mapping itself (not merged in)
+        for index, (key_node, value_node) in enumerate(node.value):
+            if key_node.__class__ is not yaml.ScalarNode:
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value", key_node.start_mark)
-            if key in mapping:
-                self.duplicates.append(Problem(
-                    _mark(self.path, key_node), str(key),
-                    f"duplicate key (first at line {mapping.key_locations[key].line})",
-                    "remove one of them"))
-                continue
-            mapping[key] = self.construct_object(value_node, deep=True)
-            mapping.key_locations[key] = _mark(self.path, key_node)
-            mapping.value_locations[key] = _mark(self.path, value_node)
+            key = self.build(key_node)
+            if not isinstance(key, _PLAIN_KEY):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark)
+            mark = key_node.start_mark
+            where = Location(path, mark.line + 1, mark.column + 1)
+            if index >= merged:
+                if key in written:
+                    self.duplicates.append(Problem(
+                        where, str(key),
+                        f"duplicate key (first at line {key_locations[key].line})",
+                        "remove one of them"))
+                    continue
+                written.add(key)
+            mapping[key] = self.build(value_node)  # a key written here outdoes a merged one
+            key_locations[key] = where
+            mark = value_node.start_mark
+            value_locations[key] = Location(path, mark.line + 1, mark.column + 1)
+        return mapping
 
-    def construct_located_sequence(self, node):
-        seq = LocatedList()
-        seq.location = _mark(self.path, node)
-        yield seq
+    def _sequence(self, node) -> LocatedList:
+        path = self.path
+        sequence = LocatedList()
+        mark = node.start_mark
+        sequence.location = Location(path, mark.line + 1, mark.column + 1)
+        locations = sequence.item_locations
         for item in node.value:
-            seq.append(self.construct_object(item, deep=True))
-            seq.item_locations.append(_mark(self.path, item))
+            sequence.append(self.build(item))
+            mark = item.start_mark
+            locations.append(Location(path, mark.line + 1, mark.column + 1))
+        return sequence
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                        _Loader.construct_located_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-                        _Loader.construct_located_sequence)
 # Times like 08:30 must stay text, not YAML 1.1 base-60 integers.
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
@@ -149,9 +194,11 @@ _Loader.add_implicit_resolver(
 
 def loads(text: str, path: str = "<string>"):
     """Parse YAML C{text}; raise L{ConfigError} with the location of any syntax error."""
-    loader = _Loader(text, path)
+    loader = _Loader(text)
+    builder = _Builder(loader, path)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        data = builder.build(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         location = Location(path, mark.line + 1, mark.column + 1) if mark else None
@@ -160,8 +207,8 @@ def loads(text: str, path: str = "<string>"):
         raise ConfigError([Problem(Location(path, 1, 1), "", f"YAML: {e}")])
     finally:
         loader.dispose()
-    if loader.duplicates:
-        raise ConfigError(loader.duplicates)
+    if builder.duplicates:
+        raise ConfigError(builder.duplicates)
     return data
 
 

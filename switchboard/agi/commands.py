@@ -144,7 +144,8 @@ def _nothing(reply):
 class AGICommands:
     """
     The typed AGI commands, on top of C{_execute(line, *, channel=False,
-    idle_timeout=...)} provided by the session.
+    idle_timeout=..., convert=None)} provided by the session (C{convert}
+    turns the reply into the command's result before the Deferred fires).
 
     Commands marked I{channel} act on the caller's channel (play, read
     digits, run an application): for them C{result=-1} is Asterisk's
@@ -167,12 +168,12 @@ class AGICommands:
     @_deferred
     def answer(self):
         """C{ANSWER} (I{channel}). Fires with L{None}."""
-        return self._execute("ANSWER", channel=True).addCallback(_nothing)
+        return self._execute("ANSWER", channel=True, convert=_nothing)
 
     @_deferred
     def hangup(self):
         """C{HANGUP}: hang up the caller's channel. Fires with L{None}."""
-        return self._execute("HANGUP").addCallback(_nothing)
+        return self._execute("HANGUP", convert=_nothing)
 
     @_deferred
     def stream_file(self, name, escape_digits=""):
@@ -182,7 +183,7 @@ class AGICommands:
         @return: Deferred firing with the digit that interrupted it, or C{""}.
         """
         line = f"STREAM FILE {quote(name)} {dtmf(escape_digits)}"
-        return self._execute(line, channel=True).addCallback(_digit)
+        return self._execute(line, channel=True, convert=_digit)
 
     @_deferred
     def get_data(self, prompt, timeout_ms=None, max_digits=None):
@@ -203,8 +204,8 @@ class AGICommands:
         if max_digits is not None:
             line += " " + integer(max_digits)
         wait = self._idle_after(timeout_ms)
-        d = self._execute(line, channel=True, idle_timeout=wait)
-        return d.addCallback(lambda reply: reply.result)
+        return self._execute(line, channel=True, idle_timeout=wait,
+                             convert=lambda reply: reply.result)
 
     @_deferred
     def get_option(self, prompt, escape_digits, timeout_ms=None):
@@ -218,7 +219,7 @@ class AGICommands:
         if timeout_ms is not None:
             line += " " + integer(timeout_ms)
         wait = self._idle_after(timeout_ms)
-        return self._execute(line, channel=True, idle_timeout=wait).addCallback(_digit)
+        return self._execute(line, channel=True, idle_timeout=wait, convert=_digit)
 
     @_deferred
     def wait_for_digit(self, timeout_ms):
@@ -229,7 +230,7 @@ class AGICommands:
         """
         line = f"WAIT FOR DIGIT {integer(timeout_ms)}"
         wait = self._idle_after(timeout_ms)
-        return self._execute(line, channel=True, idle_timeout=wait).addCallback(_digit)
+        return self._execute(line, channel=True, idle_timeout=wait, convert=_digit)
 
     @_deferred
     def say_digits(self, digits, escape_digits=""):
@@ -239,7 +240,7 @@ class AGICommands:
         @return: Deferred firing with the digit that interrupted, or C{""}.
         """
         line = f"SAY DIGITS {quote(digits)} {dtmf(escape_digits)}"
-        return self._execute(line, channel=True).addCallback(_digit)
+        return self._execute(line, channel=True, convert=_digit)
 
     @_deferred
     def say_number(self, number, escape_digits=""):
@@ -249,13 +250,13 @@ class AGICommands:
         @return: Deferred firing with the digit that interrupted, or C{""}.
         """
         line = f"SAY NUMBER {integer(number)} {dtmf(escape_digits)}"
-        return self._execute(line, channel=True).addCallback(_digit)
+        return self._execute(line, channel=True, convert=_digit)
 
     @_deferred
     def set_variable(self, name, value):
         """C{SET VARIABLE "name" "value"}. Fires with L{None}."""
         line = f"SET VARIABLE {quote(name)} {quote(value)}"
-        return self._execute(line).addCallback(_nothing)
+        return self._execute(line, convert=_nothing)
 
     @_deferred
     def get_variable(self, name):
@@ -265,7 +266,7 @@ class AGICommands:
 
         @return: Deferred firing with the value, or L{None} when unset.
         """
-        return self._execute(f"GET VARIABLE {quote(name)}").addCallback(_value)
+        return self._execute(f"GET VARIABLE {quote(name)}", convert=_value)
 
     @_deferred
     def get_full_variable(self, expression):
@@ -277,7 +278,7 @@ class AGICommands:
             or L{None} if Asterisk could not evaluate it.
         """
         line = f"GET FULL VARIABLE {quote(expression)}"
-        return self._execute(line).addCallback(_value)
+        return self._execute(line, convert=_value)
 
     @_deferred
     def channel_status(self):
@@ -285,7 +286,7 @@ class AGICommands:
         C{CHANNEL STATUS}: the channel state (0 down ... 4 ringing, 6 up,
         7 busy). Fires with an L{int}.
         """
-        return self._execute("CHANNEL STATUS").addCallback(lambda r: r.number())
+        return self._execute("CHANNEL STATUS", convert=lambda r: r.number())
 
     @_deferred
     def database_put(self, family, key, value):
@@ -300,7 +301,7 @@ class AGICommands:
             if reply.result != "1":
                 raise AGICommandError(200, f"DATABASE PUT {family}/{key} failed")
 
-        return self._execute(line).addCallback(check)
+        return self._execute(line, convert=check)
 
     @_deferred
     def database_get(self, family, key):
@@ -310,7 +311,7 @@ class AGICommands:
         @return: Deferred firing with the value, or L{None} if there is none.
         """
         line = f"DATABASE GET {quote(family)} {quote(key)}"
-        return self._execute(line).addCallback(_value)
+        return self._execute(line, convert=_value)
 
     @_deferred
     def database_del(self, family, key):
@@ -322,7 +323,7 @@ class AGICommands:
             otherwise.
         """
         line = f"DATABASE DEL {quote(family)} {quote(key)}"
-        return self._execute(line).addCallback(lambda reply: reply.result == "1")
+        return self._execute(line, convert=lambda reply: reply.result == "1")
 
     @_deferred
     def exec_(self, app, *args, idle_timeout=None):
@@ -350,12 +351,10 @@ class AGICommands:
                 raise AGICommandError(200, f"no such application: {app}")
             return result
 
-        return self._execute(line, channel=True, idle_timeout=idle_timeout).addCallback(
-            check
-        )
+        return self._execute(line, channel=True, idle_timeout=idle_timeout, convert=check)
 
     @_deferred
     def verbose(self, message, level=1):
         """C{VERBOSE "message" level}: log on the Asterisk console."""
         line = f"VERBOSE {quote(message)} {integer(level)}"
-        return self._execute(line).addCallback(_nothing)
+        return self._execute(line, convert=_nothing)

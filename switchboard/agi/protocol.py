@@ -72,6 +72,10 @@ class FastAGIProtocol(LineReceiver):
             data = self._environmentData(data)
             if not data or self._closing:
                 return
+        elif (not self._buffer and data.endswith(b"\n") and data.count(b"\n") == 1
+              and len(data) <= self.MAX_LENGTH):
+            self.lineReceived(data[:-1])  # the usual segment: one whole reply
+            return
         LineReceiver.dataReceived(self, data)
 
     def connectionLost(self, reason=None):
@@ -177,7 +181,7 @@ class FastAGIProtocol(LineReceiver):
     def sendLine(self, line):
         if self._closing:
             return
-        LineReceiver.sendLine(self, line)
+        self.transport.write(line + b"\n")
 
     def watchReplies(self, timeout):
         """

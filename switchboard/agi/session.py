@@ -21,21 +21,33 @@ _DEFAULT = object()
 class _Command:
     """A command line waiting to be sent, or waiting for its reply."""
 
-    def __init__(self, line: str, data: bytes, channel: bool, idle_timeout):
+    __slots__ = ("line", "data", "channel", "idle_timeout", "convert", "deferred")
+
+    def __init__(self, line: str, data: bytes, channel: bool, idle_timeout, convert=None):
         self.line = line
         self.data = data
         self.channel = channel
         self.idle_timeout = idle_timeout
+        self.convert = convert
         self.deferred = None  # set by AGISession._execute
 
     def fire(self, outcome):
-        """Fire the Deferred once, unless its waiter cancelled it."""
+        """
+        Fire the Deferred once (with the converted reply), unless its
+        waiter cancelled it.
+        """
         if self.deferred.called:
             return
         if isinstance(outcome, Exception):
             self.deferred.errback(outcome)
-        else:
-            self.deferred.callback(outcome)
+            return
+        if self.convert is not None:
+            try:
+                outcome = self.convert(outcome)
+            except Exception:
+                self.deferred.errback()
+                return
+        self.deferred.callback(outcome)
 
 
 class AGISession(AGICommands):
@@ -134,7 +146,7 @@ class AGISession(AGICommands):
 
     # The command queue
 
-    def _execute(self, line: str, *, channel=False, idle_timeout=_DEFAULT):
+    def _execute(self, line: str, *, channel=False, idle_timeout=_DEFAULT, convert=None):
         data = encode_command(line)
         if self.closed:
             return defer.fail(AGIConnectionLost(f"{line}: the AGI connection is closed"))
@@ -142,7 +154,7 @@ class AGISession(AGICommands):
             return defer.fail(AGIHangup(f"{line}: the caller hung up"))
         if idle_timeout is _DEFAULT:
             idle_timeout = self.idle_timeout
-        command = _Command(line, data, channel, idle_timeout)
+        command = _Command(line, data, channel, idle_timeout, convert)
         command.deferred = defer.Deferred(lambda d: self._cancel(command))
         if self._current is None and not self._queue:
             self._send(command)  # the usual case: nothing in flight
