@@ -24,6 +24,7 @@ from sqlalchemy import select
 from alarm import config as alarm_config
 from alarm import csvfile
 from alarm.models import CLOSED, Alarm, AlarmEvent, from_utc, now_utc
+from alarm.recorder import room_name
 from alarm.registry import HouseholdData, Registry, RegistryError, parse_neighbour
 from switchboard.numbers import InvalidNumber
 
@@ -237,7 +238,7 @@ def alarms_show(args, context) -> int:
     print(f"  caller:    {a.caller_raw or '(no caller ID)'}"
           + (f" ({a.caller_number})" if a.caller_number not in (None, a.caller_raw) else ""))
     print(f"  where:     {a.address or 'unregistered caller'}")
-    print(f"  room:      {a.room}")
+    print(f"  room:      {a.room or room_name(a.id)}")
     print(f"  opened:    {_when(a.opened_at, tz)}")
     if a.confirmed_at:
         print(f"  confirmed: {_when(a.confirmed_at, tz)} "

@@ -14,7 +14,7 @@ from collections import deque
 from itertools import islice
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 
@@ -67,22 +67,25 @@ class AlarmRecorder:
     def open_alarm(self, *, at: float, caller_raw: str, caller_number, household_id,
                    address: str, detail: str = "") -> defer.Deferred:
         """
-        Insert a new alarm and its C{opened} event; fire with its id once it
-        is committed. A failed insert is tried again a few times at short
-        intervals (the caller is waiting), then fails.
+        Insert a new alarm; fire with its id once it is committed. A failed
+        insert is tried again a few times at short intervals (the caller is
+        waiting), then fails. Its C{opened} event and room name follow with
+        the next timeline write: the one row is all that stands between the
+        caller and the first ring.
         """
-        def work(session):
-            alarm = Alarm(household_id=household_id, caller_raw=caller_raw[:80],
-                          caller_number=caller_number, address=address[:300],
-                          status="open", opened_at=utc(at))
-            session.add(alarm)
-            session.flush()
-            alarm.room = room_name(alarm.id)
-            session.add(AlarmEvent(alarm_id=alarm.id, at=utc(at), kind="opened",
-                                   number=caller_raw[:80] or None, detail=detail[:300]))
-            return alarm.id
+        row = dict(household_id=household_id, caller_raw=caller_raw[:80],
+                   caller_number=caller_number, address=address[:300], status="open",
+                   opened_at=utc(at), room="", outcome="")
 
-        return self._attempt(work, self.open_attempts)
+        def work(session):
+            return session.connection().execute(_INSERT_ALARM, row).inserted_primary_key[0]
+
+        def recorded(alarm_id):
+            self.update(alarm_id, room=room_name(alarm_id))
+            self.event(alarm_id, "opened", at=at, number=caller_raw[:80] or None, detail=detail)
+            return alarm_id
+
+        return self._attempt(work, self.open_attempts).addCallback(recorded)
 
     def _attempt(self, work, attempts):
         d = self.database.run(work)
@@ -144,11 +147,18 @@ class AlarmRecorder:
         ops = list(islice(self._queue, self.batch))
 
         def work(session):
-            for op in ops:
+            connection = session.connection()
+            events = []
+            for op in ops:  # in order: runs of events go as one executemany
                 if op[0] == "event":
-                    session.add(AlarmEvent(**op[1]))
-                else:
-                    session.execute(update(Alarm).where(Alarm.id == op[1]).values(**op[2]))
+                    events.append(op[1])
+                    continue
+                if events:
+                    connection.execute(_INSERT_EVENT, events)
+                    events = []
+                connection.execute(update(_ALARM).where(_ALARM.c.id == op[1]).values(**op[2]))
+            if events:
+                connection.execute(_INSERT_EVENT, events)
 
         d = self.database.run(work)
         d.addCallbacks(self._written, self._failed, callbackArgs=(len(ops),))
@@ -186,7 +196,8 @@ class AlarmRecorder:
             rows = session.execute(select(Alarm).where(Alarm.closed_at.is_(None))
                                    .order_by(Alarm.id)).scalars()
             return [OpenAlarm(a.id, a.household_id, a.caller_raw, a.caller_number, a.address,
-                              a.status, a.room, a.opened_at, a.confirmed_at) for a in rows]
+                              a.status, a.room or room_name(a.id), a.opened_at, a.confirmed_at)
+                    for a in rows]
 
         return self.database.run(work)
 
@@ -202,6 +213,11 @@ class AlarmRecorder:
                                                       Alarm.closed_at.is_not(None)))]
 
         return self.database.run(work)
+
+
+_ALARM = Alarm.__table__
+_INSERT_ALARM = insert(_ALARM)
+_INSERT_EVENT = insert(AlarmEvent.__table__)
 
 
 def room_name(alarm_id) -> str:

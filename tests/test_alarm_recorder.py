@@ -51,9 +51,10 @@ class RecorderTests(SynchronousTestCase):
         self.assertEqual([n for _, n, _ in timeline(self.db, alarm_id)][1:],
                          [f"n{i}" for i in range(7)])
         self.assertEqual(alarm_row(self.db, alarm_id).status, "confirmed")
-        # The insert; the first event alone (nothing else was queued yet);
-        # then what queued up meanwhile, in batches of 3, 3 and 1.
-        self.assertEqual(self.sync.calls, 1 + 1 + 3)
+        # The insert; its room and its opened event, each alone (nothing
+        # else was queued yet); the first event alone; then what queued up
+        # meanwhile, in batches of 3, 3 and 1.
+        self.assertEqual(self.sync.calls, 1 + 2 + 1 + 3)
 
     def test_failed_writes_retried_never_dropped(self):
         alarm_id = self.open()
