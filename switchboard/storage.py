@@ -59,20 +59,14 @@ class Database:
     """
     One database, used synchronously from the CLI and through L{run} (a
     Deferred, on a small thread pool) from the server.
-
-    SQLite lets one writer in at a time and makes the others sleep and try
-    again (milliseconds an alarm waits for); its pool has one thread, so
-    the server's writes queue in order instead.
     """
 
-    def __init__(self, url: str, *, reactor=None, max_threads: int | None = None):
+    def __init__(self, url: str, *, reactor=None, max_threads: int = 4):
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reactor = reactor
         self._pool: ThreadPool | None = None
-        if max_threads is None:
-            max_threads = 1 if self.engine.dialect.name == "sqlite" else 4
         self._max_threads = max_threads
 
     def migrate(self) -> int:
