@@ -134,26 +134,24 @@ class _Builder:
         self._built[key] = value
         return value
 
-    def _mapping(self, node) -> LocatedDict:
-        path = self.path
-        mapping = LocatedDict()
+    def _where(self, node) -> Location:
         mark = node.start_mark
-        mapping.location = Location(path, mark.line + 1, mark.column + 1)
+        return Location(self.path, mark.line + 1, mark.column + 1)
+
+    def _mapping(self, node) -> LocatedDict:
+        mapping = LocatedDict()
+        mapping.location = self._where(node)
         key_locations, value_locations = mapping.key_locations, mapping.value_locations
         own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
         self.loader.flatten_mapping(node)  # "<<" merge keys: merged pairs come first
         merged = len(node.value) - own
         written = set()  # keys written in this mapping itself (not merged in)
         for index, (key_node, value_node) in enumerate(node.value):
-            if key_node.__class__ is not yaml.ScalarNode:
+            if (key_node.__class__ is not yaml.ScalarNode
+                    or not isinstance(key := self.build(key_node), _PLAIN_KEY)):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value", key_node.start_mark)
-            key = self.build(key_node)
-            if not isinstance(key, _PLAIN_KEY):
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a key must be a plain value", key_node.start_mark)
-            mark = key_node.start_mark
-            where = Location(path, mark.line + 1, mark.column + 1)
+            where = self._where(key_node)
             if index >= merged:
                 if key in written:
                     self.duplicates.append(Problem(
@@ -164,20 +162,15 @@ class _Builder:
                 written.add(key)
             mapping[key] = self.build(value_node)  # a key written here outdoes a merged one
             key_locations[key] = where
-            mark = value_node.start_mark
-            value_locations[key] = Location(path, mark.line + 1, mark.column + 1)
+            value_locations[key] = self._where(value_node)
         return mapping
 
     def _sequence(self, node) -> LocatedList:
-        path = self.path
         sequence = LocatedList()
-        mark = node.start_mark
-        sequence.location = Location(path, mark.line + 1, mark.column + 1)
-        locations = sequence.item_locations
+        sequence.location = self._where(node)
         for item in node.value:
             sequence.append(self.build(item))
-            mark = item.start_mark
-            locations.append(Location(path, mark.line + 1, mark.column + 1))
+            sequence.item_locations.append(self._where(item))
         return sequence
 
 
