@@ -110,3 +110,10 @@ class ChildPriorityTests(TestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True).stdout
         self.assertEqual(out.strip(), "True")
+
+    def test_child_starts_without_twisted(self):
+        code = ("import sys; from switchboard.routing import child, schema; "
+                "print('twisted' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout
+        self.assertEqual(out.strip(), "False")

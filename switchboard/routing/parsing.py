@@ -20,23 +20,14 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
 from switchboard.routing import schema
-from switchboard.yamlconf import ConfigError, Location, Problem
 
 #: The module the child runs (see L{switchboard.routing.child}).
 CHILD_MODULE = "switchboard.routing.child"
 
 
 def parse_bytes(path: str, raw: bytes, numbers, trunks=None):
-    """
-    Check the routing file C{path}, whose content is C{raw}.
-
-    @raise ConfigError: the file is not UTF-8 or not a valid routing.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
-    return schema.loads(text, path, numbers, trunks=trunks)
+    """Check the routing file C{path}, whose content is C{raw} (see L{schema.load_bytes})."""
+    return schema.load_bytes(raw, path, numbers, trunks)
 
 
 class InProcessParser:

@@ -49,6 +49,20 @@ class Ref:
         self.menus_only, self.no_menu = menus_only, no_menu
 
 
+def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> Routing:
+    """
+    Check the routing file C{path}, whose content is C{raw}.
+
+    @raise ConfigError: the file is not UTF-8 or not a valid routing.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([yamlconf.Problem(yamlconf.Location(path, 1, 1), "",
+                                            f"not UTF-8 text: {e}")])
+    return loads(text, path, numbers, trunks=trunks)
+
+
 def load(path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
     """Read, parse and validate the routing file at C{path}."""
     try:
