@@ -199,13 +199,12 @@ class CallerIndex:
         if not caller:
             return None
         text = str(caller).strip().translate(_SEPARATORS)
-        key = form_key(text)
-        hid = self._table.get(key) if key is not None else None
-        if hid is None and text:
+        snapshot = self.exact(text)
+        if snapshot is None and text:
             # A form the exchange was not expected to use: normalise it.
             e164 = self.numbers.try_normalise(text)
-            hid = self._table.get(form_key(e164)) if e164 else None
-        return self._by_id.get(hid) if hid is not None else None
+            snapshot = self.exact(e164) if e164 else None
+        return snapshot
 
     def exact(self, form: str) -> HouseholdSnapshot | None:
         """The household with a landline of exactly this caller-ID form (as in AstDB)."""

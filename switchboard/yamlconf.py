@@ -205,16 +205,22 @@ def loads(text: str, path: str = "<string>"):
     return data
 
 
+def decode(raw: bytes, path: str) -> str:
+    """The text of file C{path}, whose bytes are C{raw}; L{ConfigError} if not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
+
+
 def load(path: str):
     """Read and parse the YAML file at C{path} (UTF-8)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
         raise ConfigError([Problem(None, "", f"cannot read {path}: {e.strerror}")])
-    except UnicodeDecodeError as e:
-        raise ConfigError([Problem(Location(path, 1, 1), "", f"not UTF-8 text: {e}")])
-    return loads(text, path)
+    return loads(decode(raw, path), path)
 
 
 @dataclass

@@ -103,17 +103,19 @@ class ChildProcessParserTests(TestCase):
         self.assertIn("still parsing after 60 s", str(caught.exception))
 
 
+def _printed(code: str) -> str:
+    """What C{code} prints, run in a fresh interpreter (as the child is)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 class ChildPriorityTests(TestCase):
     def test_child_runs_at_idle_priority(self):
-        code = ("import os; from switchboard.routing.child import _idle_priority; "
-                "_idle_priority(); print(os.sched_getscheduler(0) == os.SCHED_IDLE)")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout
-        self.assertEqual(out.strip(), "True")
+        self.assertEqual(_printed(
+            "import os; from switchboard.routing.child import _idle_priority; "
+            "_idle_priority(); print(os.sched_getscheduler(0) == os.SCHED_IDLE)"), "True")
 
     def test_child_starts_without_twisted(self):
-        code = ("import sys; from switchboard.routing import child, schema; "
-                "print('twisted' in sys.modules)")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout
-        self.assertEqual(out.strip(), "False")
+        self.assertEqual(_printed(
+            "import sys; from switchboard.routing import child, schema; "
+            "print('twisted' in sys.modules)"), "False")

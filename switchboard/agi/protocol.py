@@ -100,8 +100,9 @@ class FastAGIProtocol(LineReceiver):
         end = _blank_line(lines)
         block = lines if end is None else lines[:end]
         longest = self.MAX_LENGTH
-        if block and max(map(len, block)) > longest:
-            self.lineLengthExceeded(max(block, key=len))
+        widest = max(block, key=len, default=b"")
+        if len(widest) > longest:
+            self.lineLengthExceeded(widest)
             return b""
         self._env_lines += len(block)
         limit = self.factory.max_env_lines

@@ -259,7 +259,7 @@ class AMIProtocol(Protocol):
                 if pending.on_event is None:
                     pending.response.events.append(event)
                 else:
-                    self._deliver(action_id, pending, event)
+                    self._deliver(pending, event)
             return
         if self.factory is not None:
             try:
@@ -267,7 +267,7 @@ class AMIProtocol(Protocol):
             except Exception:
                 self.log.failure("AMI {peer}: event handling failed", peer=self._peer)
 
-    def _deliver(self, action_id, pending, event):
+    def _deliver(self, pending, event):
         try:
             pending.on_event(event)
         except Exception as e:

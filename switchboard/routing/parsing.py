@@ -25,16 +25,11 @@ from switchboard.routing import schema
 CHILD_MODULE = "switchboard.routing.child"
 
 
-def parse_bytes(path: str, raw: bytes, numbers, trunks=None):
-    """Check the routing file C{path}, whose content is C{raw} (see L{schema.load_bytes})."""
-    return schema.load_bytes(raw, path, numbers, trunks)
-
-
 class InProcessParser:
     """Parses in the calling thread (the CLI, tests)."""
 
     def parse(self, path: str, raw: bytes, numbers, trunks=None) -> defer.Deferred:
-        return defer.maybeDeferred(parse_bytes, path, raw, numbers, trunks)
+        return defer.maybeDeferred(schema.load_bytes, raw, path, numbers, trunks)
 
 
 class ChildFailed(Exception):

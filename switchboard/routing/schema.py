@@ -55,12 +55,7 @@ def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> Routi
 
     @raise ConfigError: the file is not UTF-8 or not a valid routing.
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError([yamlconf.Problem(yamlconf.Location(path, 1, 1), "",
-                                            f"not UTF-8 text: {e}")])
-    return loads(text, path, numbers, trunks=trunks)
+    return loads(yamlconf.decode(raw, path), path, numbers, trunks=trunks)
 
 
 def load(path: str, numbers: NumberPlan, *, trunks=None) -> Routing:

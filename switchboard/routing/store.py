@@ -21,7 +21,8 @@ from twisted.python.failure import Failure
 
 from switchboard.numbers import NumberPlan
 from switchboard.routing.model import Routing
-from switchboard.routing.parsing import ChildProcessParser, parse_bytes
+from switchboard.routing.parsing import ChildProcessParser
+from switchboard.routing.schema import load_bytes
 from switchboard.yamlconf import ConfigError, Problem
 
 
@@ -88,7 +89,7 @@ class RoutingStore:
             raw, digest = self._read(path)
             if self._unchanged(path, digest):
                 return self._swap((self.current, digest))
-            routing = parse_bytes(path, raw, self.numbers, self.trunks)
+            routing = load_bytes(raw, path, self.numbers, self.trunks)
         except ConfigError as e:
             self._refused(e, path)
             raise
