@@ -17,7 +17,10 @@ escalate when nobody does, and never lose an alarm on the way.
     stage is rung at once. That retry keeps the leg's channel id: when the
     link dropped after Asterisk took the first call, that call may still be
     ringing, and Asterisk refuses a second channel with the same id, so a
-    neighbour is never rung twice at once for one leg.
+    neighbour is never rung twice at once for one leg. When the retry is
+    refused, Asterisk is asked whether that first call is up; if it is, the
+    leg follows it (its hangup, or a neighbour answering it) instead of
+    counting as failed and ringing the phone a third time.
   - Every change goes to the timeline.
 """
 
@@ -31,6 +34,7 @@ from twisted.logger import Logger
 from alarm.models import OPEN
 from alarm.recorder import room_name
 from alarm.responses import Responses
+from alarm.resumed import FirstCalls
 from alarm.state import (
     ANSWERED,
     BUSY,
@@ -65,10 +69,11 @@ _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
 
 
-class AlarmCoordinator(Responses):
+class AlarmCoordinator(Responses, FirstCalls):
     """
     Runs alarms. What responders do and how alarms end is in
-    L{alarm.responses.Responses}.
+    L{alarm.responses.Responses}; how a retry refused because its first
+    call is still up follows that call, in L{alarm.resumed.FirstCalls}.
 
     @param dialer: L{switchboard.dialing.Dialer} (E.164 -> dial string).
     @param originate: a callable with the signature of
@@ -80,13 +85,18 @@ class AlarmCoordinator(Responses):
     @param kick: optional C{kick(room)} -> Deferred removing everyone from a
         ConfBridge room (C{ConfbridgeKick}), so that confirmed neighbours in
         the room hear that a cancelled alarm was cancelled.
+    @param channel_state: optional C{channel_state(uniqueid)} -> Deferred
+        state name, or L{None} for no such channel (C{AMIClient.channel_state});
+        without it a refused retry counts as failed.
+    @param follow_every: seconds between looks at a first call that is
+        still up after its retry was refused.
     """
 
     log = Logger()
 
     def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
-                 forget_after=3600.0):
+                 forget_after=3600.0, channel_state=None, follow_every=5.0):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
@@ -97,6 +107,8 @@ class AlarmCoordinator(Responses):
         self.clock = clock
         self.hotline_number = str(hotline_number or "").translate(_UNSAFE)
         self.kick = kick
+        self.channel_state = channel_state
+        self.follow_every = follow_every
         self.context = context
         self.exten = exten
         self.forget_after = forget_after
@@ -196,6 +208,7 @@ class AlarmCoordinator(Responses):
 
     def _ring(self, alarm, stage, target, trunk, attempt=1, leg_id=None):
         alarm.legs_made += 1
+        resumed = leg_id is not None
         if leg_id is None:
             leg_id = f"swb-{alarm.id}-{alarm.legs_made}-{uuid.uuid4().hex[:12]}"
         try:
@@ -206,6 +219,7 @@ class AlarmCoordinator(Responses):
             self._event(alarm, FAILED, number=target, detail=f"{stage}: no dial string: {e}")
             return None
         leg = Leg(leg_id, alarm, stage, target, dial, attempt)
+        leg.resumed = resumed
         leg.changed = self.clock.seconds()
         alarm.legs[leg_id] = leg
         self._legs[leg_id] = leg
@@ -246,7 +260,11 @@ class AlarmCoordinator(Responses):
             return
         if leg.state != RINGING:
             return  # already answered, or hung up by a cancel
-        self._set(leg, state, detail=result.message if state == FAILED else "")
+        detail = result.message if state == FAILED else ""
+        if state == FAILED and leg.resumed:
+            self._look_for_first_call(leg, detail)
+            return
+        self._set(leg, state, detail=detail)
         self._after_leg(leg)
 
     def _not_placed(self, failure, leg):
@@ -255,6 +273,9 @@ class AlarmCoordinator(Responses):
             self.log.failure("ALARM {id}: originate of {dial} failed", failure,
                              id=alarm.id, dial=leg.dial)
             if leg.state == RINGING:
+                if leg.resumed:
+                    self._look_for_first_call(leg, str(failure.value)[:200])
+                    return
                 self._set(leg, FAILED, detail=str(failure.value)[:200])
                 self._after_leg(leg)
             return
@@ -302,6 +323,8 @@ class AlarmCoordinator(Responses):
         alarm = leg.alarm
         if not alarm.active or alarm.confirmed:
             return
+        if leg_id is not None and (leg.state != FAILED or alarm.legs.get(leg_id) is not leg):
+            return  # the first call turned up meanwhile (answered): nothing to place
         self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
         stage = self._stage_named(leg.stage)
         trunk = stage.trunk if stage is not None else self.config.neighbour_trunk

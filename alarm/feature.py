@@ -45,7 +45,8 @@ class AlarmFeature:
         self.recorder = AlarmRecorder(database, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
-            hotline_number=settings.hotline_number, kick=self._kick)
+            hotline_number=settings.hotline_number, kick=self._kick,
+            channel_state=ami.channel_state)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor)
@@ -55,6 +56,7 @@ class AlarmFeature:
         self.handlers = {"alarm": self.caller_handler, "alarm-responder": self.responder_handler}
         ami.subscribe("Newchannel",
                       lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
+        ami.subscribe("Hangup", lambda event: self.coordinator.note_hangup(event.get("Uniqueid", "")))
 
     def _kick(self, room):
         return self.ami.send_action("ConfbridgeKick", [("Conference", room), ("Channel", "all")])

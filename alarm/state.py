@@ -31,7 +31,7 @@ class Leg:
     """One call placed for an alarm; C{id} is also the channel's unique id."""
 
     __slots__ = ("id", "alarm", "stage", "target", "dial", "attempt", "state", "channel",
-                 "changed", "in_room")
+                 "changed", "in_room", "resumed")
 
     def __init__(self, id, alarm, stage, target, dial, attempt=1):
         self.id = id
@@ -44,6 +44,9 @@ class Leg:
         self.channel = None       # the channel's name once Asterisk reports it
         self.changed = None       # POSIX time of the last state change
         self.in_room = False
+        # Placed again, with the same id, after the AMI link lost the outcome
+        # of the first call, which may still be up.
+        self.resumed = False
 
     @property
     def live(self) -> bool:

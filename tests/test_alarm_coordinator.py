@@ -400,6 +400,87 @@ class LinkTroubleTests(Case):
         self.assertTrue(self.successResultOf(self.coordinator.confirm(alarm.id, first.channel_id)))
         self.assertTrue(alarm.confirmed)
 
+    def lose_first_call(self, alarm):
+        """The link drops with the first neighbour's call placed; its retry is sent."""
+        first = self.ami.to(number(2))[0]
+        first.deferred.errback(AMIConnectionLost("link dropped"))
+        self.rig.later(2)
+        retry = self.ami.to(number(2))[-1]
+        self.assertEqual(retry.channel_id, first.channel_id)
+        return first, retry
+
+    def test_refused_retry_follows_the_first_call(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        # The first call still rings, so Asterisk refuses the retry.
+        self.ami.channels[first.channel_id] = "Ringing"
+        retry.finish("failed")
+        self.assertEqual(self.ami.state_asked, [first.channel_id])
+        leg = alarm.legs[first.channel_id]
+        self.assertEqual(leg.state, "ringing")
+        self.assertIn(("ringing", number(2), "neighbours: the call placed before the AMI link "
+                       "dropped is still up (Ringing)"), timeline(self.rig.db, alarm.id))
+        self.rig.later(15)
+        self.assertEqual(len(self.ami.to(number(2))), 2, "the phone is not rung a third time")
+        # The first call rings out: the neighbour is tried again, on a new channel.
+        del self.ami.channels[first.channel_id]
+        self.coordinator.note_hangup(first.channel_id)
+        self.assertEqual(leg.state, "no-answer")
+        self.rig.later(10)
+        again = self.ami.to(number(2))[-1]
+        self.assertNotEqual(again.channel_id, first.channel_id)
+        self.assertEqual(len(self.ami.to(number(2))), 3)
+
+    def test_first_call_followed_without_hangup_event(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        self.ami.channels[first.channel_id] = "Ringing"
+        retry.finish("failed")
+        self.rig.later(5)
+        self.rig.later(5)
+        leg = alarm.legs[first.channel_id]
+        self.assertEqual(leg.state, "ringing")
+        del self.ami.channels[first.channel_id]  # its Hangup event was lost
+        self.rig.later(5)
+        self.assertEqual(leg.state, "no-answer")
+
+    def test_first_call_answered_while_followed(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        self.ami.channels[first.channel_id] = "Up"
+        retry.finish("failed")
+        self.successResultOf(self.coordinator.answered(alarm.id, first.channel_id))
+        self.assertTrue(self.successResultOf(self.coordinator.confirm(alarm.id, first.channel_id)))
+        self.coordinator.note_hangup(first.channel_id)
+        self.assertEqual(alarm.legs[first.channel_id].state, "confirmed")
+        self.assertTrue(alarm.confirmed)
+
+    def test_refused_retry_without_a_first_call_fails(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        retry.finish("failed")
+        self.assertEqual(alarm.legs[first.channel_id].state, "failed")
+        self.rig.later(10)
+        self.assertEqual(len(self.ami.to(number(2))), 3, "tried again on a new channel")
+
+    def test_first_call_answered_during_the_outage_is_not_placed_again(self):
+        alarm = self.raise_(household(1, 1))
+        first = self.ami.to(number(2))[0]
+        first.deferred.errback(AMIConnectionLost("link dropped"))
+        # FastAGI still works without AMI: the neighbour answers the first call.
+        self.successResultOf(self.coordinator.answered(alarm.id, first.channel_id))
+        self.rig.later(2)
+        self.assertEqual(len(self.ami.to(number(2))), 1)
+        self.assertEqual(alarm.legs[first.channel_id].state, "answered")
+
+    def test_first_call_unknown_while_link_is_down(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        self.ami.refuse_with = AMINotConnected  # cannot even ask
+        retry.finish("failed")
+        self.flushLoggedErrors()
+        self.assertEqual(alarm.legs[first.channel_id].state, "failed")
+
 
 class RecoveryTests(Case):
     def test_open_alarms_escalated_and_marked(self):

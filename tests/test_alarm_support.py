@@ -119,6 +119,8 @@ class FakeAMI:
         self.connected = True
         self.db_result = None        # makes the Deferred each db write returns, if set
         self.astdb: dict = {}
+        self.channels: dict = {}     # uniqueid -> state, for channel_state
+        self.state_asked: list = []
 
     def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
                   data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
@@ -136,6 +138,13 @@ class FakeAMI:
     def hangup(self, channel, cause=16):
         self.hangups.append(channel)
         return defer.succeed(True)
+
+    def channel_state(self, uniqueid):
+        """The state of C{uniqueid} in C{self.channels}; fails with C{refuse_with} if set."""
+        self.state_asked.append(uniqueid)
+        if self.refuse_with is not None:
+            return defer.fail(self.refuse_with("not connected to Asterisk"))
+        return defer.succeed(self.channels.get(uniqueid))
 
     def kick(self, room):
         self.kicks.append(room)
@@ -246,7 +255,8 @@ class Rig:
         self.config = config(**config_overrides)
         self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,
                                             self.recorder, self.config, self.clock,
-                                            hotline_number="12345", kick=self.ami.kick)
+                                            hotline_number="12345", kick=self.ami.kick,
+                                            channel_state=self.ami.channel_state)
 
     def later(self, seconds):
         self.clock.advance(seconds)

@@ -187,6 +187,20 @@ class ActionTests(SynchronousTestCase):
         self.ast.respond("t-3", "Message: No such channel", status="Error")
         self.assertIs(self.successResultOf(d), False)
 
+    def test_channel_state(self):
+        d = self.client.channel_state("swb-7-1-abc")
+        self.assertEqual(self.ast.written(), b"Action: Getvar\r\nActionID: t-2\r\n"
+                                             b"Channel: swb-7-1-abc\r\n"
+                                             b"Variable: CHANNEL(state)\r\n\r\n")
+        self.ast.respond("t-2", "Variable: CHANNEL(state)", "Value: Ringing")
+        self.assertEqual(self.successResultOf(d), "Ringing")
+        d = self.client.channel_state("swb-7-2-def")
+        self.ast.respond("t-3", "Message: No such channel", status="Error")
+        self.assertIsNone(self.successResultOf(d))
+        d = self.client.channel_state("swb-7-3-ghi")
+        self.ast.respond("t-4", "Message: Permission denied", status="Error")
+        self.failureResultOf(d, AMIActionError)
+
 
 ORIGINATE_BYTES = (
     b"Action: Originate\r\nActionID: t-2\r\nChannel: PJSIP/87650001\r\n"

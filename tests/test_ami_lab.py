@@ -42,6 +42,8 @@ def test_actions_and_originate_outcomes(asterisk):
     assert answered["channel_id"] == answered["uniqueid"] == r["channel_id"]
     assert r["variables"] == {"CALLER": "Wang, Li", "NOTE": 'say "hi" (now)', "PATH": "a\\b"}
     assert r["duplicate"][0] == "failed"
+    assert r["state_up"] == "Up"
+    assert r["state_gone"] is None
     assert r["hangup_answered"] is True
     assert r["hangup_event"] is True
     assert r["busy"][:2] == ["busy", 5]
@@ -149,9 +151,11 @@ def _main(scenario, host, port, user, secret):
             "Local/wait@switchboard-lab-test", application="Wait", data="10", timeout=5,
             channel_id=channel_id)
         r["duplicate"] = [duplicate.outcome, duplicate.reason]
+        r["state_up"] = yield client.channel_state(channel_id)
         r["hangup_answered"] = yield client.hangup(channel_id)
         yield sleep(reactor, 0.5)
         r["hangup_event"] = channel_id in hangups
+        r["state_gone"] = yield client.channel_state(channel_id)
 
         outcomes = yield defer.gatherResults([
             client.originate("Local/busy@switchboard-lab-test", application="Wait",

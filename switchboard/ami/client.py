@@ -278,6 +278,16 @@ class AMIClient:
         d = self.send_action("Hangup", [("Channel", channel), ("Cause", cause)])
         return d.addCallbacks(lambda _: True, _absent((_NO_CHANNEL,), False))
 
+    def channel_state(self, channel):
+        """
+        Deferred firing with the state of C{channel} (a name or a unique
+        id) as the dialplan's C{CHANNEL(state)} gives it (C{"Ring"},
+        C{"Ringing"}, C{"Up"}...), or L{None} when there is no such channel.
+        """
+        d = self.send_action("Getvar", [("Channel", channel), ("Variable", "CHANNEL(state)")])
+        return d.addCallbacks(lambda response: response.get("Value") or "",
+                              _absent((_NO_CHANNEL,), None))
+
     def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
                   data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
                   other_channel_id=None):
