@@ -95,3 +95,22 @@ def test_reader_hangup_inside_usage_block():
     reader.feed("520-Invalid command syntax.  Proper usage follows:")
     assert reader.feed("HANGUP") is HANGUP
     assert reader.feed("520 End of proper usage.").code == 520
+
+
+def test_common_replies_parsed_once_and_bounded(monkeypatch):
+    from switchboard.agi import reply as module
+
+    monkeypatch.setattr(module, "_COMMON", {})
+    monkeypatch.setattr(module, "_COMMON_LIMIT", 3)
+    reader, other = ReplyReader(), ReplyReader()
+    first = reader.feed("200 result=1 (ANSWER)")
+    assert other.feed("200 result=1 (ANSWER)") is first
+    assert first == AGIReply(200, "1", "ANSWER", None, "200 result=1 (ANSWER)")
+    # Playback offsets vary: such lines are parsed every time.
+    assert reader.feed("200 result=0 endpos=1234").endpos == 1234
+    assert "200 result=0 endpos=1234" not in module._COMMON
+    for i in range(10):
+        assert reader.feed(f"200 result={i}").result == str(i)
+    assert len(module._COMMON) == 3
+    # Errors and the usage block are not affected.
+    assert isinstance(reader.feed("510 Invalid or unknown command"), AGICommandError)

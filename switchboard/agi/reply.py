@@ -33,6 +33,12 @@ _CODE = re.compile(r"^(\d{3})([ -])(.*)$")
 
 HANGUP_LINE = "HANGUP"
 
+#: Replies seen often (C{200 result=1}, C{200 result=1 (ANSWER)}...) are
+#: parsed once: line -> L{AGIReply}, immutable, shared by every connection.
+#: Lines with a playback offset vary too much to be worth keeping.
+_COMMON: dict = {}
+_COMMON_LIMIT = 512
+
 #: At most this many usage lines of a C{520} reply are kept (the rest are
 #: read and dropped), so a peer cannot grow memory without bound.
 MAX_USAGE_LINES = 200
@@ -158,8 +164,13 @@ class ReplyReader:
             return HANGUP
         if self._usage is not None:
             return self._usage_line(line)
+        reply = _COMMON.get(line)
+        if reply is not None:
+            return reply
         reply = parse_result_line(line)
         if reply is not None:
+            if reply.endpos is None and len(_COMMON) < _COMMON_LIMIT:
+                _COMMON[line] = reply
             return reply
         match = _CODE.match(line)
         if match is None:
