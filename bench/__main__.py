@@ -321,7 +321,9 @@ def main(argv=None) -> int:
     if options.reload_rounds is None:
         options.reload_rounds = 1 if options.quick else 3
     if options.reload_sessions is None:
-        options.reload_sessions = 1000 if options.quick else 3000
+        # ~3.5 s a round: several reloads each, so that one more or less
+        # in a round does not decide the ratio.
+        options.reload_sessions = 1000 if options.quick else 10000
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     started = time.monotonic()
     try:
