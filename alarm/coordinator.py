@@ -218,8 +218,11 @@ class AlarmCoordinator(Responses, FirstCalls):
                               target=target, e=e)
             self._event(alarm, FAILED, number=target, detail=f"{stage}: no dial string: {e}")
             return None
+        previous = alarm.legs.get(leg_id) if resumed else None
         leg = Leg(leg_id, alarm, stage, target, dial, attempt)
         leg.resumed = resumed
+        if previous is not None:
+            leg.channel = previous.channel  # the first call's, if Asterisk named it
         leg.changed = self.clock.seconds()
         alarm.legs[leg_id] = leg
         self._legs[leg_id] = leg

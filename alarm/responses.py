@@ -170,9 +170,13 @@ class Responses:
         self._forgetting.append(self.clock.callLater(self.forget_after, self._forget, alarm))
 
     def _hang_up(self, leg):
-        if leg.channel:
-            d = defer.maybeDeferred(self.hangup, leg.channel)
-            d.addErrback(lambda f: self.log.failure("hanging up {channel}", f, channel=leg.channel))
+        # A leg's id is its channel's unique id, which Asterisk's Hangup
+        # accepts too: a channel not named yet (or whose Newchannel was
+        # lost with the link) is still found. Not created yet: no such
+        # channel, and note_channel hangs it up once it is.
+        channel = leg.channel or leg.id
+        d = defer.maybeDeferred(self.hangup, channel)
+        d.addErrback(lambda f: self.log.failure("hanging up {channel}", f, channel=channel))
 
     def _forget(self, alarm):
         self._alarms.pop(str(alarm.id), None)

@@ -37,6 +37,7 @@ class FirstCalls:
                 self._set(leg, FAILED, detail=why)
                 self._after_leg(leg)
                 return
+            leg.following = True
             self._event(leg.alarm, RINGING, leg=leg,
                         detail=f"{leg.stage}: the call placed before the AMI link dropped "
                                f"is still up ({state})")
@@ -89,11 +90,12 @@ class FirstCalls:
 
     def note_hangup(self, uniqueid) -> None:
         """
-        Asterisk hung up a channel (AMI C{Hangup}: C{Uniqueid}); a leg still
-        ringing when its channel is gone was not answered.
+        Asterisk hung up a channel (AMI C{Hangup}: C{Uniqueid}); a leg that
+        follows that first call, still ringing when it is gone, was not
+        answered. (Other legs learn their outcome from their Originate.)
         """
         leg = self._legs.get(uniqueid)
-        if leg is not None and leg.resumed and self._current(leg):
+        if leg is not None and leg.following and self._current(leg):
             self._first_call_ended(leg)
 
     def _current(self, leg) -> bool:

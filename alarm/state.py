@@ -31,7 +31,7 @@ class Leg:
     """One call placed for an alarm; C{id} is also the channel's unique id."""
 
     __slots__ = ("id", "alarm", "stage", "target", "dial", "attempt", "state", "channel",
-                 "changed", "in_room", "resumed")
+                 "changed", "in_room", "resumed", "following")
 
     def __init__(self, id, alarm, stage, target, dial, attempt=1):
         self.id = id
@@ -47,6 +47,7 @@ class Leg:
         # Placed again, with the same id, after the AMI link lost the outcome
         # of the first call, which may still be up.
         self.resumed = False
+        self.following = False    # ... and found up: the leg is that first call
 
     @property
     def live(self) -> bool:

@@ -280,7 +280,9 @@ class DedupeCancelCloseTests(Case):
         self.successResultOf(self.coordinator.decline(alarm.id, declined.channel_id))
         self.rig.later(5)
         self.assertTrue(self.successResultOf(self.coordinator.cancel(alarm.id)))
-        self.assertEqual(self.ami.hangups, [f"PJSIP/8765000{i}-0000{i}" for i in range(5)])
+        # Legs Asterisk has not named yet are hung up by their unique id.
+        self.assertEqual(self.ami.hangups, [f"PJSIP/8765000{i}-0000{i}" for i in range(5)]
+                         + [call.channel_id for call in calls[5:8]])
         # A leg whose channel shows up after the cancel is hung up then.
         self.coordinator.note_channel(calls[6].channel_id, "PJSIP/87650008-0006")
         self.assertEqual(self.ami.hangups[-1], "PJSIP/87650008-0006")
@@ -430,6 +432,27 @@ class LinkTroubleTests(Case):
         again = self.ami.to(number(2))[-1]
         self.assertNotEqual(again.channel_id, first.channel_id)
         self.assertEqual(len(self.ami.to(number(2))), 3)
+
+    def test_cancel_hangs_up_the_first_call(self):
+        alarm = self.raise_(household(1, 1))
+        first = self.ami.to(number(2))[0]
+        self.coordinator.note_channel(first.channel_id, "PJSIP/87650002-0000001")
+        first.deferred.errback(AMIConnectionLost("link dropped"))
+        self.rig.later(2)
+        retry = self.ami.to(number(2))[-1]
+        self.ami.channels[first.channel_id] = "Ringing"
+        retry.finish("failed")
+        self.successResultOf(self.coordinator.cancel(alarm.id))
+        self.assertIn("PJSIP/87650002-0000001", self.ami.hangups)
+
+    def test_hangup_of_a_resumed_call_not_followed_changes_nothing(self):
+        alarm = self.raise_(household(1, 1))
+        first, retry = self.lose_first_call(alarm)
+        # The retry was placed (the first call was gone): its own outcome counts.
+        self.coordinator.note_hangup(retry.channel_id)
+        self.assertEqual(alarm.legs[first.channel_id].state, "ringing")
+        retry.finish("busy")
+        self.assertEqual(alarm.legs[first.channel_id].state, "busy")
 
     def test_first_call_followed_without_hangup_event(self):
         alarm = self.raise_(household(1, 1))
