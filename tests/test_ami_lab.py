@@ -1,7 +1,8 @@
 """
 AMIClient against the real lab Asterisk 22: login, AstDB, Hangup, Command
 refused to the least-privilege user, originate outcomes (variables with
-commas arriving intact), events, and a refused secret retried.
+commas arriving intact), events, a refused secret retried, and an alarm
+leg whose AMI link dropped while the phone rang.
 
 The client runs in a child process (this module, run as a program) with the
 real reactor; it prints one JSON line of findings.
@@ -82,6 +83,21 @@ def test_reconnects_after_asterisk_restarts(asterisk):
     assert r["logins"] == 2
     assert r["disconnects"] == 1
     assert r["db_after"] == "back"
+
+
+def test_alarm_retry_after_lost_link_follows_the_first_call(asterisk):
+    r = _run(asterisk, "lost-link")
+    # The link dropped while the neighbour's phone rang; the retry, with the
+    # same channel id, was refused, and the leg followed the first call.
+    assert r["retry_ids"] == [r["leg"]] * len(r["retry_ids"]) and len(r["retry_ids"]) >= 2
+    assert r["after_retry"] == "ringing"
+    assert r["followed"] is True
+    assert r["channels_with_our_id"] == 1, "the neighbour was never rung twice at once"
+    assert r["asked"] >= 1
+    # The first call rang out (its originate's ring timeout): the leg was
+    # not answered, learnt from the channel's Hangup.
+    assert r["final"] == "no-answer"
+    assert r["final_detail"] == "the call placed before the AMI link dropped ended"
 
 
 # The client side, run as: python -m tests.test_ami_lab SCENARIO HOST PORT USER SECRET
@@ -208,7 +224,86 @@ def _main(scenario, host, port, user, secret):
         yield client.stop()
         print(json.dumps(r), flush=True)
 
-    task.react({"actions": actions, "bad-secret": bad_secret, "restart": restart}[scenario])
+    @defer.inlineCallbacks
+    def lost_link(reactor):
+        import tempfile
+
+        import alarm.models
+        from alarm.config import AlarmConfig, Stage
+        from alarm.coordinator import AlarmCoordinator
+        from alarm.index import HouseholdSnapshot
+        from alarm.recorder import AlarmRecorder
+        from switchboard.dialing import Dialer
+        from switchboard.numbers import NumberPlan
+        from switchboard.storage import Base, Database
+
+        client = AMIClient(host, port, user, secret, reactor=reactor, initial_delay=0.5,
+                           max_delay=0.5)
+        client.start()
+        yield client.when_connected()
+        database = Database(f"sqlite:///{tempfile.mkdtemp()}/alarm.db", reactor=reactor)
+        Base.metadata.create_all(database.engine)
+        with database.sessions.begin() as session:
+            session.add(alarm.models.Household(id=1, building="3", unit="1", room="101"))
+        # The neighbour's phone rings (and is never answered) for the ring timeout.
+        plan = NumberPlan("CN", "591")
+        dialer = Dialer(plan, {"default": "Local/ring@switchboard-lab-test"})
+        # (The duty stage, rung at once when calls cannot be placed, rings
+        # another channel.)
+        config = AlarmConfig(stages=(Stage("duty", 3600.0, ("Local/ring@switchboard-lab-test/n",)),),
+                             ring_timeout=6.0, retry_unanswered=0, originate_retry=0.5)
+        asked = []
+
+        def channel_state(uniqueid):
+            asked.append(uniqueid)
+            return client.channel_state(uniqueid)
+
+        coordinator = AlarmCoordinator(dialer, client.originate, client.hangup,
+                                       AlarmRecorder(database, clock=reactor), config, reactor,
+                                       channel_state=channel_state, follow_every=1.0)
+        retry_ids, created = [], []
+        real_originate = client.originate
+
+        def originate(channel, **kwargs):
+            if channel == "Local/ring@switchboard-lab-test":
+                retry_ids.append(kwargs.get("channel_id"))
+            return real_originate(channel, **kwargs)
+
+        coordinator.originate = originate
+        client.subscribe("Newchannel", lambda e: created.append(e.get("Uniqueid")))
+        client.subscribe("Hangup", lambda e: coordinator.note_hangup(e.get("Uniqueid", "")))
+        snapshot = HouseholdSnapshot(1, 1, "Hualin Garden", "3", "1", "101", "",
+                                     ("+8659187650001",), ("+8659187650002",))
+        active = yield coordinator.raise_alarm("87650001", snapshot)
+        (leg_id,) = list(active.legs)
+        yield sleep(reactor, 1.0)  # the phone rings; then the link drops
+        client._link.current.transport.abortConnection()
+        for _ in range(50):
+            if len(retry_ids) >= 2 and active.legs[leg_id].following:
+                break
+            yield sleep(reactor, 0.1)
+        leg = active.legs[leg_id]
+        r = {"leg": leg_id, "after_retry": leg.state, "followed": leg.following}
+        for _ in range(120):
+            if active.legs[leg_id].state != "ringing":
+                break
+            yield sleep(reactor, 0.1)
+        leg = active.legs[leg_id]
+        r.update(final=leg.state, retry_ids=retry_ids, asked=len(asked),
+                 channels_with_our_id=created.count(leg_id))
+        yield coordinator.recorder.flush()
+        with database.session() as session:
+            events = session.execute(
+                alarm.models.AlarmEvent.__table__.select().order_by("id")).all()
+        r["final_detail"] = [e.detail for e in events if e.kind == "no-answer"][-1:] or [None]
+        r["final_detail"] = r["final_detail"][0]
+        coordinator.stop()
+        yield client.stop()
+        database.close()
+        print(json.dumps(r), flush=True)
+
+    task.react({"actions": actions, "bad-secret": bad_secret, "restart": restart,
+                "lost-link": lost_link}[scenario])
 
 
 if __name__ == "__main__":
