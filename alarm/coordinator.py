@@ -31,7 +31,7 @@ import uuid
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from alarm.models import OPEN
+from alarm.models import NATIVE, OPEN
 from alarm.recorder import room_name
 from alarm.responses import Responses
 from alarm.resumed import FirstCalls
@@ -64,6 +64,15 @@ def _keys(household_id, number) -> tuple:
         keys.append(("number", number))
     return tuple(keys)
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
+NATIVE_OUTCOME = ("rung natively by the dialplan: no AMI link to place calls with "
+                  "(confirmations are in Asterisk's log, not here)")
+
+
+class HandedToDialplan(Exception):
+    """
+    The alarm is left to the dialplan's native ring-all: this server cannot
+    place calls now (no AMI link), and the neighbours must ring at once.
+    """
 _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
              "congestion": FAILED, "failed": FAILED}
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
@@ -90,13 +99,16 @@ class AlarmCoordinator(Responses, FirstCalls):
         without it a refused retry counts as failed.
     @param follow_every: seconds between looks at a first call that is
         still up after its retry was refused.
+    @param connected: optional C{connected()} -> whether calls can be placed
+        now (C{AMIClient.connected}); a new alarm raised while they cannot
+        is handed to the dialplan (L{HandedToDialplan}).
     """
 
     log = Logger()
 
     def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
-                 forget_after=3600.0, channel_state=None, follow_every=5.0):
+                 forget_after=3600.0, channel_state=None, follow_every=5.0, connected=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
@@ -108,6 +120,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         self.hotline_number = str(hotline_number or "").translate(_UNSAFE)
         self.kick = kick
         self.channel_state = channel_state
+        self.connected = connected
         self.follow_every = follow_every
         self.context = context
         self.exten = exten
@@ -138,13 +151,22 @@ class AlarmCoordinator(Responses, FirstCalls):
         Fires with the L{ActiveAlarm} once it is on record and its phones
         are being rung; an open alarm of the same household (or, when
         unregistered, of the same number) is joined instead.
+
+        Fails at once with L{HandedToDialplan} when no calls can be placed
+        (no AMI link), unless a neighbour has already confirmed an open
+        alarm of the household (then it is joined): the dialplan rings
+        natively, and the alarm goes on record as handed over.
         """
         caller_raw = str(caller_raw or "")
         now = self.clock.seconds()
         number = self.dialer.numbers.try_normalise(caller_raw) if caller_raw else None
         keys = _keys(household.id if household is not None else None, number)
         existing = next((self._open[k] for k in keys if k in self._open), None)
-        if existing is not None and not existing.ended:
+        if existing is not None and existing.ended:
+            existing = None
+        if not self._can_place_calls() and (existing is None or not existing.confirmed):
+            return self._hand_to_dialplan(caller_raw, number, household, now)
+        if existing is not None:
             if existing.callers is not None:
                 existing.callers += 1
             d = existing.when_ready()
@@ -162,6 +184,30 @@ class AlarmCoordinator(Responses, FirstCalls):
         d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
                        errbackArgs=(alarm,))
         return alarm.when_ready()
+
+    def _can_place_calls(self) -> bool:
+        try:
+            return self.connected is None or bool(self.connected())
+        except Exception:
+            self.log.failure("ALARM: cannot tell whether calls can be placed")
+            return False
+
+    def _hand_to_dialplan(self, caller_raw, number, household, now):
+        """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
+        self.log.critical("ALARM from {caller}: no AMI link to place calls with; the dialplan "
+                          "rings the neighbours natively", caller=caller_raw)
+        address = household.address if household is not None else ""
+        d = self.recorder.open_alarm(
+            at=now, caller_raw=caller_raw, caller_number=number,
+            household_id=household.id if household is not None else None, address=address,
+            detail=f"#9 from {address or 'an unregistered caller ' + (caller_raw or '(no caller ID)')}")
+
+        def recorded(alarm_id):
+            self.recorder.event(alarm_id, NATIVE, at=now, detail=NATIVE_OUTCOME)
+            self.recorder.update(alarm_id, status=NATIVE, closed_at=now, outcome=NATIVE_OUTCOME)
+
+        d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
+        return defer.fail(HandedToDialplan(NATIVE_OUTCOME))
 
     def _claim(self, alarm):
         for key in alarm.keys:

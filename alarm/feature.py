@@ -46,7 +46,7 @@ class AlarmFeature:
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick,
-            channel_state=ami.channel_state)
+            channel_state=ami.channel_state, connected=lambda: ami.connected)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor)

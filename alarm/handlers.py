@@ -14,6 +14,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from alarm.coordinator import HandedToDialplan
 from switchboard.agi import AGIHangup
 
 BRIDGE = "alarm_bridge"
@@ -68,6 +69,11 @@ class AlarmCallerHandler:
         answering = session.answer()
         try:
             alarm = yield self.coordinator.raise_alarm(raw, household)
+        except HandedToDialplan:
+            # No calls can be placed from here: the dialplan rings the
+            # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
+            answering.addErrback(lambda _: None)
+            return
         except Exception:
             # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
             # dialplan rings the neighbours natively from AstDB.

@@ -27,7 +27,10 @@ OPEN = "open"
 CONFIRMED = "confirmed"
 CANCELLED = "cancelled"
 CLOSED = "closed"
-ENDED = (CANCELLED, CLOSED)
+# Handed to the dialplan's own ring-all (no AMI link to place calls with):
+# closed here at once; what happened next is in Asterisk's log.
+NATIVE = "native"
+ENDED = (CANCELLED, CLOSED, NATIVE)
 
 
 def utc(seconds: float) -> datetime:

@@ -402,6 +402,46 @@ class LinkTroubleTests(Case):
         self.assertTrue(self.successResultOf(self.coordinator.confirm(alarm.id, first.channel_id)))
         self.assertTrue(alarm.confirmed)
 
+    def test_no_ami_link_hands_a_new_alarm_to_the_dialplan(self):
+        from alarm.coordinator import HandedToDialplan
+
+        self.ami.connected = False
+        failure = self.failureResultOf(self.coordinator.raise_alarm("87650001", household(1, 3)),
+                                       HandedToDialplan)
+        self.assertIn("rung natively by the dialplan", str(failure.value))
+        self.assertEqual(self.ami.calls, [])
+        self.assertEqual(self.coordinator.open_alarms(), [])
+        # On record, ended as handed over (a restart does not ring for it again).
+        from alarm.models import Alarm
+        with self.rig.db.session() as session:
+            row = session.execute(select(Alarm)).scalars().one()
+        self.assertEqual((row.status, row.household_id), ("native", 1))
+        self.assertIsNotNone(row.closed_at)
+        self.assertEqual(self.kinds(row), ["opened", "native"])
+        self.rig.later(1000)
+        self.assertEqual(self.ami.calls, [], "nothing rings from here later either")
+        # Back on line: the next #9 is a fresh alarm run from here.
+        self.ami.connected = True
+        alarm = self.raise_(household(1, 3))
+        self.assertNotEqual(alarm.id, row.id)
+        self.assertEqual(len(self.ami.calls), 3)
+
+    def test_no_ami_link_still_joins_a_confirmed_alarm(self):
+        alarm = self.raise_(household(1, 1))
+        call = self.ami.calls[0]
+        self.successResultOf(self.coordinator.answered(alarm.id, call.channel_id))
+        self.successResultOf(self.coordinator.confirm(alarm.id, call.channel_id))
+        self.ami.connected = False
+        self.assertIs(self.raise_(household(1, 1)), alarm)
+
+    def test_no_ami_link_and_an_unconfirmed_alarm_goes_native(self):
+        from alarm.coordinator import HandedToDialplan
+
+        self.raise_(household(1, 1))
+        self.ami.connected = False
+        self.failureResultOf(self.coordinator.raise_alarm("87650001", household(1, 1)),
+                             HandedToDialplan)
+
     def lose_first_call(self, alarm):
         """The link drops with the first neighbour's call placed; its retry is sent."""
         first = self.ami.to(number(2))[0]

@@ -144,6 +144,15 @@ class CallerTests(Case):
         self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
         self.assertEqual(self.rig.ami.calls, [])
 
+    def test_no_ami_link_hands_the_alarm_to_the_dialplan(self):
+        self.rig.ami.connected = False
+        session, d = self.call()
+        self.assertIsNone(self.successResultOf(d), "no error: the dialplan takes over")
+        self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
+        self.assertNotIn("SWITCHBOARD_RESULT", session.variables)
+        self.assertEqual(self.rig.ami.calls, [])
+        self.flushLoggedErrors()
+
 
 class ResponderTests(Case):
     def raise_(self):

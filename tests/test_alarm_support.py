@@ -256,7 +256,8 @@ class Rig:
         self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,
                                             self.recorder, self.config, self.clock,
                                             hotline_number="12345", kick=self.ami.kick,
-                                            channel_state=self.ami.channel_state)
+                                            channel_state=self.ami.channel_state,
+                                            connected=lambda: self.ami.connected)
 
     def later(self, seconds):
         self.clock.advance(seconds)

@@ -145,3 +145,38 @@ def test_with_the_server_down_asterisk_rings_the_neighbours_it_was_given(server,
         assert confirming.received("ACK")
     finally:
         server.start()
+
+
+def test_with_no_ami_link_the_server_hands_the_alarm_to_the_dialplan(server, sipp,
+                                                                     tmp_path_factory):
+    # The server runs and answers FastAGI, but its AMI login is refused (a
+    # changed secret): it cannot place calls, so the neighbours must ring
+    # natively at once, and the alarm is on record as handed over.
+    assert server.stop() == 0
+    workdir = tmp_path_factory.mktemp("alarm-no-ami")
+    alarm = workdir / "alarm.yaml"
+    alarm.write_text(ALARM)
+    locked_out = Server(workdir, alarm=str(alarm))
+    with open(locked_out.config, encoding="utf-8") as f:
+        config = f.read()
+    with open(locked_out.config, "w", encoding="utf-8") as f:
+        f.write(config.replace("lab-secret-not-for-production", "a-changed-secret"))
+    locked_out.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    locked_out.start(ami=False)
+    try:
+        confirming = sipp.phone("87650006", "answer", ring_ms=800, keys="1", before_ms=800,
+                                timeout_s=40)
+        others = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS if n != "87650006"]
+        caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=40)
+        assert caller.wait(40) == 0
+        rang = [p for p in others + [confirming] if p.invite_times()]
+        assert len(rang) == 10
+        assert confirming.received("ACK")
+        (alarm_id,) = alarm_ids(locked_out)
+        text = timeline(locked_out, alarm_id)
+        assert "Alarm %d: native" % alarm_id in text
+        assert "rung natively by the dialplan" in text
+        assert "no AMI link to place calls with" in locked_out.log()
+    finally:
+        locked_out.stop()
+        server.start()
