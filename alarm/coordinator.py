@@ -63,7 +63,19 @@ def _keys(household_id, number) -> tuple:
     if number:
         keys.append(("number", number))
     return tuple(keys)
+
+
+def _opening(household, caller_raw) -> str:
+    """The timeline's first line: where the #9 came from."""
+    if household is not None:
+        return f"#9 from {household.address}"
+    return f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}"
+
+
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
+_OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
+             "congestion": FAILED, "failed": FAILED}
+_UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
 NATIVE_OUTCOME = ("rung natively by the dialplan: no AMI link to place calls with "
                   "(confirmations are in Asterisk's log, not here)")
 
@@ -73,9 +85,6 @@ class HandedToDialplan(Exception):
     The alarm is left to the dialplan's native ring-all: this server cannot
     place calls now (no AMI link), and the neighbours must ring at once.
     """
-_OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
-             "congestion": FAILED, "failed": FAILED}
-_UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
 
 
 class AlarmCoordinator(Responses, FirstCalls):
@@ -176,11 +185,9 @@ class AlarmCoordinator(Responses, FirstCalls):
                             caller_number=number, opened=now,
                             address=household.address if household is not None else "")
         self._claim(alarm)
-        detail = (f"#9 from {household.address}" if household is not None
-                  else f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}")
         d = self.recorder.open_alarm(at=now, caller_raw=caller_raw, caller_number=number,
                                      household_id=alarm.household_id, address=alarm.address,
-                                     detail=detail)
+                                     detail=_opening(household, caller_raw))
         d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
                        errbackArgs=(alarm,))
         return alarm.when_ready()
@@ -196,11 +203,11 @@ class AlarmCoordinator(Responses, FirstCalls):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
         self.log.critical("ALARM from {caller}: no AMI link to place calls with; the dialplan "
                           "rings the neighbours natively", caller=caller_raw)
-        address = household.address if household is not None else ""
         d = self.recorder.open_alarm(
             at=now, caller_raw=caller_raw, caller_number=number,
-            household_id=household.id if household is not None else None, address=address,
-            detail=f"#9 from {address or 'an unregistered caller ' + (caller_raw or '(no caller ID)')}")
+            household_id=household.id if household is not None else None,
+            address=household.address if household is not None else "",
+            detail=_opening(household, caller_raw))
 
         def recorded(alarm_id):
             self.recorder.event(alarm_id, NATIVE, at=now, detail=NATIVE_OUTCOME)
