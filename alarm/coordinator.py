@@ -5,6 +5,8 @@ escalate when nobody does, and never lose an alarm on the way.
   - An alarm is on record (L{AlarmRecorder.open_alarm}) before any phone
     rings; if it cannot be recorded, L{AlarmCoordinator.raise_alarm} fails
     and the dialplan rings the neighbours natively.
+  - A #9 while no calls can be placed (no AMI link) is handed at once to
+    the dialplan's native ring-all, and recorded as handed over.
   - All neighbour legs are originated in one go, each with its own channel
     id, so none waits for another.
   - Escalation stages ring at their configured times unless someone has
