@@ -295,9 +295,12 @@ class AlarmCoordinator(Responses, FirstCalls):
         except Exception:
             d = defer.fail()
         d.addCallbacks(self._outcome, self._not_placed, callbackArgs=(leg,), errbackArgs=(leg,))
-        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f, id=alarm.id,
-                                                leg=leg_id))
+        d.addErrback(self._leg_error, leg)
         return leg
+
+    def _leg_error(self, failure, leg):
+        """What went wrong handling C{leg}'s calls: logged, never lost in a Deferred."""
+        self.log.failure("ALARM {id}: leg {leg}", failure, id=leg.alarm.id, leg=leg.id)
 
     def _dial(self, target, trunk):
         key = (target, trunk)

@@ -19,7 +19,7 @@ class FirstCalls:
     """
     The coordinator's handling of refused retries. Expects of its host:
     C{channel_state}, C{follow_every}, C{log}, C{_legs}, C{_set()},
-    C{_event()}, C{_later()} and C{_after_leg()}.
+    C{_event()}, C{_later()}, C{_after_leg()} and C{_leg_error()}.
     """
 
     def _look_for_first_call(self, leg, why):
@@ -44,8 +44,7 @@ class FirstCalls:
             self._later(leg.alarm, self.follow_every, self._follow_first_call, leg)
 
         d.addCallback(decided)
-        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f,
-                                                id=leg.alarm.id, leg=leg.id))
+        d.addErrback(self._leg_error, leg)
 
     def _follow_first_call(self, leg):
         """Look again at the first call of C{leg}: once it is gone unanswered, so is the leg."""
@@ -62,8 +61,7 @@ class FirstCalls:
                 self._later(leg.alarm, self.follow_every, self._follow_first_call, leg)
 
         d.addCallback(looked)
-        d.addErrback(lambda f: self.log.failure("ALARM {id}: leg {leg}", f,
-                                                id=leg.alarm.id, leg=leg.id))
+        d.addErrback(self._leg_error, leg)
 
     def _first_call_state(self, leg, unknown=None):
         """

@@ -295,8 +295,8 @@ def _main(scenario, host, port, user, secret):
         with database.session() as session:
             events = session.execute(
                 alarm.models.AlarmEvent.__table__.select().order_by("id")).all()
-        r["final_detail"] = [e.detail for e in events if e.kind == "no-answer"][-1:] or [None]
-        r["final_detail"] = r["final_detail"][0]
+        r["final_detail"] = next((e.detail for e in reversed(events) if e.kind == "no-answer"),
+                                 None)
         coordinator.stop()
         yield client.stop()
         database.close()

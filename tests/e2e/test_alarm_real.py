@@ -131,18 +131,23 @@ def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(serve
     caller.wait(30)
 
 
+def assert_rung_natively(sipp, confirming):
+    """#9 from CALLER: all ten neighbours ring, and C{confirming} presses 1 and is put through."""
+    confirmer = sipp.phone(confirming, "answer", ring_ms=800, keys="1", before_ms=800,
+                           timeout_s=40)
+    others = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS if n != confirming]
+    caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=40)
+    assert caller.wait(40) == 0
+    rang = [p for p in others + [confirmer] if p.invite_times()]
+    assert len(rang) == 10
+    assert confirmer.received("ACK")
+
+
 def test_with_the_server_down_asterisk_rings_the_neighbours_it_was_given(server, sipp):
     # The running server wrote the registry into AstDB; now it stops.
     assert server.stop() == 0
     try:
-        confirming = sipp.phone("87650005", "answer", ring_ms=800, keys="1", before_ms=800,
-                                timeout_s=40)
-        others = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS if n != "87650005"]
-        caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=40)
-        assert caller.wait(40) == 0
-        rang = [p for p in others + [confirming] if p.invite_times()]
-        assert len(rang) == 10
-        assert confirming.received("ACK")
+        assert_rung_natively(sipp, confirming="87650005")
     finally:
         server.start()
 
@@ -164,14 +169,7 @@ def test_with_no_ami_link_the_server_hands_the_alarm_to_the_dialplan(server, sip
     locked_out.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     locked_out.start(ami=False)
     try:
-        confirming = sipp.phone("87650006", "answer", ring_ms=800, keys="1", before_ms=800,
-                                timeout_s=40)
-        others = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS if n != "87650006"]
-        caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=40)
-        assert caller.wait(40) == 0
-        rang = [p for p in others + [confirming] if p.invite_times()]
-        assert len(rang) == 10
-        assert confirming.received("ACK")
+        assert_rung_natively(sipp, confirming="87650006")
         (alarm_id,) = alarm_ids(locked_out)
         text = timeline(locked_out, alarm_id)
         assert "Alarm %d: native" % alarm_id in text
