@@ -18,36 +18,37 @@ from switchboard.agi.reply import AGIReply
 _DEFAULT = object()
 
 
-class _Command:
-    """A command line waiting to be sent, or waiting for its reply."""
+class _Command(defer.Deferred):
+    """
+    A command line waiting to be sent, or waiting for its reply: the
+    Deferred its issuer holds, which fires with the (converted) reply.
+    """
 
-    __slots__ = ("line", "data", "channel", "idle_timeout", "convert", "deferred")
-
-    def __init__(self, line: str, data: bytes, channel: bool, idle_timeout, convert=None):
+    def __init__(self, session, line: str, data: bytes, channel: bool, idle_timeout,
+                 convert=None):
+        defer.Deferred.__init__(self, session._cancel)
         self.line = line
         self.data = data
         self.channel = channel
         self.idle_timeout = idle_timeout
         self.convert = convert
-        self.deferred = None  # set by AGISession._execute
 
     def fire(self, outcome):
         """
-        Fire the Deferred once (with the converted reply), unless its
-        waiter cancelled it.
+        Fire once (with the converted reply), unless the waiter cancelled.
         """
-        if self.deferred.called:
+        if self.called:
             return
         if isinstance(outcome, Exception):
-            self.deferred.errback(outcome)
+            self.errback(outcome)
             return
         if self.convert is not None:
             try:
                 outcome = self.convert(outcome)
             except Exception:
-                self.deferred.errback()
+                self.errback()
                 return
-        self.deferred.callback(outcome)
+        self.callback(outcome)
 
 
 class AGISession(AGICommands):
@@ -154,13 +155,12 @@ class AGISession(AGICommands):
             return defer.fail(AGIHangup(f"{line}: the caller hung up"))
         if idle_timeout is _DEFAULT:
             idle_timeout = self.idle_timeout
-        command = _Command(line, data, channel, idle_timeout, convert)
-        command.deferred = defer.Deferred(lambda d: self._cancel(command))
+        command = _Command(self, line, data, channel, idle_timeout, convert)
         if self._current is None and not self._queue:
             self._send(command)  # the usual case: nothing in flight
         else:
             self._queue.append(command)
-        return command.deferred
+        return command
 
     def _cancel(self, command: _Command):
         # A queued command is simply not sent. One in flight cannot be
@@ -178,7 +178,7 @@ class AGISession(AGICommands):
     def _sendNext(self):
         while self._current is None and self._queue:
             command = self._queue.popleft()
-            if not command.deferred.called:
+            if not command.called:
                 self._send(command)
         if self._current is None:
             self._link.watchReplies(None)
