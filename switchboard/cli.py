@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import date, datetime
 
 from switchboard import settings as settings_module
 from switchboard.yamlconf import ConfigError
@@ -49,6 +50,10 @@ class Context:
     @property
     def tz(self):
         return self.settings.tz
+
+    def today(self) -> date:
+        """Today's date in the service's time zone."""
+        return datetime.now(self.tz).date()
 
     def database(self):
         if self._database is None:

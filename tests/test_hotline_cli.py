@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +24,7 @@ SAMPLE = os.path.join(PROJECT, "config", "routing.yaml")
 class Context:
     """What switchboard.cli.Context offers a subcommand."""
 
-    def __init__(self, routing=SAMPLE, database=None):
+    def __init__(self, routing=SAMPLE, database=None, today=date(2026, 6, 1)):
         self.settings = SimpleNamespace(routing=routing,
                                         trunks={"default": "PJSIP/{number}",
                                                 "outside": "PJSIP/{number}@trunk"})
@@ -32,6 +32,10 @@ class Context:
         self.tz = SHANGHAI
         self.stdout = io.StringIO()
         self._database = database
+        self._today = today
+
+    def today(self):
+        return self._today
 
     def database(self):
         return self._database
@@ -74,6 +78,21 @@ def test_check_good_file():
         "code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s)\n")
 
 
+def test_check_notes_holidays_not_yet_listed():
+    """From November, next year's holidays are due; in the new year, that year's."""
+    summary = (f"{SAMPLE}: OK: 2 hotline number(s), 2 menu(s), 14 destination(s), 6 "
+               "direct-dial code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s)")
+    for today, years in ((date(2026, 11, 23), "2027"), (date(2027, 11, 1), "2027, 2028")):
+        context = Context(today=today)
+        assert run(context, "check") == 0
+        assert context.output().splitlines() == [
+            summary,
+            f"{SAMPLE}: note: holidays: none listed for {years}: until they are added, public "
+            "holidays then are served as ordinary days and working days (调休) as weekends; "
+            "add them when the State Council publishes them (usually in November)",
+        ]
+
+
 def test_check_bad_file_lists_every_problem(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(ROUTING.replace("[87650001, 87650002]", "[87650001, 0591-876543]")
@@ -106,6 +125,17 @@ def test_route_prints_the_decision():
         "  1. announcement 卫生服务中心下班通知 [health_closed]: play vm-nobodyavail, then hang up"
         "   [社区卫生服务中心 [health] is closed]",
     ]
+
+
+def test_route_notes_a_year_with_no_holidays_listed():
+    context = Context()
+    assert run(context, "route", "--at", "2027-01-01 10:00", "--digits", "1") == 0
+    lines = context.output().splitlines()
+    assert lines[:2] == [
+        "call at 2027-01-01 10:00 (Friday, Asia/Shanghai)",
+        "  note: no holidays are listed for 2027: 2027-01-01 is taken as an ordinary day",
+    ]
+    assert "  居委会 [committee]: open: Friday 2027-01-01, 08:30-12:00" in lines
 
 
 def test_route_with_another_file(routing_file):

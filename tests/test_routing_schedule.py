@@ -214,3 +214,25 @@ class TestTimeZone:
         urumqi = ZoneInfo("Asia/Urumqi")
         moment = local_time(r, datetime(2026, 10, 8, 2, 0, tzinfo=timezone.utc), urumqi)
         assert moment.hour == 8
+
+
+class TestHolidaysDue:
+    """Which years' holidays staff still have to add."""
+
+    def test_this_year_is_due_all_year(self):
+        assert NATIONAL_DAY.missing_years(date(2026, 3, 1)) == ()
+        assert NATIONAL_DAY.missing_years(date(2027, 3, 1)) == (2027,)
+
+    def test_next_year_is_due_from_november(self):
+        assert NATIONAL_DAY.missing_years(date(2026, 10, 31)) == ()
+        assert NATIONAL_DAY.missing_years(date(2026, 11, 1)) == (2027,)
+        assert NATIONAL_DAY.missing_years(date(2027, 12, 31)) == (2027, 2028)
+
+    def test_a_holiday_across_new_year_lists_both_years(self):
+        calendar = Calendar(holidays=(Holiday(date(2026, 12, 31), date(2027, 1, 2), "元旦"),))
+        assert calendar.listed(2026) and calendar.listed(2027)
+        assert calendar.missing_years(date(2026, 12, 1)) == ()
+
+    def test_a_calendar_with_no_holidays_asks_for_none(self):
+        assert Calendar().listed(2027)
+        assert Calendar().missing_years(date(2027, 12, 1)) == ()

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from switchboard.calllog import CallLog, utc
 from switchboard.routing import router, schema
+from switchboard.routing.schedule import missing_holidays_notice
 from switchboard.yamlconf import ConfigError
 
 
@@ -61,6 +62,9 @@ def check_command(args, context) -> int:
     except ConfigError as e:
         return _refused(e, path, ", not valid", out)
     print(f"{path}: OK: {routing.summary()}", file=out)
+    missing = routing.calendar.missing_years(context.today())
+    if missing:
+        print(f"{path}: note: {missing_holidays_notice(missing)}", file=out)
     return 0
 
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from twisted.internet import defer
+from datetime import datetime
+
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from switchboard.calllog import CallLog
 from switchboard.hotline.handler import HotlineHandler
+from switchboard.routing.schedule import missing_holidays_notice
 from switchboard.routing.store import RoutingStore
 from switchboard.yamlconf import ConfigError
 
 #: Seconds call records gather before they are written: one transaction
 #: for many calls on a busy hotline, and a record on disk within a moment.
 CALL_LOG_DELAY = 0.2
+
+#: Seconds between looks at whether the routing lists the holidays due
+#: (this year's, and from November next year's): a year turns without a
+#: reload, and a reminder a day is what the log's readers need.
+CALENDAR_CHECK_EVERY = 24 * 3600.0
 
 
 class HotlineFeature:
@@ -21,7 +29,10 @@ class HotlineFeature:
     log = Logger()
 
     def __init__(self, settings, database, *, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
         self.settings = settings
+        self.clock = reactor
         self.store = RoutingStore(settings.routing, settings.numbers,
                                   trunks=settings.trunks.keys(), reactor=reactor)
         self.call_log = CallLog(database, delay=CALL_LOG_DELAY, clock=reactor)
@@ -29,6 +40,8 @@ class HotlineFeature:
                                       clock=reactor)
         self.handlers = {"hotline": self.handler}
         self.watched = (settings.routing,)
+        self._calendar_check = task.LoopingCall(self.check_calendar)
+        self._calendar_check.clock = reactor
 
     def start(self):
         try:
@@ -38,11 +51,36 @@ class HotlineFeature:
             # dialplan sends them to the operator until the file is fixed.
             self.log.critical("no routing in force: hotline calls go to the dialplan's "
                               "operator until {path} is fixed", path=self.settings.routing)
+        self._calendar_check.start(CALENDAR_CHECK_EVERY, now=True)
 
     def reload(self, path=None):
+        generation = self.store.generation
         d = self.store.reload()
-        d.addErrback(lambda f: f.trap(ConfigError) and None)
+
+        def swapped(_):
+            if self.store.generation != generation:
+                self.check_calendar()
+
+        d.addCallbacks(swapped, lambda f: f.trap(ConfigError) and None)
         return d
 
+    def check_calendar(self) -> tuple:
+        """
+        Warn in the log when the routing in force lists no holidays for a
+        year that is due (see L{Calendar.missing_years}); return those years.
+        """
+        routing = self.store.current
+        if routing is None:
+            return ()
+        zone = routing.tz or self.settings.tz
+        today = datetime.fromtimestamp(self.clock.seconds(), zone).date()
+        missing = routing.calendar.missing_years(today)
+        if missing:
+            self.log.warn("routing {path}: {notice}", path=routing.path,
+                          notice=missing_holidays_notice(missing))
+        return missing
+
     def stop(self):
+        if self._calendar_check.running:
+            self._calendar_check.stop()
         return defer.maybeDeferred(self.call_log.flush)

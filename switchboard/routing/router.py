@@ -213,6 +213,9 @@ def route(routing: Routing, at: datetime, digits: str = "", caller: Optional[str
     """
     local = local_time(routing, at, tz)
     trail: list[str] = []
+    if not routing.calendar.listed(local.year):
+        trail.append(f"note: no holidays are listed for {local.year}: "
+                     f"{local:%Y-%m-%d} is taken as an ordinary day")
     if caller and numbers is not None:
         caller = numbers.try_normalise(caller) or caller
     walk = MenuWalk(routing, trail)

@@ -27,6 +27,11 @@ _DAY_GROUPS = {
 }
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
+#: From this month on, next year's holidays are due in the file: the State
+#: Council publishes the coming year's calendar in the autumn, usually in
+#: November.
+NEXT_YEAR_DUE_MONTH = 11
+
 
 def _minutes(text: str, *, end: bool) -> int:
     match = _TIME.match(text)
@@ -147,6 +152,32 @@ class Calendar:
     def special(self, day: date):
         """The L{Holiday} or L{WorkingDay} that C{day} is, else L{None}."""
         return self._by_day.get(day)
+
+    def listed(self, year: int) -> bool:
+        """
+        Whether the holidays of C{year} are in the calendar (some holiday
+        falls in it), or the calendar lists no holidays at all, so that the
+        community does not use them.
+        """
+        return not self.holidays or any(
+            h.first.year <= year <= h.last.year for h in self.holidays)
+
+    def missing_years(self, today: date) -> tuple:
+        """
+        The years whose holidays staff still have to add, as of C{today}:
+        this year, and from L{NEXT_YEAR_DUE_MONTH} on the next, when the
+        calendar lists holidays of other years but none of these.
+        """
+        due = [today.year] + ([today.year + 1] if today.month >= NEXT_YEAR_DUE_MONTH else [])
+        return tuple(year for year in due if not self.listed(year))
+
+
+def missing_holidays_notice(years) -> str:
+    """What staff are told about years with no holidays in the calendar."""
+    listed = ", ".join(str(year) for year in years)
+    return (f"holidays: none listed for {listed}: until they are added, public holidays "
+            "then are served as ordinary days and working days (调休) as weekends; add "
+            "them when the State Council publishes them (usually in November)")
 
 
 @dataclass(frozen=True)
