@@ -10,6 +10,7 @@ served on complete data; AMI (re)connects in the background and every
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 
@@ -33,7 +34,11 @@ class SwitchboardService(service.MultiService):
 
     log = Logger()
 
-    def __init__(self, settings, *, reactor=None, database=None, ami=None):
+    def __init__(self, settings, *, reactor=None, database=None, ami=None, settle=None):
+        """
+        @param settle: called once the features have started, before the
+            FastAGI port opens (L{settle_memory} in the running server).
+        """
         super().__init__()
         from twisted.internet import reactor as default_reactor
         self.settings = settings
@@ -47,6 +52,7 @@ class SwitchboardService(service.MultiService):
                                       idle_timeout=settings.agi.idle_timeout, clock=self.reactor)
         self.port = None
         self.watcher = None
+        self.settle = settle
 
     def add_feature(self, feature) -> None:
         self.features.append(feature)
@@ -58,6 +64,8 @@ class SwitchboardService(service.MultiService):
         for feature in self.features:
             if hasattr(feature, "start"):
                 yield feature.start()
+        if self.settle is not None:
+            self.settle()
         self.ami.on_connect(self._ami_connected)
         self.ami.start()
         self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
@@ -103,11 +111,25 @@ class SwitchboardService(service.MultiService):
         yield super().stopService()
 
 
-def build(settings, reactor=None) -> SwitchboardService:
+def settle_memory() -> None:
+    """
+    Take what start-up loaded (modules, the routing, the caller index) out
+    of the garbage collector's full passes. Those objects live as long as
+    the server; scanning them made each full pass take tens of
+    milliseconds (about 70 ms with 200,000 households), a stall for every
+    call in progress, a #9 among them, several times a minute on a busy
+    hotline. Whatever is loaded later (a reloaded routing) is collected
+    as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def build(settings, reactor=None, *, settle=None) -> SwitchboardService:
     """The server with the hotline and the alarm."""
     from alarm.feature import AlarmFeature
     from switchboard.hotline.feature import HotlineFeature
-    server = SwitchboardService(settings, reactor=reactor)
+    server = SwitchboardService(settings, reactor=reactor, settle=settle)
     server.database.migrate()
     server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
     server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
@@ -124,7 +146,7 @@ def run(settings, *, debug: bool = False) -> int:
     from twisted.internet import reactor
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout, debug=debug)],
                                      redirectStandardIO=False)
-    server = build(settings, reactor)
+    server = build(settings, reactor, settle=settle_memory)
     outcome = {"code": 0}
 
     def start():

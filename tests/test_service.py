@@ -1,9 +1,11 @@
 """The service's wiring, with a memory reactor and stand-in features and AMI."""
 
+import gc
+
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
-from switchboard.service import SwitchboardService
+from switchboard.service import SwitchboardService, settle_memory
 from switchboard.settings import AGISettings, AMISettings, Settings
 from switchboard.numbers import NumberPlan
 
@@ -52,11 +54,13 @@ def settings(tmp_path):
 
 def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):
     reactor, ami, events = MemoryReactorClock(), FakeAMI(), []
-    server = SwitchboardService(settings(tmp_path), reactor=reactor, ami=ami)
+    server = SwitchboardService(settings(tmp_path), reactor=reactor, ami=ami,
+                                settle=lambda: events.append(("settle", reactor.tcpServers[:])))
     server.add_feature(Feature("hotline", events, watched=("r.yaml",)))
     server.add_feature(Feature("alarm", events, watched=("a.yaml",)))
     server.startService()
-    assert events == [("start", "hotline"), ("start", "alarm")]
+    # Memory is settled once everything is loaded, before any call can come.
+    assert events == [("start", "hotline"), ("start", "alarm"), ("settle", [])]
     [(port, factory, _, interface)] = reactor.tcpServers
     assert (port, interface) == (4599, "127.0.0.1")
     assert sorted(factory.handlers) == ["alarm", "hotline"]
@@ -74,3 +78,17 @@ def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):
     server.stopService()
     assert events[-2:] == [("stop", "alarm"), ("stop", "hotline")]
     assert ami.stopped
+
+
+def test_settled_memory_is_left_out_of_collections():
+    class Loaded:
+        """Something start-up loaded."""
+
+    loaded = Loaded()
+    try:
+        settle_memory()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is loaded for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert any(o is loaded for o in gc.get_objects())
