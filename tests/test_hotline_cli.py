@@ -88,8 +88,8 @@ def test_check_notes_holidays_not_yet_listed():
         assert context.output().splitlines() == [
             summary,
             f"{SAMPLE}: note: holidays: none listed for {years}: until they are added, public "
-            "holidays then are served as ordinary days and working days (调休) as weekends; "
-            "add them when the State Council publishes them (usually in November)",
+            f"holidays in {years} are served as ordinary days and working days (调休) as "
+            "weekends; add them when the State Council publishes them (usually in November)",
         ]
 
 

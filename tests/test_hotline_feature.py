@@ -49,8 +49,8 @@ def test_a_reminder_a_day_once_next_years_holidays_are_due(tmp_path):
     path = feature.settings.routing
     assert warnings(events) == 2 * [
         f"routing {path}: holidays: none listed for 2027: until they are added, public "
-        "holidays then are served as ordinary days and working days (调休) as weekends; add "
-        "them when the State Council publishes them (usually in November)"]
+        "holidays in 2027 are served as ordinary days and working days (调休) as weekends; "
+        "add them when the State Council publishes them (usually in November)"]
     feature.stop()
     assert reactor.getDelayedCalls() == []
 

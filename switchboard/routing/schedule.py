@@ -155,9 +155,9 @@ class Calendar:
 
     def listed(self, year: int) -> bool:
         """
-        Whether the holidays of C{year} are in the calendar (some holiday
-        falls in it), or the calendar lists no holidays at all, so that the
-        community does not use them.
+        Whether the holidays of C{year} are in the calendar: some holiday
+        falls in it, or the calendar lists none at all (a community that
+        does not use them).
         """
         return not self.holidays or any(
             h.first.year <= year <= h.last.year for h in self.holidays)
@@ -176,8 +176,9 @@ def missing_holidays_notice(years) -> str:
     """What staff are told about years with no holidays in the calendar."""
     listed = ", ".join(str(year) for year in years)
     return (f"holidays: none listed for {listed}: until they are added, public holidays "
-            "then are served as ordinary days and working days (调休) as weekends; add "
-            "them when the State Council publishes them (usually in November)")
+            f"in {listed} are served as ordinary days and working days (调休) as "
+            "weekends; add them when the State Council publishes them (usually in "
+            "November)")
 
 
 @dataclass(frozen=True)
