@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from bench import agi_load
+from bench import routing_files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -254,8 +254,8 @@ def reload_benchmark(options, workdir):
     except ImportError as e:
         print(f"  no hotline or routing store ({e}): skipped.")
         return
-    routing = agi_load.scaled_routing(options.destinations, workdir)
-    swap = agi_load.swap_times(routing, 5)
+    routing = routing_files.scaled_routing(options.destinations, workdir)
+    swap = routing_files.swap_times(routing, 5)
     print(f"  validate + swap of the {options.destinations}-destination file: median "
           f"{statistics.median(swap) * 1000:.0f} ms of 5 "
           f"({', '.join(f'{t * 1000:.0f}' for t in swap)} ms)")
