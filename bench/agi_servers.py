@@ -26,10 +26,11 @@ from bench.routing_files import SETTINGS, Resaver
 
 # The reference servers ---------------------------------------------------
 
+
 def standin_handler(session):
     """
-    The reference exchange through L{AGISession}, for when the hotline
-    handler cannot be imported.
+    Server (a0): the reference exchange through L{AGISession}, with no
+    hotline logic.
     """
     from twisted.internet import defer
 
