@@ -68,6 +68,25 @@ class LoginTests(SynchronousTestCase):
         self.assertEqual(ast.written(), login_bytes("t-1").replace(b"Events: on",
                                                                   b"Events: call,system"))
 
+    def test_after_each_login_asterisk_is_asked_for_only_the_events_read(self):
+        client, reactor = make_client(events="call", only_events=("Newchannel", "Hangup"))
+        client.start()
+        ast = accept(reactor)
+        ast.says(BANNER)
+        ast.written()
+        ast.respond("t-1", "Message: Authentication accepted")
+        self.assertTrue(client.connected)
+        self.assertEqual(ast.written(), (
+            b"Action: Filter\r\nActionID: t-2\r\nOperation: Add\r\n"
+            b"Filter: Event: (Newchannel|Hangup)[^A-Za-z0-9]\r\n\r\n"))
+        with capturedLogs() as events:
+            ast.respond("t-2", "Message: Permission denied", status="Error")
+        # Refused (no system write permission): every call event keeps coming.
+        self.assertTrue(client.connected)
+        [warning] = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("cannot narrow the events to Newchannel, Hangup (Permission denied)",
+                      warning)
+
     def test_on_connect_registered_when_connected_runs_at_once(self):
         client, reactor, ast = started()
         seen = []

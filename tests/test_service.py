@@ -92,3 +92,43 @@ def test_settled_memory_is_left_out_of_collections():
     finally:
         gc.unfreeze()
     assert any(o is loaded for o in gc.get_objects())
+
+
+def test_the_ami_login_asks_only_for_call_events(tmp_path):
+    """Newexten, VarSet, AGIExec, RTCP... for every call would cost more than the calls."""
+    from tests.test_ami_support import BANNER, accept
+
+    reactor = MemoryReactorClock()
+    server = SwitchboardService(settings(tmp_path), reactor=reactor)
+    server.ami.start()
+    asterisk = accept(reactor)
+    asterisk.says(BANNER)
+    login = asterisk.written().decode()
+    assert login.startswith("Action: Login\r\n") and "\r\nEvents: call\r\n" in login
+    server.ami.stop()
+
+
+def test_the_events_the_alarm_reads_are_among_those_asked_for(tmp_path):
+    import os
+    from dataclasses import replace
+
+    from alarm.feature import AlarmFeature
+    from switchboard.service import AMI_EVENT_NAMES
+
+    class RecordingAMI:
+        connected = False
+
+        def __init__(self):
+            self.patterns = []
+
+        def subscribe(self, pattern, callback):
+            self.patterns.append(pattern)
+
+        def __getattr__(self, name):  # originate, hangup, channel_state...
+            return lambda *args, **kwargs: defer.succeed(None)
+
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ami = RecordingAMI()
+    AlarmFeature(replace(settings(tmp_path), alarm=os.path.join(project, "config", "alarm.yaml")),
+                 None, ami, reactor=MemoryReactorClock())
+    assert ami.patterns and set(ami.patterns) <= set(AMI_EVENT_NAMES)

@@ -64,6 +64,8 @@ class AMIClient:
     @param connect_timeout: seconds allowed for a TCP connection attempt.
     @param events: the login's C{Events} value: C{"on"} (every event the
         manager user may read) or a list of classes such as C{"call"}.
+    @param only_events: event names; if given, after each login Asterisk
+        is asked to send only these (see L{ManagerLink._filterEvents}).
     """
 
     log = Logger()
@@ -71,7 +73,7 @@ class AMIClient:
     def __init__(self, host, port, username, secret, *, reactor=None, initial_delay=0.2,
                  max_delay=3.0, ping_interval=10.0, ping_timeout=5.0, action_timeout=10.0,
                  originate_margin=10.0, connect_timeout=5.0, random=None, jitter=0.25,
-                 client_id=None, events="on"):
+                 client_id=None, events="on", only_events=()):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -88,7 +90,7 @@ class AMIClient:
             backoff=Backoff(initial_delay, max_delay, jitter=jitter, random=random),
             action_ids=self._next_id, ping_interval=ping_interval,
             ping_timeout=ping_timeout, action_timeout=action_timeout,
-            connect_timeout=connect_timeout, events=events,
+            connect_timeout=connect_timeout, events=events, only_events=only_events,
         )
 
     def __repr__(self):
