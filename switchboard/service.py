@@ -28,8 +28,8 @@ from switchboard.watch import FileWatcher
 #: The AMI events the server reads: Newchannel and Hangup (the alarm's
 #: legs), OriginateResponse (the client's Originate). Everything else
 #: Asterisk would send costs the reactor more than the calls it describes
-#: (~16 us an event; a hotline call makes some 60 of them, a dozen per
-#: dialplan step and AGI command). So the login asks only for class call
+#: (~16 us an event; one hotline call in the lab makes 104 of them, 4 of
+#: which are these three). So the login asks only for class call
 #: (all three are of it), and a session filter narrows that to these
 #: names. Answers to the server's own actions come whatever the filter.
 AMI_EVENT_NAMES = ("Newchannel", "Hangup", "OriginateResponse")
