@@ -187,9 +187,7 @@ class AlarmCoordinator(Responses, FirstCalls):
                             caller_number=number, opened=now,
                             address=household.address if household is not None else "")
         self._claim(alarm)
-        d = self.recorder.open_alarm(at=now, caller_raw=caller_raw, caller_number=number,
-                                     household_id=alarm.household_id, address=alarm.address,
-                                     detail=_opening(household, caller_raw))
+        d = self._record_opening(caller_raw, number, household, now)
         d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
                        errbackArgs=(alarm,))
         return alarm.when_ready()
@@ -205,11 +203,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
         self.log.critical("ALARM from {caller}: no AMI link to place calls with; the dialplan "
                           "rings the neighbours natively", caller=caller_raw)
-        d = self.recorder.open_alarm(
-            at=now, caller_raw=caller_raw, caller_number=number,
-            household_id=household.id if household is not None else None,
-            address=household.address if household is not None else "",
-            detail=_opening(household, caller_raw))
+        d = self._record_opening(caller_raw, number, household, now)
 
         def recorded(alarm_id):
             self.recorder.event(alarm_id, NATIVE, at=now, detail=NATIVE_OUTCOME)
@@ -217,6 +211,14 @@ class AlarmCoordinator(Responses, FirstCalls):
 
         d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
         return defer.fail(HandedToDialplan(NATIVE_OUTCOME))
+
+    def _record_opening(self, caller_raw, number, household, now):
+        """Put a new alarm on record: a Deferred firing with its id."""
+        return self.recorder.open_alarm(
+            at=now, caller_raw=caller_raw, caller_number=number,
+            household_id=household.id if household is not None else None,
+            address=household.address if household is not None else "",
+            detail=_opening(household, caller_raw))
 
     def _claim(self, alarm):
         for key in alarm.keys:

@@ -15,7 +15,6 @@ run with C{python -m bench.agi_load serve KIND}:
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import tempfile
@@ -273,11 +272,11 @@ def serve_main(args) -> int:
 def settle_memory():
     """
     Leave what start-up loaded out of the garbage collector's full passes,
-    as the running service does (L{switchboard.service.settle_memory});
-    every server measured here gets the same.
+    as the running service does; every server measured here gets the same.
     """
-    gc.collect()
-    gc.freeze()
+    from switchboard.service import settle_memory as service_settle_memory
+
+    service_settle_memory()
 
 
 def _reload_on_signals(reactor, loop, interval):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from switchboard.calllog import CallLog
 from switchboard.hotline.handler import HotlineHandler
+from switchboard.routing.router import local_time
 from switchboard.routing.schedule import missing_holidays_notice
 from switchboard.routing.store import RoutingStore
 from switchboard.yamlconf import ConfigError
@@ -72,8 +73,8 @@ class HotlineFeature:
         routing = self.store.current
         if routing is None:
             return ()
-        zone = routing.tz or self.settings.tz
-        today = datetime.fromtimestamp(self.clock.seconds(), zone).date()
+        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        today = local_time(routing, now, self.settings.tz).date()
         missing = routing.calendar.missing_years(today)
         if missing:
             self.log.warn("routing {path}: {notice}", path=routing.path,
