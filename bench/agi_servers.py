@@ -9,6 +9,10 @@ run with C{python -m bench.agi_load serve KIND}:
     layer itself costs;
   - C{raw}: L{RawHotlineProtocol}, a bare C{LineReceiver} doing the same
     exchange with no session or command queue: the ceiling of this design;
+  - C{raw-record}: the raw responder that also keeps the record the
+    hotline keeps of every call (its row in the call log, through
+    L{CallLog} into SQLite, and its log line): what those cost on their
+    own, with no FastAGI layer and no routing;
   - C{pyst2}: pyst2's C{asterisk.agi.AGI} behind a thread-per-connection
     C{socketserver.ThreadingTCPServer}.
 """
@@ -98,6 +102,66 @@ def raw_protocol():
                 self.transport.loseConnection()
 
     return RawHotlineProtocol
+
+
+#: The path and destination the hotline records for the reference call
+#: with the sample routing: the recording raw responder stores the same
+#: row (tests/test_bench_servers.py checks it).
+RECORDED_DESTINATION = "居委会"
+RECORDED_PATH = (
+    "menu main (主菜单): prompt vm-enter-num-to-call",
+    "pressed 1: option 1 -> 居委会 [committee]",
+    "居委会 [committee]: open: Tuesday 2026-11-24, 08:30-12:00",
+    "社区值班电话 [duty]: open (no hours set)",
+    "dial {target} (20 s)",
+    "answered at 居委会 [committee]",
+)
+
+
+def raw_recording_protocol(call_log):
+    """
+    The class of the raw responder that records each call as the hotline
+    does: when the connection closes, one L{Call} handed to C{call_log}
+    (a L{CallLog}; see L{call_log_in}) and the hotline's log line.
+    """
+    from datetime import datetime, timezone
+
+    from twisted.logger import Logger
+
+    from switchboard.calllog import ANSWERED, Call
+
+    log = Logger(namespace="switchboard.hotline.handler.HotlineHandler")
+
+    class RawRecordingProtocol(raw_protocol()):
+        """L{RawHotlineProtocol}, and a call record for each call."""
+
+        def connectionMade(self):
+            super().connectionMade()
+            self.started = datetime.now(timezone.utc)
+            self.target = None
+
+        def lineReceived(self, line):
+            if self.step == 2 and line.startswith(b"200 result="):  # GET DATA's digits
+                self.target = route(line[len(b"200 result="):].split(b" ", 1)[0].decode())
+            super().lineReceived(line)
+
+        def connectionLost(self, reason=None):
+            ended = datetime.now(timezone.utc)
+            env = self.env
+            call = Call(started=self.started,
+                        caller=env.get(b"agi_callerid", b"").decode() or None,
+                        hotline=env.get(b"agi_extension", b"").decode() or None,
+                        uniqueid=env.get(b"agi_uniqueid", b"").decode() or None,
+                        path=[step.format(target=self.target) for step in RECORDED_PATH],
+                        destination=RECORDED_DESTINATION,
+                        outcome=ANSWERED, answered=ended, ended=ended)
+            log.info("hotline call {uniqueid} from {caller}: {outcome} ({destination})",
+                     uniqueid=call.uniqueid, caller=call.caller, outcome=call.outcome,
+                     destination=call.destination)
+            call_log.record(call)
+            super().connectionLost(reason)
+
+    return RawRecordingProtocol
 
 
 def pyst2_server(port):
@@ -192,28 +256,36 @@ def wire_hotline(routing_path=None, database_url=None):
         Deferred; see L{Resaver}).
     """
     from switchboard import settings as service_settings
-    from switchboard.calllog import CallLog
-    from switchboard.hotline.feature import CALL_LOG_DELAY
     from switchboard.hotline.handler import HotlineHandler
     from switchboard.routing.store import RoutingStore
-    from switchboard.storage import Database
 
     settings = service_settings.load(SETTINGS)
     routing_path = routing_path or settings.routing
     store = RoutingStore(routing_path, settings.numbers, trunks=settings.trunks.keys())
     store.load()
-    if database_url is None:
-        database_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "calls.db")
-    database = Database(database_url)
-    database.migrate()
-    call_log = CallLog(database, delay=CALL_LOG_DELAY)
-    handler = HotlineHandler(store, settings.dialer, call_log, settings.tz,
+    handler = HotlineHandler(store, settings.dialer, call_log_in(database_url), settings.tz,
                              clock=FixedTime(OFFICE_HOURS))
     routing = store.current
     declared = sum(1 for name in routing.destinations if name not in routing.menus)
     description = (f"HotlineHandler with {os.path.basename(routing_path)} "
                    f"({declared} destinations), call log in SQLite")
     return handler, Resaver(routing_path, store.reload), description
+
+
+def call_log_in(database_url=None):
+    """
+    A L{CallLog} writing to C{database_url} (a new temporary SQLite file by
+    default), batched as the service batches.
+    """
+    from switchboard.calllog import CallLog
+    from switchboard.hotline.feature import CALL_LOG_DELAY
+    from switchboard.storage import Database
+
+    if database_url is None:
+        database_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "calls.db")
+    database = Database(database_url)
+    database.migrate()
+    return CallLog(database, delay=CALL_LOG_DELAY)
 
 
 # Running a server --------------------------------------------------------
@@ -239,6 +311,10 @@ def serve_main(args) -> int:
     if args.kind == "raw":
         factory = ServerFactory.forProtocol(raw_protocol())
         description = "raw Twisted LineReceiver"
+    elif args.kind == "raw-record":
+        factory = ServerFactory.forProtocol(raw_recording_protocol(call_log_in(args.database)))
+        description = ("raw Twisted LineReceiver, and each call's record (call log in "
+                       "SQLite, log line) as the hotline keeps it")
     elif args.kind == "standin":
         from switchboard.agi import FastAGIFactory
 
