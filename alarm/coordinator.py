@@ -15,8 +15,9 @@ escalate when nobody does, and never lose an alarm on the way.
     again every C{repeat_every} seconds.
   - A neighbour who did not answer (busy, no answer, no key pressed) is rung
     again, C{retry_unanswered} times. A call that could not be placed
-    because the AMI link is down is tried again shortly, and the first
-    stage is rung at once. That retry keeps the leg's channel id: when the
+    (the AMI link is down, or Asterisk refused it, e.g. while restarting)
+    is not an outcome: it is tried again shortly, for as long as the alarm
+    is open, and the first stage is rung at once. That retry keeps the leg's channel id: when the
     link dropped after Asterisk took the first call, that call may still be
     ringing, and Asterisk refuses a second channel with the same id, so a
     neighbour is never rung twice at once for one leg. When the retry is
@@ -32,6 +33,7 @@ import uuid
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from alarm.models import NATIVE, OPEN
 from alarm.recorder import room_name
@@ -46,9 +48,11 @@ from alarm.state import (
     RINGING,
     UNANSWERED,
     ActiveAlarm,
+    CallRefused,
     Leg,
 )
 from switchboard.ami.errors import (
+    AMIArgumentError,
     AMIConnectionLost,
     AMINotConnected,
     AMITimeout,
@@ -75,6 +79,10 @@ def _opening(household, caller_raw) -> str:
 
 
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
+# OriginateResponse reasons meaning no call was made: Asterisk refused the
+# action (None: shutting down, no such endpoint...) or the channel never
+# came up (0). Trouble to retry, not what a neighbour did.
+_NOT_PLACED_REASONS = (None, 0)
 _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
              "congestion": FAILED, "failed": FAILED}
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
@@ -327,23 +335,36 @@ class AlarmCoordinator(Responses, FirstCalls):
         if state == FAILED and leg.resumed:
             self._look_for_first_call(leg, detail)
             return
+        if state == FAILED and getattr(result, "reason", None) in _NOT_PLACED_REASONS:
+            self._not_placed(Failure(CallRefused(detail or "Asterisk refused the call")), leg)
+            return
         self._set(leg, state, detail=detail)
         self._after_leg(leg)
 
     def _not_placed(self, failure, leg):
+        """
+        C{leg}'s call was not placed. Only a call that can never be placed
+        (an unsafe dial string) is an outcome; anything else (no link,
+        Asterisk refusing while it restarts) is trouble to retry, so an
+        alarm is never left with every stage "rung" and nothing ringing.
+        """
         alarm = leg.alarm
-        if not failure.check(*_LINK_TROUBLE):
-            self.log.failure("ALARM {id}: originate of {dial} failed", failure,
+        if failure.check(AMIArgumentError):
+            self.log.failure("ALARM {id}: {dial} can never be called", failure,
                              id=alarm.id, dial=leg.dial)
             if leg.state == RINGING:
-                if leg.resumed:
-                    self._look_for_first_call(leg, str(failure.value)[:200])
-                    return
                 self._set(leg, FAILED, detail=str(failure.value)[:200])
                 self._after_leg(leg)
             return
-        self.log.critical("ALARM {id}: could not call {dial} (AMI: {error}); trying again "
-                          "and escalating", id=alarm.id, dial=leg.dial, error=failure.value)
+        link_down = failure.check(*_LINK_TROUBLE) is not None
+        if not link_down and not failure.check(CallRefused):
+            self.log.failure("ALARM {id}: originate of {dial} failed", failure,
+                             id=alarm.id, dial=leg.dial)
+            if leg.state == RINGING and leg.resumed:
+                self._look_for_first_call(leg, str(failure.value)[:200])
+                return
+        self.log.critical("ALARM {id}: could not call {dial} ({error}); trying again",
+                          id=alarm.id, dial=leg.dial, error=failure.value)
         if leg.state == RINGING:
             self._set(leg, FAILED, detail=f"call not placed: {failure.value}"[:200])
         if alarm.active and not alarm.confirmed:
@@ -352,7 +373,9 @@ class AlarmCoordinator(Responses, FirstCalls):
             delay = min(self.config.originate_retry * 2 ** max(0, failures - 1), 10.0)
             self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed",
                         leg.id, retry=True)
-            if 0 not in alarm.stages_rung:
+            # No link: every call's fate is unknown. Refused: ring the first
+            # stage once nothing at all is ringing.
+            if 0 not in alarm.stages_rung and (link_down or not alarm.live_legs()):
                 self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
 
     def _after_leg(self, leg):

@@ -11,8 +11,9 @@ once it is gone unanswered the leg counts as not answered.
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
-from alarm.state import FAILED, NO_ANSWER, RINGING
+from alarm.state import NO_ANSWER, RINGING, CallRefused
 
 
 class FirstCalls:
@@ -34,8 +35,9 @@ class FirstCalls:
             if not self._current(leg):
                 return
             if state is None:
-                self._set(leg, FAILED, detail=why)
-                self._after_leg(leg)
+                # Nothing is up with that id: the refusal was Asterisk's own
+                # trouble, retried like a call that could not be placed.
+                self._not_placed(Failure(CallRefused(why or "retry refused")), leg)
                 return
             leg.following = True
             self._event(leg.alarm, RINGING, leg=leg,

@@ -27,6 +27,10 @@ UNANSWERED = (BUSY, NO_ANSWER, FAILED, UNCONFIRMED)
 NEIGHBOURS = "neighbours"
 
 
+class CallRefused(Exception):
+    """Asterisk did not place a leg's call (it refused the originate)."""
+
+
 class Leg:
     """One call placed for an alarm; C{id} is also the channel's unique id."""
 

@@ -4,9 +4,10 @@ from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm.models import Alarm
-from switchboard.ami import AMIConnectionLost, AMINotConnected
+from switchboard.ami import AMIConnectionLost, AMINotConnected, OriginateResult
 
 from tests.test_alarm_support import (
+    DUTY,
     Rig,
     add_household,
     alarm_row,
@@ -543,6 +544,72 @@ class LinkTroubleTests(Case):
         retry.finish("failed")
         self.flushLoggedErrors()
         self.assertEqual(alarm.legs[first.channel_id].state, "failed")
+
+
+class RefusedCallsTests(Case):
+    """Asterisk answers but will not place calls (shutting down, restarting)."""
+
+    config = {"repeat_every": 0.0}
+    SHUTTING_DOWN = (None, "Asterisk refused the originate: Asterisk is shutting down")
+
+    def refuse_for(self, seconds, reason_message=SHUTTING_DOWN):
+        self.ami.refuse_calls = reason_message
+        alarm = self.raise_(household(1, 3))
+        self.rig.later(0)
+        self.rig.later(seconds)
+        self.ami.refuse_calls = None
+        return alarm
+
+    def test_calls_refused_for_five_seconds_ring_once_asterisk_takes_calls(self):
+        alarm = self.refuse_for(5)
+        self.assertEqual(self.ami.placed(), [])
+        self.rig.later(10)   # the retry delay is capped at 10 s
+        placed = sorted(c.channel for c in self.ami.placed())
+        self.assertEqual(placed[:3], ["PJSIP/87650002", "PJSIP/87650003", "PJSIP/87650004"])
+        self.assertIn("PJSIP/87650190", placed, "the duty phone rang too")
+        self.assertTrue(alarm.active)
+
+    def test_every_stage_refused_is_tried_again_even_without_repeats(self):
+        alarm = self.refuse_for(300)
+        kinds = self.kinds(alarm)
+        self.assertEqual(kinds.count("escalated"), 3, "each stage escalated once, on time")
+        self.rig.later(10)
+        placed = {c.channel for c in self.ami.placed()}
+        self.assertEqual(placed, {"PJSIP/87650002", "PJSIP/87650003", "PJSIP/87650004",
+                                  "PJSIP/87650190", "PJSIP/87650191", "PJSIP/87650199"})
+
+    def test_a_refusal_rings_the_duty_stage_at_once(self):
+        self.ami.refuse_calls = self.SHUTTING_DOWN
+        alarm = self.raise_(household(1, 3))
+        self.rig.later(0)
+        self.assertIn("PJSIP/87650190", [c.channel for c in self.ami.calls])
+        self.assertIn("escalated", self.kinds(alarm))
+
+    def test_reason_zero_is_not_an_outcome(self):
+        alarm = self.refuse_for(5, (0, "Failure (reason 0: failed)"))
+        self.rig.later(10)
+        self.assertEqual(len({c.channel for c in self.ami.placed()}), 4)
+        self.assertTrue(alarm.active)
+
+    def test_one_unreachable_neighbour_does_not_ring_the_duty_phone_early(self):
+        alarm = self.raise_(household(1, 3))
+        self.ami.to(number(2))[0].finish("failed")   # refused, reason None
+        self.rig.later(0)
+        self.assertNotIn("PJSIP/87650190", [c.channel for c in self.ami.calls])
+        self.rig.later(2)
+        self.assertEqual(len(self.ami.to(number(2))), 2, "tried again")
+        self.assertEqual(self.ami.to(DUTY), [], "the others still ring")
+        self.assertTrue(alarm.active)
+
+    def test_congestion_is_an_outcome(self):
+        alarm = self.raise_(household(1, 1))
+        call = self.ami.to(number(2))[0]
+        call.deferred.callback(OriginateResult(call.channel_id, "congestion", 8, "congestion"))
+        self.assertEqual(alarm.legs[call.channel_id].state, "failed")
+        self.rig.later(2)
+        self.assertEqual(len(self.ami.to(number(2))), 1, "not retried as link trouble")
+        self.rig.later(8)
+        self.assertEqual(len(self.ami.to(number(2))), 2, "retried as not answered")
 
 
 class RecoveryTests(Case):

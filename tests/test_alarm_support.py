@@ -86,6 +86,7 @@ class Call:
     """One originate the fake AMI received."""
 
     def __init__(self, channel, kwargs, deferred):
+        self.refused = False
         self.channel = channel
         self.kwargs = kwargs
         self.deferred = deferred
@@ -115,6 +116,10 @@ class FakeAMI:
         self.kicks: list = []
         self.actions: list = []
         self.refuse_with = None      # an exception class: originate fails with it
+        # (reason, message): Asterisk answers each originate with that
+        # failure at once, as while it shuts down (reason None) or when no
+        # channel came up (reason 0).
+        self.refuse_calls = None
         self.on_originate = None     # called with each Call (e.g. to inspect the database)
         self.connected = True
         self.db_result = None        # makes the Deferred each db write returns, if set
@@ -133,6 +138,10 @@ class FakeAMI:
         self.calls.append(call)
         if self.on_originate:
             self.on_originate(call)
+        if self.refuse_calls is not None:
+            reason, message = self.refuse_calls
+            call.refused = True
+            call.deferred.callback(OriginateResult(channel_id, "failed", reason, message))
         return call.deferred
 
     def hangup(self, channel, cause=16):
@@ -198,6 +207,10 @@ class FakeAMI:
         """The calls made to the E.164 C{target}."""
         dial = DIALER.dial_string(target)
         return [c for c in self.calls if c.channel == dial]
+
+    def placed(self):
+        """The calls Asterisk took (not refused)."""
+        return [c for c in self.calls if not c.refused]
 
 
 def config(**overrides) -> AlarmConfig:
