@@ -35,7 +35,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from alarm.models import NATIVE, OPEN
+from alarm.models import CLOSED, CONFIRMED, NATIVE, OPEN
 from alarm.recorder import room_name
 from alarm.responses import Responses
 from alarm.resumed import FirstCalls
@@ -121,13 +121,22 @@ class AlarmCoordinator(Responses, FirstCalls):
     @param connected: optional C{connected()} -> whether calls can be placed
         now (C{AMIClient.connected}); a new alarm raised while they cannot
         is handed to the dialplan (L{HandedToDialplan}).
+    @param when_connected: optional C{when_connected()} -> Deferred fired
+        once calls can be placed (C{AMIClient.when_connected}): an alarm
+        recovered at start-up rings then, not into a link still down.
+    @param room_size: optional C{room_size(room)} -> Deferred number of
+        channels in a ConfBridge room (C{AMIClient.room_size}). After a
+        restart nobody knows who is still in an alarm's room (they are held
+        there natively); a recovered alarm that someone has confirmed closes
+        once its room is seen empty twice, C{room_every} seconds apart.
     """
 
     log = Logger()
 
     def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
-                 forget_after=3600.0, channel_state=None, follow_every=5.0, connected=None):
+                 forget_after=3600.0, channel_state=None, follow_every=5.0, connected=None,
+                 when_connected=None, room_size=None, room_every=10.0):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
@@ -140,6 +149,10 @@ class AlarmCoordinator(Responses, FirstCalls):
         self.kick = kick
         self.channel_state = channel_state
         self.connected = connected
+        self.when_connected = when_connected
+        self.room_size = room_size
+        self.room_every = room_every
+        self._room_looks: dict = {}   # str(alarm id) -> DelayedCall of its next look
         self.follow_every = follow_every
         self.context = context
         self.exten = exten
@@ -299,7 +312,11 @@ class AlarmCoordinator(Responses, FirstCalls):
             d = self.originate(dial, context=self.context, exten=self.exten, priority=1,
                                variables={"SWITCHBOARD_ALARM": str(alarm.id),
                                           "SWITCHBOARD_LEG": leg_id,
-                                          "SWITCHBOARD_ROOM": alarm.room},
+                                          "SWITCHBOARD_ROOM": alarm.room,
+                                          # who was rung, for a server that
+                                          # takes the leg up after a restart
+                                          "SWITCHBOARD_TARGET": target,
+                                          "SWITCHBOARD_STAGE": stage},
                                caller_id=caller_id, timeout=self.config.ring_timeout,
                                channel_id=leg_id)
         except Exception:
@@ -473,8 +490,11 @@ class AlarmCoordinator(Responses, FirstCalls):
     def recover_open_alarms(self, index=None) -> defer.Deferred:
         """
         At start-up: every alarm still open in the database is taken up
-        again, marked C{recovered} in its timeline, and its first escalation
-        stage (the duty phones) is rung at once. Fires with the alarms.
+        again and marked C{recovered} in its timeline. One nobody has
+        confirmed rings its first escalation stage (the duty phones) as
+        soon as calls can be placed; a confirmed one rings nobody. Both
+        close once their room is empty and someone has confirmed. Fires
+        with the alarms.
         """
         d = self.recorder.open_alarms()
         d.addCallback(self._recover, index)
@@ -494,18 +514,76 @@ class AlarmCoordinator(Responses, FirstCalls):
                                 opened=self.clock.seconds())
             alarm.household_id = row.household_id
             alarm.id, alarm.room = row.id, row.room or room_name(row.id)
-            alarm.status, alarm.recovered, alarm.callers = OPEN, True, None
+            alarm.recovered, alarm.callers = True, None
             alarm.confirmed_at = row.confirmed_at
+            alarm.status = CONFIRMED if row.confirmed_at is not None else OPEN
             self._alarms[str(row.id)] = alarm
             self._claim(alarm)
-            self.log.critical("ALARM {id} was open when the server stopped: ringing the "
-                              "duty phones", id=row.id)
-            self._event(alarm, "recovered",
-                        detail=f"open ({row.status}) when the server restarted")
-            self._schedule(alarm, at_once=True, reason="recovered after a restart")
+            if alarm.confirmed:
+                self.log.warn("ALARM {id} was confirmed when the server stopped: it closes "
+                              "once its room is empty", id=row.id)
+                self._event(alarm, "recovered",
+                            detail="confirmed before the server restarted: nobody is rung")
+            else:
+                self.log.critical("ALARM {id} was open when the server stopped: ringing the "
+                                  "duty phones", id=row.id)
+                self._event(alarm, "recovered",
+                            detail=f"open ({row.status}) when the server restarted")
+                self._once_calls_can_be_placed(alarm, self._schedule, alarm, at_once=True,
+                                               reason="recovered after a restart")
+            self._look_at_room(alarm, empty_before=False)
             alarm._fire_ready(True, alarm)
             recovered.append(alarm)
         return recovered
+
+    def _once_calls_can_be_placed(self, alarm, f, *args, **kwargs):
+        """C{f(*args, **kwargs)} now, or once the AMI link is up if it is not."""
+        if self._can_place_calls() or self.when_connected is None:
+            f(*args, **kwargs)
+            return
+        self._event(alarm, "waiting", detail="no AMI link yet: the duty phones ring as soon "
+                                             "as it is up")
+        d = defer.maybeDeferred(self.when_connected)
+
+        def connected(_):
+            if alarm.active and not alarm.confirmed:
+                f(*args, **kwargs)
+
+        d.addCallback(connected)
+        d.addErrback(lambda failure: self.log.failure("ALARM {id}: waiting for AMI", failure,
+                                                      id=alarm.id))
+
+    def _look_at_room(self, alarm, empty_before):
+        """Close a recovered, confirmed alarm once its room has been seen empty twice."""
+        key = str(alarm.id)
+        self._room_looks.pop(key, None)
+        if self.room_size is None or not alarm.active:
+            return
+        if not alarm.confirmed:
+            self._look_again(alarm, False)
+            return
+        d = defer.maybeDeferred(self.room_size, alarm.room)
+
+        def looked(size):
+            if not alarm.active:
+                return
+            if size == 0 and empty_before and alarm.confirmed:
+                self._end(alarm, CLOSED, "its room is empty: caller and responders have "
+                                         "left (seen after a restart)")
+                return
+            self._look_again(alarm, size == 0)
+
+        def cannot_look(failure):
+            self.log.warn("ALARM {id}: cannot look into room {room}: {error}", id=alarm.id,
+                          room=alarm.room, error=failure.getErrorMessage())
+            self._look_again(alarm, False)
+
+        d.addCallbacks(looked, cannot_look)
+        d.addErrback(lambda failure: self.log.failure("ALARM {id}: room", failure, id=alarm.id))
+
+    def _look_again(self, alarm, empty):
+        self._room_looks[str(alarm.id)] = self.clock.callLater(
+            self.room_every, self._look_at_room, alarm, empty)
 
     def reconfigure(self, config) -> None:
         """Use C{config} from now on (stages already scheduled keep their times)."""
@@ -515,10 +593,11 @@ class AlarmCoordinator(Responses, FirstCalls):
         """The service stops: cancel timers; open alarms stay open on record for recovery."""
         for alarm in self._alarms.values():
             alarm.cancel_timers()
-        for call in self._forgetting:
+        for call in self._forgetting + list(self._room_looks.values()):
             if call.active():
                 call.cancel()
         self._forgetting = []
+        self._room_looks = {}
 
     # The timeline -------------------------------------------------------------------
 

@@ -46,7 +46,8 @@ class AlarmFeature:
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick,
-            channel_state=ami.channel_state, connected=lambda: ami.connected)
+            channel_state=ami.channel_state, connected=lambda: ami.connected,
+            when_connected=ami.when_connected, room_size=ami.room_size)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor)
@@ -67,8 +68,8 @@ class AlarmFeature:
             return
         yield self.index.load()
         self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
-        # Alarms a restart interrupted ring the duty phones now; calls that
-        # cannot be placed until AMI is up are retried by the coordinator.
+        # Alarms a restart interrupted ring the duty phones as soon as the
+        # AMI link is up; confirmed ones close once their room is empty.
         recovered = yield self.coordinator.recover_open_alarms(self.index)
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))

@@ -131,8 +131,14 @@ class ResponderHandler:
     def handle(self, session):
         alarm_id = yield session.get_variable("SWITCHBOARD_ALARM")
         leg_id = yield session.get_variable("SWITCHBOARD_LEG")
+        target = stage = None
+        if self.coordinator.leg(leg_id or "") is None:
+            # Placed before a restart: who it rang travels with the call.
+            target = yield session.get_variable("SWITCHBOARD_TARGET")
+            stage = yield session.get_variable("SWITCHBOARD_STAGE")
         leg = yield self.coordinator.answered(alarm_id or "", leg_id or "",
-                                              channel=session.env.get("channel"))
+                                              channel=session.env.get("channel"),
+                                              target=target, stage=stage)
         if leg is None:
             # Not an alarm this server knows: the dialplan puts the call through natively.
             self.log.warn("responder call for unknown alarm {alarm} leg {leg}",

@@ -35,18 +35,20 @@ class Responses:
 
     # What the responders do ------------------------------------------------------
 
-    def answered(self, alarm_id, leg_id, channel=None) -> defer.Deferred:
+    def answered(self, alarm_id, leg_id, channel=None, target=None, stage=None) -> defer.Deferred:
         """
         A leg's phone was answered and its handler runs. Fires with the
         L{Leg} (a leg this server did not place, e.g. before a restart, is
-        adopted), or None if the alarm is unknown.
+        adopted under the C{target} and C{stage} it was placed for), or None
+        if the alarm is unknown.
         """
         alarm = self.alarm(alarm_id)
         if alarm is None:
             return defer.succeed(None)
         leg = alarm.legs.get(str(leg_id))
         if leg is None:
-            leg = Leg(str(leg_id), alarm, "unknown", channel or "?", channel or "?")
+            who = target or channel or "?"
+            leg = Leg(str(leg_id), alarm, stage or "unknown", who, channel or who)
             alarm.legs[leg.id] = leg
             self._legs[leg.id] = leg
         if channel:

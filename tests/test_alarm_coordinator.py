@@ -1,6 +1,7 @@
 """The alarm engine with a task.Clock, a fake AMI and a real SQLite database."""
 
 from sqlalchemy import select
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm.models import Alarm
@@ -613,37 +614,109 @@ class RefusedCallsTests(Case):
 
 
 class RecoveryTests(Case):
-    def test_open_alarms_escalated_and_marked(self):
+    def restart(self, *, connected=True, rooms=None):
+        """A new coordinator over the same database: the server was killed and restarted."""
+        from alarm.coordinator import AlarmCoordinator
+        from alarm.recorder import AlarmRecorder
+        from tests.test_alarm_support import FakeAMI
+        self.coordinator.stop()
+        ami = FakeAMI()
+        ami.connected = connected
+        self.waiting = []
+
+        def when_connected():
+            d = defer.Deferred()
+            self.waiting.append(d)
+            return d
+
+        self.rooms = rooms if rooms is not None else {}
+        recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock)
+        coordinator = AlarmCoordinator(
+            self.rig.coordinator.dialer, ami.originate, ami.hangup, recorder, self.rig.config,
+            self.rig.clock, connected=lambda: ami.connected, when_connected=when_connected,
+            room_size=lambda room: defer.succeed(self.rooms.get(room, 0)))
+        recovered = self.successResultOf(coordinator.recover_open_alarms())
+        return coordinator, ami, recovered
+
+    def raise_three(self):
         first = self.raise_(household(1))
         confirmed = self.raise_(household(2, own=20), caller="87650020")
         call = self.ami.to(number(21))[0]
         self.successResultOf(self.coordinator.confirm(confirmed.id, call.channel_id))
         done = self.raise_(None, caller="87650150")
         self.successResultOf(self.coordinator.close(done.id))
-        self.coordinator.stop()
-        # The server restarts.
-        from tests.test_alarm_support import FakeAMI
-        from alarm.coordinator import AlarmCoordinator
-        from alarm.recorder import AlarmRecorder
-        ami = FakeAMI()
-        recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock)
-        coordinator = AlarmCoordinator(self.rig.coordinator.dialer, ami.originate, ami.hangup,
-                                       recorder, self.rig.config, self.rig.clock)
-        recovered = self.successResultOf(coordinator.recover_open_alarms())
+        return first, confirmed
+
+    def test_open_alarm_rings_the_duty_phones_confirmed_alarm_rings_nobody(self):
+        first, confirmed = self.raise_three()
+        self.rooms = {first.room: 1, confirmed.room: 2}
+        coordinator, ami, recovered = self.restart(rooms=self.rooms)
         self.assertEqual(sorted(a.id for a in recovered), sorted([first.id, confirmed.id]))
-        self.assertEqual([c.channel for c in ami.calls], ["PJSIP/87650190"] * 2)
-        self.assertEqual({c.variables["SWITCHBOARD_ALARM"] for c in ami.calls},
-                         {str(first.id), str(confirmed.id)})
+        self.assertEqual([(c.channel, c.variables["SWITCHBOARD_ALARM"]) for c in ami.calls],
+                         [("PJSIP/87650190", str(first.id))])
         for alarm in recovered:
             self.assertIn("recovered", self.kinds(alarm))
             self.assertEqual(alarm.room, f"alarm-{alarm.id}")
+        self.assertTrue(coordinator.alarm(confirmed.id).confirmed)
         self.rig.later(60)
-        self.assertEqual([c.channel for c in ami.calls[2:]], ["PJSIP/87650191"] * 2)
-        # Confirmed again after the restart: the first confirmation time stays.
+        self.assertEqual([c.channel for c in ami.calls[1:]], ["PJSIP/87650191"])
+        # Confirmed after the restart: the first confirmation time stays.
         before = alarm_row(self.rig.db, confirmed.id).confirmed_at
-        duty = [c for c in ami.calls if c.variables["SWITCHBOARD_ALARM"] == str(confirmed.id)][0]
-        self.successResultOf(coordinator.confirm(confirmed.id, duty.channel_id))
+        duty = ami.calls[0]
+        self.successResultOf(coordinator.confirm(first.id, duty.channel_id))
+        self.assertIsNotNone(before)
         self.assertEqual(alarm_row(self.rig.db, confirmed.id).confirmed_at, before)
         # A new #9 from a recovered household joins its alarm.
         again = self.successResultOf(coordinator.raise_alarm("87650001", household(1)))
         self.assertEqual(again.id, first.id)
+
+    def test_recovered_alarms_close_once_their_room_is_empty(self):
+        first, confirmed = self.raise_three()
+        rooms = {first.room: 1, confirmed.room: 2}
+        coordinator, ami, _ = self.restart(rooms=rooms)
+        self.rig.later(30)
+        self.assertTrue(coordinator.alarm(confirmed.id).active, "people are in the room")
+        rooms[confirmed.room] = 0      # everyone has left
+        self.rig.later(10)
+        self.assertTrue(coordinator.alarm(confirmed.id).active, "one empty look is not enough")
+        self.rig.later(10)
+        row = alarm_row(self.rig.db, confirmed.id)
+        self.assertEqual(row.status, "closed")
+        self.assertIsNotNone(row.closed_at)
+        # The unconfirmed one stays open with its room empty (the caller may
+        # have hung up unable to speak) until somebody confirms.
+        rooms[first.room] = 0
+        self.rig.later(30)
+        self.assertTrue(coordinator.alarm(first.id).active)
+        self.successResultOf(coordinator.confirm(first.id, ami.calls[0].channel_id))
+        for _ in range(3):
+            self.rig.later(10)
+        self.assertEqual(alarm_row(self.rig.db, first.id).status, "closed")
+        # Another restart finds nothing open: nobody is rung again.
+        coordinator, ami, recovered = self.restart()
+        self.assertEqual((recovered, ami.calls), ([], []))
+
+    def test_recovered_alarm_rings_when_the_link_is_up_not_before(self):
+        first = self.raise_(household(1))
+        coordinator, ami, _ = self.restart(connected=False)
+        self.assertEqual(ami.calls, [])
+        self.rig.later(5)
+        self.assertEqual(ami.calls, [])
+        self.assertNotIn("failed", self.kinds(first))
+        self.assertIn("waiting", self.kinds(first))
+        ami.connected = True
+        self.waiting.pop().callback(None)
+        self.assertEqual([c.channel for c in ami.calls], ["PJSIP/87650190"])
+        self.assertNotIn("failed", self.kinds(first))
+
+    def test_a_leg_placed_before_the_restart_is_taken_up_under_its_number(self):
+        first = self.raise_(household(1, 2))
+        old_leg = self.ami.to(number(2))[0]
+        coordinator, ami, _ = self.restart()
+        leg = self.successResultOf(coordinator.answered(
+            first.id, old_leg.channel_id, channel="PJSIP/87650002-00000007",
+            target=old_leg.variables["SWITCHBOARD_TARGET"],
+            stage=old_leg.variables["SWITCHBOARD_STAGE"]))
+        self.assertEqual((leg.target, leg.stage), (number(2), "neighbours"))
+        self.successResultOf(coordinator.confirm(first.id, leg.id))
+        self.assertIn(("confirmed", number(2), ""), timeline(self.rig.db, first.id))

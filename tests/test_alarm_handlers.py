@@ -251,6 +251,26 @@ class ResponderTests(Case):
         self.assertIn(("unconfirmed", number(2), "hung up before pressing 1"),
                       timeline(self.rig.db, alarm.id))
 
+    def test_leg_placed_before_a_restart_is_taken_up_under_its_number(self):
+        alarm = self.raise_()
+        session = FakeSession({"channel": "PJSIP/87650005-0000000b"}, keys=["1"], variables={
+            "SWITCHBOARD_ALARM": str(alarm.id), "SWITCHBOARD_LEG": "swb-before-restart",
+            "SWITCHBOARD_TARGET": number(5), "SWITCHBOARD_STAGE": "neighbours"})
+        self.successResultOf(self.responder(session))
+        leg = alarm.legs["swb-before-restart"]
+        self.assertEqual((leg.target, leg.stage, leg.state), (number(5), "neighbours",
+                                                              "confirmed"))
+        self.assertIn(("confirmed", number(5), ""), timeline(self.rig.db, alarm.id))
+
+    def test_known_leg_reads_no_more_variables(self):
+        alarm = self.raise_()
+        session = self.leg_session(self.rig.ami.calls[0], keys=["1"])
+        self.successResultOf(self.responder(session))
+        self.assertEqual([c[1] for c in session.commands("get")][:2],
+                         ["SWITCHBOARD_ALARM", "SWITCHBOARD_LEG"])
+        self.assertNotIn(("get", "SWITCHBOARD_TARGET"), session.log)
+        self.assertTrue(alarm.confirmed)
+
     def test_unknown_alarm_left_to_dialplan(self):
         session = FakeSession({}, variables={"SWITCHBOARD_ALARM": "999", "SWITCHBOARD_LEG": "x"})
         self.successResultOf(self.responder(session))

@@ -202,6 +202,33 @@ class ActionTests(SynchronousTestCase):
         self.failureResultOf(d, AMIActionError)
 
 
+    # ConfBridge rooms (the answers of the lab's Asterisk 22)
+
+    def test_room_size(self):
+        d = self.client.room_size("alarm-7")
+        self.assertEqual(self.ast.written(), b"Action: ConfbridgeList\r\nActionID: t-2\r\n"
+                                             b"Conference: alarm-7\r\n\r\n")
+        self.ast.respond("t-2", "EventList: start", "Message: Confbridge user list will follow")
+        for channel in ("PJSIP/87650001-00000001", "Local/wait@lab-00000003;1"):
+            self.ast.event("ConfbridgeList", "ActionID: t-2", "Conference: alarm-7",
+                           "Admin: No", "MarkedUser: No", f"Channel: {channel}",
+                           "ChannelState: 6", "ChannelStateDesc: Up", "CallerIDNum: <unknown>")
+        self.ast.event("ConfbridgeListComplete", "ActionID: t-2", "EventList: Complete",
+                       "ListItems: 2")
+        self.assertEqual(self.successResultOf(d), 2)
+
+    def test_room_size_of_a_room_gone(self):
+        d = self.client.room_size("alarm-8")
+        self.ast.respond("t-2", "Message: No active conferences.", status="Error")
+        self.assertEqual(self.successResultOf(d), 0)
+        d = self.client.room_size("alarm-9")
+        self.ast.respond("t-3", "Message: No Conference by that name found.", status="Error")
+        self.assertEqual(self.successResultOf(d), 0)
+        d = self.client.room_size("alarm-10")
+        self.ast.respond("t-4", "Message: Permission denied", status="Error")
+        self.failureResultOf(d, AMIActionError)
+
+
 ORIGINATE_BYTES = (
     b"Action: Originate\r\nActionID: t-2\r\nChannel: PJSIP/87650001\r\n"
     b"Context: alarm-join\r\nExten: s\r\nPriority: 1\r\nTimeout: 25000\r\n"

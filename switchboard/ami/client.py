@@ -30,6 +30,8 @@ from switchboard.ami.protocol import action_id_source
 # Asterisk's answers meaning "there was nothing there".
 _DB_MISSING = ("database entry not found", "database entry could not be deleted")
 _NO_CHANNEL = "no such channel"
+# ConfbridgeList's answers for a room nobody is in (app_confbridge.c).
+_NO_ROOM = ("no conference by that name found.", "no active conferences.")
 
 
 class _PendingOriginate:
@@ -289,6 +291,18 @@ class AMIClient:
         d = self.send_action("Getvar", [("Channel", channel), ("Variable", "CHANNEL(state)")])
         return d.addCallbacks(lambda response: response.get("Value") or "",
                               _absent((_NO_CHANNEL,), None))
+
+    def room_size(self, room):
+        """
+        Deferred firing with the number of channels in ConfBridge room
+        C{room} (0 when the room does not exist: ConfBridge removes a room
+        once its last member has left). Needs the C{reporting} write class.
+        """
+        d = self.send_action("ConfbridgeList", [("Conference", room)])
+        return d.addCallbacks(
+            lambda response: sum(1 for event in response.events
+                                 if event.get("Event") == "ConfbridgeList"),
+            _absent(_NO_ROOM, 0))
 
     def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
                   data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
