@@ -115,20 +115,72 @@ def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
     assert "cancelled" in server.cli("alarms")
 
 
-def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(server, sipp):
-    before = alarm_ids(server)
-    for n in ("87650008", "87650010", "87650007", "87650011"):
-        sipp.phone(n, "ring", timeout_s=60)
-    caller = sipp.call("#9", "87650009", before_ms=300, hold_ms=20000, timeout_s=60)
-    alarm_id = newest_alarm(server, before)
-    sleep(1)
+def hang_up(asterisk, number):
+    """Hang up every channel of lab phone C{number} (as if it put the receiver down)."""
+    for line in asterisk.cli("core show channels concise").splitlines():
+        channel = line.split("!")[0]
+        if channel.startswith(f"PJSIP/{number}-"):
+            asterisk.cli(f"channel request hangup {channel}")
+
+
+def kill_and_restart(server):
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
-    duty = sipp.phone("87650190", "answer", ring_ms=500, keys="1", before_ms=3000, timeout_s=60)
+    begun = len(server.log())
     server.start()
+    return begun
+
+
+def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(server, sipp,
+                                                                           asterisk):
+    before = alarm_ids(server)
+    for n in ("87650008", "87650010", "87650007", "87650011"):
+        sipp.phone(n, "ring", timeout_s=90)
+    caller = sipp.call("#9", "87650009", before_ms=300, hold_ms=20000, timeout_s=90)
+    alarm_id = newest_alarm(server, before)
+    sleep(1)
+    duty = sipp.phone("87650190", "answer", ring_ms=500, keys="1", before_ms=3000, timeout_s=90)
+    begun = kill_and_restart(server)
     wait_for(lambda: duty.invite_times(), 20, message="the duty phone after the restart")
     wait_for(lambda: "recovered" in timeline(server, alarm_id), 10, message="the recovery mark")
-    caller.wait(30)
+    # Rung once the link was up, not tried into a link still down first.
+    after_restart = timeline(server, alarm_id).split("recovered", 1)[1]
+    assert "failed" not in after_restart, after_restart
+    wait_for(lambda: re.search(r"confirmed\s+\+8659187650190", timeline(server, alarm_id)), 20,
+             message="the duty officer's 1")
+    caller.wait(40)
+    hang_up(asterisk, "87650190")   # the duty officer leaves too: the room is empty
+    wait_for(lambda: "its room is empty" in timeline(server, alarm_id), 40,
+             message="the recovered alarm to close")
+    assert "ALARM" in server.log()[begun:]
+    # A later restart rings nobody for it.
+    again = sipp.phone("87650190", "ring", timeout_s=30)
+    server.stop()
+    server.start()
+    sleep(3)
+    assert not again.invite_times(), "the duty phone rang again after a closed alarm"
+
+
+def test_a_confirmed_alarm_rings_nobody_after_a_restart_and_closes_when_all_have_left(
+        server, sipp, asterisk):
+    before = alarm_ids(server)
+    helper = sipp.phone("87650003", "answer", ring_ms=500, keys="1", before_ms=3500,
+                        timeout_s=90)
+    for n in ("87650004", "87650005"):
+        sipp.phone(n, "ring", timeout_s=90)
+    caller = sipp.call("#9", "87650002", before_ms=300, hold_ms=18000, timeout_s=90)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: "confirmed" in timeline(server, alarm_id), 25, message="a confirmation")
+    duty = sipp.phone("87650190", "ring", timeout_s=60)
+    kill_and_restart(server)
+    wait_for(lambda: "recovered" in timeline(server, alarm_id), 10, message="the recovery mark")
+    assert "nobody is rung" in timeline(server, alarm_id)
+    caller.wait(40)
+    hang_up(asterisk, "87650003")
+    wait_for(lambda: "its room is empty" in timeline(server, alarm_id), 40,
+             message="the alarm to close")
+    assert not duty.invite_times(), "a confirmed alarm rang the duty phone after a restart"
+    assert helper.received("BYE")
 
 
 def assert_rung_natively(sipp, confirming):
