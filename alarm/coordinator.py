@@ -59,6 +59,11 @@ from switchboard.ami.errors import (
 )
 
 RESPONDER_CONTEXT = "switchboard-alarm-responder"
+# The invariant: an open alarm nobody has confirmed has a phone ringing, or
+# one due to ring within this many seconds (the longest wait by design is a
+# neighbour's retry, C{retry_after}, 10 s by default, or a call not placed,
+# retried within 10 s).
+SILENCE_BOUND = 15.0
 
 
 def _keys(household_id, number) -> tuple:
@@ -409,6 +414,15 @@ class AlarmCoordinator(Responses, FirstCalls):
             following = [i for i in range(len(self.config.stages)) if i not in alarm.stages_rung]
             if following:
                 self._stage(alarm, following[0], "every phone rang out or declined")
+            else:
+                # Every stage has been rung and none took it: the first again,
+                # never silence (whatever repeat_every says).
+                self._later(alarm, min(max(self.config.retry_after, 2.0), 10.0),
+                            self._ring_out_again, alarm, retry=True)
+
+    def _ring_out_again(self, alarm):
+        if alarm.active and not alarm.confirmed and not alarm.live_legs():
+            self.ring_first_stage(alarm, "again: every stage rang out or declined")
 
     def _later(self, alarm, delay, f, *args, retry=False):
         """Call C{f(*args)} after C{delay} unless the alarm's timers are cancelled."""
@@ -479,11 +493,35 @@ class AlarmCoordinator(Responses, FirstCalls):
     def _repeat(self, alarm):
         if not alarm.active or alarm.confirmed:
             return
+        self.ring_first_stage(alarm, "again: still nobody confirmed")
+        self._later(alarm, self.config.repeat_every, self._repeat, alarm)
+
+    def ring_first_stage(self, alarm, why, kind="escalated") -> None:
+        """Ring the first escalation stage's phones now (again)."""
+        if not self.config.stages:
+            return
         stage = self.config.stages[0]
-        self._event(alarm, "escalated", detail=f"{stage.name} again: still nobody confirmed")
+        self._event(alarm, kind, detail=f"{stage.name} {why}")
         for phone in stage.phones:
             self._ring(alarm, stage.name, phone, stage.trunk)
-        self._later(alarm, self.config.repeat_every, self._repeat, alarm)
+
+    # The invariant ------------------------------------------------------------------
+
+    def silent(self, alarm, within=SILENCE_BOUND) -> bool:
+        """
+        Whether C{alarm} breaks the invariant: it is open, nobody has
+        confirmed, no phone of it rings (or is answered), and nothing is due
+        to ring within C{within} seconds. L{alarm.guard.SilenceGuard} looks
+        for such alarms and rings them.
+        """
+        if not alarm.active or alarm.confirmed or alarm.live_legs():
+            return False
+        now = self.clock.seconds()
+        alarm.timers = [t for t in alarm.timers if t.active()]
+        return not any(t.getTime() - now <= within for t in alarm.timers)
+
+    def can_place_calls(self) -> bool:
+        return self._can_place_calls()
 
     # Restarts -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from alarm import config as alarm_config
 from alarm.astdb import AstDBSync
 from alarm.coordinator import AlarmCoordinator
+from alarm.guard import SilenceGuard
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
@@ -48,6 +49,7 @@ class AlarmFeature:
             hotline_number=settings.hotline_number, kick=self._kick,
             channel_state=ami.channel_state, connected=lambda: ami.connected,
             when_connected=ami.when_connected, room_size=ami.room_size)
+        self.guard = SilenceGuard(self.coordinator, clock=reactor)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor)
@@ -74,6 +76,7 @@ class AlarmFeature:
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
         self.watcher.start()
+        self.guard.start()
 
     def ami_connected(self):
         if self.config is not None:
@@ -103,5 +106,6 @@ class AlarmFeature:
         if self.config is None:
             return
         self.watcher.stop()
+        self.guard.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()

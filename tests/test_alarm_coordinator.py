@@ -613,6 +613,21 @@ class RefusedCallsTests(Case):
         self.assertEqual(len(self.ami.to(number(2))), 2, "retried as not answered")
 
 
+class RingOutTests(Case):
+    config = {"repeat_every": 0.0, "retry_unanswered": 0}
+
+    def test_every_stage_busy_rings_the_first_again_without_repeats(self):
+        alarm = self.raise_(household(1, 1))
+        for _ in range(4):      # the neighbour, then each stage in turn, busy
+            self.ami.calls[-1].finish("busy")
+        self.assertEqual([c.channel for c in self.ami.calls],
+                         ["PJSIP/87650002", "PJSIP/87650190", "PJSIP/87650191",
+                          "PJSIP/87650199"])
+        self.rig.later(10)
+        self.assertEqual(self.ami.calls[-1].channel, "PJSIP/87650190", "never silent")
+        self.assertTrue(self.coordinator.alarm(alarm.id).active)
+
+
 class RecoveryTests(Case):
     def restart(self, *, connected=True, rooms=None):
         """A new coordinator over the same database: the server was killed and restarted."""
