@@ -64,6 +64,7 @@ RESPONDER_CONTEXT = "switchboard-alarm-responder"
 # neighbour's retry, C{retry_after}, 10 s by default, or a call not placed,
 # retried within 10 s).
 SILENCE_BOUND = 15.0
+UNIDENTIFIED = ("unidentified",)
 
 
 def _keys(household_id, number) -> tuple:
@@ -129,6 +130,9 @@ class AlarmCoordinator(Responses, FirstCalls):
     @param when_connected: optional C{when_connected()} -> Deferred fired
         once calls can be placed (C{AMIClient.when_connected}): an alarm
         recovered at start-up rings then, not into a link still down.
+    @param unidentified_window: seconds during which #9 calls of callers
+        nobody can identify (no caller ID, unregistered) join one alarm
+        rather than each ring the duty stage.
     @param room_size: optional C{room_size(room)} -> Deferred number of
         channels in a ConfBridge room (C{AMIClient.room_size}). After a
         restart nobody knows who is still in an alarm's room (they are held
@@ -141,7 +145,8 @@ class AlarmCoordinator(Responses, FirstCalls):
     def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
                  forget_after=3600.0, channel_state=None, follow_every=5.0, connected=None,
-                 when_connected=None, room_size=None, room_every=10.0):
+                 when_connected=None, room_size=None, room_every=10.0,
+                 unidentified_window=120.0):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
@@ -157,6 +162,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         self.when_connected = when_connected
         self.room_size = room_size
         self.room_every = room_every
+        self.unidentified_window = unidentified_window
         self._room_looks: dict = {}   # str(alarm id) -> DelayedCall of its next look
         self.follow_every = follow_every
         self.context = context
@@ -199,6 +205,8 @@ class AlarmCoordinator(Responses, FirstCalls):
         number = self.dialer.numbers.try_normalise(caller_raw) if caller_raw else None
         keys = _keys(household.id if household is not None else None, number)
         existing = next((self._open[k] for k in keys if k in self._open), None)
+        if existing is None and household is None:
+            existing = self._unidentified_nearby(now)
         if existing is not None and existing.ended:
             existing = None
         if not self._can_place_calls() and (existing is None or not existing.confirmed):
@@ -213,10 +221,25 @@ class AlarmCoordinator(Responses, FirstCalls):
                             caller_number=number, opened=now,
                             address=household.address if household is not None else "")
         self._claim(alarm)
+        if household is None:
+            self._open[UNIDENTIFIED] = alarm
         d = self._record_opening(caller_raw, number, household, now)
         d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
                        errbackArgs=(alarm,))
         return alarm.when_ready()
+
+    def _unidentified_nearby(self, now):
+        """
+        The alarm of an unidentified caller (no caller ID, or not
+        registered) opened less than C{unidentified_window} seconds ago: a
+        #9 of another such caller joins it, so that a burst of them rings
+        the duty stage once, every caller held in one room and heard by
+        whoever answers.
+        """
+        alarm = self._open.get(UNIDENTIFIED)
+        if alarm is not None and now - alarm.opened <= self.unidentified_window:
+            return alarm
+        return None
 
     def _can_place_calls(self) -> bool:
         try:
@@ -251,13 +274,17 @@ class AlarmCoordinator(Responses, FirstCalls):
             self._open.setdefault(key, alarm)
 
     def _release(self, alarm):
-        for key in alarm.keys:
+        for key in alarm.keys + (UNIDENTIFIED,):
             if self._open.get(key) is alarm:
                 del self._open[key]
 
     def _joined(self, alarm, caller_raw):
-        self._event(alarm, "joined", number=caller_raw,
-                    detail="another #9 call while the alarm is open: joins it")
+        if alarm.household is None and caller_raw != alarm.caller_raw:
+            detail = ("another caller nobody can identify: held in the same room, rung "
+                      "for once")
+        else:
+            detail = "another #9 call while the alarm is open: joins it"
+        self._event(alarm, "joined", number=caller_raw or None, detail=detail)
         return alarm
 
     def _not_recorded(self, failure, alarm):

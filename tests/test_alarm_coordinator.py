@@ -104,9 +104,11 @@ class RingAllTests(Case):
     def test_no_caller_id_still_raises(self):
         alarm = self.raise_(None, caller="")
         self.assertEqual([c.channel for c in self.ami.calls], ["PJSIP/87650190"])
-        # Nothing to de-duplicate on: a second anonymous call is a second alarm.
+        # A second anonymous call soon after is held with the first (see
+        # UnidentifiedTests): the duty phone is not rung twice.
         other = self.raise_(None, caller="")
-        self.assertNotEqual(alarm.id, other.id)
+        self.assertIs(alarm, other)
+        self.assertEqual(len(self.ami.calls), 1)
 
     def test_database_refuses_alarm_nothing_rings(self):
         self.rig.sync.fail_next = 3
@@ -611,6 +613,38 @@ class RefusedCallsTests(Case):
         self.assertEqual(len(self.ami.to(number(2))), 1, "not retried as link trouble")
         self.rig.later(8)
         self.assertEqual(len(self.ami.to(number(2))), 2, "retried as not answered")
+
+
+class UnidentifiedTests(Case):
+    def test_a_burst_of_unidentified_callers_rings_each_stage_once(self):
+        callers = ["", "", "87650150", "87650151", "anonymous"]
+        alarms = [self.raise_(None, caller=c) for c in callers]
+        self.assertEqual(len({a.id for a in alarms}), 1, "one alarm, one room")
+        alarm = alarms[0]
+        self.assertEqual(alarm.callers, 5)
+        self.assertEqual([c.channel for c in self.ami.calls], ["PJSIP/87650190"])
+        self.rig.later(200)
+        channels = [c.channel for c in self.ami.calls]
+        self.assertEqual(channels.count("PJSIP/87650199"), 1, "the outside number once")
+        self.assertEqual(self.kinds(alarm).count("joined"), 4)
+
+    def test_registered_households_are_never_merged(self):
+        unknown = self.raise_(None, caller="87650150")
+        mine = self.raise_(household(1, 2))
+        self.assertNotEqual(unknown.id, mine.id)
+        self.assertIsNot(self.raise_(None, caller="87650151"), mine)
+
+    def test_after_the_window_a_new_alarm(self):
+        first = self.raise_(None, caller="")
+        self.rig.later(121)
+        second = self.raise_(None, caller="")
+        self.assertNotEqual(first.id, second.id)
+        self.assertIs(self.raise_(None, caller="87650151"), second)
+
+    def test_a_cancelled_one_is_not_joined(self):
+        first = self.raise_(None, caller="87650150")
+        self.successResultOf(self.coordinator.cancel(first.id))
+        self.assertNotEqual(self.raise_(None, caller="87650151").id, first.id)
 
 
 class RingOutTests(Case):

@@ -120,11 +120,17 @@ class CallerTests(Case):
             session, d = self.call(presented)
             self.successResultOf(d)
             self.assertEqual(session.commands("exec")[0][1], "ConfBridge")
-        self.assertEqual([c.channel for c in self.rig.ami.calls], ["PJSIP/87650190"] * 4)
+            self.assertEqual(session.variables["SWITCHBOARD_ROOM"], "alarm-1")
+        # Every caller held in one room; the duty phone rung once for them all.
+        self.assertEqual([c.channel for c in self.rig.ami.calls], ["PJSIP/87650190"])
         self.assertEqual(self.index.lookups, ["87650150", "12 ab"])
         rows = [alarm_row(self.rig.db, a.id) for a in self.coordinator.open_alarms()]
-        self.assertEqual([r.caller_raw for r in rows], ["87650150", "anonymous", "", "12 ab"])
+        self.assertEqual([r.caller_raw for r in rows], ["87650150"])
         self.assertEqual(rows[0].caller_number, "+8659187650150")
+        joined = [(number, kind) for kind, number, _ in timeline(self.rig.db, 1)
+                  if kind == "joined"]
+        self.assertEqual(joined, [("anonymous", "joined"), (None, "joined"),
+                                  ("12 ab", "joined")])
 
     def test_second_call_joins_same_room(self):
         first, d1 = self.call("87650001")
