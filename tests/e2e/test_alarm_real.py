@@ -7,6 +7,7 @@ server records every step.
 import os
 import re
 import signal
+from datetime import datetime
 
 import pytest
 
@@ -181,6 +182,26 @@ def test_a_confirmed_alarm_rings_nobody_after_a_restart_and_closes_when_all_have
              message="the alarm to close")
     assert not duty.invite_times(), "a confirmed alarm rang the duty phone after a restart"
     assert helper.received("BYE")
+
+
+def test_asterisk_restarts_mid_alarm_and_the_neighbours_ring_again(server, sipp, asterisk):
+    before = alarm_ids(server)
+    ringing = [sipp.phone(n, "ring", timeout_s=90) for n in ("87650005", "87650006")]
+    sipp.call("#9", "87650004", before_ms=300, hold_ms=30000, timeout_s=90)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: all(p.invite_times() for p in ringing), 10, message="the first ring")
+    for phone in ringing:
+        phone.stop()
+    asterisk.restart()       # every call is torn down; AMI comes back a few seconds later
+    back = datetime.now()
+    again = sipp.phone("87650005", "answer", ring_ms=300, keys="1", before_ms=3000,
+                       timeout_s=60)
+    rang = wait_for(lambda: [t for t in again.invite_times() if t > back], 30,
+                    message="a neighbour rung again once Asterisk took calls")
+    wait_for(lambda: re.search(r"confirmed\s+\+8659187650005", timeline(server, alarm_id)),
+             20, message="the neighbour's 1 after the restart")
+    print(f"rung again {(rang[0] - back).total_seconds():.1f} s after Asterisk was back")
+    assert (rang[0] - back).total_seconds() < 20
 
 
 def assert_rung_natively(sipp, confirming):
