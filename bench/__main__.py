@@ -353,6 +353,9 @@ def main(argv=None) -> int:
     started = time.monotonic()
     try:
         agi_benchmark(options, workdir)
+        print("\nAMI event parsing, in-process (python -m bench.ami_parse):")
+        from bench import ami_parse
+        ami_parse.main(["--events", "30000" if options.quick else "100000"])
     finally:
         if options.keep:
             print(f"\nlogs and files kept in {workdir}")

@@ -488,3 +488,24 @@ class StopTests(SynchronousTestCase):
         reactor.advance(3)
         self.failureResultOf(d, AMITimeout)
         self.assertTrue(client.connected)
+
+
+class EventFilterTests(SynchronousTestCase):
+    """Events no subscriber asked for are dropped before they are built."""
+
+    def test_only_subscribed_events_and_originate_outcomes_are_built(self):
+        client, reactor, ast = started()
+        self.assertEqual(ast.protocol.event_filter, client.wants_event)
+        heard = []
+        client.subscribe("Hangup", heard.append)
+        self.assertTrue(client.wants_event("Hangup"))
+        self.assertTrue(client.wants_event("OriginateResponse"))
+        self.assertFalse(client.wants_event("VarSet"))
+        ast.event("VarSet", "Variable: X", "Value: 1")
+        ast.event("Hangup", "Uniqueid: 1.2")
+        self.assertEqual([e["Uniqueid"] for e in heard], ["1.2"])
+        # A new subscription is heard from the next event on.
+        client.subscribe("Var*", heard.append)
+        self.assertTrue(client.wants_event("VarSet"))
+        ast.event("VarSet", "Variable: X", "Value: 2")
+        self.assertEqual(heard[-1]["Value"], "2")

@@ -150,3 +150,80 @@ def test_a_large_block_within_the_limit():
     lines = b"".join(b"Output: line %d\r\n" % i for i in range(5000))
     [msg] = messages(read(BANNER, b"Response: Success\r\n" + lines + b"\r\n"))
     assert len(msg.getall("Output")) == 5000
+
+
+# The fast path (whole blocks at once) against the line machine alone -------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class LineMachineOnly(BlockReader):
+    """The reader with its fast path turned off: the reference."""
+
+    def _feedBlocks(self):
+        return None
+
+
+def described(items):
+    out = []
+    for item in items:
+        if isinstance(item, Message):
+            out.append(("message", item.items()))
+        elif isinstance(item, Malformed):
+            out.append(("malformed", item.reason, item.lines))
+        else:
+            out.append(("banner", item.text))
+    return out
+
+
+LINES = st.sampled_from([
+    "Event: Newchannel", "Event: VarSet", "Response: Success", "Response: Error",
+    "ActionID: t-7", "Privilege: call,all", "CallerIDName: 陈梅", "Value: ",
+    "Value:", "Variable: A=1", "Variable: B=2", "Name:no-space", "Padded : name",
+    " Leading: blank", "Message: a : b", "no colon at all", ": no name",
+    "Output: 1 2 3", "Response: Follows", "Key:: colons", "Cause-txt: Normal Clearing",
+])
+BLOCKS = st.lists(st.lists(LINES, min_size=1, max_size=6), max_size=8)
+ENDS = st.sampled_from([b"\r\n", b"\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(BLOCKS, ENDS, st.integers(1, 64), st.booleans(), st.booleans())
+def test_fast_path_reads_exactly_what_the_line_machine_reads(blocks, end, size, blank,
+                                                             filtered):
+    data = BANNER
+    for block in blocks:
+        data += b"".join(line.encode() + end for line in block) + end + (end if blank else b"")
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    fast, reference = BlockReader(), LineMachineOnly()
+    if filtered:
+        fast.event_filter = reference.event_filter = lambda name: name != "VarSet"
+    assert described(read(*chunks, reader=fast)) == described(read(*chunks, reader=reference))
+
+
+def test_a_character_split_across_reads_is_kept():
+    data = BANNER + "Event: Newchannel\r\nCallerIDName: 陈梅\r\n\r\n".encode()
+    cut = data.index("梅".encode()) + 1
+    [_, event] = read(data[:cut], data[cut:])
+    assert event["CallerIDName"] == "陈梅"
+
+
+def test_a_long_event_list_block_is_read_line_by_line():
+    reader = BlockReader(max_line=100, max_block=100_000)
+    body = b"".join(b"Output: line %d\r\n" % i for i in range(2000))
+    data = BANNER + b"Response: Success\r\nActionID: t-2\r\n" + body + b"\r\n"
+    items = read(*[data[i:i + 4096] for i in range(0, len(data), 4096)], reader=reader)
+    assert len(messages(items)[0].getall("Output")) == 2000
+
+
+def test_events_nobody_asked_for_are_not_built():
+    reader = BlockReader()
+    reader.event_filter = lambda name: name == "Hangup"
+    items = read(BANNER + b"Event: VarSet\r\nValue: 1\r\n\r\n"
+                 b"Event: Hangup\r\nUniqueid: 1.2\r\n\r\n"
+                 b"Event: DBGetTreeResponse\r\nActionID: t-4\r\nKey: /a/b\r\n\r\n"
+                 b"Response: Success\r\nActionID: t-5\r\n\r\n", reader=reader)
+    kinds = [m.event or m.response for m in messages(items)]
+    # Hangup asked for; a list's event answers an action; a response always.
+    assert kinds == ["Hangup", "DBGetTreeResponse", "Success"]

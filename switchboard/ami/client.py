@@ -161,6 +161,10 @@ class AMIClient:
         for callback in list(self._on_disconnect):
             self._notify(callback, "on_disconnect")
 
+    def wants_event(self, name):
+        """Events worth building: an originate's outcome, or one subscribed to."""
+        return name.lower() == "originateresponse" or self._subscriptions.wants(name)
+
     def linkEvent(self, event):
         if (event.event or "").lower() == "originateresponse":
             waiting = self._originates.pop(event.action_id, None)

@@ -53,11 +53,13 @@ class Subscriptions:
 
     def __init__(self):
         self._subscriptions = []
+        self._wanted = {}      # event name -> whether a subscription matches it
 
     def subscribe(self, pattern, callback):
         """Call C{callback(event)} for matching events; returns a token."""
         subscription = Subscription(pattern, callback)
         self._subscriptions.append(subscription)
+        self._wanted = {}
         return subscription
 
     def unsubscribe(self, token):
@@ -66,6 +68,16 @@ class Subscriptions:
             self._subscriptions.remove(token)
         except ValueError:
             pass
+        self._wanted = {}
+
+    def wants(self, name):
+        """Whether any subscription matches events named C{name}."""
+        wanted = self._wanted.get(name)
+        if wanted is None:
+            if len(self._wanted) > 1000:   # names come from the wire: bounded
+                self._wanted = {}
+            wanted = self._wanted[name] = any(s.matches(name) for s in self._subscriptions)
+        return wanted
 
     def __len__(self):
         return len(self._subscriptions)

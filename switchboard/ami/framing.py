@@ -9,6 +9,11 @@ from switchboard.ami.message import Message
 BANNER_PREFIX = "Asterisk Call Manager/"
 END_COMMAND = "--END COMMAND--"
 
+# What a block's first header may be for the fast path to build it.
+_KINDS = frozenset(("event", "response"))
+# Blanks next to a header name: such a block goes through parse_block.
+_PADDED = (" :", "\t:", "\n ", "\n\t")
+
 # Headers that may precede the raw output of a "Response: Follows" block.
 _FOLLOWS_HEADERS = frozenset(("actionid", "privilege", "message"))
 
@@ -72,6 +77,9 @@ class BlockReader:
     def __init__(self, max_line=65536, max_block=4 * 1024 * 1024):
         self.max_line = max_line
         self.max_block = max_block
+        # Events nobody asked for: C{event_filter(name)} false (and no
+        # ActionID) means the block is dropped before a Message is built.
+        self.event_filter = None
         self._buffer = b""
         self._banner = True
         self._lines = []
@@ -90,16 +98,102 @@ class BlockReader:
         if b"\n" not in data:
             self._checkPartial()
             return []
-        *lines, self._buffer = self._buffer.split(b"\n")
-        self._checkPartial()
         items = []
-        for raw in lines:
+        while True:
+            if not self._banner and not self._follows and not self._lines:
+                blocks = self._feedBlocks()
+                if blocks is not None:
+                    items.extend(blocks)
+                    if len(self._buffer) <= self.max_line or b"\n" not in self._buffer:
+                        break
+                    # else: a long block still coming: line by line
+            if not self._feedLines(items):
+                break
+        self._checkPartial()
+        return items
+
+    def _feedLines(self, items):
+        """
+        The line machine: take complete lines off the buffer until a block
+        ends (then the fast path may take over again). Returns whether the
+        buffer may hold more to read.
+        """
+        buffer = self._buffer
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                self._buffer = buffer[start:]
+                return False
+            raw = buffer[start:end]
+            start = end + 1
             if len(raw) > self.max_line:
                 raise BlockTooLarge(f"line of {len(raw)} bytes (limit {self.max_line})")
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             self._line(raw.decode("utf-8", "replace"), items)
+            if not self._lines and not self._follows and not self._banner:
+                self._buffer = buffer[start:]
+                return True
+
+    def _feedBlocks(self):
+        """
+        The fast path, between blocks: cut whole CRLF-terminated blocks out
+        of the buffer at once, decode them in one go (a character split
+        across reads stays in the buffer whole) and build each block's
+        Message straight from its lines. Returns L{None}, having consumed
+        nothing, when the line machine must take the data instead: bare LF
+        line ends, an old-style C{Response: Follows}, or a line too long.
+        """
+        buffer = self._buffer
+        end = buffer.rfind(b"\r\n\r\n")
+        if end < 0:
+            return None
+        complete = buffer[:end]
+        if (complete.count(b"\n") != complete.count(b"\r\n")
+                or b"ollows" in complete or b"OLLOWS" in complete):
+            return None
+        max_line, max_block = self.max_line, self.max_block
+        wanted = self.event_filter
+        items = []
+        for block in complete.decode("utf-8", "replace").split("\r\n\r\n"):
+            if len(block) > max_line:
+                if len(block) > max_block:
+                    raise BlockTooLarge(f"block of more than {max_block} bytes")
+                if any(len(line) > max_line for line in block.split("\r\n")):
+                    raise BlockTooLarge(f"line of more than {max_line} bytes")
+            # Blank lines between blocks.
+            while block[:2] == "\r\n":
+                block = block[2:]
+            while block[-2:] == "\r\n":
+                block = block[:-2]
+            if not block:
+                continue
+            if wanted is not None and not self._wantedBlock(block):
+                continue
+            message = _plain_block(block)
+            if message is not None:
+                items.append(message)
+            else:
+                items.extend(parse_block(block.split("\r\n")))
+        self._buffer = buffer[end + 4:]
         return items
+
+    def _wantedBlock(self, block):
+        """L{_wanted} for a block's text."""
+        if block[:6].lower() != "event:":
+            return True
+        end = block.find("\r\n")
+        if self.event_filter(block[6:end if end >= 0 else len(block)].strip()):
+            return True
+        return "ActionID:" in block or "actionid:" in block.lower()
+
+    def _wanted(self, lines):
+        """Whether a block is worth building: not an event nobody asked for."""
+        first = lines[0]
+        if first[:6].lower() != "event:" or self.event_filter(first[6:].strip()):
+            return True
+        return any(line[:9].lower() == "actionid:" for line in lines)
 
     def _checkPartial(self):
         if len(self._buffer) > self.max_line:
@@ -159,7 +253,8 @@ class BlockReader:
         lines, self._lines, self._size = self._lines, [], 0
         if not lines:
             return  # blank lines between blocks
-        items.extend(parse_block(lines))
+        if self.event_filter is None or self._wanted(lines):
+            items.extend(parse_block(lines))
 
 
 def _is_follows(line):
@@ -186,22 +281,46 @@ def split_header(line):
     return name, value
 
 
+def _plain_block(block):
+    """
+    The L{Message} of a block (CRLF between its lines) whose every line is
+    C{Name: value}, as Asterisk writes them, the first being C{Event} or
+    C{Response}; L{None} for anything else, which L{parse_block} reads.
+    Cutting at the first C{": "} is what L{split_header} does when the
+    name holds no colon and no blank at either end.
+    """
+    if block[:1] in " \t" or any(p in block for p in _PADDED):
+        return None
+    parts = [line.partition(": ") for line in block.split("\r\n")]
+    for name, separator, _ in parts:
+        if not separator or not name or ":" in name:
+            return None
+    if parts[0][0].lower() not in _KINDS:
+        return None
+    # Tuples of strings: the garbage collector soon stops tracking them.
+    return Message.from_pairs([(name, value) for name, _, value in parts])
+
+
 def parse_block(lines):
     """
     The items for one block's lines: a L{Message} (possibly preceded by a
     L{Malformed} reporting lines that were dropped), or a L{Malformed}.
     """
-    first = split_header(lines[0])
-    if first is None:
-        return [Malformed(lines, "the block does not start with a header")]
     headers, dropped = [], []
     for line in lines:
+        # split_header, inlined: this runs for every header Asterisk sends.
+        name, colon, value = line.partition(":")
+        if colon and name and not name[0].isspace() and not name[-1].isspace():
+            headers.append((name, value[1:] if value[:1] == " " else value))
+            continue
         header = split_header(line)
         if header is None:
+            if not headers and not dropped:
+                return [Malformed(lines, "the block does not start with a header")]
             dropped.append(line)
         else:
             headers.append(header)
-    message = Message(headers)
+    message = Message.from_pairs(headers)
     if message.response is None and message.event is None:
         return [Malformed(lines, "neither a Response nor an Event")]
     if dropped:

@@ -133,6 +133,7 @@ class ManagerLink(ClientFactory):
         protocol = AMIProtocol(self.reactor, action_ids=self.action_ids,
                                action_timeout=self.action_timeout)
         protocol.factory = self
+        protocol.event_filter = getattr(self.listener, "wants_event", None)
         self._protocol = protocol
         return protocol
 

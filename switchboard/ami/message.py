@@ -28,21 +28,38 @@ class Message:
         Complete}, with C{ListItems}); otherwise L{None}.
     """
 
-    __slots__ = ("_headers", "events", "complete")
+    __slots__ = ("_headers", "_index", "events", "complete")
 
     def __init__(self, headers=()):
         self._headers = [(str(k), str(v)) for k, v in _pairs(headers)]
+        self._index = None
         self.events = []
         self.complete = None
+
+    @classmethod
+    def from_pairs(cls, pairs):
+        """
+        A message of C{pairs}, a list of C{(name, value)} strings (tuples or
+        two-item lists), taken as it is: the reader's way, with no copy.
+        """
+        message = cls.__new__(cls)
+        message._headers = pairs
+        message._index = None
+        message.events = []
+        message.complete = None
+        return message
 
     # Mapping-like access
 
     def __getitem__(self, name):
-        wanted = name.lower()
-        for key, value in self._headers:
-            if key.lower() == wanted:
-                return value
-        raise KeyError(name)
+        index = self._index
+        if index is None:
+            # Built on the first lookup: the first of repeated headers wins.
+            index = self._index = {key.lower(): value for key, value in reversed(self._headers)}
+        try:
+            return index[name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
 
     def get(self, name, default=None):
         """The first value of header C{name}, or C{default}."""
@@ -59,10 +76,11 @@ class Message:
     def add(self, name, value):
         """Append a header (repeats are kept)."""
         self._headers.append((str(name), str(value)))
+        self._index = None
 
     def items(self):
         """Every C{(name, value)} pair, in order, repeats included."""
-        return list(self._headers)
+        return [(key, value) for key, value in self._headers]
 
     def keys(self):
         """Header names in order of first appearance, without repeats."""
@@ -85,7 +103,7 @@ class Message:
     def __eq__(self, other):
         if not isinstance(other, Message):
             return NotImplemented
-        return self._headers == other._headers and self.events == other.events
+        return self.items() == other.items() and self.events == other.events
 
     def __repr__(self):
         return f"Message({self._headers!r})"

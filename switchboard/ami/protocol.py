@@ -90,6 +90,19 @@ class AMIProtocol(Protocol):
         self._banner_call = None
         self._peer = "?"
 
+    @property
+    def event_filter(self):
+        """
+        C{event_filter(name)} -> whether an event named C{name} is wanted;
+        an event it refuses (and that answers no action) is dropped before
+        it is built. L{None}: every event.
+        """
+        return self._reader.event_filter
+
+    @event_filter.setter
+    def event_filter(self, wanted):
+        self._reader.event_filter = wanted
+
     # Connection
 
     def connectionMade(self):
