@@ -8,21 +8,21 @@ string of the household's neighbours (L{Dialer.ring_all}); key C{duty} = the
 first escalation stage's phones. A household without neighbours has no key,
 so the dialplan rings the duty phones for it.
 
-Key C{stamp} records which registry version (and dial settings) AstDB holds,
-written last: after an AMI reconnect a matching stamp means AstDB is already
-in step (Asterisk keeps AstDB across restarts), anything else means a full
-resynchronisation: the stamp is removed, C{duty} and every household are
-written over what is there (in batches worked out on a thread and sent at a
-bounded rate with a bounded number of actions in flight, so 200,000
-households do not flood Asterisk), then keys of households that are gone
-are deleted (C{DBGetTree}, read as it streams), and the stamp written. The
-family is never emptied on the way: should this server stop halfway, every
-household still finds its neighbours, old or new, in the dialplan.
+After every AMI (re)connect the family is read back (C{DBGetTree}) and
+compared, key by key, with what the registry says it must hold: Asterisk
+keeps AstDB across restarts, and what is there may come from another
+registry, an older server, a resync cut short or a hand edit. Only the
+differences are sent: missing and changed keys first, then keys of
+households that are gone (worked out on a thread, sent at a bounded rate
+with a bounded number of actions in flight, so 200,000 households do not
+flood Asterisk). The family is never emptied on the way: should this
+server stop halfway, every household still finds its neighbours, old or
+new, in the dialplan. Nothing is trusted without being read: there is no
+version stamp to agree on (a key C{stamp} left by older servers is
+deleted).
 """
 
 from __future__ import annotations
-
-import zlib
 
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
@@ -30,7 +30,6 @@ from twisted.python.failure import Failure
 
 FAMILY = "swb_alarm"
 DUTY_KEY = "duty"
-STAMP_KEY = "stamp"
 
 
 class AstDBSync:
@@ -71,12 +70,6 @@ class AstDBSync:
         stage = self.config.duty
         return self.dialer.ring_all(stage.phones, stage.trunk)
 
-    def stamp(self) -> str:
-        """The registry version and a checksum of everything else the values depend on."""
-        settings = repr((self.duty(), sorted(self.dialer.trunks.items()),
-                         self.config.neighbour_trunk, self.dialer.numbers))
-        return f"v{self.index.version} {zlib.crc32(settings.encode()):08x}"
-
     def entries(self, snapshot) -> list:
         """The (key, value) pairs of one household (none without neighbours)."""
         if snapshot is None or not snapshot.neighbours:
@@ -95,64 +88,54 @@ class AstDBSync:
 
     def resync(self, force=False) -> defer.Deferred:
         """
-        After an AMI (re)connect: check the stamp and, unless it matches (or
-        C{force}), rewrite the whole family. A later call stops an earlier
-        one still running. Fires with the number of keys written (0 if AstDB
-        was in step or the link went down).
+        After an AMI (re)connect: read the family back and write what
+        differs from the registry (C{force} is accepted for callers that
+        ask for a rewrite; the comparison is always made). A later call
+        stops an earlier one still running. Fires with the number of
+        actions sent (0 if AstDB was in step or the link went down).
         """
         self._generation += 1
-        return self._lock.run(self._resync, self._generation, force)
+        return self._lock.run(self._resync, self._generation)
 
     @defer.inlineCallbacks
-    def _resync(self, generation, force):
+    def _resync(self, generation):
         if generation != self._generation:
             return 0
-        stamp = self.stamp()
+        started = self.clock.seconds()
+        self.stale = True
         try:
-            if not force:
-                held = yield self.ami.db_get(FAMILY, STAMP_KEY)
-                if held == stamp:
-                    self.stale = False
-                    self.log.info("AstDB {family} already in step ({stamp})",
-                                  family=FAMILY, stamp=stamp)
-                    return 0
-            self.stale = True
-            started = self.clock.seconds()
-            yield self.ami.db_del(FAMILY, STAMP_KEY)  # an interrupted resync is redone
-            yield self.ami.db_put(FAMILY, DUTY_KEY, self.duty())
+            held = {}
+            yield self.ami.db_tree(FAMILY, held.__setitem__)
+            if generation != self._generation:
+                return 0
+            read = len(held)
+            actions = []
+            if held.pop(DUTY_KEY, None) != self.duty():
+                actions.append(("put", DUTY_KEY, self.duty()))
             households = list(self.index)
-            written = 1
+            right = 0
             for start in range(0, len(households), self.batch):
                 if generation != self._generation:
-                    return written
+                    return 0
                 chunk = households[start:start + self.batch]
-                pairs = yield self.run_in_thread(_work_out, self.entries, chunk)
-                yield self._send(generation, [("put", k, v) for k, v in pairs])
-                written += len(pairs)
-            if generation != self._generation:
-                return written
-            gone = []
-            yield self.ami.db_tree(FAMILY, lambda key, _: self._gone(key) and gone.append(key))
-            yield self._send(generation, [("del", key, None) for key in gone])
-            if generation != self._generation:
-                return written
-            yield self.ami.db_put(FAMILY, STAMP_KEY, stamp)
+                puts, same = yield self.run_in_thread(_compare, self.entries, chunk, held)
+                right += same
+                actions += puts
+            # What is left was not found in the registry: deleted last.
+            extra = [("del", key, None) for key in held]
+            yield self._send(generation, actions + extra)
         except Exception:
             self.log.failure("AstDB {family} resync stopped (the next AMI connect starts "
                              "again)", family=FAMILY)
             return 0
+        if generation != self._generation:
+            return 0
         self.stale = False
-        self.log.info("AstDB {family}: {n} keys for {h} households in {s:.1f} s "
-                      "({gone} left over deleted)", family=FAMILY, n=written + 1,
-                      h=len(households), s=self.clock.seconds() - started, gone=len(gone))
-        return written + 1
-
-    def _gone(self, key) -> bool:
-        """Whether AstDB key C{key} belongs to no household with neighbours now."""
-        if key in (DUTY_KEY, STAMP_KEY):
-            return False
-        snapshot = self.index.exact(key)
-        return snapshot is None or not snapshot.neighbours
+        self.log.info("AstDB {family}: {read} keys read back for {h} households in {s:.1f} s: "
+                      "{right} right, {put} missing or changed (written), {extra} left over "
+                      "(deleted)", family=FAMILY, read=read, h=len(households), right=right,
+                      put=len(actions), extra=len(extra), s=self.clock.seconds() - started)
+        return len(actions) + len(extra)
 
     # Changes ----------------------------------------------------------------------
 
@@ -184,7 +167,6 @@ class AstDBSync:
         try:
             actions = yield self.run_in_thread(work)
             yield self._send(generation, actions)
-            yield self.ami.db_put(FAMILY, STAMP_KEY, self.stamp())
         except Exception:
             self.stale = True
             self.log.failure("AstDB {family}: {n} household changes not applied (a full "
@@ -194,7 +176,7 @@ class AstDBSync:
         return len(actions)
 
     def duty_changed(self, config) -> defer.Deferred:
-        """The alarm configuration was reloaded: update C{duty} (and the stamp)."""
+        """The alarm configuration was reloaded: update C{duty}."""
         self.config = config
         if not getattr(self.ami, "connected", True):
             self.stale = True
@@ -202,11 +184,14 @@ class AstDBSync:
 
         def put():
             d = self.ami.db_put(FAMILY, DUTY_KEY, self.duty())
-            d.addCallback(lambda _: self.ami.db_put(FAMILY, STAMP_KEY, self.stamp()))
-            d.addErrback(lambda f: self.log.failure("AstDB duty key not updated", f))
+            d.addErrback(self._duty_not_put)
             return d
 
         return self._lock.run(put)
+
+    def _duty_not_put(self, failure):
+        self.stale = True  # the next connect's comparison puts it right
+        self.log.failure("AstDB duty key not updated", failure)
 
     # Sending ------------------------------------------------------------------------
 
@@ -215,11 +200,20 @@ class AstDBSync:
         return _Pump(self, generation, actions).start()
 
 
-def _work_out(entries, households):
-    out = []
+def _compare(entries, households, held):
+    """
+    On a thread: the puts that make C{held} (what AstDB has, key -> value)
+    hold C{households}' entries, and how many were right already. Every key
+    found is taken out of C{held}, which is left with the keys nobody owns.
+    """
+    puts, right = [], 0
     for snapshot in households:
-        out += entries(snapshot)
-    return out
+        for key, value in entries(snapshot):
+            if held.pop(key, None) == value:
+                right += 1
+            else:
+                puts.append(("put", key, value))
+    return puts, right
 
 
 class _Pump:

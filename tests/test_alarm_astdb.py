@@ -43,23 +43,21 @@ class Case(SynchronousTestCase):
                               run_in_thread=inline, window=5, rate=1e9, batch=4)
 
     def writes(self):
-        return [a for a in self.ami.actions if a[0] != "get"]
+        return [a for a in self.ami.actions if a[0] not in ("get", "tree")]
 
 
 class ResyncTests(Case):
     def test_every_form_of_every_landline(self):
         written = self.successResultOf(self.sync.resync())
         held = self.ami.family()
-        self.assertEqual(self.ami.actions[:3], [("get", "swb_alarm", "stamp"),
-                                               ("del", "swb_alarm", "stamp"),
+        self.assertEqual(self.ami.actions[:2], [("tree", "swb_alarm"),
                                                ("put", "swb_alarm", "duty", "PJSIP/87650190")])
-        self.assertEqual(self.writes()[-1][:3], ("put", "swb_alarm", "stamp"))
         first = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
         for form in ("87650001", "059187650001", "59187650001", "+8659187650001",
                      "8659187650001", "008659187650001"):
             self.assertEqual(held[form], first, form)
         self.assertEqual(held["87650012"], "PJSIP/87650011&PJSIP/87650010&PJSIP/87650009")
-        self.assertEqual(len(held), 12 * 6 + 2)  # six forms per landline, duty, stamp
+        self.assertEqual(len(held), 12 * 6 + 1)  # six forms per landline, and duty
         self.assertEqual(written, len(held))
 
     def test_household_without_neighbours_has_no_key(self):
@@ -89,19 +87,44 @@ class ResyncTests(Case):
         self.assertNotIn("87650012", held)
         self.assertNotIn("+8659187650012", held)
         self.assertIn("87650011", held)
-        deleted = sorted(a[2] for a in self.ami.actions if a[0] == "del" and a[2] != "stamp")
+        deleted = sorted(a[2] for a in self.ami.actions if a[0] == "del")
         self.assertEqual(len(deleted), 7)  # six forms of one landline, and the stray key
-        self.assertEqual(self.writes()[-1][:3], ("put", "swb_alarm", "stamp"))
+        self.assertEqual(self.writes()[-1][0], "del", "deleted after everything is written")
 
     def test_in_step_after_reconnect(self):
         self.successResultOf(self.sync.resync())
         self.ami.actions.clear()
         self.assertEqual(self.successResultOf(self.sync.resync()), 0)
-        self.assertEqual(self.ami.actions, [("get", "swb_alarm", "stamp")])
-        # A changed duty phone, trunk or registry makes the stamp differ.
+        self.assertEqual(self.ami.actions, [("tree", "swb_alarm")], "read back, nothing written")
+        # A changed duty phone is the one key written.
         self.sync.config = config(stages=(Stage("duty", 60.0, ("PJSIP/duty-office",)),))
-        self.assertEqual(self.successResultOf(self.sync.resync()), 12 * 6 + 2)
+        self.assertEqual(self.successResultOf(self.sync.resync()), 1)
         self.assertEqual(self.ami.family()["duty"], "PJSIP/duty-office")
+
+    def test_another_registry_with_the_same_number_of_changes_is_put_right(self):
+        # What an older registry left in AstDB, under the "stamp" an older
+        # server would have taken for the current one (same change count).
+        self.ami.astdb[("swb_alarm", "stamp")] = f"v{self.index.version} 0badc0de"
+        old = "&".join(f"PJSIP/8765{n:04d}" for n in range(150, 160))
+        for form in PLAN.variants(number(1)):
+            self.ami.astdb[("swb_alarm", form)] = old
+        self.ami.astdb[("swb_alarm", "duty")] = "PJSIP/87650190"
+        self.successResultOf(self.sync.resync())
+        held = self.ami.family()
+        current = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
+        for form in PLAN.variants(number(1)):
+            self.assertEqual(held[form], current)
+        # Households the old registry did not know have their keys too.
+        self.assertEqual(len(held), 12 * 6 + 1)
+        self.assertNotIn("stamp", held)
+        self.assertFalse(self.sync.stale)
+
+    def test_a_key_edited_by_hand_is_put_right(self):
+        self.successResultOf(self.sync.resync())
+        self.ami.astdb[("swb_alarm", "+8659187650003")] = "PJSIP/87650199"
+        self.ami.actions.clear()
+        self.assertEqual(self.successResultOf(self.sync.resync()), 1)
+        self.assertEqual(self.ami.family()["+8659187650003"], self.ami.family()["87650003"])
 
     def test_window_and_rate(self):
         pending = []
@@ -124,10 +147,10 @@ class ResyncTests(Case):
                 waiting.callback(True)
             self.clock.advance(0.1)
         self.assertEqual(most, 5)
-        self.assertEqual(written, [12 * 6 + 2])
+        self.assertEqual(written, [12 * 6 + 1])
         # 72 household keys at 10 a second, after a first burst of one window.
         self.assertGreaterEqual(self.clock.seconds(), (72 - 5) / 10)
-        self.assertEqual(len(self.ami.family()), 12 * 6 + 2)
+        self.assertEqual(len(self.ami.family()), 12 * 6 + 1)
 
     def test_link_lost_midway_then_rewritten(self):
         calls = []
@@ -142,10 +165,9 @@ class ResyncTests(Case):
         self.assertEqual(self.successResultOf(self.sync.resync()), 0)
         self.assertEqual(len(self.flushLoggedErrors(AMINotConnected)), 1)
         self.assertTrue(self.sync.stale)
-        self.assertNotIn("stamp", self.ami.family())
         self.ami.db_result = None
         self.successResultOf(self.sync.resync())
-        self.assertEqual(len(self.ami.family()), 12 * 6 + 2)
+        self.assertEqual(len(self.ami.family()), 12 * 6 + 1)
         self.assertFalse(self.sync.stale)
 
     def test_newer_resync_stops_older(self):
@@ -155,9 +177,9 @@ class ResyncTests(Case):
         second = self.sync.resync(force=True)
         self.sync.run_in_thread = inline
         gate.callback(None)
-        self.successResultOf(first)
-        self.assertEqual(self.successResultOf(second), 12 * 6 + 2)
-        self.assertEqual(self.ami.actions.count(("del", "swb_alarm", "stamp")), 2)
+        self.assertEqual(self.successResultOf(first), 0, "stopped by the newer one")
+        self.assertEqual(self.successResultOf(second), 12 * 6 + 1)
+        self.assertEqual(self.ami.actions.count(("tree", "swb_alarm")), 2)
 
 
 class ChangeTests(Case):
@@ -174,9 +196,8 @@ class ChangeTests(Case):
         self.registry.set_neighbours("87650003", [(number(7), ""), (number(8), "")])
         self.refresh()
         puts = {a[2] for a in self.writes() if a[0] == "put"}
-        self.assertEqual(puts, set(PLAN.variants(number(3))) | {"stamp"})
+        self.assertEqual(puts, set(PLAN.variants(number(3))))
         self.assertEqual(self.ami.family()["87650003"], "PJSIP/87650007&PJSIP/87650008")
-        self.assertEqual(self.ami.family()["stamp"], self.sync.stamp())
 
     def test_landline_changed_old_forms_removed(self):
         h = self.registry.find("87650004")
@@ -195,7 +216,7 @@ class ChangeTests(Case):
         self.registry.remove("87650005")
         self.refresh()
         self.assertNotIn("87650005", self.ami.family())
-        self.assertEqual(len(self.ami.family()), 11 * 6 + 2)
+        self.assertEqual(len(self.ami.family()), 11 * 6 + 1)
 
     def test_nothing_changed(self):
         self.assertEqual(self.refresh(), 0)
@@ -207,7 +228,7 @@ class ChangeTests(Case):
         self.refresh()
         self.assertEqual(self.ami.actions, [])
         self.assertTrue(self.sync.stale)
-        # The next connect finds the stamp behind and rewrites everything.
+        # The next connect reads AstDB back and writes what differs.
         self.ami.connected = True
         self.successResultOf(self.sync.resync())
         self.assertEqual(self.ami.family()["87650003"], "PJSIP/87650007")
@@ -216,4 +237,3 @@ class ChangeTests(Case):
         new = config(stages=(Stage("duty", 60.0, ("PJSIP/duty-office", number(191))),))
         self.successResultOf(self.sync.duty_changed(new))
         self.assertEqual(self.ami.family()["duty"], "PJSIP/duty-office&PJSIP/87650191")
-        self.assertEqual(self.ami.family()["stamp"], self.sync.stamp())
