@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -13,6 +15,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
+from switchboard import journal
 from switchboard.yamlconf import ConfigError
 
 
@@ -43,7 +46,10 @@ class AlarmFeature:
             return
         config = self.config
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
-        self.recorder = AlarmRecorder(database, clock=reactor)
+        folder = journal.folder_for(settings.database, settings.path)
+        self.recorder = AlarmRecorder(database, clock=reactor,
+                                      journal=journal.Journal(os.path.join(folder,
+                                                                           "alarms.journal")))
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick,
@@ -68,6 +74,7 @@ class AlarmFeature:
     def start(self):
         if self.config is None:
             return
+        yield self.recorder.start()
         yield self.index.load()
         self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
         # Alarms a restart interrupted ring the duty phones as soon as the

@@ -43,21 +43,20 @@ class Case(SynchronousTestCase):
 
 class RingAllTests(Case):
     def test_alarm_on_record_before_all_ten_ring_at_once(self):
-        seen_rows = []
-        self.ami.on_originate = lambda call: seen_rows.append(
-            alarm_row(self.rig.db, int(call.variables["SWITCHBOARD_ALARM"])))
-        self.rig.sync.hold = True
-        d = self.coordinator.raise_alarm("87650001", household(1, 10))
-        self.assertNoResult(d)
-        self.assertEqual(self.ami.calls, [], "nothing rings before the alarm is recorded")
-        self.rig.sync.release()      # the insert commits...
-        self.rig.sync.hold = False
-        alarm = self.successResultOf(d)
-        # ...and all ten legs went out in that same turn, the clock never moved.
+        from switchboard.journal import Journal
+        journaled = []
+        self.ami.on_originate = lambda call: journaled.append(
+            [r for r in Journal(self.rig.journal_path).records if r[0] == "open"])
+        self.rig.sync.hold = True    # the database does not answer
+        alarm = self.successResultOf(self.coordinator.raise_alarm("87650001",
+                                                                  household(1, 10)))
+        # All ten legs went out at once, the clock never moved, each after
+        # the alarm's opening was on the disk.
         self.assertEqual(len(self.ami.calls), 10)
-        self.assertTrue(all(row is not None and row.status == "open" for row in seen_rows))
+        self.assertTrue(all(opened and opened[-1][1]["id"] == alarm.id for opened in journaled))
+        self.rig.sync.hold = False
         while self.rig.sync.held:
-            self.rig.sync.release()   # the timeline writes queued meanwhile
+            self.rig.sync.release()   # the database takes it all, in order
         self.assertEqual([c.channel for c in self.ami.calls],
                          [f"PJSIP/8765{n:04d}" for n in range(2, 12)])
         ids = [c.channel_id for c in self.ami.calls]
@@ -110,24 +109,45 @@ class RingAllTests(Case):
         self.assertIs(alarm, other)
         self.assertEqual(len(self.ami.calls), 1)
 
-    def test_database_refuses_alarm_nothing_rings(self):
-        self.rig.sync.fail_next = 3
-        d = self.coordinator.raise_alarm("87650001", household(1))
-        self.rig.later(0.5)
-        self.rig.later(0.5)
-        self.failureResultOf(d, RuntimeError)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertEqual(self.ami.calls, [])
-        # The household is not stuck as "open": the next #9 tries again.
-        self.raise_(household(1))
-        self.assertEqual(len(self.ami.calls), 10)
+    def test_database_refusing_does_not_delay_a_ring_and_loses_nothing(self):
+        self.rig.sync.fail_next = 8       # locked, read-only, full...
+        alarm = self.raise_(household(1))
+        self.assertEqual(len(self.ami.calls), 10, "rung at once")
+        self.assertIsNone(alarm_row(self.rig.db, alarm.id))
+        for _ in range(12):
+            self.rig.later(30)            # the database takes writes again
+        row = alarm_row(self.rig.db, alarm.id)
+        self.assertEqual(row.status, "open")
+        self.assertEqual(self.kinds(alarm)[:2], ["opened", "ringing"])
+        self.flushLoggedErrors(RuntimeError)
 
-    def test_database_hiccup_retried(self):
-        self.rig.sync.fail_next = 1
+    def test_database_silent_at_start_ids_from_the_journal(self):
+        from alarm.recorder import AlarmRecorder
+        from switchboard.journal import Journal
+        first = self.raise_(household(1))
+        self.coordinator.stop()
+        self.rig.sync.hold = True         # the database hangs from now on
+        recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock,
+                                 journal=Journal(self.rig.journal_path))
+        self.coordinator.recorder = recorder
+        d = self.coordinator.raise_alarm("87650020", household(2, 3, own=20))
+        self.rig.later(0.3)               # the recorder asks the database, briefly
+        second = self.successResultOf(d)
+        self.assertGreater(second.id, first.id, "no id given twice")
+        self.assertEqual(len(self.ami.calls), 13)
+
+    def test_journal_unwritable_nothing_rings_from_here(self):
+        def full(record, durable=False):
+            raise OSError(28, "No space left on device")
+
+        self.rig.recorder.journal.append = full
         d = self.coordinator.raise_alarm("87650001", household(1))
-        self.assertNoResult(d)
-        self.rig.later(0.5)
-        self.successResultOf(d)
+        self.failureResultOf(d, OSError)
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(self.ami.calls, [], "the dialplan rings natively")
+        # The household is not stuck as "open": the next #9 tries again.
+        del self.rig.recorder.journal.append
+        self.raise_(household(1))
         self.assertEqual(len(self.ami.calls), 10)
 
 

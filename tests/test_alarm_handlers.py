@@ -141,14 +141,23 @@ class CallerTests(Case):
         self.assertEqual(len(self.rig.ami.calls), 10)
 
     def test_not_recorded_fails_without_room(self):
-        self.rig.sync.fail_next = 10
+        def full(record, durable=False):
+            raise OSError(28, "No space left on device")
+
+        self.rig.recorder.journal.append = full
         session, d = self.call()
-        self.rig.later(0.5)
-        self.rig.later(0.5)
-        self.failureResultOf(d, RuntimeError)
-        self.flushLoggedErrors(RuntimeError)
+        self.failureResultOf(d, OSError)
+        self.flushLoggedErrors(OSError)
         self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
         self.assertEqual(self.rig.ami.calls, [])
+
+    def test_caller_hanging_up_at_once_still_rings_everyone(self):
+        self.rig.sync.hold = True        # and the database is locked
+        session, d = self.call(hangup_after=0)
+        self.successResultOf(d)
+        self.assertEqual(len(self.rig.ami.calls), 10)
+        alarm = self.coordinator.open_alarms()[0]
+        self.assertTrue(alarm.active, "hanging up does not cancel")
 
     def test_no_ami_link_hands_the_alarm_to_the_dialplan(self):
         self.rig.ami.connected = False

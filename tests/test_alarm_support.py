@@ -263,7 +263,11 @@ class Rig:
         self.clock.advance(1_700_000_000)
         self.db = database(tmp_path)
         self.sync = SyncDatabase(self.db)
-        self.recorder = AlarmRecorder(self.sync, clock=self.clock)
+        from switchboard.journal import Journal
+        self.journal_path = f"{tmp_path}/journal/alarms.journal"
+        self.recorder = AlarmRecorder(self.sync, clock=self.clock,
+                                      journal=Journal(self.journal_path))
+        self.recorder.start()
         self.ami = FakeAMI()
         self.config = config(**config_overrides)
         self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,

@@ -116,6 +116,37 @@ def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
     assert "cancelled" in server.cli("alarms")
 
 
+def sent_invite(sipp_process):
+    return [at for at, way, line in sipp_process.messages()
+            if way == "sent" and line.startswith("INVITE")]
+
+
+def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_recorded_later(
+        server, sipp):
+    import sqlite3
+    before = alarm_ids(server)
+    lock = sqlite3.connect(server.db, timeout=0, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")      # another process holds the database
+    try:
+        phones = [sipp.phone(n, "ring", timeout_s=60) for n in ("87650009", "87650010")]
+        caller = sipp.call("#9", "87650011", before_ms=300, hold_ms=1000, timeout_s=60)
+        rang = [wait_for(lambda p=p: p.invite_times(), 10, message="a neighbour ringing")[0]
+                for p in phones]
+        dialled = wait_for(lambda: sent_invite(caller), 5, message="the caller's INVITE")[0]
+        silence = (min(rang) - dialled).total_seconds()
+        print(f"database locked: first neighbour rang {silence:.2f} s after the #9 INVITE")
+        assert silence < 1.0
+        caller.wait(30)          # the caller hung up after a second
+        sleep(2)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: "opened" in timeline(server, alarm_id), 30, message="the timeline")
+    text = timeline(server, alarm_id)
+    assert "Hualin Garden" in text and "ringing" in text
+
+
 def hang_up(asterisk, number):
     """Hang up every channel of lab phone C{number} (as if it put the receiver down)."""
     for line in asterisk.cli("core show channels concise").splitlines():
