@@ -35,6 +35,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from alarm.callerline import CallerLines
 from alarm.models import CLOSED, CONFIRMED, NATIVE, OPEN
 from alarm.recorder import room_name
 from alarm.responses import Responses
@@ -164,6 +165,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         self.room_every = room_every
         self.unidentified_window = unidentified_window
         self._room_looks: dict = {}   # str(alarm id) -> DelayedCall of its next look
+        self.caller_lines = CallerLines()
         self.follow_every = follow_every
         self.context = context
         self.exten = exten
@@ -316,7 +318,7 @@ class AlarmCoordinator(Responses, FirstCalls):
 
     # Legs --------------------------------------------------------------------
 
-    def _ring(self, alarm, stage, target, trunk, attempt=1, leg_id=None):
+    def _ring(self, alarm, stage, target, trunk, attempt=1, leg_id=None, quiet=False):
         alarm.legs_made += 1
         resumed = leg_id is not None
         if leg_id is None:
@@ -334,10 +336,12 @@ class AlarmCoordinator(Responses, FirstCalls):
         if previous is not None:
             leg.channel = previous.channel  # the first call's, if Asterisk named it
         leg.changed = self.clock.seconds()
+        leg.quiet = quiet
         alarm.legs[leg_id] = leg
         self._legs[leg_id] = leg
-        self._event(alarm, RINGING, leg=leg,
-                    detail=stage + (f", attempt {attempt}" if attempt > 1 else ""))
+        if not quiet:
+            self._event(alarm, RINGING, leg=leg,
+                        detail=stage + (f", attempt {attempt}" if attempt > 1 else ""))
         name = self.config.caller_id_name.translate(_UNSAFE)
         caller_id = f'"{name}" <{self.hotline_number}>' if self.hotline_number else f'"{name}"'
         try:
@@ -412,20 +416,84 @@ class AlarmCoordinator(Responses, FirstCalls):
             if leg.state == RINGING and leg.resumed:
                 self._look_for_first_call(leg, str(failure.value)[:200])
                 return
-        self.log.critical("ALARM {id}: could not call {dial} ({error}); trying again",
-                          id=alarm.id, dial=leg.dial, error=failure.value)
+        if (failure.check(AMINotConnected) and leg.state == RINGING and alarm.active
+                and not alarm.confirmed):
+            line = self.caller_lines.line_for(alarm.id)
+            if line is not None:
+                self._place_through_caller(leg, line)
+                return
+        if not leg.quiet:
+            self.log.critical("ALARM {id}: could not call {dial} ({error}); trying again",
+                              id=alarm.id, dial=leg.dial, error=failure.value)
         if leg.state == RINGING:
-            self._set(leg, FAILED, detail=f"call not placed: {failure.value}"[:200])
+            if leg.quiet:
+                leg.state = FAILED
+            else:
+                self._set(leg, FAILED, detail=f"call not placed: {failure.value}; tried "
+                                              f"again until it is"[:200])
         if alarm.active and not alarm.confirmed:
             failures = sum(1 for other in alarm.legs.values() if other.target == leg.target
                            and other.stage == leg.stage and other.state == FAILED)
             delay = min(self.config.originate_retry * 2 ** max(0, failures - 1), 10.0)
+            if (failure.check(AMIConnectionLost, AMITimeout)
+                    and self.caller_lines.line_for(alarm.id) is not None):
+                # Lost in flight, the call is most likely still ringing: the
+                # caller's line places it again only once its ring time is
+                # over, so that no phone is rung twice at once. (A link back
+                # by then retries it under its own channel id.)
+                ringing_until = leg.changed + self.config.ring_timeout
+                delay = max(delay, ringing_until - self.clock.seconds())
             self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed",
                         leg.id, retry=True)
             # No link: every call's fate is unknown. Refused: ring the first
             # stage once nothing at all is ringing.
             if 0 not in alarm.stages_rung and (link_down or not alarm.live_legs()):
                 self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
+
+    # The caller's line (no AMI link) ----------------------------------------------
+
+    def hold(self, alarm_id, session) -> None:
+        """The #9 caller on C{session} waits between slices: calls may be placed from it."""
+        self.caller_lines.hold(alarm_id, session)
+
+    def release(self, alarm_id, session) -> None:
+        self.caller_lines.release(alarm_id, session)
+
+    def _place_through_caller(self, leg, line):
+        """No AMI link: place C{leg} with the Originate application on the caller's channel."""
+        alarm = leg.alarm
+        leg.via_caller = True
+        self.log.critical("ALARM {id}: no AMI link: {dial} placed through the caller's line",
+                          id=alarm.id, dial=leg.dial)
+        self._event(alarm, RINGING, leg=leg,
+                    detail=f"{leg.stage}: placed through the caller's line (no AMI link)")
+        args = CallerLines.originate_args(
+            leg, context=self.context, exten=self.exten, ring_timeout=self.config.ring_timeout,
+            caller_number=self.hotline_number,
+            caller_name=self.config.caller_id_name.translate(_UNSAFE))
+        try:
+            d = line.exec_("Originate", *args)
+        except Exception:
+            d = defer.fail()
+
+        def line_gone(failure):
+            self.log.warn("ALARM {id}: the caller's line could not place {dial}: {error}",
+                          id=alarm.id, dial=leg.dial, error=failure.getErrorMessage())
+            self.caller_lines.release(alarm.id, line)
+            if leg.state == RINGING and alarm.legs.get(leg.id) is leg:
+                leg.via_caller = False
+                self._not_placed(Failure(AMINotConnected("no AMI link, no caller's line")),
+                                 leg)
+
+        d.addErrback(line_gone)
+        d.addErrback(self._leg_error, leg)
+        self._later(alarm, self.config.ring_timeout + 10.0, self._caller_line_unanswered, leg)
+
+    def _caller_line_unanswered(self, leg):
+        if leg.state == RINGING and leg.alarm.legs.get(leg.id) is leg:
+            self._set(leg, NO_ANSWER, detail="placed through the caller's line: not answered "
+                                             "within the ring time")
+            self._after_leg(leg)
 
     def _after_leg(self, leg):
         """A leg ended without a confirmation: ring it again, or escalate if nothing is left."""
@@ -469,10 +537,14 @@ class AlarmCoordinator(Responses, FirstCalls):
             return
         if leg_id is not None and (leg.state != FAILED or alarm.legs.get(leg_id) is not leg):
             return  # the first call turned up meanwhile (answered): nothing to place
-        self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
+        # Calls not placed are tried again every few seconds while the link
+        # is down: the timeline has the first try and the outcome, not each.
+        quiet = leg_id is not None and (leg.quiet or leg.resumed)
+        if not quiet:
+            self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
         stage = self._stage_named(leg.stage)
         trunk = stage.trunk if stage is not None else self.config.neighbour_trunk
-        self._ring(alarm, leg.stage, leg.target, trunk, attempt, leg_id)
+        self._ring(alarm, leg.stage, leg.target, trunk, attempt, leg_id, quiet=quiet)
 
     def _stage_named(self, name):
         for stage in self.config.stages:

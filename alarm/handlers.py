@@ -19,6 +19,10 @@ from switchboard.agi import AGIHangup
 
 BRIDGE = "alarm_bridge"
 CALLER_PROFILE = "alarm_caller"
+# The caller's profile while nobody has confirmed: the same, with a timeout
+# of a few seconds, so that between two stays the server can place calls
+# from the caller's line when the AMI link is down (alarm.callerline).
+CALLER_WAITING_PROFILE = "alarm_caller_waiting"
 CALLER_MENU = "alarm_caller_menu"
 RESPONDER_PROFILE = "alarm_responder"
 RESULT = "SWITCHBOARD_RESULT"
@@ -80,14 +84,16 @@ class AlarmCallerHandler:
             answering.addErrback(lambda _: None)
             raise
         left = False
+        # From now until it is in the room for good, the caller's line may
+        # place calls when AMI cannot (queued after the command in flight).
+        self.coordinator.hold(alarm.id, session)
         try:
             yield answering
             yield session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
             yield session.set_variable("SWITCHBOARD_ROOM", alarm.room)
             for sound in self.config.prompts.caller_hold:
                 yield session.stream_file(sound)
-            yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_PROFILE, CALLER_MENU)
-            how = yield session.get_variable("CONFBRIDGE_RESULT")
+            how = yield self._wait_in_room(session, alarm)
             if how == "DTMF":
                 # The caller pressed the cancel key: a false alarm.
                 yield self.coordinator.cancel(alarm.id, by="caller")
@@ -102,6 +108,28 @@ class AlarmCallerHandler:
         except AGIHangup:
             if not left:
                 yield self.coordinator.caller_left(alarm.id)
+        finally:
+            self.coordinator.release(alarm.id, session)
+
+    @defer.inlineCallbacks
+    def _wait_in_room(self, session, alarm):
+        """
+        Hold the caller in the alarm's room: in slices while nobody has
+        confirmed (the line lends itself to the coordinator in between),
+        then for good. Returns how the caller left (C{CONFBRIDGE_RESULT}).
+        """
+        while alarm.active and not alarm.confirmed:
+            yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_WAITING_PROFILE,
+                                CALLER_MENU)
+            how = yield session.get_variable("CONFBRIDGE_RESULT")
+            if how != "TIMEOUT":
+                return how
+        if not alarm.active:
+            return "KICKED"
+        self.coordinator.release(alarm.id, session)
+        yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_PROFILE, CALLER_MENU)
+        how = yield session.get_variable("CONFBRIDGE_RESULT")
+        return how
 
 
 class ResponderHandler:

@@ -35,7 +35,7 @@ class Leg:
     """One call placed for an alarm; C{id} is also the channel's unique id."""
 
     __slots__ = ("id", "alarm", "stage", "target", "dial", "attempt", "state", "channel",
-                 "changed", "in_room", "resumed", "following")
+                 "changed", "in_room", "resumed", "following", "quiet", "via_caller")
 
     def __init__(self, id, alarm, stage, target, dial, attempt=1):
         self.id = id
@@ -52,6 +52,9 @@ class Leg:
         # of the first call, which may still be up.
         self.resumed = False
         self.following = False    # ... and found up: the leg is that first call
+        # A retry of a call not placed: its attempt is not written down again.
+        self.quiet = False
+        self.via_caller = False   # placed through the #9 caller's line (no AMI)
 
     @property
     def live(self) -> bool:

@@ -5,8 +5,10 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
+from switchboard.ami import AMINotConnected
 
 from tests.test_alarm_support import (
+    DUTY,
     PLAN,
     FakeSession,
     Rig,
@@ -69,12 +71,69 @@ class CallerTests(Case):
             ("set", "SWITCHBOARD_ALARM", str(alarm.id)),
             ("set", "SWITCHBOARD_ROOM", room),
             ("stream", "one-moment-please"),
-            ("exec", "ConfBridge", room, "alarm_bridge", "alarm_caller", "alarm_caller_menu"),
+            ("exec", "ConfBridge", room, "alarm_bridge", "alarm_caller_waiting",
+             "alarm_caller_menu"),
             ("get", "CONFBRIDGE_RESULT"),
             ("set", "SWITCHBOARD_RESULT", "OK"),
         ])
         # Leaving the room otherwise than with * is no cancel.
         self.assertEqual(alarm.status, "open")
+
+    def test_waits_in_slices_until_someone_confirms_then_stays(self):
+        slices = []
+
+        def in_room(app, args):
+            if app != "ConfBridge":
+                return
+            slices.append(args[2])
+            if len(slices) == 3:     # a neighbour presses 1 during the third
+                alarm = self.coordinator.open_alarms()[0]
+                call = self.rig.ami.calls[4]
+                self.coordinator.answered(alarm.id, call.channel_id)
+                self.coordinator.confirm(alarm.id, call.channel_id)
+            session.exec_results = {"ConfBridge": {
+                "CONFBRIDGE_RESULT": "TIMEOUT" if len(slices) <= 3 else "HANGUP"}}
+
+        session = FakeSession({"callerid": "87650001"})
+        session.on_exec = in_room
+        self.successResultOf(self.caller(session))
+        self.assertEqual(slices, ["alarm_caller_waiting"] * 3 + ["alarm_caller"])
+
+    def test_no_ami_link_calls_are_placed_through_the_callers_line(self):
+        placed = []
+
+        def in_room(app, args):
+            if app == "Originate":
+                placed.append(args)
+            elif len(session.commands("exec")) == 1:
+                # During the first stay: the AMI link drops, and the duty
+                # stage's time comes.
+                self.rig.ami.connected = False
+                self.rig.ami.refuse_with = AMINotConnected
+                self.rig.later(60)
+            session.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": (
+                "TIMEOUT" if len(session.commands("exec")) < 3 else "HANGUP")}}
+
+        session = FakeSession({"callerid": "87650001"})
+        session.on_exec = in_room
+        self.successResultOf(self.caller(session))
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        duty = [a for a in placed if a[0] == "PJSIP/87650190"]
+        self.assertEqual(len(duty), 1)
+        leg_id = [leg.id for leg in alarm.legs.values() if leg.target == DUTY][0]
+        self.assertEqual(duty[0], (
+            "PJSIP/87650190", "exten", "switchboard-alarm-responder", "s", "1", "30",
+            f"av(SWITCHBOARD_ALARM={alarm.id}^SWITCHBOARD_LEG={leg_id}^SWITCHBOARD_ROOM="
+            f"alarm-{alarm.id}^SWITCHBOARD_TARGET={DUTY}^SWITCHBOARD_STAGE=duty officer)"
+            "n(ALARM)c(12345)"))
+        self.assertIn(("ringing", DUTY, "duty officer: placed through the caller's line "
+                       "(no AMI link)"), timeline(self.rig.db, alarm.id))
+        # The duty officer answers that call: FastAGI needs no AMI.
+        responder = FakeSession({"channel": "PJSIP/87650190-0000000c"}, keys=["1"], variables={
+            "SWITCHBOARD_ALARM": str(alarm.id), "SWITCHBOARD_LEG": leg_id})
+        self.successResultOf(self.responder(responder))
+        self.assertEqual(alarm.legs[leg_id].state, "confirmed")
+        self.assertIsNotNone(alarm.confirmed_at)
 
     def test_star_cancels(self):
         session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}})
