@@ -122,6 +122,14 @@ class AlarmCallerHandler:
             yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_WAITING_PROFILE,
                                 CALLER_MENU)
             how = yield session.get_variable("CONFBRIDGE_RESULT")
+            if how == "FAILED":
+                # No such profile in Asterisk's confbridge.conf: wait for
+                # good (as before; no second line into Asterisk then).
+                self.log.critical("ALARM {id}: ConfBridge profile {profile} is missing from "
+                                  "confbridge.conf: the caller waits without it, and no "
+                                  "call can be placed from that line when AMI is down",
+                                  id=alarm.id, profile=CALLER_WAITING_PROFILE)
+                break
             if how != "TIMEOUT":
                 return how
         if not alarm.active:
