@@ -102,7 +102,7 @@ class CallerTests(Case):
     def test_without_the_waiting_profile_the_caller_still_waits_in_the_room(self):
         session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "FAILED"}})
         self.successResultOf(d)
-        rooms = [c[3] for c in session.commands("exec") if c[1] == "ConfBridge"]
+        rooms = [c[4] for c in session.commands("exec") if c[1] == "ConfBridge"]
         self.assertEqual(rooms, ["alarm_caller_waiting", "alarm_caller"])
 
     def test_no_ami_link_calls_are_placed_through_the_callers_line(self):
