@@ -23,6 +23,14 @@ alarm: {alarm}
 """
 
 
+def write_private(path: str, text: str) -> None:
+    """Write C{path} readable by its owner only: it holds the AMI secret."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 class Server:
     """A C{switchboard run} process with its own configuration and database."""
 
@@ -31,10 +39,9 @@ class Server:
         self.config = os.path.join(self.workdir, "switchboard.yaml")
         self.db = os.path.join(self.workdir, "switchboard.db")
         self.logfile = os.path.join(self.workdir, "server.log")
-        with open(self.config, "w") as f:
-            f.write(CONFIG.format(db=self.db,
-                                  routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
-                                  alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")))
+        write_private(self.config, CONFIG.format(
+            db=self.db, routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
+            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")))
         self.process = None
 
     def cli(self, *args, check=True) -> str:
