@@ -10,6 +10,7 @@ served on complete data; AMI (re)connects in the background and every
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import signal
 import sys
@@ -198,6 +199,8 @@ def run(settings, *, debug: bool = False) -> int:
     from switchboard import systemd
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout, debug=debug)],
                                      redirectStandardIO=False)
+    # Killed by the watchdog (SIGABRT), the log shows where every thread was.
+    faulthandler.enable(sys.stderr, all_threads=True)
     server = build(settings, reactor, settle=settle_memory,
                    notifier=systemd.Notifier.from_environment(),
                    watchdog_interval=systemd.watchdog_interval())
