@@ -49,7 +49,7 @@ def switchboard(*args: str) -> str:
 def write_config() -> None:
     """config/switchboard.yaml as it is, with a fresh database of the demo's own."""
     shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
+    os.makedirs(WORK, mode=0o700)  # its database holds the sample residents
     with open(os.path.join(PROJECT, "config", "switchboard.yaml"), encoding="utf-8") as f:
         text = f.read()
     config_dir = os.path.join(PROJECT, "config")
