@@ -294,7 +294,10 @@ class Server:
         alarm_path = os.path.join(workdir, "alarm.yaml")
         with open(alarm_path, "w") as f:
             f.write(alarm)
-        with open(self.config, "w") as f:
+        # Readable by its owner only: it holds the AMI secret.
+        fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(CONFIG.format(db=self.db, alarm=alarm_path,
                                   routing=os.path.join(PROJECT, "config", "routing.yaml")))
         self.process = None

@@ -28,6 +28,9 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 WORK = os.path.join(PROJECT, "var", "demo")
 TIMEZONE = "Asia/Shanghai"  # config/switchboard.yaml's
+# The lab Asterisk's manager secret (lab/asterisk/manager.conf), given the
+# way config/switchboard.yaml asks: in the environment, not in the file.
+ENVIRONMENT = dict(os.environ, SWITCHBOARD_AMI_SECRET="lab-secret-not-for-production")
 
 
 def say(text: str = "") -> None:
@@ -37,7 +40,7 @@ def say(text: str = "") -> None:
 def switchboard(*args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "switchboard.cli", "--config",
                              os.path.join(WORK, "switchboard.yaml"), *args],
-                            cwd=PROJECT, capture_output=True, text=True)
+                            cwd=PROJECT, capture_output=True, text=True, env=ENVIRONMENT)
     if result.returncode != 0:
         raise SystemExit(f"switchboard {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
@@ -46,7 +49,7 @@ def switchboard(*args: str) -> str:
 def write_config() -> None:
     """config/switchboard.yaml as it is, with a fresh database of the demo's own."""
     shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
+    os.makedirs(WORK, mode=0o700)  # its database holds the sample residents
     with open(os.path.join(PROJECT, "config", "switchboard.yaml"), encoding="utf-8") as f:
         text = f.read()
     config_dir = os.path.join(PROJECT, "config")
@@ -80,7 +83,7 @@ def main() -> int:
     log = open(log_path, "w")
     server = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "--config",
                                os.path.join(WORK, "switchboard.yaml"), "run"],
-                              cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT)
+                              cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, env=ENVIRONMENT)
     phones = SippFactory(os.path.join(WORK, "sipp"))
     os.makedirs(phones.workdir, exist_ok=True)
     try:

@@ -10,6 +10,7 @@ served on complete data; AMI (re)connects in the background and every
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import signal
 import sys
@@ -22,6 +23,7 @@ from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
 from switchboard.logs import LineLogObserver
 from switchboard.storage import Database
+from switchboard.systemd import Notifier, Watchdog
 from switchboard.watch import FileWatcher
 
 
@@ -41,14 +43,23 @@ class SwitchboardService(service.MultiService):
     The whole server for one L{Settings}. C{features} are objects with
     C{handlers} (script -> AGI handler), and optional C{start()},
     C{stop()}, C{reload(path)}, C{watched} (paths) and C{ami_connected()}.
+
+    Under systemd (L{switchboard.systemd}) it says C{READY=1} once the
+    FastAGI port is open and the AMI link has been tried (logged in, or
+    C{ami_grace} seconds gone by: an alarm is served without AMI too),
+    C{WATCHDOG=1} every C{watchdog_interval} seconds from the reactor, and
+    C{STOPPING=1} when it stops.
     """
 
     log = Logger()
 
-    def __init__(self, settings, *, reactor=None, database=None, ami=None, settle=None):
+    def __init__(self, settings, *, reactor=None, database=None, ami=None, settle=None,
+                 notifier=None, watchdog_interval=None, ami_grace: float = 5.0):
         """
         @param settle: called once the features have started, before the
             FastAGI port opens (L{settle_memory} in the running server).
+        @param notifier: a L{Notifier} (default: none, outside systemd).
+        @param watchdog_interval: seconds between two C{WATCHDOG=1}, or None.
         """
         super().__init__()
         from twisted.internet import reactor as default_reactor
@@ -65,6 +76,11 @@ class SwitchboardService(service.MultiService):
         self.port = None
         self.watcher = None
         self.settle = settle
+        self.notifier = notifier or Notifier(None)
+        self.watchdog = Watchdog(self.notifier, watchdog_interval, clock=self.reactor)
+        self.ami_grace = ami_grace
+        self.ready = False
+        self._ready_timer = None
 
     def add_feature(self, feature) -> None:
         self.features.append(feature)
@@ -73,6 +89,8 @@ class SwitchboardService(service.MultiService):
     @defer.inlineCallbacks
     def startService(self):
         super().startService()
+        # From the first moment: loading the features takes the reactor too.
+        self.watchdog.start()
         for feature in self.features:
             if hasattr(feature, "start"):
                 yield feature.start()
@@ -82,6 +100,7 @@ class SwitchboardService(service.MultiService):
         self.ami.start()
         self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
                                            interface=self.settings.agi.listen)
+        self._ready_timer = self.reactor.callLater(self.ami_grace, self._announce_ready)
         watched = [p for f in self.features for p in getattr(f, "watched", ())]
         self.watcher = FileWatcher(watched, self.reload, clock=self.reactor)
         self.watcher.start()
@@ -89,9 +108,20 @@ class SwitchboardService(service.MultiService):
                       host=self.settings.agi.listen, port=self.settings.agi.port,
                       scripts=", ".join(sorted(self.handlers)))
 
+    def _announce_ready(self):
+        """READY=1, once: the port is open and AMI has been tried."""
+        if self._ready_timer is not None and self._ready_timer.active():
+            self._ready_timer.cancel()
+        self._ready_timer = None
+        if self.ready or self.port is None:
+            return
+        self.ready = True
+        self.notifier.notify("READY=1")
+
     def _ami_connected(self, *_):
         self.log.info("AMI connected to {host}:{port}", host=self.settings.ami.host,
                       port=self.settings.ami.port)
+        self._announce_ready()
         for feature in self.features:
             if hasattr(feature, "ami_connected"):
                 d = defer.maybeDeferred(feature.ami_connected)
@@ -109,6 +139,9 @@ class SwitchboardService(service.MultiService):
     @defer.inlineCallbacks
     def stopService(self):
         self.log.info("switchboard stopping")
+        self.notifier.notify("STOPPING=1")
+        if self._ready_timer is not None and self._ready_timer.active():
+            self._ready_timer.cancel()
         if self.watcher:
             self.watcher.stop()
         if self.port is not None:
@@ -120,6 +153,7 @@ class SwitchboardService(service.MultiService):
                 except Exception:
                     self.log.failure("stopping {feature}", feature=type(feature).__name__)
         yield self.ami.stop()
+        self.watchdog.stop()
         yield super().stopService()
 
 
@@ -137,11 +171,13 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def build(settings, reactor=None, *, settle=None) -> SwitchboardService:
+def build(settings, reactor=None, *, settle=None, notifier=None,
+          watchdog_interval=None) -> SwitchboardService:
     """The server with the hotline and the alarm."""
     from alarm.feature import AlarmFeature
     from switchboard.hotline.feature import HotlineFeature
-    server = SwitchboardService(settings, reactor=reactor, settle=settle)
+    server = SwitchboardService(settings, reactor=reactor, settle=settle, notifier=notifier,
+                                watchdog_interval=watchdog_interval)
     server.database.migrate()
     server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
     server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
@@ -154,11 +190,20 @@ def log_observer(out, *, debug: bool = False):
 
 
 def run(settings, *, debug: bool = False) -> int:
-    """Run the server until SIGTERM or Ctrl-C; SIGHUP reloads the configuration."""
+    """
+    Run the server until SIGTERM or Ctrl-C; SIGHUP reloads the
+    configuration. Under systemd it notifies and feeds the watchdog the
+    unit asks for (C{NOTIFY_SOCKET}, C{WATCHDOG_USEC}).
+    """
     from twisted.internet import reactor
+    from switchboard import systemd
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout, debug=debug)],
                                      redirectStandardIO=False)
-    server = build(settings, reactor, settle=settle_memory)
+    # Killed by the watchdog (SIGABRT), the log shows where every thread was.
+    faulthandler.enable(sys.stderr, all_threads=True)
+    server = build(settings, reactor, settle=settle_memory,
+                   notifier=systemd.Notifier.from_environment(),
+                   watchdog_interval=systemd.watchdog_interval())
     outcome = {"code": 0}
 
     def start():

@@ -3,6 +3,14 @@ The service configuration (C{config/switchboard.yaml}): where to listen,
 how to reach Asterisk, the database, the numbering plan and trunks, and
 which routing and alarm files to serve. Relative paths are taken from the
 folder of the configuration file.
+
+The AMI secret is taken from the first of: the environment variable
+C{SWITCHBOARD_AMI_SECRET}; the systemd credential C{ami-secret}
+(C{LoadCredential=}, read as C{$CREDENTIALS_DIRECTORY/ami-secret}); the
+file named by C{ami.secret_file}; C{ami.secret}. A file that holds a
+secret (the configuration with C{ami.secret}, the C{ami.secret_file})
+must be readable by its owner only: like ssh with a private key, the
+configuration is refused otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from switchboard import yamlconf
 from switchboard.dialing import Dialer
 from switchboard.numbers import InvalidNumber, NumberPlan
+
+#: The environment variable, and the systemd credential's name, of the AMI secret.
+SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
+CREDENTIAL_NAME = "ami-secret"
 
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
         "hotline_number", "households"}
@@ -33,6 +45,8 @@ class AMISettings:
     port: int = 5038
     username: str = "switchboard"
     secret: str = field(default="", repr=False)
+    #: Where the secret came from (for messages; never the secret itself).
+    secret_source: str = "none"
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,14 @@ class Settings:
         return Dialer(self.numbers, dict(self.trunks))
 
 
-def load(path: str) -> Settings:
-    """Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem."""
+def load(path: str, environ=None) -> Settings:
+    """
+    Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem.
+
+    @param environ: where C{SWITCHBOARD_AMI_SECRET} and
+        C{CREDENTIALS_DIRECTORY} are looked up (default: C{os.environ}).
+    """
+    environ = os.environ if environ is None else environ
     data = yamlconf.load(path)
     if data is None:
         data = yamlconf.LocatedDict()
@@ -82,13 +102,13 @@ def load(path: str) -> Settings:
         idle_timeout=float(check.typed(agi_data, "idle_timeout", (int, float), "agi.idle_timeout", 300)),
     )
     ami_data = check.mapping(data.get("ami", yamlconf.LocatedDict()), "ami", data.where("ami"),
-                             allowed={"host", "port", "username", "secret"})
+                             allowed={"host", "port", "username", "secret", "secret_file"})
+    secret, source = _ami_secret(ami_data, path, environ, check, resolve)
     ami = AMISettings(
         host=check.typed(ami_data, "host", str, "ami.host", "127.0.0.1"),
         port=check.typed(ami_data, "port", int, "ami.port", 5038),
         username=check.typed(ami_data, "username", str, "ami.username", "switchboard"),
-        secret=os.environ.get("SWITCHBOARD_AMI_SECRET")
-        or str(check.typed(ami_data, "secret", (str, int), "ami.secret", "")),
+        secret=secret, secret_source=source,
     )
     numbers_data = check.mapping(data.get("numbers", yamlconf.LocatedDict()), "numbers",
                                  data.where("numbers"), allowed={"region", "area_code"})
@@ -129,3 +149,57 @@ def load(path: str) -> Settings:
                     numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
                     alarm=alarm, hotline_number=hotline,
                     households=resolve(households) if households else None)
+
+
+def _ami_secret(ami_data, path, environ, check, resolve) -> tuple[str, str]:
+    """The AMI secret and where it came from (see the module's docstring)."""
+    inline = str(check.typed(ami_data, "secret", (str, int), "ami.secret", ""))
+    if inline:
+        # Whichever source wins, this file holds a secret.
+        _check_private(path, ami_data.where("secret"), "ami.secret", check)
+    if environ.get(SECRET_VARIABLE):
+        return environ[SECRET_VARIABLE], f"environment {SECRET_VARIABLE}"
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        credential = os.path.join(credentials, CREDENTIAL_NAME)
+        if os.path.exists(credential):
+            # systemd made it readable by this service's user only.
+            secret = _read_secret(credential, None, "ami.secret", check)
+            return secret, f"systemd credential {credential}"
+    secret_file = check.typed(ami_data, "secret_file", str, "ami.secret_file", None)
+    if secret_file:
+        where = ami_data.where("secret_file")
+        secret_file = resolve(secret_file)
+        if _check_private(secret_file, where, "ami.secret_file", check):
+            return _read_secret(secret_file, where, "ami.secret_file", check), secret_file
+        return "", secret_file
+    return inline, (os.path.abspath(path) if inline else "none")
+
+
+def _check_private(path, where, key, check) -> bool:
+    """Whether C{path} exists and is readable by its owner only; a problem if not."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        check.add(where, key, f"cannot read {path}: {e.strerror}")
+        return False
+    if mode & 0o077:
+        check.add(where, key,
+                  f"{path} holds the AMI secret and is open to other users "
+                  f"(mode {mode & 0o777:04o})",
+                  f"chmod 600 {path}, or give the secret in {SECRET_VARIABLE} or the systemd "
+                  f"credential {CREDENTIAL_NAME}")
+        return False
+    return True
+
+
+def _read_secret(path, where, key, check) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.read().strip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        check.add(where, key, f"cannot read the AMI secret from {path}: {e}")
+        return ""
+    if not secret:
+        check.add(where, key, f"{path} is empty: no AMI secret in it")
+    return secret

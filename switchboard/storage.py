@@ -44,11 +44,37 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def make_private(path: str) -> None:
+    """
+    Make the SQLite file at C{path} its owner's alone, whatever the umask:
+    it holds residents' personal data (who lives alone, who is hard of
+    hearing, every neighbour's number). A folder it creates is mode 0700;
+    the file is created, or tightened, to mode 0600 before SQLite opens it,
+    and SQLite gives the C{-wal} and C{-shm} files the database file's
+    mode. Files from before (world-readable) are tightened too.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            pass  # another user's file: SQLite finds out whether it may be read
+
+
 def make_engine(url: str):
-    """Create an engine for C{url}, creating the SQLite file's folder if needed."""
+    """Create an engine for C{url}; an SQLite file is private (L{make_private})."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        folder = os.path.dirname(os.path.abspath(url[len("sqlite:///"):]))
-        os.makedirs(folder, exist_ok=True)
+        make_private(url[len("sqlite:///"):].split("?", 1)[0])
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

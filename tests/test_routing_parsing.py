@@ -102,6 +102,26 @@ class ChildProcessParserTests(TestCase):
             yield d
         self.assertIn("still parsing after 60 s", str(caught.exception))
 
+    @defer.inlineCallbacks
+    def test_child_is_not_given_the_servers_secrets(self):
+        # A child busy with a hostile file must hold no more than the file.
+        secrets = {"SWITCHBOARD_AMI_SECRET": "s3cret", "NOTIFY_SOCKET": "/run/systemd/notify",
+                   "CREDENTIALS_DIRECTORY": "/run/credentials/switchboard.service"}
+        for name, value in secrets.items():
+            self.addCleanup(os.environ.pop, name, None)
+            os.environ[name] = value
+        seen = os.path.join(self.folder, "environment")
+        parser = ChildProcessParser(executable=self.script(f"env > {seen}; exit 1"))
+        with self.assertRaises(ChildFailed):
+            yield parser.parse(self.path, b"x", PLAN, TRUNKS)
+        with open(seen) as f:
+            environment = dict(line.rstrip("\n").partition("=")[::2] for line in f)
+        self.assertEqual(set(secrets) & set(environment), set())
+        self.assertNotIn("s3cret", "".join(environment.values()))
+        self.assertEqual(environment["PATH"], os.environ["PATH"])
+        self.assertIn(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      environment["PYTHONPATH"].split(os.pathsep))
+
 
 def _printed(code: str) -> str:
     """What C{code} prints, run in a fresh interpreter (as the child is)."""

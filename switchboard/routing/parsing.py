@@ -91,9 +91,19 @@ def _cancelled(timer):
     return cancel
 
 
-def _child_environment() -> dict:
-    """The server's environment, with this copy of switchboard importable."""
-    env = dict(os.environ)
+#: What the child is given of the server's environment: what Python needs
+#: to start and to read text, nothing else. Not the AMI secret
+#: (C{SWITCHBOARD_AMI_SECRET}), not systemd's C{NOTIFY_SOCKET} or
+#: C{CREDENTIALS_DIRECTORY}: a child busy with a hostile file holds no
+#: more than the file.
+CHILD_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHOME",
+                     "PYTHONIOENCODING", "PYTHONUTF8", "VIRTUAL_ENV")
+
+
+def _child_environment(environ=None) -> dict:
+    """The child's environment: L{CHILD_ENVIRONMENT}, with this copy of switchboard importable."""
+    environ = os.environ if environ is None else environ
+    env = {name: environ[name] for name in CHILD_ENVIRONMENT if name in environ}
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     return env

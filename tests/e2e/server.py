@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 
 from tests.conftest import PROJECT, port_open, wait_for
 
@@ -23,6 +26,14 @@ alarm: {alarm}
 """
 
 
+def write_private(path: str, text: str) -> None:
+    """Write C{path} readable by its owner only: it holds the AMI secret."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 class Server:
     """A C{switchboard run} process with its own configuration and database."""
 
@@ -31,10 +42,9 @@ class Server:
         self.config = os.path.join(self.workdir, "switchboard.yaml")
         self.db = os.path.join(self.workdir, "switchboard.db")
         self.logfile = os.path.join(self.workdir, "server.log")
-        with open(self.config, "w") as f:
-            f.write(CONFIG.format(db=self.db,
-                                  routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
-                                  alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")))
+        write_private(self.config, CONFIG.format(
+            db=self.db, routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
+            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")))
         self.process = None
 
     def cli(self, *args, check=True) -> str:
@@ -44,8 +54,11 @@ class Server:
             raise AssertionError(f"switchboard {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout
 
-    def start(self, ami: bool = True) -> "Server":
-        """Start it; wait until it serves (and, with C{ami}, until AMI is connected)."""
+    def start(self, ami: bool = True, env: dict | None = None) -> "Server":
+        """
+        Start it; wait until it serves (and, with C{ami}, until AMI is
+        connected). C{env} is added to its environment.
+        """
         if port_open("127.0.0.1", 4573):
             raise AssertionError("port 4573 is taken: is another switchboard running?")
         log = open(self.logfile, "a")
@@ -53,7 +66,8 @@ class Server:
         begun = len(self.log())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switchboard.cli", "--config", self.config, "run"],
-            cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **(env or {})))
 
         def ready():
             text = self.log()[begun:]
@@ -93,3 +107,98 @@ def wait_log(server: Server, text: str, timeout: float = 20) -> None:
 def sleep(seconds: float) -> None:
     """Real time passes in end-to-end tests: Asterisk and the phones run in it."""
     time.sleep(seconds)
+
+
+class FakeSystemd:
+    """
+    systemd's part for one server, played by the test: the C{NOTIFY_SOCKET}
+    it listens on and the watchdog it keeps. L{watch} does what systemd
+    does once C{watchdog_sec} have passed without a C{WATCHDOG=1} (counted
+    from C{READY=1}): C{watchdog_signal} then C{SIGCONT}, and C{SIGKILL}
+    C{abort_sec} later if the process is still there.
+    """
+
+    def __init__(self, workdir, watchdog_sec: float, watchdog_signal=signal.SIGABRT,
+                 abort_sec: float = 2):
+        self.watchdog_sec = watchdog_sec
+        self.watchdog_signal = watchdog_signal
+        self.abort_sec = abort_sec
+        self.path = os.path.join(str(workdir), "notify")
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self.path)
+        self._socket.settimeout(0.05)
+        self.received: list[tuple[float, str]] = []   # (monotonic time, message)
+        self.killed_at: datetime | None = None        # when the watchdog signal went
+        self.forced = False                           # SIGKILL was needed
+        self._done = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def environment(self) -> dict:
+        return {"NOTIFY_SOCKET": self.path, "WATCHDOG_USEC": str(int(self.watchdog_sec * 1e6))}
+
+    def _read(self):
+        while not self._done.is_set():
+            try:
+                data = self._socket.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received.append((time.monotonic(), data.decode()))
+
+    def times(self, message: str) -> list[float]:
+        return [at for at, text in list(self.received) if text == message]
+
+    def next(self, message: str, timeout: float = 20) -> float:
+        """Wait for the next C{message} from now on; return when it came."""
+        seen = len(self.times(message))
+        return wait_for(lambda: self.times(message)[seen:] and self.times(message)[seen],
+                        timeout, interval=0.01, message=message)
+
+    def watch(self, process) -> threading.Thread:
+        """Keep the watchdog over C{process} (in a thread, until it is dead)."""
+        def run():
+            while process.poll() is None and not self._done.is_set():
+                fed = self.times("READY=1")[-1:] + self.times("WATCHDOG=1")[-1:]
+                if fed and time.monotonic() - max(fed) > self.watchdog_sec:
+                    process.send_signal(self.watchdog_signal)
+                    process.send_signal(signal.SIGCONT)
+                    self.killed_at = datetime.now()
+                    try:
+                        process.wait(self.abort_sec)
+                    except subprocess.TimeoutExpired:
+                        self.forced = True
+                        process.kill()
+                        process.wait()
+                    return
+                time.sleep(0.01)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def close(self):
+        self._done.set()
+        self._reader.join(1)
+        self._socket.close()
+
+
+def fastagi_sessions(port: int = 4573) -> int:
+    """
+    The TCP connections established to C{port} on this host (namespace),
+    counted on the listening side: they are there as soon as Asterisk has
+    connected, accepted by the server or still waiting in its backlog.
+    """
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            local, _, state = row.split()[1:4]
+            if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
+                count += 1
+    return count
