@@ -92,7 +92,7 @@ class AMIProxy:
 
 
 @pytest.fixture
-def proxied_server(asterisk, tmp_path):
+def proxied_server(asterisk, sipp, tmp_path):
     proxy = AMIProxy()
     alarm = tmp_path / "alarm.yaml"
     alarm.write_text(ALARM)
@@ -106,7 +106,9 @@ def proxied_server(asterisk, tmp_path):
     yield server, proxy
     server.stop()
     proxy.close()
-    # Calls this alarm placed may still ring: none may reach the next test's phones.
+    # Calls this alarm placed may still ring: ended while the test's phones
+    # still answer (this fixture ends before the sipp one), so that no late
+    # INVITE or CANCEL reaches the next test's phones.
     asterisk.cli("channel request hangup all")
     wait_for(lambda: "0 active channels" in asterisk.cli("core show channels count"), 15,
              message="every call of the test to end")
@@ -119,7 +121,8 @@ def timeline(server, alarm_id):
 def test_the_ami_link_drops_and_the_duty_phone_is_rung_through_the_callers_line(
         proxied_server, sipp):
     server, proxy = proxied_server
-    ringing = [sipp.phone(n, "ring", timeout_s=90) for n in ("87650002", "87650003")]
+    # Every phone this alarm rings has a SIPp phone of its own.
+    ringing = [sipp.phone(f"876500{n:02d}", "ring", timeout_s=90) for n in range(2, 12)]
     duty = sipp.phone("87650190", "answer", ring_ms=500, keys="1", before_ms=3500,
                       timeout_s=90)
     caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=40000, timeout_s=90)
