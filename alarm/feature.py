@@ -12,6 +12,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
+from switchboard.journal import Journal
 from switchboard.yamlconf import ConfigError
 
 
@@ -42,7 +43,8 @@ class AlarmFeature:
             return
         config = self.config
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
-        self.recorder = AlarmRecorder(database, clock=reactor)
+        journal = Journal(settings.journal, "alarm") if settings.journal else None
+        self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick,
@@ -65,6 +67,7 @@ class AlarmFeature:
     def start(self):
         if self.config is None:
             return
+        yield self.recorder.start()  # the journal replayed: alarms get their ids at once
         yield self.index.load()
         self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
         # Alarms a restart interrupted ring the duty phones now; calls that

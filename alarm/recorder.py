@@ -1,29 +1,29 @@
 """
-Writing alarms down without ever blocking the reactor.
+Writing alarms down without ever blocking the reactor, or the caller.
 
-The first row of an alarm is written (and awaited) before any phone rings,
-so an alarm that rings is an alarm on record. Everything after that, the
-timeline, is queued and written in order by one writer on the database's
-thread pool; a failed write is retried (with growing delays) and nothing is
-ever dropped.
+An alarm's opening goes to the local journal (L{switchboard.journal}),
+fsynced, and the alarm has its id at once: the recorder gives out the ids
+itself, above the database's highest and the journal's. The database gets
+the row, the timeline and every change behind, in order, on its thread
+pool; a refused write is retried with growing delays, the journal keeping
+it meanwhile, across restarts; nothing is ever dropped.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import islice
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from twisted.internet import defer
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 
-from alarm.models import Alarm, AlarmEvent, utc
+from alarm.models import Alarm, AlarmEvent, Household, utc
+from switchboard.journal import Journal, WriteBehind
 
 
 @dataclass(frozen=True)
 class OpenAlarm:
-    """An alarm found open in the database (for restart recovery)."""
+    """An alarm found open in the database or the journal (for restart recovery)."""
 
     id: int
     household_id: int | None
@@ -36,170 +36,157 @@ class OpenAlarm:
     confirmed_at: object
 
 
+def _text(value, size):
+    """C{value} as text that fits its column (NULs removed: PostgreSQL refuses them)."""
+    return None if value is None else str(value).replace("\0", "")[:size]
+
+
+_SIZES = {"status": 16, "room": 80, "outcome": 200}
+_TIMES = ("opened_at", "confirmed_at", "closed_at")
+
+
 class AlarmRecorder:
     """
     Records alarms in C{database} (a L{switchboard.storage.Database} or
-    anything with its C{run(work) -> Deferred}).
+    anything with its C{run(work) -> Deferred}), through C{journal} (a
+    L{Journal}; by default one kept in memory only). L{start} replays the
+    journal and must be called first (L{open_alarm} waits for it).
 
     @ivar batch: the most queued writes done in one transaction.
     """
 
     log = Logger()
 
-    def __init__(self, database, *, clock=None, retry_delay=0.5, max_retry_delay=30.0,
-                 batch=200, open_attempts=3):
+    def __init__(self, database, journal=None, *, clock=None, retry_delay=0.5,
+                 max_retry_delay=30.0, batch=200):
         if clock is None:
             from twisted.internet import reactor as clock
         self.database = database
         self.clock = clock
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
-        self.batch = batch
-        self.open_attempts = open_attempts
-        self._queue: deque = deque()
-        self._busy = False
-        self._failures = 0
-        self._timer = None
-        self._idle: list = []
+        self.journal = journal if journal is not None else Journal(None, "alarm")
+        self.writer = WriteBehind(self.journal, database, _apply, clock=clock,
+                                  state=lambda: {"high": self._high}, retry_delay=retry_delay,
+                                  max_retry_delay=max_retry_delay, batch=batch)
+        self._high = 0
+        self._started = None
+        self._ready = False
+        self._replayed: dict = {}  # id -> what the journal held of it at start
+
+    def start(self) -> defer.Deferred:
+        """Replay the journal; learn the highest alarm id. Fires when alarms can be opened."""
+        if self._started is None:
+            def read(session):
+                return session.execute(select(func.max(Alarm.id))).scalar() or 0
+
+            def replayed(result):
+                pending, header, highest = result
+                self._high = max(int(highest), int(header.get("high", 0)))
+                for record in pending:
+                    if record["op"] == "open":
+                        self._high = max(self._high, record["id"])
+                        self._replayed[record["id"]] = dict(record["row"])
+                    elif record["op"] == "update":
+                        self._replayed.setdefault(record["id"], {}).update(record["fields"])
+
+                self._ready = True
+
+            def failed(failure):
+                self._started = None  # tried again by the next call
+                return failure
+
+            self._started = self.writer.start(read).addCallbacks(replayed, failed)
+        d = defer.Deferred()
+        self._started.addBoth(lambda r: (d.callback(r), None)[1])
+        return d
 
     # The first write ------------------------------------------------------
 
     def open_alarm(self, *, at: float, caller_raw: str, caller_number, household_id,
                    address: str, detail: str = "") -> defer.Deferred:
         """
-        Insert a new alarm; fire with its id once it is committed. A failed
-        insert is tried again a few times at short intervals (the caller is
-        waiting), then fails. Its C{opened} event and room name follow with
-        the next timeline write: the one row is all that stands between the
-        caller and the first ring.
+        Give a new alarm its id and journal it (fsynced); fire with the id
+        at once, without waiting for the database, which gets the row and
+        its C{opened} event behind.
         """
-        row = dict(household_id=household_id, caller_raw=caller_raw[:80],
-                   caller_number=caller_number, address=address[:300], status="open",
-                   opened_at=utc(at), room="", outcome="")
-
-        def work(session):
-            return session.connection().execute(_INSERT_ALARM, row).inserted_primary_key[0]
-
-        def recorded(alarm_id):
-            self.update(alarm_id, room=room_name(alarm_id))
-            self.event(alarm_id, "opened", at=at, number=caller_raw[:80] or None, detail=detail)
-            return alarm_id
-
-        return self._attempt(work, self.open_attempts).addCallback(recorded)
-
-    def _attempt(self, work, attempts):
-        d = self.database.run(work)
-
-        def failed(failure):
-            if attempts <= 1:
-                self.log.failure("ALARM NOT RECORDED: the database refused the alarm", failure,
-                                 level=LogLevel.critical)
-                return failure
-            self.log.warn("alarm insert failed, trying again: {error}", error=failure.value)
-            return _later(self.clock, self.retry_delay, self._attempt, work, attempts - 1)
-
-        return d.addErrback(failed)
+        if not self._ready:
+            return self.start().addCallback(lambda _: self.open_alarm(
+                at=at, caller_raw=caller_raw, caller_number=caller_number,
+                household_id=household_id, address=address, detail=detail))
+        self._high += 1
+        alarm_id = self._high
+        row = dict(household_id=None if household_id is None else int(household_id),
+                   caller_raw=_text(caller_raw, 80) or "",
+                   caller_number=_text(caller_number, 20), address=_text(address, 300) or "",
+                   status="open", opened_at=float(at), room=room_name(alarm_id), outcome="")
+        opened = dict(at=float(at), kind="opened", leg=None,
+                      number=_text(caller_raw, 80) or None, detail=_text(detail, 300) or "")
+        self.writer.add({"op": "open", "id": alarm_id, "row": row, "event": opened},
+                        durable=True)
+        return defer.succeed(alarm_id)
 
     # The timeline ---------------------------------------------------------
 
     def event(self, alarm_id, kind: str, *, at: float, leg=None, number=None, detail="") -> None:
         """Queue a timeline event of alarm C{alarm_id} at POSIX time C{at}."""
-        row = dict(alarm_id=int(alarm_id), at=utc(at), kind=kind[:24],
-                   leg=None if leg is None else str(leg)[:80],
-                   number=None if number is None else str(number)[:80],
-                   detail=str(detail or "")[:300])
-        self._enqueue(("event", row))
+        row = dict(at=float(at), kind=_text(kind, 24), leg=_text(leg, 80),
+                   number=_text(number, 80), detail=_text(detail or "", 300))
+        self.writer.add({"op": "event", "id": int(alarm_id), "event": row})
 
     def update(self, alarm_id, **fields) -> None:
         """
         Queue a change of alarm C{alarm_id}'s row: C{status}, C{outcome},
         C{confirmed_at}/C{closed_at} (POSIX times), C{room}.
         """
-        for name in ("confirmed_at", "closed_at"):
-            if fields.get(name) is not None:
-                fields[name] = utc(fields[name])
-        self._enqueue(("update", int(alarm_id), fields))
-
-    def _enqueue(self, op):
-        self._queue.append(op)
-        if not self._busy and self._timer is None:
-            self._write()
+        for name, value in fields.items():
+            if name in _TIMES:
+                fields[name] = None if value is None else float(value)
+            else:
+                fields[name] = _text(value, _SIZES.get(name, 200))
+        self.writer.add({"op": "update", "id": int(alarm_id), "fields": fields})
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self.writer.pending()
 
     def flush(self) -> defer.Deferred:
         """A Deferred that fires once everything queued so far is written."""
-        if not self._queue and not self._busy:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._idle.append(d)
-        return d
-
-    def _write(self):
-        self._timer = None
-        if not self._queue:
-            idle, self._idle = self._idle, []
-            for d in idle:
-                d.callback(None)
-            return
-        self._busy = True
-        ops = list(islice(self._queue, self.batch))
-
-        def work(session):
-            connection = session.connection()
-            events = []
-            for op in ops:  # in order: runs of events go as one executemany
-                if op[0] == "event":
-                    events.append(op[1])
-                    continue
-                if events:
-                    connection.execute(_INSERT_EVENT, events)
-                    events = []
-                connection.execute(update(_ALARM).where(_ALARM.c.id == op[1]).values(**op[2]))
-            if events:
-                connection.execute(_INSERT_EVENT, events)
-
-        d = self.database.run(work)
-        d.addCallbacks(self._written, self._failed, callbackArgs=(len(ops),))
-
-    def _written(self, _, count):
-        for _ in range(count):
-            self._queue.popleft()
-        self._busy = False
-        self._failures = 0
-        self._write()
-
-    def _failed(self, failure):
-        self._busy = False
-        self._failures += 1
-        delay = min(self.retry_delay * 2 ** (self._failures - 1), self.max_retry_delay)
-        self.log.failure("alarm timeline: {n} writes waiting, retrying in {delay:.1f} s",
-                         failure, n=len(self._queue), delay=delay,
-                         level=LogLevel.critical if self._failures in (1, 10)
-                         or self._failures % 100 == 0 else LogLevel.warn)
-        self._timer = self.clock.callLater(delay, self._write)
+        return self.writer.flush()
 
     def stop(self) -> defer.Deferred:
-        """Write what is queued (the service is stopping)."""
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-            self._timer = None
-            self._write()
-        return self.flush()
+        """Write what is queued if the database takes it (the journal keeps the rest)."""
+        return self.writer.stop()
 
     # Reading back ---------------------------------------------------------
 
     def open_alarms(self) -> defer.Deferred:
-        """Fire with an L{OpenAlarm} for every alarm not closed, oldest first."""
+        """
+        Fire with an L{OpenAlarm} for every alarm not closed, oldest first:
+        those in the database, with what the journal held at start (alarms
+        and changes the database had not taken yet) laid over them.
+        """
         def work(session):
             rows = session.execute(select(Alarm).where(Alarm.closed_at.is_(None))
                                    .order_by(Alarm.id)).scalars()
-            return [OpenAlarm(a.id, a.household_id, a.caller_raw, a.caller_number, a.address,
-                              a.status, a.room or room_name(a.id), a.opened_at, a.confirmed_at)
-                    for a in rows]
+            return {a.id: dict(household_id=a.household_id, caller_raw=a.caller_raw,
+                               caller_number=a.caller_number, address=a.address,
+                               status=a.status, room=a.room, opened_at=a.opened_at,
+                               confirmed_at=a.confirmed_at, closed_at=None) for a in rows}
 
-        return self.database.run(work)
+        def merge(found):
+            for alarm_id, journaled in self._replayed.items():
+                row = found.get(alarm_id)
+                if row is None and "opened_at" not in journaled:
+                    continue  # closed in the database (by staff), or not this journal's
+                row = dict(row or {})
+                for name, value in journaled.items():
+                    row[name] = utc(value) if name in _TIMES and value is not None else value
+                found[alarm_id] = row
+            return [OpenAlarm(i, r.get("household_id"), r.get("caller_raw") or "",
+                              r.get("caller_number"), r.get("address") or "",
+                              r.get("status") or "open", r.get("room") or room_name(i),
+                              r.get("opened_at"), r.get("confirmed_at"))
+                    for i, r in sorted(found.items()) if r.get("closed_at") is None]
+
+        return self.start().addCallback(lambda _: self.database.run(work)).addCallback(merge)
 
     def closed_among(self, ids) -> defer.Deferred:
         """Fire with the (id, outcome) of those of C{ids} closed in the database (by staff)."""
@@ -220,11 +207,44 @@ _INSERT_ALARM = insert(_ALARM)
 _INSERT_EVENT = insert(AlarmEvent.__table__)
 
 
+def _apply(connection, records):
+    """Write journal records in order (on the database's thread); runs of events go together."""
+    events, opened = [], False
+
+    def flush_events():
+        if events:
+            connection.execute(_INSERT_EVENT, events)
+            events.clear()
+
+    for record in records:
+        op = record["op"]
+        if op == "event":
+            events.append(_event_row(record["id"], record["event"]))
+            continue
+        flush_events()
+        if op == "open":
+            row = dict(record["row"], id=record["id"], opened_at=utc(record["row"]["opened_at"]))
+            if row["household_id"] is not None and connection.execute(
+                    select(Household.id).where(Household.id == row["household_id"])).first() is None:
+                row["household_id"] = None  # deleted since: the address is kept in the row
+            connection.execute(_INSERT_ALARM, row)
+            events.append(_event_row(record["id"], record["event"]))
+            opened = True
+        elif op == "update":
+            fields = {k: (utc(v) if k in _TIMES and v is not None else v)
+                      for k, v in record["fields"].items()}
+            connection.execute(update(_ALARM).where(_ALARM.c.id == record["id"]).values(**fields))
+    flush_events()
+    if opened and connection.dialect.name == "postgresql":
+        # The ids are given here: keep the serial's sequence above them.
+        connection.execute(text("SELECT setval(pg_get_serial_sequence('alarm', 'id'), "
+                                "(SELECT max(id) FROM alarm))"))
+
+
+def _event_row(alarm_id, event):
+    return dict(event, alarm_id=alarm_id, at=utc(event["at"]))
+
+
 def room_name(alarm_id) -> str:
     """The ConfBridge room of an alarm."""
     return f"alarm-{alarm_id}"
-
-
-def _later(clock, delay, f, *args):
-    from twisted.internet.task import deferLater
-    return deferLater(clock, delay, f, *args)

@@ -251,6 +251,7 @@ class Rig:
         self.db = database(tmp_path)
         self.sync = SyncDatabase(self.db)
         self.recorder = AlarmRecorder(self.sync, clock=self.clock)
+        self.recorder.start()  # synchronous here: the journal replayed, the highest id read
         self.ami = FakeAMI()
         self.config = config(**config_overrides)
         self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,
