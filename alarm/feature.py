@@ -43,7 +43,7 @@ class AlarmFeature:
             return
         config = self.config
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
-        journal = Journal(settings.journal, "alarm") if settings.journal else None
+        journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,

@@ -200,7 +200,10 @@ class WriteBehind:
         what the journal's header kept, and what C{read} found in the
         database in the same transaction.
         """
-        records = self.journal.open()
+        try:
+            records = self.journal.open()
+        except OSError:
+            return defer.fail()
 
         def work(session):
             JournalMark.__table__.create(bind=session.connection(), checkfirst=True)
@@ -230,7 +233,7 @@ class WriteBehind:
             self._kick()
             return pending, header, found
 
-        return self.database.run(work).addCallback(replay)
+        return defer.maybeDeferred(lambda: self.database.run(work)).addCallback(replay)
 
     def add(self, record: dict, durable: bool = False) -> None:
         """Journal C{record} now; write it to the database behind."""
