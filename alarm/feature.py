@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -15,7 +13,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
-from switchboard import journal
+from switchboard.journal import Journal
 from switchboard.yamlconf import ConfigError
 
 
@@ -46,10 +44,8 @@ class AlarmFeature:
             return
         config = self.config
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
-        folder = journal.folder_for(settings.database, settings.path)
-        self.recorder = AlarmRecorder(database, clock=reactor,
-                                      journal=journal.Journal(os.path.join(folder,
-                                                                           "alarms.journal")))
+        journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
+        self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick,
@@ -74,7 +70,7 @@ class AlarmFeature:
     def start(self):
         if self.config is None:
             return
-        yield self.recorder.start()
+        yield self.recorder.start()  # the journal replayed: alarms get their ids at once
         yield self.index.load()
         self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
         # Alarms a restart interrupted ring the duty phones as soon as the

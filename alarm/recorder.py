@@ -1,44 +1,34 @@
 """
-Writing alarms down without ever blocking the reactor, and without waiting
-for the database before a phone rings.
+Writing alarms down without ever blocking the reactor, or the caller.
 
-An alarm's opening is written to a local journal (L{switchboard.journal}),
-on the disk itself, before any phone rings: that is the record. Its id is
-given by this recorder (one more than any it knows of, in the database or
-the journal), so the phones ring at once whatever the database does: locked,
-read-only, full or gone. Everything else, the timeline and the changes of
-the alarm's row, goes to the journal too (each a line the kernel keeps if
-the server is killed) and is written to the database behind, in order, by
-one writer on the database's thread pool; a failed write is retried with
-growing delays and nothing is dropped: what the database has not taken
-stays in the journal, across restarts, and is written once it can be. Once
-the database holds everything, the journal is compacted.
-
-Without a journal (tests, tools), the same queue is kept in memory only.
+An alarm's opening goes to the local journal (L{switchboard.journal}),
+fsynced, and the alarm has its id at once: the recorder gives out the ids
+itself, above the database's highest and the journal's. The database gets
+the row, the timeline and every change behind, in order, on its thread
+pool; a refused write is retried with growing delays, the journal keeping
+it meanwhile, across restarts; nothing is ever dropped.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-from itertools import islice
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select, text, update
 from twisted.internet import defer
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 
-from alarm.models import Alarm, AlarmEvent, utc
+from alarm.models import Alarm, AlarmEvent, Household, utc
+from switchboard.journal import Journal, WriteBehind
 
-# How long an alarm's id may wait for the database to say which ids it
-# has used, when this recorder does not know yet (the phones wait on it).
-ID_DEADLINE = 0.3
-HIGH_WATER = "ids"        # a journal record: the highest alarm id given
+
+# How long alarms wait at start-up for the database to say which ids it has
+# used, before they are numbered on from the journal.
+ID_DEADLINE = 1.0
 
 
 @dataclass(frozen=True)
 class OpenAlarm:
-    """An alarm found open in the database (for restart recovery)."""
+    """An alarm found open in the database or the journal (for restart recovery)."""
 
     id: int
     household_id: int | None
@@ -51,291 +41,204 @@ class OpenAlarm:
     confirmed_at: object
 
 
+def _text(value, size):
+    """C{value} as text that fits its column (NULs removed: PostgreSQL refuses them)."""
+    return None if value is None else str(value).replace("\0", "")[:size]
+
+
+_SIZES = {"status": 16, "room": 80, "outcome": 200}
+_TIMES = ("opened_at", "confirmed_at", "closed_at")
+
+
 class AlarmRecorder:
     """
     Records alarms in C{database} (a L{switchboard.storage.Database} or
     anything with its C{run(work) -> Deferred}), through C{journal} (a
-    L{switchboard.journal.Journal}, or None).
+    L{Journal}; by default one kept in memory only). L{start} replays the
+    journal and must be called first (L{open_alarm} waits for it).
 
     @ivar batch: the most queued writes done in one transaction.
     """
 
     log = Logger()
 
-    def __init__(self, database, *, clock=None, journal=None, retry_delay=0.5,
-                 max_retry_delay=30.0, batch=200, compact_every=200):
+    def __init__(self, database, journal=None, *, clock=None, retry_delay=0.5,
+                 max_retry_delay=30.0, batch=200):
         if clock is None:
             from twisted.internet import reactor as clock
         self.database = database
         self.clock = clock
-        self.journal = journal
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
-        self.batch = batch
-        self.compact_every = compact_every
-        self._queue: deque = deque()
-        self._busy = False
-        self._failures = 0
-        self._timer = None
-        self._idle: list = []
-        self._last_id = None        # the highest alarm id known to be taken
-        self._renamed: dict = {}    # id given -> id the database holds it under
-        self._since_compact = 0     # ops written since the journal was compacted
-        if journal is not None:
-            self._take_up(journal.records)
-
-    def _take_up(self, records):
-        """What a journal holds from before: still to write (in order), and the ids used."""
-        for record in records:
-            if record[0] == HIGH_WATER:
-                self._last_id = max(self._last_id or 0, record[1])
-                continue
-            if record[0] == "open":
-                self._last_id = max(self._last_id or 0, record[1]["id"])
-            self._queue.append(tuple(record))
-        if self._queue:
-            self.log.warn("alarm journal: {n} records from before are written to the "
-                          "database", n=len(self._queue))
+        self.journal = journal if journal is not None else Journal(None, "alarm")
+        self.writer = WriteBehind(self.journal, database, _apply, clock=clock,
+                                  state=lambda: {"high": self._high}, retry_delay=retry_delay,
+                                  max_retry_delay=max_retry_delay, batch=batch)
+        self._high = 0
+        self._started = None
+        self._ready = False
+        self._replayed: dict = {}  # id -> what the journal held of it at start
+        self._waiting: list = []
+        self._given = 0            # ids given by this recorder
 
     def start(self) -> defer.Deferred:
-        """
-        At start-up: write what the journal kept from before, and learn the
-        ids used so far (so that the first #9 waits for nothing).
-        """
-        if self._queue and not self._busy and self._timer is None:
-            self._write()
-        return self._ids_known()
+        """Replay the journal; learn the highest alarm id. Fires when alarms can be opened."""
+        if self._started is None:
+            def read(session):
+                return session.execute(select(func.max(Alarm.id))).scalar() or 0
+
+            def replayed(result):
+                pending, header, highest = result
+                if self._ready and int(highest) > self._high - self._given:
+                    self.log.critical("alarm ids: the database holds alarms up to {db} that "
+                                      "the journal did not know of", db=highest)
+                self._high = max(self._high, int(highest), int(header.get("high", 0)))
+                for record in pending:
+                    if record["op"] == "open":
+                        self._high = max(self._high, record["id"])
+                        self._replayed[record["id"]] = dict(record["row"])
+                    elif record["op"] == "update":
+                        self._replayed.setdefault(record["id"], {}).update(record["fields"])
+
+                self._ready = True
+
+            def failed(failure):
+                # The journal cannot be read: no alarm can be put on record.
+                self._started = None  # tried again by the next call
+                self.log.failure("alarm journal unreadable", failure)
+                return None
+
+            self._started = self.writer.start(read).addCallbacks(replayed, failed)
+            if not self._started.called:
+                # The database does not answer yet: alarms are not kept
+                # waiting for it; their ids follow the journal's.
+                self.clock.callLater(ID_DEADLINE, self._ids_from_journal)
+        d = defer.Deferred()
+        if self._ready:
+            d.callback(None)
+        else:
+            self._waiting.append(d)
+            self._started.addBoth(self._release_waiting)
+        return d
+
+    def _release_waiting(self, result):
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+        return None
+
+    def _ids_from_journal(self):
+        if self._ready:
+            return
+        high = 0
+        for record in self.writer.records:
+            if "header" in record:
+                high = max(high, int((record.get("state") or {}).get("high", 0)))
+            elif record.get("op") == "open":
+                high = max(high, int(record["id"]))
+        self._high = max(self._high, high)
+        self._ready = True
+        self.log.critical("alarm ids: the database did not answer within {s} s; alarms are "
+                          "numbered on from the journal ({high}) and written once it does",
+                          s=ID_DEADLINE, high=self._high)
+        self._release_waiting(None)
 
     # The first write ------------------------------------------------------
 
     def open_alarm(self, *, at: float, caller_raw: str, caller_number, household_id,
                    address: str, detail: str = "") -> defer.Deferred:
         """
-        Put a new alarm on record: its opening on the disk (the journal),
-        then its id. Fires with the id as soon as it is known: at once when
-        this recorder knows the ids used so far, else once the database has
-        said (within L{ID_DEADLINE} seconds; past it the journal decides).
-        Fails only if the journal cannot be written.
+        Give a new alarm its id and journal it (fsynced); fire with the id
+        at once, without waiting for the database, which gets the row and
+        its C{opened} event behind.
         """
-        d = self._ids_known()
-        d.addCallback(lambda _: self._open(at, caller_raw, caller_number, household_id,
-                                           address, detail))
-        return d
-
-    def _open(self, at, caller_raw, caller_number, household_id, address, detail):
-        alarm_id = (self._last_id or 0) + 1
-        row = dict(id=alarm_id, household_id=household_id, caller_raw=str(caller_raw)[:80],
-                   caller_number=None if caller_number is None else str(caller_number)[:20],
-                   address=str(address)[:300], status="open", opened_at=at,
-                   room=room_name(alarm_id), outcome="")
-        self._enqueue(("open", row), durable=True)   # raises if it cannot be written
-        self._last_id = alarm_id
-        self.event(alarm_id, "opened", at=at, number=str(caller_raw)[:80] or None,
-                   detail=detail)
-        return alarm_id
-
-    def _ids_known(self):
-        if self._last_id is not None:
-            return defer.succeed(None)
-
-        def work(session):
-            return session.execute(select(func.max(Alarm.id))).scalar() or 0
-
-        d = self.database.run(work)
-        d.addTimeout(ID_DEADLINE, self.clock)
-
-        def known(last):
-            if self._last_id is None:
-                self._last_id = last
-            else:
-                self._last_id = max(self._last_id, last)
-
-        def unknown(failure):
-            self.log.warn("alarm ids: the database did not answer ({error}); counting on "
-                          "from the journal", error=failure.getErrorMessage())
-            if self._last_id is None:
-                self._last_id = 0
-
-        return d.addCallbacks(known, unknown)
+        if not self._ready:
+            def started(_):
+                if not self._ready:
+                    raise OSError("the alarm journal cannot be read: not on record")
+                return self.open_alarm(at=at, caller_raw=caller_raw,
+                                       caller_number=caller_number, household_id=household_id,
+                                       address=address, detail=detail)
+            return self.start().addCallback(started)
+        self._high += 1
+        self._given += 1
+        alarm_id = self._high
+        row = dict(household_id=None if household_id is None else int(household_id),
+                   caller_raw=_text(caller_raw, 80) or "",
+                   caller_number=_text(caller_number, 20), address=_text(address, 300) or "",
+                   status="open", opened_at=float(at), room=room_name(alarm_id), outcome="")
+        opened = dict(at=float(at), kind="opened", leg=None,
+                      number=_text(caller_raw, 80) or None, detail=_text(detail, 300) or "")
+        try:
+            self.writer.add({"op": "open", "id": alarm_id, "row": row, "event": opened},
+                            durable=True)
+        except OSError:
+            # Not on record (disk full, read-only): the dialplan rings natively.
+            self.log.failure("ALARM NOT RECORDED: the journal cannot be written")
+            return defer.fail()
+        return defer.succeed(alarm_id)
 
     # The timeline ---------------------------------------------------------
 
     def event(self, alarm_id, kind: str, *, at: float, leg=None, number=None, detail="") -> None:
         """Queue a timeline event of alarm C{alarm_id} at POSIX time C{at}."""
-        row = dict(alarm_id=int(alarm_id), at=at, kind=kind[:24],
-                   leg=None if leg is None else str(leg)[:80],
-                   number=None if number is None else str(number)[:80],
-                   detail=str(detail or "")[:300])
-        self._enqueue(("event", row))
+        row = dict(at=float(at), kind=_text(kind, 24), leg=_text(leg, 80),
+                   number=_text(number, 80), detail=_text(detail or "", 300))
+        self.writer.add({"op": "event", "id": int(alarm_id), "event": row})
 
     def update(self, alarm_id, **fields) -> None:
         """
         Queue a change of alarm C{alarm_id}'s row: C{status}, C{outcome},
         C{confirmed_at}/C{closed_at} (POSIX times), C{room}.
         """
-        for name, limit in (("status", 16), ("outcome", 200), ("room", 80)):
-            if name in fields and fields[name] is not None:
-                fields[name] = str(fields[name])[:limit]
-        self._enqueue(("update", int(alarm_id), fields))
-
-    def _enqueue(self, op, durable=False):
-        if self.journal is not None:
-            try:
-                self.journal.append(list(op), durable=durable)
-            except OSError:
-                if durable:
-                    raise
-                self.log.failure("alarm journal: not written (kept in memory)",
-                                 level=LogLevel.critical)
-        self._queue.append(op)
-        if not self._busy and self._timer is None:
-            self._write()
+        for name, value in fields.items():
+            if name in _TIMES:
+                fields[name] = None if value is None else float(value)
+            else:
+                fields[name] = _text(value, _SIZES.get(name, 200))
+        self.writer.add({"op": "update", "id": int(alarm_id), "fields": fields})
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self.writer.pending()
 
     def flush(self) -> defer.Deferred:
         """A Deferred that fires once everything queued so far is written."""
-        if not self._queue and not self._busy:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._idle.append(d)
-        return d
-
-    def _write(self):
-        self._timer = None
-        if not self._queue:
-            self._compact()
-            idle, self._idle = self._idle, []
-            for d in idle:
-                d.callback(None)
-            return
-        self._busy = True
-        ops = list(islice(self._queue, self.batch))
-        renamed = dict(self._renamed)
-
-        def work(session):
-            connection = session.connection()
-            events = []
-
-            def flush_events():
-                if events:
-                    connection.execute(_INSERT_EVENT, events)
-                    events.clear()
-
-            for op in ops:  # in order: runs of events go as one executemany
-                if op[0] == "event":
-                    row = dict(op[1], at=utc(op[1]["at"]))
-                    row["alarm_id"] = renamed.get(row["alarm_id"], row["alarm_id"])
-                    events.append(row)
-                    continue
-                flush_events()
-                if op[0] == "open":
-                    _insert_alarm(session, connection, op[1], renamed)
-                else:
-                    fields = dict(op[2])
-                    for name in ("confirmed_at", "closed_at"):
-                        if fields.get(name) is not None:
-                            fields[name] = utc(fields[name])
-                    alarm_id = renamed.get(op[1], op[1])
-                    connection.execute(update(_ALARM).where(_ALARM.c.id == alarm_id)
-                                       .values(**fields))
-            flush_events()
-            return renamed
-
-        d = self.database.run(work)
-        d.addCallbacks(self._written, self._failed, callbackArgs=(len(ops),))
-
-    def _written(self, renamed, count):
-        for given, held in renamed.items():
-            if self._renamed.get(given) != held:
-                self._renamed[given] = held
-                self.log.critical("ALARM {given} is in the database as alarm {held} (its id "
-                                  "was taken while the database could not be asked)",
-                                  given=given, held=held)
-        for _ in range(count):
-            self._queue.popleft()
-        self._since_compact += count
-        self._busy = False
-        self._failures = 0
-        self._write()
-
-    def _compact(self):
-        """Everything is in the database: the journal keeps only the ids given."""
-        if self.journal is None or self._since_compact < self.compact_every and \
-                self.journal.appended < self.compact_every:
-            return
-        try:
-            self.journal.compact([[HIGH_WATER, self._last_id or 0]])
-            self._since_compact = 0
-        except OSError:
-            self.log.failure("alarm journal: not compacted (it is kept as it is)")
-
-    def _failed(self, failure):
-        self._busy = False
-        self._failures += 1
-        delay = min(self.retry_delay * 2 ** (self._failures - 1), self.max_retry_delay)
-        self.log.failure("alarm timeline: {n} writes waiting, retrying in {delay:.1f} s",
-                         failure, n=len(self._queue), delay=delay,
-                         level=LogLevel.critical if self._failures in (1, 10)
-                         or self._failures % 100 == 0 else LogLevel.warn)
-        self._timer = self.clock.callLater(delay, self._write)
+        return self.writer.flush()
 
     def stop(self) -> defer.Deferred:
-        """Write what is queued (the service is stopping); the journal keeps the rest."""
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-            self._timer = None
-            self._write()
-        return self.flush()
+        """Write what is queued if the database takes it (the journal keeps the rest)."""
+        return self.writer.stop()
 
     # Reading back ---------------------------------------------------------
 
     def open_alarms(self) -> defer.Deferred:
         """
         Fire with an L{OpenAlarm} for every alarm not closed, oldest first:
-        those in the database, and those only in the journal so far (when
-        the database cannot be read, those alone).
+        those in the database, with what the journal held at start (alarms
+        and changes the database had not taken yet) laid over them.
         """
         def work(session):
             rows = session.execute(select(Alarm).where(Alarm.closed_at.is_(None))
                                    .order_by(Alarm.id)).scalars()
-            return [OpenAlarm(a.id, a.household_id, a.caller_raw, a.caller_number, a.address,
-                              a.status, a.room or room_name(a.id), a.opened_at, a.confirmed_at)
-                    for a in rows]
+            return {a.id: dict(household_id=a.household_id, caller_raw=a.caller_raw,
+                               caller_number=a.caller_number, address=a.address,
+                               status=a.status, room=a.room, opened_at=a.opened_at,
+                               confirmed_at=a.confirmed_at, closed_at=None) for a in rows}
 
-        def unreadable(failure):
-            self.log.failure("open alarms: the database cannot be read; the journal's only",
-                             failure, level=LogLevel.critical)
-            return []
+        def merge(found):
+            for alarm_id, journaled in self._replayed.items():
+                row = found.get(alarm_id)
+                if row is None and "opened_at" not in journaled:
+                    continue  # closed in the database (by staff), or not this journal's
+                row = dict(row or {})
+                for name, value in journaled.items():
+                    row[name] = utc(value) if name in _TIMES and value is not None else value
+                found[alarm_id] = row
+            return [OpenAlarm(i, r.get("household_id"), r.get("caller_raw") or "",
+                              r.get("caller_number"), r.get("address") or "",
+                              r.get("status") or "open", r.get("room") or room_name(i),
+                              r.get("opened_at"), r.get("confirmed_at"))
+                    for i, r in sorted(found.items()) if r.get("closed_at") is None]
 
-        d = self.database.run(work)
-        d.addErrback(unreadable)
-        d.addCallback(self._with_journaled)
-        return d
-
-    def _with_journaled(self, found):
-        """C{found} and the alarms still waiting in the queue, as the queue leaves them."""
-        alarms = {a.id: a for a in found}
-        for op in self._queue:
-            if op[0] == "open":
-                row = op[1]
-                alarms[row["id"]] = OpenAlarm(
-                    row["id"], row["household_id"], row["caller_raw"], row["caller_number"],
-                    row["address"], row["status"], row["room"], utc(row["opened_at"]), None)
-            elif op[0] == "update" and op[1] in alarms:
-                fields = op[2]
-                if fields.get("closed_at") is not None:
-                    del alarms[op[1]]
-                    continue
-                current = alarms[op[1]]
-                alarms[op[1]] = OpenAlarm(
-                    current.id, current.household_id, current.caller_raw,
-                    current.caller_number, current.address, fields.get("status", current.status),
-                    current.room, current.opened_at,
-                    utc(fields["confirmed_at"]) if fields.get("confirmed_at") is not None
-                    else current.confirmed_at)
-        return [alarms[i] for i in sorted(alarms)]
+        return self.start().addCallback(lambda _: self.database.run(work)).addCallback(merge)
 
     def closed_among(self, ids) -> defer.Deferred:
         """Fire with the (id, outcome) of those of C{ids} closed in the database (by staff)."""
@@ -351,25 +254,49 @@ class AlarmRecorder:
         return self.database.run(work)
 
 
-def _insert_alarm(session, connection, row, renamed):
-    """Insert an alarm's row under the id it was given, or, if that is taken, a new one."""
-    row = dict(row, opened_at=utc(row["opened_at"]))
-    try:
-        with session.begin_nested():
-            connection.execute(_INSERT_ALARM, row)
-    except IntegrityError:
-        given = row.pop("id")
-        held = connection.execute(_INSERT_ALARM, row).inserted_primary_key[0]
-        renamed[given] = held
-
-
 _ALARM = Alarm.__table__
 _INSERT_ALARM = insert(_ALARM)
 _INSERT_EVENT = insert(AlarmEvent.__table__)
 
 
+def _apply(connection, records):
+    """Write journal records in order (on the database's thread); runs of events go together."""
+    events, opened = [], False
+
+    def flush_events():
+        if events:
+            connection.execute(_INSERT_EVENT, events)
+            events.clear()
+
+    for record in records:
+        op = record["op"]
+        if op == "event":
+            events.append(_event_row(record["id"], record["event"]))
+            continue
+        flush_events()
+        if op == "open":
+            row = dict(record["row"], id=record["id"], opened_at=utc(record["row"]["opened_at"]))
+            if row["household_id"] is not None and connection.execute(
+                    select(Household.id).where(Household.id == row["household_id"])).first() is None:
+                row["household_id"] = None  # deleted since: the address is kept in the row
+            connection.execute(_INSERT_ALARM, row)
+            events.append(_event_row(record["id"], record["event"]))
+            opened = True
+        elif op == "update":
+            fields = {k: (utc(v) if k in _TIMES and v is not None else v)
+                      for k, v in record["fields"].items()}
+            connection.execute(update(_ALARM).where(_ALARM.c.id == record["id"]).values(**fields))
+    flush_events()
+    if opened and connection.dialect.name == "postgresql":
+        # The ids are given here: keep the serial's sequence above them.
+        connection.execute(text("SELECT setval(pg_get_serial_sequence('alarm', 'id'), "
+                                "(SELECT max(id) FROM alarm))"))
+
+
+def _event_row(alarm_id, event):
+    return dict(event, alarm_id=alarm_id, at=utc(event["at"]))
+
+
 def room_name(alarm_id) -> str:
     """The ConfBridge room of an alarm."""
     return f"alarm-{alarm_id}"
-
-

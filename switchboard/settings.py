@@ -28,7 +28,7 @@ SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
-        "hotline_number", "households"}
+        "hotline_number", "households", "journal"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class Settings:
     alarm: str
     hotline_number: str
     households: str | None = None
+    #: The folder of the local journals (alarms, call records) that keep
+    #: what the database has not taken yet.
+    journal: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -144,11 +147,18 @@ def load(path: str, environ=None) -> Settings:
     routing = resolve(check.typed(data, "routing", str, "routing", "routing.yaml"))
     alarm = resolve(check.typed(data, "alarm", str, "alarm", "alarm.yaml"))
     households = check.typed(data, "households", str, "households", None)
+    journal = check.typed(data, "journal", str, "journal", "")
+    if journal:
+        journal = resolve(journal)
+    elif database.startswith("sqlite:///") and ":memory:" not in database:
+        journal = os.path.join(os.path.dirname(database[len("sqlite:///"):]), "journal")
+    else:
+        journal = resolve("../var/journal")
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
                     alarm=alarm, hotline_number=hotline,
-                    households=resolve(households) if households else None)
+                    households=resolve(households) if households else None, journal=journal)
 
 
 def _ami_secret(ami_data, path, environ, check, resolve) -> tuple[str, str]:

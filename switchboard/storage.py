@@ -99,6 +99,7 @@ class Database:
         """Bring the schema up to date; return the version now in force."""
         # Import the domains so their tables are declared on Base.
         import switchboard.calllog  # noqa: F401
+        import switchboard.journal  # noqa: F401
         import alarm.models  # noqa: F401
         Base.metadata.create_all(self.engine)
         with self.sessions.begin() as session:

@@ -216,6 +216,12 @@ class CallerTests(Case):
         self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
         self.assertEqual(self.rig.ami.calls, [])
 
+    def test_database_refusing_changes_nothing_for_the_caller(self):
+        self.rig.sync.fail_next = 10
+        session, d = self.call()
+        self.assertEqual(session.variables["SWITCHBOARD_ROOM"], "alarm-1")
+        self.assertEqual(len(self.rig.ami.calls), 10)
+
     def test_caller_hanging_up_at_once_still_rings_everyone(self):
         self.rig.sync.hold = True        # and the database is locked
         session, d = self.call(hangup_after=0)

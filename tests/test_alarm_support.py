@@ -264,10 +264,10 @@ class Rig:
         self.db = database(tmp_path)
         self.sync = SyncDatabase(self.db)
         from switchboard.journal import Journal
-        self.journal_path = f"{tmp_path}/journal/alarms.journal"
-        self.recorder = AlarmRecorder(self.sync, clock=self.clock,
-                                      journal=Journal(self.journal_path))
-        self.recorder.start()
+        self.journal_folder = f"{tmp_path}/journal"
+        self.recorder = AlarmRecorder(self.sync, Journal(self.journal_folder, "alarm"),
+                                      clock=self.clock)
+        self.recorder.start()  # synchronous here: the journal replayed, the highest id read
         self.ami = FakeAMI()
         self.config = config(**config_overrides)
         self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,

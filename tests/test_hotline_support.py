@@ -273,9 +273,17 @@ class FakeReactor:
 
 
 class SyncDatabase(Database):
-    """A real Database whose C{run} works at once, in the caller's thread."""
+    """
+    A real Database whose C{run} works at once, in the caller's thread;
+    C{fail_next} makes that many calls fail (as a locked database does).
+    """
+
+    fail_next = 0
 
     def run(self, work):
+        if self.fail_next:
+            self.fail_next -= 1
+            return defer.fail(RuntimeError("database is locked"))
         try:
             with self.sessions.begin() as session:
                 return defer.succeed(work(session))

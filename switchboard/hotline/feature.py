@@ -8,6 +8,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from switchboard.calllog import CallLog
+from switchboard.journal import Journal
 from switchboard.hotline.handler import HotlineHandler
 from switchboard.routing.router import local_time
 from switchboard.routing.schedule import missing_holidays_notice
@@ -36,7 +37,8 @@ class HotlineFeature:
         self.clock = reactor
         self.store = RoutingStore(settings.routing, settings.numbers,
                                   trunks=settings.trunks.keys(), reactor=reactor)
-        self.call_log = CallLog(database, delay=CALL_LOG_DELAY, clock=reactor)
+        journal = Journal(settings.journal, "calls") if getattr(settings, "journal", "") else None
+        self.call_log = CallLog(database, journal, delay=CALL_LOG_DELAY, clock=reactor)
         self.handler = HotlineHandler(self.store, settings.dialer, self.call_log, settings.tz,
                                       clock=reactor)
         self.handlers = {"hotline": self.handler}
@@ -45,6 +47,9 @@ class HotlineFeature:
         self._calendar_check.clock = reactor
 
     def start(self):
+        # The journal replayed (calls it held are written) once the database
+        # answers; calls are served meanwhile, their records waiting.
+        self.call_log.start()
         try:
             self.store.load()  # the store logs what is in force or what was refused
         except ConfigError:
@@ -84,4 +89,4 @@ class HotlineFeature:
     def stop(self):
         if self._calendar_check.running:
             self._calendar_check.stop()
-        return defer.maybeDeferred(self.call_log.flush)
+        return self.call_log.stop()

@@ -51,7 +51,7 @@ class HotlineHandler:
 
     @param store: a L{switchboard.routing.RoutingStore} (its C{current}).
     @param dialer: a L{switchboard.dialing.Dialer}.
-    @param call_log: a L{switchboard.calllog.CallLog} (its C{record}).
+    @param call_log: a L{switchboard.calllog.CallLog} (its C{begin} and C{record}).
     @param tz: the service's time zone, for a routing file that names none.
     @param clock: provides C{seconds()}; the reactor by default.
     @param dial_options: options of C{Dial()}; C{g} hands the caller back
@@ -86,6 +86,7 @@ class HotlineHandler:
         call = Call(started=self._now(), caller=self._caller(session),
                     hotline=_known(session.env.get("extension")) or _known(session.env.get("dnid")),
                     uniqueid=session.env.get("uniqueid"))
+        self._begin(call)
         try:
             if routing is None:
                 raise RuntimeError("no routing is loaded")
@@ -252,6 +253,16 @@ class HotlineHandler:
             await session.hangup()
         except AGIHangup:
             pass
+
+    def _begin(self, call):
+        """On record from its start: in progress until L{_record}."""
+        begin = getattr(self.call_log, "begin", None)
+        if begin is not None:
+            try:
+                begin(call)
+            except Exception:
+                self.log.failure("hotline call {uniqueid}: start not recorded",
+                                 uniqueid=call.uniqueid)
 
     def _record(self, call):
         call.ended = self._now()

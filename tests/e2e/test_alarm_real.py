@@ -309,3 +309,54 @@ def test_with_no_ami_link_the_server_hands_the_alarm_to_the_dialplan(server, sip
     finally:
         locked_out.stop()
         server.start()
+
+
+def first_invite_sent(caller):
+    return next(at for at, way, line in caller.messages()
+                if way == "sent" and line.startswith("INVITE"))
+
+
+def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_on_record(server, sipp):
+    # Another process holds SQLite's write lock. Before: the three refused
+    # inserts (5 s each) put the first ring at 16 s, from the dialplan.
+    import sqlite3
+    before = alarm_ids(server)
+    lock = sqlite3.connect(server.db, timeout=10)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
+        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=6000, timeout_s=40)
+        invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a ring")[0]
+                   for p in phones]
+        to_first_ring = (min(invites) - first_invite_sent(caller)).total_seconds()
+        print(f"#9 to first ring with the database locked: {to_first_ring:.3f} s")
+        assert to_first_ring < 1.5, to_first_ring
+        assert "ringing 10 neighbours" in server.log()
+    finally:
+        lock.rollback()
+        lock.close()
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: timeline(server, alarm_id).count("ringing") >= 10, 30,
+             message="the timeline written once the lock is released")
+    caller.wait(40)
+    server.cli("alarms", "close", str(alarm_id))
+
+
+def test_a_caller_who_hangs_up_at_once_still_rings_the_neighbours_and_is_on_record(server, sipp):
+    import sqlite3
+    before = alarm_ids(server)
+    lock = sqlite3.connect(server.db, timeout=10)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS + [CALLER]
+                  if n != "87650003"]
+        caller = sipp.call("#9", "87650003", before_ms=0, hold_ms=100, timeout_s=40)
+        rang = [wait_for(lambda p=p: p.invite_times(), 15, message="a ring") for p in phones]
+        assert len(rang) == 10
+    finally:
+        lock.rollback()
+        lock.close()
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: "caller-left" in timeline(server, alarm_id), 30, message="the timeline")
+    caller.wait(40)
+    server.cli("alarms", "close", str(alarm_id))
