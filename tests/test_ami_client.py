@@ -311,6 +311,25 @@ class KeepaliveTests(SynchronousTestCase):
         run_out(reactor)
         connect(client, reactor)
 
+    def test_unanswered_ping_behind_a_streaming_list_keeps_the_link(self):
+        # Asterisk answers one action at a time: a Ping sent while a long
+        # DBGetTree streams is answered only after it. Data still coming in
+        # proves the link.
+        client, reactor, ast = started(ping_interval=10.0, ping_timeout=5.0)
+        tree = client.db_tree("swb_alarm", lambda key, value: None, timeout=60)
+        ast.written()
+        ast.respond("t-2", "Message: Result will follow", "EventList: start")
+        for _ in range(50):
+            reactor.advance(0.5)
+            ast.event("DBGetTreeResponse", "Key: /swb_alarm/1", "Val: x", "ActionID: t-2")
+        self.assertFalse(ast.transport.disconnected)
+        self.assertTrue(client.connected)
+        ast.event("DBGetTreeComplete", "ActionID: t-2", "EventList: Complete", "ListItems: 50")
+        self.assertEqual(self.successResultOf(tree), 50)
+        # Silence again: the next unanswered Ping drops it.
+        reactor.advance(15)
+        self.assertTrue(ast.transport.disconnected)
+
     def test_an_error_answer_to_ping_still_proves_the_link(self):
         client, reactor, ast = started(ping_interval=10.0, ping_timeout=5.0)
         reactor.advance(10)

@@ -254,6 +254,12 @@ class ManagerLink(ClientFactory):
 
     def _pingFailed(self, failure, protocol):
         if failure.check(AMITimeout):
+            received = protocol.received_at
+            if received is not None and self.reactor.seconds() - received < self.ping_timeout:
+                # Asterisk answers one action at a time: the Ping waits
+                # behind a long event list (DBGetTree) still streaming in.
+                self._schedulePing(protocol)
+                return
             protocol.abort(f"no answer to Ping within {self.ping_timeout:g} s (dead link)")
         elif failure.check(AMIActionError):
             self._schedulePing(protocol)  # an answer all the same: the link is alive

@@ -89,6 +89,7 @@ class AMIProtocol(Protocol):
         self._pending = {}
         self._banner_call = None
         self._peer = "?"
+        self.received_at = None  # clock time of the last bytes from Asterisk
 
     @property
     def event_filter(self):
@@ -113,6 +114,7 @@ class AMIProtocol(Protocol):
     def dataReceived(self, data):
         if self.closed or self._aborted:
             return
+        self.received_at = self.clock.seconds()
         try:
             items = self._reader.feed(data)
         except BlockTooLarge as e:
