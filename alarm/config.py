@@ -16,7 +16,7 @@ from switchboard import yamlconf
 from switchboard.dialing import is_channel
 from switchboard.numbers import InvalidNumber, NumberPlan
 
-_SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+_SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")  # fullmatch: "$" allows "\n"
 _UNSAFE_NAME = re.compile(r"[\r\n\0\"<>]")
 
 _TOP = {"neighbours", "escalation", "caller", "responder", "caller_id_name",
@@ -267,7 +267,7 @@ class _Check:
                 continue
             good = True
             for j, sound in enumerate(sounds):
-                if not isinstance(sound, str) or not _SOUND.match(sound) or ".." in sound:
+                if not isinstance(sound, str) or not _SOUND.fullmatch(sound) or ".." in sound:
                     located = isinstance(sounds, yamlconf.LocatedList)
                     where = sounds.where(j) if located else p.where(name)
                     self.add(where, key if isinstance(value, str) else f"{key}[{j}]",

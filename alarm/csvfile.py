@@ -284,7 +284,7 @@ def parse(registry: Registry, rows, path: str):
                                             ("community", "building", "unit", "room",
                                              "residents", "notes")})
         if cells.get("id"):
-            if cells["id"].isdigit():
+            if cells["id"].isascii() and cells["id"].isdigit():
                 data.id = int(cells["id"])
             else:
                 say((index, f"id {cells['id']!r} is not a household number"))

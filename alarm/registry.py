@@ -149,7 +149,7 @@ class Registry:
     def _find(self, session, ref):
         options = (selectinload(Household.numbers), selectinload(Household.neighbours))
         text = str(ref).strip()
-        if text.isdigit() and len(text) < 7:
+        if text.isascii() and text.isdigit() and len(text) < 7:
             return session.get(Household, int(text), options=options)
         try:
             number = self.numbers.normalise(text)

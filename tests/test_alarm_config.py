@@ -110,3 +110,13 @@ def test_single_sound_and_trunks():
              "prompts: {caller_hold: beep}\n", trunks=("default", "pstn"))
     assert c.prompts.caller_hold == ("beep",)
     assert c.duty.trunk == "pstn"
+
+
+def test_sound_names_and_channels_match_whole():
+    """A final newline is not part of a sound or channel name ('$' would accept it)."""
+    assert problems('escalation:\n  stages:\n    - {name: d, after: 0, number: 87650199}\n'
+                    'prompts: {caller_hold: ["beep\\n"]}\n') == [
+        "alarm.yaml:4:25: prompts.caller_hold[0]: 'beep\\n' is not a sound name "
+        "(a name under the sounds folder without extension, e.g. digits/1)"]
+    from switchboard.dialing import is_channel
+    assert is_channel("PJSIP/duty-office") and not is_channel("PJSIP/duty-office\n")
