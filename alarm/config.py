@@ -81,9 +81,22 @@ class AlarmConfig:
         return self.stages[0]
 
 
+#: What parses alarm.yaml for a running server, in a child process
+#: (L{switchboard.routing.parsing.ChildProcessParser}).
+LOADER = "alarm.config:load_bytes"
+
+
 def load(path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
-    """Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem."""
+    """
+    Read (within L{yamlconf.MAX_FILE_BYTES}) and check C{path}; raise
+    L{yamlconf.ConfigError} naming every problem.
+    """
     return check(yamlconf.load(path), numbers, trunks, path)
+
+
+def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
+    """Check C{raw}, the bytes of C{path} (what the child process parsing a reload runs)."""
+    return check(yamlconf.loads(yamlconf.decode(raw, path), path), numbers, trunks, path)
 
 
 def loads(text: str, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
