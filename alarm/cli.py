@@ -168,7 +168,8 @@ def households_list(args, context) -> int:
 def households_export(args, context) -> int:
     registry = _registry(context)
     if args.file:
-        with open(args.file, "w", encoding="utf-8", newline="") as out:
+        # With a BOM: Chinese Excel and WPS read a CSV without one as GBK.
+        with open(args.file, "w", encoding="utf-8-sig", newline="") as out:
             count = csvfile.export_csv(registry, out)
         print(f"{args.file}: {count} households")
     else:

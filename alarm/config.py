@@ -16,7 +16,7 @@ from switchboard import yamlconf
 from switchboard.dialing import is_channel
 from switchboard.numbers import InvalidNumber, NumberPlan
 
-_SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+_SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")  # fullmatch: "$" allows "\n"
 _UNSAFE_NAME = re.compile(r"[\r\n\0\"<>]")
 
 _TOP = {"neighbours", "escalation", "caller", "responder", "caller_id_name",
@@ -81,9 +81,22 @@ class AlarmConfig:
         return self.stages[0]
 
 
+#: What parses alarm.yaml for a running server, in a child process
+#: (L{switchboard.routing.parsing.ChildProcessParser}).
+LOADER = "alarm.config:load_bytes"
+
+
 def load(path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
-    """Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem."""
+    """
+    Read (within L{yamlconf.MAX_FILE_BYTES}) and check C{path}; raise
+    L{yamlconf.ConfigError} naming every problem.
+    """
     return check(yamlconf.load(path), numbers, trunks, path)
+
+
+def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
+    """Check C{raw}, the bytes of C{path} (what the child process parsing a reload runs)."""
+    return check(yamlconf.loads(yamlconf.decode(raw, path), path), numbers, trunks, path)
 
 
 def loads(text: str, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
@@ -267,7 +280,7 @@ class _Check:
                 continue
             good = True
             for j, sound in enumerate(sounds):
-                if not isinstance(sound, str) or not _SOUND.match(sound) or ".." in sound:
+                if not isinstance(sound, str) or not _SOUND.fullmatch(sound) or ".." in sound:
                     located = isinstance(sounds, yamlconf.LocatedList)
                     where = sounds.where(j) if located else p.where(name)
                     self.add(where, key if isinstance(value, str) else f"{key}[{j}]",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from twisted.internet import defer
+import hashlib
+
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from alarm import config as alarm_config
@@ -14,6 +16,8 @@ from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from switchboard.journal import Journal
+from switchboard import yamlconf
+from switchboard.routing.parsing import ChildProcessParser
 from switchboard.yamlconf import ConfigError
 
 
@@ -25,18 +29,31 @@ class AlarmFeature:
 
     If C{alarm.yaml} is refused at start-up no alarm script is served: the
     dialplan then rings the neighbours natively from AstDB, loudly logged.
+    A reload reads the file on a pool thread (its size checked first) and
+    parses it in a child process, as the routing file's reloads do: a huge
+    or hostile file costs the reactor, serving alarms, nothing.
+
+    @param parser: what parses a changed file for L{reload} (its
+        C{parse(path, raw, numbers, trunks)} returns a Deferred): a
+        L{ChildProcessParser} running L{alarm_config.load_bytes} by default.
     """
 
     log = Logger()
 
-    def __init__(self, settings, database, ami, *, reactor=None):
+    def __init__(self, settings, database, ami, *, reactor=None, parser=None):
         self.settings = settings
         self.ami = ami
         self.reactor = reactor
         self.watched = (settings.alarm,)
         self.handlers = {}
+        self._parser = parser
+        self._reloads = defer.DeferredLock()  # one at a time, in the order asked
+        self._digest = None  # of the bytes of the file in force
         try:
-            self.config = alarm_config.load(settings.alarm, settings.numbers, settings.trunks)
+            raw = yamlconf.read_bytes(settings.alarm)
+            self.config = alarm_config.load_bytes(raw, settings.alarm, settings.numbers,
+                                                  settings.trunks)
+            self._digest = hashlib.sha256(raw).digest()
         except ConfigError as e:
             self.config = None
             self.log.critical("alarm file refused; #9 calls are rung natively by the dialplan "
@@ -86,17 +103,53 @@ class AlarmFeature:
             return self.astdb.resync()
 
     def reload(self, path=None):
+        """
+        Re-read C{alarm.yaml} off the reactor thread and put it in force if
+        valid; a refused file leaves the last good one in force.
+
+        @return: a Deferred that fires (never fails) once done.
+        """
         if self.config is None:
             self.log.critical("alarm file changed; a restart is needed to serve #9 again "
                               "after a refused start-up file")
             return None
-        try:
-            config = alarm_config.load(self.settings.alarm, self.settings.numbers,
-                                       self.settings.trunks)
-        except ConfigError as e:
-            self.log.error("alarm file {path} refused, the last good one stays in force:\n{errors}",
-                           path=self.settings.alarm, errors=str(e))
+        return self._reloads.run(self._reload)
+
+    def _reload(self):
+        from twisted.internet import reactor as default_reactor
+        reactor = self.reactor or default_reactor
+        path = self.settings.alarm
+        d = threads.deferToThreadPool(reactor, reactor.getThreadPool(), yamlconf.read_bytes,
+                                      path)
+        d.addCallback(self._parse, path, reactor)
+        d.addCallbacks(self._in_force, self._refused, errbackArgs=(path,))
+        return d
+
+    def _parse(self, raw, path, reactor):
+        """Fire with C{(config, digest)}, or L{None} if the bytes are those in force."""
+        digest = hashlib.sha256(raw).digest()
+        if digest == self._digest:
             return None
+        if self._parser is None:
+            self._parser = ChildProcessParser(reactor, loader=alarm_config.LOADER,
+                                              what="alarm file")
+        d = self._parser.parse(path, raw, self.settings.numbers, self.settings.trunks)
+        return d.addCallback(lambda config: (config, digest))
+
+    def _refused(self, failure, path):
+        if failure.check(ConfigError):
+            self.log.error("alarm file {path} refused, the last good one stays in force:\n"
+                           "{errors}", path=path, errors=str(failure.value))
+        else:
+            self.log.failure("alarm file {path}: reload failed, the last good one stays in "
+                             "force", failure, path=path)
+        return None
+
+    def _in_force(self, parsed):
+        if parsed is None:
+            self.log.info("alarm file {path} unchanged", path=self.settings.alarm)
+            return None
+        config, self._digest = parsed
         self.config = config
         self.coordinator.reconfigure(config)
         self.caller_handler.config = config

@@ -17,9 +17,24 @@ from sqlalchemy.orm import selectinload
 from alarm.models import Household, HouseholdNumber, Neighbour, RegistryVersion, now_utc
 from switchboard.numbers import InvalidNumber, NumberPlan
 
-_CONTROL = re.compile(r"[\r\n\0]")
+#: Control characters (C0, DEL, C1), line and paragraph separators and the
+#: bidirectional overrides that make text display other than it reads.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _FIELDS = ("community", "building", "unit", "room", "residents", "notes")
-_LIMITS = {"community": 100, "building": 20, "unit": 20, "room": 20, "residents": 200}
+_LIMITS = {"community": 100, "building": 20, "unit": 20, "room": 20, "residents": 200,
+           "notes": 500}
+NAME_LIMIT = 100  # a neighbour's name
+
+
+def text_problem(value: str, limit: int) -> str | None:
+    """Why C{value} cannot be stored as a name or note, or L{None}."""
+    bad = _CONTROL.search(value)
+    if bad:
+        return (f"control character U+{ord(bad.group()):04X} at character {bad.start() + 1}"
+                " (line breaks, tabs and other control characters are not allowed)")
+    if len(value) > limit:
+        return f"{len(value)} characters, longer than {limit}"
+    return None
 
 
 class RegistryError(Exception):
@@ -96,11 +111,9 @@ class Registry:
                 out.append(f"landline {number} is listed twice")
             seen.add(number)
         for name, limit in _LIMITS.items():
-            value = getattr(data, name)
-            if _CONTROL.search(value):
-                out.append(f"{name}: line breaks are not allowed")
-            if len(value) > limit:
-                out.append(f"{name}: longer than {limit} characters")
+            problem = text_problem(getattr(data, name), limit)
+            if problem:
+                out.append(f"{name}: {problem}")
         if not (data.building or data.unit or data.room):
             out.append("no address: give at least a building, unit or room")
         if len(data.neighbours) > self.max_neighbours:
@@ -113,8 +126,9 @@ class Registry:
             if number in seen_neighbours:
                 out.append(f"neighbour {number} is listed twice")
             seen_neighbours.add(number)
-            if len(name) > 100 or _CONTROL.search(name):
-                out.append(f"neighbour {number}: name too long or has line breaks")
+            problem = text_problem(name, NAME_LIMIT)
+            if problem:
+                out.append(f"neighbour {number}: name: {problem}")
         return out
 
     def _owners(self, session, numbers) -> dict:
@@ -135,7 +149,7 @@ class Registry:
     def _find(self, session, ref):
         options = (selectinload(Household.numbers), selectinload(Household.neighbours))
         text = str(ref).strip()
-        if text.isdigit() and len(text) < 7:
+        if text.isascii() and text.isdigit() and len(text) < 7:
             return session.get(Household, int(text), options=options)
         try:
             number = self.numbers.normalise(text)

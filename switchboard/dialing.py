@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from switchboard.numbers import NumberPlan
 
-_CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9]*/[^\s&,|]+$")
+_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]*/[^\s&,|]+")  # fullmatch: "$" allows "\n"
 
 
 def is_channel(text: str) -> bool:
     """True if C{text} is an explicit Asterisk channel such as C{PJSIP/front-desk}."""
-    return bool(_CHANNEL.match(str(text)))
+    return bool(_CHANNEL.fullmatch(str(text)))
 
 
 @dataclass(frozen=True)

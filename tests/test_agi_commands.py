@@ -399,3 +399,20 @@ class ErrorReplyTests(CommandTestCase):
                     b"200 result=1 (v)\r\n"),
             "v",
         )
+
+
+@pytest.mark.parametrize("name", ["Dial\n", "Dial\r", "Dial\x00", "Dial Now", ""])
+def test_application_name_must_match_whole(name):
+    """'$' accepts a final newline: the whole name is matched ("Dial\\n" was accepted)."""
+    from switchboard.agi.commands import application
+    with pytest.raises(AGIArgumentError):
+        application(name)
+    assert application("ConfBridge") == "ConfBridge"
+
+
+@pytest.mark.parametrize("digits", ["1\n", "#\n", "12x"])
+def test_dtmf_must_match_whole(digits):
+    from switchboard.agi.commands import dtmf
+    with pytest.raises(AGIArgumentError, match="not DTMF digits"):
+        dtmf(digits)
+    assert dtmf("1*#") == '"1*#"'

@@ -101,6 +101,7 @@ def test_export_round_trip(sb):
     out_file = sb.tmp / "out.csv"
     code, out, _ = sb("households", "export", str(out_file))
     assert code == 0 and "12 households" in out
+    assert out_file.read_bytes().startswith(b"\xef\xbb\xbfid,numbers,")
     code, out, _ = sb("households", "import", str(out_file))
     assert "0 households added, 12 updated" in out
     code, out, _ = sb("households", "export")

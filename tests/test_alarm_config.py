@@ -110,3 +110,132 @@ def test_single_sound_and_trunks():
              "prompts: {caller_hold: beep}\n", trunks=("default", "pstn"))
     assert c.prompts.caller_hold == ("beep",)
     assert c.duty.trunk == "pstn"
+
+
+def test_sound_names_and_channels_match_whole():
+    """A final newline is not part of a sound or channel name ('$' would accept it)."""
+    assert problems('escalation:\n  stages:\n    - {name: d, after: 0, number: 87650199}\n'
+                    'prompts: {caller_hold: ["beep\\n"]}\n') == [
+        "alarm.yaml:4:25: prompts.caller_hold[0]: 'beep\\n' is not a sound name "
+        "(a name under the sounds folder without extension, e.g. digits/1)"]
+    from switchboard.dialing import is_channel
+    assert is_channel("PJSIP/duty-office") and not is_channel("PJSIP/duty-office\n")
+
+
+# Reloads of a running server ----------------------------------------------------------------
+
+ALARM_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "config", "alarm.yaml")
+
+
+class _AMI:
+    connected = False
+
+    def subscribe(self, pattern, callback):
+        pass
+
+    def __getattr__(self, name):  # originate, hangup, send_action, ...
+        from twisted.internet import defer
+        return lambda *args, **kwargs: defer.succeed(None)
+
+
+class _HandOffParser:
+    """A parser whose answers the test gives (the child process, in a running server)."""
+
+    def __init__(self):
+        self.requests = []
+
+    def parse(self, path, raw, numbers, trunks=None):
+        from twisted.internet import defer
+        d = defer.Deferred()
+        self.requests.append((path, raw, d))
+        return d
+
+
+def _feature(tmp_path, text, parser):
+    from dataclasses import replace
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    from alarm.feature import AlarmFeature
+    from tests.test_hotline_support import FakePool
+    from tests.test_service import settings
+
+    class Reactor(MemoryReactorClock):
+        def __init__(self):
+            super().__init__()
+            self.pool = FakePool()
+
+        def getThreadPool(self):
+            return self.pool
+
+        def callFromThread(self, f, *args, **kwargs):
+            f(*args, **kwargs)
+
+    path = tmp_path / "alarm.yaml"
+    path.write_text(text, encoding="utf-8")
+    reactor = Reactor()
+    feature = AlarmFeature(replace(settings(tmp_path), alarm=str(path)), None, _AMI(),
+                           reactor=reactor, parser=parser)
+    return feature, path, reactor
+
+
+def test_reload_parses_off_the_reactor_and_keeps_the_last_good(tmp_path, monkeypatch):
+    """
+    The reactor thread neither reads nor parses alarm.yaml on a reload: the
+    pool reads the bytes and the parser (a child process in the server) parses.
+    """
+    text = open(ALARM_YAML, encoding="utf-8").read()
+    parser = _HandOffParser()
+    feature, path, reactor = _feature(tmp_path, text, parser)
+    first = feature.config
+    assert first.ring_timeout == 30.0
+    path.write_text(text.replace("ring_timeout: 30", "ring_timeout: 20"), encoding="utf-8")
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("alarm.yaml parsed on the reactor thread")
+    monkeypatch.setattr(config, "check", not_here)
+    monkeypatch.setattr(config, "load", not_here)
+    d = feature.reload(str(path))
+    assert parser.requests == [] and len(reactor.pool.jobs) == 1  # nothing read yet
+    reactor.pool.run()
+    [(asked, raw, parsed)] = parser.requests
+    assert asked == str(path) and b"ring_timeout: 20" in raw
+    assert feature.config is first  # alarms keep the file in force until the new one is checked
+    monkeypatch.undo()
+    parsed.callback(config.load_bytes(raw, asked, PLAN, ("default",)))
+    assert feature.config.ring_timeout == 20.0
+    assert feature.coordinator.config is feature.config
+    assert d.called
+    # The same bytes again: not parsed again.
+    feature.reload()
+    reactor.pool.run()
+    assert len(parser.requests) == 1
+
+
+def test_huge_alarm_file_refused_by_its_size_and_last_good_serves(tmp_path):
+    from twisted.logger import globalLogPublisher
+
+    from switchboard import yamlconf
+    text = open(ALARM_YAML, encoding="utf-8").read()
+    parser = _HandOffParser()
+    feature, path, reactor = _feature(tmp_path, text, parser)
+    good = feature.config
+    with open(path, "r+b") as f:
+        f.truncate(yamlconf.MAX_FILE_BYTES + 1)
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        d = feature.reload(str(path))
+        reactor.pool.run()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert d.called and parser.requests == []
+    assert feature.config is good
+    [refused] = [e for e in logged if "refused" in e.get("log_format", "")]
+    assert (f"{path}:1:1: the file has {yamlconf.MAX_FILE_BYTES + 1} bytes, more than the "
+            f"{yamlconf.MAX_FILE_BYTES} a configuration file may have") == refused["errors"]
+    # At start-up the same file is refused the same way (the dialplan rings natively).
+    with pytest.raises(ConfigError, match="more than the"):
+        config.load(str(path), PLAN, ("default",))
+

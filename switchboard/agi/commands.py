@@ -25,8 +25,9 @@ from switchboard.agi.errors import AGIArgumentError, AGICommandError
 MAX_COMMAND_BYTES = 2047  # including the final "\n"
 
 _UNSAFE = re.compile(r"[\r\n\x00]")
-_APPLICATION = re.compile(r"^[A-Za-z0-9_]+$")
-_DTMF = re.compile(r"^[0-9*#A-Da-d]*$")
+# Matched with fullmatch: "$" would also accept a final newline ("Dial\n").
+_APPLICATION = re.compile(r"[A-Za-z0-9_]+")
+_DTMF = re.compile(r"[0-9*#A-Da-d]*")
 
 
 def quote(value) -> str:
@@ -68,7 +69,7 @@ def dtmf(digits) -> str:
     """
     if isinstance(digits, int) and not isinstance(digits, bool):
         digits = str(digits)
-    if not isinstance(digits, str) or not _DTMF.match(digits):
+    if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
         raise AGIArgumentError(f"not DTMF digits: {digits!r}")
     return quote(digits)
 
@@ -79,7 +80,7 @@ def application(name) -> str:
 
     @raise AGIArgumentError: C{name} is not a plain word.
     """
-    if not isinstance(name, str) or not _APPLICATION.match(name):
+    if not isinstance(name, str) or not _APPLICATION.fullmatch(name):
         raise AGIArgumentError(f"not an application name: {name!r}")
     return name
 

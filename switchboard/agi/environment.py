@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 from urllib.parse import parse_qsl
 
 PREFIX = "agi_"
-_ARG = re.compile(r"^arg_([1-9][0-9]{0,3})$")
+_ARG = re.compile(r"arg_([1-9][0-9]{0,3})")  # fullmatch
 
 
 def read_lines(text: str, env: Dict[str, str]) -> List[str]:
@@ -59,7 +59,7 @@ def arguments(env: Dict[str, str]) -> List[str]:
     for key, value in env.items():
         if not key.startswith("arg_"):
             continue
-        match = _ARG.match(key)
+        match = _ARG.fullmatch(key)
         if match:
             numbered[int(match.group(1))] = value
     if not numbered:

@@ -1,8 +1,9 @@
 """
-C{python -m switchboard.routing.child}: parse one routing file for a running
-server (see L{switchboard.routing.parsing.ChildProcessParser}).
+C{python -m switchboard.routing.child}: parse one routing file (or another
+configuration file, with the request's C{loader}) for a running server (see
+L{switchboard.routing.parsing.ChildProcessParser}).
 
-Reads a pickled request on stdin, writes C{("routing", Routing)} or
+Reads a pickled request on stdin, writes C{("loaded", Routing)} or
 C{("refused", ConfigError)} pickled on stdout, and exits 0; anything
 else (a crash, a limit reached) is a non-zero exit with the reason on
 stderr.
@@ -43,12 +44,16 @@ def main() -> int:
     _limit(resource.RLIMIT_AS, request.get("memory_limit"))
     _limit(resource.RLIMIT_CPU, request.get("cpu_limit"))
     # Only the checks are imported here: no Twisted, a quicker start.
-    from switchboard.routing.schema import load_bytes
+    import importlib
+
     from switchboard.yamlconf import ConfigError
 
+    module, _, function = request.get(
+        "loader", "switchboard.routing.schema:load_bytes").partition(":")
+    load_bytes = getattr(importlib.import_module(module), function)
     try:
-        answer = ("routing", load_bytes(request["raw"], request["path"],
-                                        request["numbers"], request["trunks"]))
+        answer = ("loaded", load_bytes(request["raw"], request["path"],
+                                       request["numbers"], request["trunks"]))
     except ConfigError as e:
         answer = ("refused", e)
     sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))

@@ -57,7 +57,8 @@ class DestinationSection:
         if "code" in m:
             code = m["code"]
             code = str(code) if isinstance(code, int) and not isinstance(code, bool) else code
-            if not isinstance(code, str) or not code.isdigit() or not 1 <= len(code) <= 8:
+            if (not isinstance(code, str) or not code.isascii() or not code.isdigit()
+                    or not 1 <= len(code) <= 8):
                 self.check.add(m.where("code"), f"{path}.code", f"{code!r} is not a dialling code",
                                "digits only, e.g. \"801\"")
             else:

@@ -16,7 +16,7 @@ from switchboard.numbers import InvalidNumber, NumberPlan
 from switchboard.routing.schedule import DAY_NAMES, Hours, TimeRange, parse_days
 from switchboard.yamlconf import Checker, LocatedDict, LocatedList, _suggest
 
-_SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+_SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")  # fullmatch: "$" allows "\n"
 _SOUND_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".g722", ".mp3", ".ogg")
 NUMBER_HINT = ("write it like 0591-87654321, 87654321, +86 591 8765 4321, a mobile "
                "13812345678, or a channel like PJSIP/front-desk")
@@ -104,7 +104,7 @@ class Reader:
         if value.lower().endswith(_SOUND_EXTENSIONS):
             self.add(where(mapping, key), path, f"sound '{value}' has a file extension",
                      f"write '{value.rsplit('.', 1)[0]}': Asterisk picks the format")
-        elif not _SOUND.match(value) or ".." in value:
+        elif not _SOUND.fullmatch(value) or ".." in value:
             self.add(where(mapping, key), path, f"'{value}' is not a sound file name",
                      "letters, digits, _ - . and / only, e.g. hotline/welcome")
         return value

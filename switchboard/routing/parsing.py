@@ -1,7 +1,8 @@
 """
-Turning the bytes of a routing file into a L{Routing}: in this process
-(start-up, the CLI, tests) or in a child process (reloads of a running
-server).
+Turning the bytes of a routing file into a L{Routing} (or of another
+configuration file into what it describes: C{alarm.yaml}, see C{loader}):
+in this process (start-up, the CLI, tests) or in a child process (reloads
+of a running server).
 
 A reload of a large file is mostly YAML parsing, and Python parses on one
 core at a time: on a thread it would take that time from the calls the
@@ -19,21 +20,32 @@ import sys
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
-from switchboard.routing import schema
 
 #: The module the child runs (see L{switchboard.routing.child}).
 CHILD_MODULE = "switchboard.routing.child"
+#: What turns a routing file's bytes into a L{Routing}, as C{module:function}.
+ROUTING_LOADER = "switchboard.routing.schema:load_bytes"
+
+
+def find_loader(name: str):
+    """The function C{module:function} names; it takes C{(raw, path, numbers, trunks)}."""
+    import importlib
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 class InProcessParser:
     """Parses in the calling thread (the CLI, tests)."""
 
+    def __init__(self, loader: str = ROUTING_LOADER):
+        self.loader = loader
+
     def parse(self, path: str, raw: bytes, numbers, trunks=None) -> defer.Deferred:
-        return defer.maybeDeferred(schema.load_bytes, raw, path, numbers, trunks)
+        return defer.maybeDeferred(find_loader(self.loader), raw, path, numbers, trunks)
 
 
 class ChildFailed(Exception):
-    """The child process parsing a routing file died or was killed."""
+    """The child process parsing a configuration file died or was killed."""
 
 
 class ChildProcessParser:
@@ -51,13 +63,18 @@ class ChildProcessParser:
     @param cpu_limit: CPU seconds the child may use.
     @param memory_limit: bytes of address space the child may use.
     @param idle: run the child at idle CPU priority (C{SCHED_IDLE}).
+    @param loader: the C{module:function} the child parses with
+        (L{ROUTING_LOADER} by default; C{alarm.config:load_bytes} for
+        C{alarm.yaml}).
+    @param what: what the file is, for messages (C{routing}, C{alarm file}).
     """
 
     log = Logger()
 
     def __init__(self, reactor=None, *, timeout: float = 300.0, cpu_limit: int = 60,
                  memory_limit: int = 2 * 1024 ** 3, idle: bool = True,
-                 executable: str = sys.executable):
+                 executable: str = sys.executable, loader: str = ROUTING_LOADER,
+                 what: str = "routing"):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -66,15 +83,17 @@ class ChildProcessParser:
         self.memory_limit = memory_limit
         self.idle = idle
         self.executable = executable
+        self.loader = loader
+        self.what = what
 
     def parse(self, path: str, raw: bytes, numbers, trunks=None) -> defer.Deferred:
         request = pickle.dumps({
             "path": path, "raw": raw, "numbers": numbers,
             "trunks": None if trunks is None else list(trunks),
             "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
-            "idle": self.idle,
+            "idle": self.idle, "loader": self.loader,
         })
-        child = _ChildProtocol(request, path)
+        child = _ChildProtocol(request, f"{self.what} {path}")
         self.reactor.spawnProcess(child, self.executable,
                                   [self.executable, "-m", CHILD_MODULE],
                                   env=_child_environment())
@@ -112,9 +131,9 @@ def _child_environment(environ=None) -> dict:
 class _ChildProtocol(protocol.ProcessProtocol):
     """Sends one request, gathers the pickled answer, fires C{done}."""
 
-    def __init__(self, request: bytes, path: str):
+    def __init__(self, request: bytes, label: str):
         self.request = request
-        self.path = path
+        self.label = label  # "routing /etc/switchboard/routing.yaml"
         self.done = defer.Deferred()
         self._out = []
         self._err = []
@@ -140,18 +159,18 @@ class _ChildProtocol(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         if self._killed:
-            return self.done.errback(ChildFailed(f"routing {self.path}: {self._killed}"))
+            return self.done.errback(ChildFailed(f"{self.label}: {self._killed}"))
         if reason.check(error.ProcessDone):
             try:
                 kind, value = pickle.loads(b"".join(self._out))
             except Exception as e:
                 return self.done.errback(ChildFailed(
-                    f"routing {self.path}: unreadable answer from the parser: {e!r}"))
-            if kind == "routing":
+                    f"{self.label}: unreadable answer from the parser: {e!r}"))
+            if kind == "loaded":
                 return self.done.callback(value)
             return self.done.errback(value)
         stderr = b"".join(self._err).decode("utf-8", "replace").strip()
         last = stderr.splitlines()[-1] if stderr else "no message"
         self.done.errback(ChildFailed(
-            f"routing {self.path}: the parser process failed "
+            f"{self.label}: the parser process failed "
             f"({reason.value}): {last}"))

@@ -25,7 +25,7 @@ _DAY_GROUPS = {
     "weekdays": tuple(range(5)),
     "weekends": (5, 6),
 }
-_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+_TIME = re.compile(r"\s*([0-9]{1,2}):([0-9]{2})\s*")  # fullmatch; ASCII digits
 
 #: From this month on, next year's holidays are due in the file: the State
 #: Council publishes the coming year's calendar in the autumn, usually in
@@ -34,7 +34,7 @@ NEXT_YEAR_DUE_MONTH = 11
 
 
 def _minutes(text: str, *, end: bool) -> int:
-    match = _TIME.match(text)
+    match = _TIME.fullmatch(text)
     if not match:
         raise ValueError(f"'{text.strip()}' is not a time")
     hours, minutes = int(match.group(1)), int(match.group(2))

@@ -236,7 +236,7 @@ class _Validator(CalendarSection, DestinationSection):
             try:
                 numbers.append(r.numbers.normalise(text))
             except InvalidNumber as e:
-                if text.isdigit() and len(text) <= 8:
+                if text.isascii() and text.isdigit() and len(text) <= 8:
                     numbers.append(text)  # a short service number such as 12345
                 else:
                     self.check.add(loc, item_path, str(e), "the number residents dial")

@@ -23,7 +23,7 @@ from switchboard.numbers import NumberPlan
 from switchboard.routing.model import Routing
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.routing.schema import load_bytes
-from switchboard.yamlconf import ConfigError, Problem
+from switchboard.yamlconf import ConfigError, read_bytes
 
 
 class RoutingStore:
@@ -65,11 +65,7 @@ class RoutingStore:
     @staticmethod
     def _read(path: str):
         """The bytes of C{path} and their digest (on a pool thread for L{reload})."""
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise ConfigError([Problem(None, "", f"cannot read {path}: {e.strerror}")])
+        raw = read_bytes(path)  # its size checked first: a 300 MB file is not read
         return raw, hashlib.sha256(raw).digest()
 
     def _unchanged(self, path: str, digest: bytes) -> bool:
