@@ -316,10 +316,19 @@ def first_invite_sent(caller):
                 if way == "sent" and line.startswith("INVITE"))
 
 
+def close_open_alarms(server):
+    """Earlier tests' alarms closed, so that a #9 of their households is a new alarm."""
+    closed = [alarm_id for alarm_id in alarm_ids(server)
+              if "closed" in server.cli("alarms", "close", str(alarm_id), check=False)]
+    if closed:
+        sleep(6)  # the server looks for alarms closed by staff every 5 s (RegistryWatcher)
+
+
 def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_on_record(server, sipp):
     # Another process holds SQLite's write lock. Before: the three refused
     # inserts (5 s each) put the first ring at 16 s, from the dialplan.
     import sqlite3
+    close_open_alarms(server)
     before = alarm_ids(server)
     lock = sqlite3.connect(server.db, timeout=10)
     lock.execute("BEGIN EXCLUSIVE")
@@ -344,6 +353,7 @@ def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_on_recor
 
 def test_a_caller_who_hangs_up_at_once_still_rings_the_neighbours_and_is_on_record(server, sipp):
     import sqlite3
+    close_open_alarms(server)
     before = alarm_ids(server)
     lock = sqlite3.connect(server.db, timeout=10)
     lock.execute("BEGIN EXCLUSIVE")
