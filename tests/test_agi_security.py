@@ -175,25 +175,45 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_idle_connections_cannot_keep_a_real_call_out(self):
         handler = Handler()
-        factory = FastAGIFactory({"alarm": handler}, clock=task.Clock(), key=KEY)
+        factory = FastAGIFactory({"alarm": handler}, clock=task.Clock(), key=KEY,
+                                 max_peer_sessions=50)
         with capturedLogs() as events:
             idle = [self.connect(factory) for _ in range(80)]
-        closed = [t for _, t in idle if t.disconnected]
-        self.assertEqual(len(closed), 80 - factory.max_pending_per_peer)
-        self.assertLessEqual(len(messages(events)), 1)
-        protocol, transport = self.connect(factory)
-        protocol.dataReceived(environment(f"alarm?key={KEY}"))
+            protocol, transport = self.connect(factory)
+            protocol.dataReceived(environment(f"alarm?key={KEY}"))
         self.assertEqual(len(handler.sessions), 1)
-        self.assertFalse(transport.disconnected)
+        self.assertFalse(transport.disconnecting)
+        # The oldest idle ones made room, each for a newer connection.
+        self.assertEqual([t.disconnecting for _, t in idle], [True] * 31 + [False] * 49)
+        self.assertEqual(factory._open, 50)
+        self.assertEqual(len(messages(events)), 1)  # not one line per connection
 
-    def test_total_and_per_peer_limits(self):
-        factory = FastAGIFactory({"hotline": Handler()}, clock=task.Clock(),
+    def test_a_burst_of_real_calls_under_the_limit_is_served(self):
+        handler = Handler()
+        factory = FastAGIFactory({"alarm": handler}, clock=task.Clock(), key=KEY)
+        burst = [self.connect(factory) for _ in range(500)]  # all accepted, then read
+        for protocol, _ in burst:
+            protocol.dataReceived(environment(f"alarm?key={KEY}"))
+        self.assertEqual(len(handler.sessions), 500)
+        self.assertFalse(any(t.disconnecting for _, t in burst))
+
+    def test_total_and_per_peer_limits_refuse_only_when_all_are_calls(self):
+        handler = Handler()
+        factory = FastAGIFactory({"hotline": handler}, clock=task.Clock(),
                                  max_sessions=5, max_peer_sessions=3, allow=("127.0.0.0/8",))
+
+        def call(host):
+            protocol, transport = self.connect(factory, host)
+            if not transport.disconnecting:
+                protocol.dataReceived(environment())
+            return transport
+
         with capturedLogs() as events:
-            local = [self.connect(factory)[1] for _ in range(4)]
-            others = [self.connect(factory, "127.0.0.2")[1] for _ in range(3)]
-        self.assertEqual([t.disconnected for t in local], [False] * 3 + [True])
-        self.assertEqual([t.disconnected for t in others], [False, False, True])
+            local = [call("127.0.0.1") for _ in range(4)]
+            others = [call("127.0.0.2") for _ in range(3)]
+        self.assertEqual([t.disconnecting for t in local], [False] * 3 + [True])
+        self.assertEqual([t.disconnecting for t in others], [False, False, True])
+        self.assertEqual(len(handler.sessions), 5)
         self.assertEqual(len([m for m in messages(events) if "refused" in m]), 2)
 
     def test_closed_connections_free_their_place(self):

@@ -55,7 +55,7 @@ class FastAGIProtocol(LineReceiver):
         self._idle_timeout = None
         self._idle_from = 0.0
         self._peer = None
-        self._admitted = False
+        self.counted = False  # in the factory's connection counts
         self._env_call = None
         self._reads = 0  # reads so far; a command remembers the read it was sent in
         self._sent_in = -1
@@ -80,7 +80,7 @@ class FastAGIProtocol(LineReceiver):
             self._closing = True
             _abort(self.transport)
             return
-        self._admitted = True
+        self.counted = True
         self._env_call = self.factory.clock.callLater(self.factory.env_timeout,
                                                       self._envExpired)
         self.MAX_LENGTH = self.factory.max_line
@@ -108,9 +108,7 @@ class FastAGIProtocol(LineReceiver):
         self._closing = True
         self._stopIdleTimer()
         self._stopEnvTimer()
-        if self._admitted:
-            self._admitted = False
-            self.factory.release(self)
+        self.factory.release(self)
         if self.session is not None:
             self.session.connectionClosed(AGIConnectionLost("the AGI connection was lost"))
 

@@ -142,12 +142,13 @@ class FastAGIFactory(ServerFactory):
     so the dialplan serves the call natively.
 
     Limits: at most C{max_sessions} connections in all and
-    C{max_peer_sessions} from one address (more are refused); the whole
-    environment must arrive within C{env_timeout} seconds of the connect;
-    at most C{max_pending_per_peer} connections of one address may still
-    be sending their environment; one more closes the oldest of them, so
-    idle connections cannot keep Asterisk's real calls out. Refusals are
-    logged at most once a minute per address and reason.
+    C{max_peer_sessions} from one address; the whole environment must
+    arrive within C{env_timeout} seconds of the connect. A connection over
+    a limit closes the oldest connection (of that address, for the
+    per-address limit) still sending its environment, and is refused only
+    when there is none: Asterisk sends its environment at once, so idle
+    connections cannot keep its calls out. Refusals are logged at most
+    once a minute per address and reason.
 
     @ivar handlers: script name -> handler; may be changed at any time.
     """
@@ -169,7 +170,6 @@ class FastAGIFactory(ServerFactory):
         env_timeout=10.0,
         max_sessions=2000,
         max_peer_sessions=1000,
-        max_pending_per_peer=32,
     ):
         if clock is None:
             from twisted.internet import reactor as clock
@@ -183,11 +183,10 @@ class FastAGIFactory(ServerFactory):
         self.env_timeout = env_timeout
         self.max_sessions = max_sessions
         self.max_peer_sessions = max_peer_sessions
-        self.max_pending_per_peer = max_pending_per_peer
         self.throttle = Throttle(clock)
         self._open = 0
         self._per_peer = {}  # host -> open connections
-        self._pending = {}  # host -> OrderedDict of connections still sending the environment
+        self._pending = OrderedDict()  # connections still sending the environment, oldest first
 
     def allowed(self, address) -> bool:
         """Whether a connection from C{address} is served."""
@@ -206,39 +205,45 @@ class FastAGIFactory(ServerFactory):
     def admit(self, protocol) -> bool:
         """
         Count a new connection in; L{False} (and logged) when it is over
-        the limits and must be refused.
+        the limits and no connection still sending its environment can
+        make room.
         """
         host = getattr(protocol.peer, "host", None)
+        if self._open >= self.max_sessions:
+            self._evict(lambda p: True, "the connection limit is reached")
+        if self._per_peer.get(host, 0) >= self.max_peer_sessions:
+            self._evict(lambda p: getattr(p.peer, "host", None) == host,
+                        "the limit of connections from this address is reached")
         if self._open >= self.max_sessions or \
                 self._per_peer.get(host, 0) >= self.max_peer_sessions:
             self.warn("limit", protocol.peer,
-                      "refused FastAGI connection from {peer}: {open} connections open "
+                      "refused FastAGI connection from {peer}: {open} sessions running "
                       "(limits: {total} in all, {each} per address)",
                       open=self._open, total=self.max_sessions, each=self.max_peer_sessions)
             return False
         self._open += 1
         self._per_peer[host] = self._per_peer.get(host, 0) + 1
-        pending = self._pending.setdefault(host, OrderedDict())
-        pending[protocol] = None
-        if len(pending) > self.max_pending_per_peer:
-            oldest = next(iter(pending))
-            del pending[oldest]
-            oldest.evict(f"more than {self.max_pending_per_peer} connections from this "
-                         "address still sending their environment: closing the oldest")
+        self._pending[protocol] = None
         return True
+
+    def _evict(self, which, why):
+        """Close the oldest connection still sending its environment that C{which} accepts."""
+        oldest = next((p for p in self._pending if which(p)), None)
+        if oldest is not None:
+            self.release(oldest)  # its place is free now, whenever its close completes
+            oldest.evict(f"{why}: closing the oldest connection still sending its environment")
 
     def environmentDone(self, protocol) -> None:
         """C{protocol} has sent its whole environment."""
-        pending = self._pending.get(getattr(protocol.peer, "host", None))
-        if pending is not None:
-            pending.pop(protocol, None)
+        self._pending.pop(protocol, None)
 
     def release(self, protocol) -> None:
-        """An admitted connection has closed."""
+        """An admitted connection has closed (or is being closed); counted once."""
+        if not protocol.counted:
+            return
+        protocol.counted = False
         host = getattr(protocol.peer, "host", None)
-        self.environmentDone(protocol)
-        if not self._pending.get(host, True):
-            del self._pending[host]
+        self._pending.pop(protocol, None)
         self._open -= 1
         left = self._per_peer.get(host, 1) - 1
         if left > 0:
