@@ -27,6 +27,7 @@ from alarm.models import CLOSED, Alarm, AlarmEvent, from_utc, now_utc
 from alarm.recorder import room_name
 from alarm.registry import HouseholdData, Registry, RegistryError, parse_neighbour
 from switchboard.numbers import InvalidNumber
+from switchboard.text import printable
 
 
 def register(subparsers) -> None:
@@ -219,7 +220,7 @@ def alarms_list(args, context) -> int:
     for a in rows:
         where = a.address or "unregistered"
         ended = f" - {a.outcome}" if a.outcome else ""
-        print(f"{a.id:>6}  {_when(a.opened_at, tz)}  {a.status:<9}  {a.caller_raw or '-':<16}  "
+        print(f"{a.id:>6}  {_when(a.opened_at, tz)}  {a.status:<9}  {printable(a.caller_raw or '-'):<16}  "
               f"{where}{ended}")
     if not rows:
         print("no alarms")
@@ -236,7 +237,7 @@ def alarms_show(args, context) -> int:
                                  .order_by(AlarmEvent.id)).scalars().all()
     tz = context.tz
     print(f"Alarm {a.id}: {a.status}")
-    print(f"  caller:    {a.caller_raw or '(no caller ID)'}"
+    print(f"  caller:    {printable(a.caller_raw or '(no caller ID)')}"
           + (f" ({a.caller_number})" if a.caller_number not in (None, a.caller_raw) else ""))
     print(f"  where:     {a.address or 'unregistered caller'}")
     print(f"  room:      {a.room or room_name(a.id)}")
@@ -250,9 +251,9 @@ def alarms_show(args, context) -> int:
     for e in events:
         local = from_utc(e.at, tz)
         offset = "+%.1fs" % (e.at - a.opened_at).total_seconds()
-        who = e.number or ""
+        who = printable(e.number or "")
         print(f"    {local:%H:%M:%S}.{local.microsecond // 100000}  {offset:>8}  "
-              f"{e.kind:<12} {who:<16} {e.detail}".rstrip())
+              f"{e.kind:<12} {who:<16} {printable(e.detail or '')}".rstrip())
     return 0
 
 

@@ -32,7 +32,8 @@ LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 LAB_LOG = "/var/lib/switchboard/asterisk-root/var/log/asterisk/messages.log"
 
 CONFIG = """\
-agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300}}
+agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300,
+       key: lab-agi-key-not-for-production}}
 ami: {{host: 127.0.0.1, port: 5038, username: switchboard, secret: lab-secret-not-for-production}}
 database: sqlite:///{db}
 numbers: {{region: CN, area_code: "591"}}

@@ -71,8 +71,12 @@ class SwitchboardService(service.MultiService):
                                     only_events=AMI_EVENT_NAMES)
         self.handlers: dict = {}
         self.features: list = []
-        self.factory = FastAGIFactory(self.handlers, allow=settings.agi.allow,
-                                      idle_timeout=settings.agi.idle_timeout, clock=self.reactor)
+        agi = settings.agi
+        self.factory = FastAGIFactory(self.handlers, allow=agi.allow,
+                                      idle_timeout=agi.idle_timeout, clock=self.reactor,
+                                      key=agi.key or None, env_timeout=agi.env_timeout,
+                                      max_sessions=agi.max_sessions,
+                                      max_peer_sessions=agi.max_peer_sessions)
         self.port = None
         self.watcher = None
         self.settle = settle
@@ -88,6 +92,14 @@ class SwitchboardService(service.MultiService):
 
     @defer.inlineCallbacks
     def startService(self):
+        if not self.settings.agi.key and not self.settings.agi.insecure:
+            raise ValueError(
+                "no FastAGI key: set SWITCHBOARD_AGI_KEY, agi.key_file or agi.key (and "
+                "SWITCHBOARD_KEY in the dialplan's [globals]), or agi.insecure: true to let "
+                "any local process run the alarm")
+        if not self.settings.agi.key:
+            self.log.warn("FastAGI without a key (agi.insecure): any process on this host "
+                          "can raise an alarm")
         super().startService()
         # From the first moment: loading the features takes the reactor too.
         self.watchdog.start()
@@ -99,6 +111,7 @@ class SwitchboardService(service.MultiService):
         self.ami.on_connect(self._ami_connected)
         self.ami.start()
         self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
+                                           backlog=self.settings.agi.backlog,
                                            interface=self.settings.agi.listen)
         self._ready_timer = self.reactor.callLater(self.ami_grace, self._announce_ready)
         watched = [p for f in self.features for p in getattr(f, "watched", ())]

@@ -37,6 +37,15 @@ class AGISettings:
     port: int = 4573
     allow: tuple = ("127.0.0.1", "::1")
     idle_timeout: float = 300.0
+    #: The shared key the dialplan passes (C{?key=${SWITCHBOARD_KEY}}):
+    #: from C{SWITCHBOARD_AGI_KEY}, C{agi.key_file} or C{agi.key}.
+    key: str = field(default="", repr=False)
+    #: Serve FastAGI without a key (any local process may raise an alarm).
+    insecure: bool = False
+    env_timeout: float = 10.0
+    max_sessions: int = 2000
+    max_peer_sessions: int = 1000
+    backlog: int = 1024
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,22 @@ def load(path: str, environ=None) -> Settings:
         return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
 
     agi_data = check.mapping(data.get("agi", yamlconf.LocatedDict()), "agi", data.where("agi"),
-                             allowed={"listen", "port", "allow", "idle_timeout"})
+                             allowed={"listen", "port", "allow", "idle_timeout", "key",
+                                      "key_file", "insecure", "env_timeout", "max_sessions",
+                                      "max_peer_sessions", "backlog"})
     allow = check.typed(agi_data, "allow", list, "agi.allow", ["127.0.0.1", "::1"])
     agi = AGISettings(
         listen=check.typed(agi_data, "listen", str, "agi.listen", "127.0.0.1"),
         port=check.typed(agi_data, "port", int, "agi.port", 4573),
         allow=tuple(str(a) for a in allow),
         idle_timeout=float(check.typed(agi_data, "idle_timeout", (int, float), "agi.idle_timeout", 300)),
+        key=_agi_key(check, agi_data, resolve),
+        insecure=check.typed(agi_data, "insecure", bool, "agi.insecure", False),
+        env_timeout=float(check.typed(agi_data, "env_timeout", (int, float), "agi.env_timeout", 10)),
+        max_sessions=check.typed(agi_data, "max_sessions", int, "agi.max_sessions", 2000),
+        max_peer_sessions=check.typed(agi_data, "max_peer_sessions", int,
+                                      "agi.max_peer_sessions", 1000),
+        backlog=check.typed(agi_data, "backlog", int, "agi.backlog", 1024),
     )
     ami_data = check.mapping(data.get("ami", yamlconf.LocatedDict()), "ami", data.where("ami"),
                              allowed={"host", "port", "username", "secret", "secret_file"})
@@ -213,3 +231,30 @@ def _read_secret(path, where, key, check) -> str:
     if not secret:
         check.add(where, key, f"{path} is empty: no AMI secret in it")
     return secret
+
+
+def _agi_key(check, agi_data, resolve) -> str:
+    """
+    The FastAGI key: C{SWITCHBOARD_AGI_KEY}, else the first line of
+    C{agi.key_file}, else C{agi.key}; C{""} when none is set.
+    """
+    from_env = os.environ.get("SWITCHBOARD_AGI_KEY", "").strip()
+    if from_env:
+        return from_env
+    key_file = check.typed(agi_data, "key_file", str, "agi.key_file", "")
+    if key_file:
+        try:
+            with open(resolve(key_file), encoding="utf-8") as f:
+                key = f.readline().strip()
+        except OSError as e:
+            check.add(_where(agi_data, "key_file"), "agi.key_file",
+                      f"cannot read {key_file!r}: {e.strerror}")
+            return ""
+        if not key:
+            check.add(_where(agi_data, "key_file"), "agi.key_file", f"{key_file!r} is empty")
+        return key
+    return str(check.typed(agi_data, "key", (str, int), "agi.key", ""))
+
+
+def _where(mapping, name):
+    return mapping.where(name) if hasattr(mapping, "where") else None

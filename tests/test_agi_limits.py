@@ -69,7 +69,7 @@ class LimitTests(SynchronousTestCase):
 class IdleTimeoutTests(SynchronousTestCase):
     def setUp(self):
         self.handler = Handler()
-        self.conn = Connection({"hotline": self.handler}, idle_timeout=30)
+        self.conn = Connection({"hotline": self.handler}, idle_timeout=30, env_timeout=3600)
 
     def start(self):
         self.conn.receive(environment())

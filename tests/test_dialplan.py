@@ -24,9 +24,21 @@ def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
     apps = [s.app for s in steps]
     agi = apps.index("AGI")
-    assert steps[agi].args == "${SWITCHBOARD_AGI}/alarm"
+    assert steps[agi].args == "${SWITCHBOARD_AGI}/alarm?key=${SWITCHBOARD_KEY}"
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
     assert any(s.app == "Dial" and "${RING}" in s.args for s in steps[agi:])
+
+
+def test_every_agi_of_the_shipped_dialplan_passes_the_key():
+    agis = [s.args for steps in [x for c in parse(DIALPLAN).values() for x in c.values()]
+            for s in steps if s.app == "AGI"]
+    assert len(agis) == 3
+    assert all(a.startswith("${SWITCHBOARD_AGI}/") and a.endswith("?key=${SWITCHBOARD_KEY}")
+               for a in agis), agis
+    for path in (os.path.join(PROJECT, "lab", "extensions.conf"),
+                 os.path.join(PROJECT, "dialplans", "extensions.conf.sample")):
+        with open(path) as f:
+            assert "\nSWITCHBOARD_KEY = " in f.read(), path
 
 
 def test_an_agi_without_fallback_and_a_dangling_goto_are_reported(tmp_path):

@@ -190,6 +190,21 @@ def test_calls_lists_recent_calls(tmp_path):
     database.close()
 
 
+def test_calls_shows_a_caller_chosen_text_without_its_control_characters(tmp_path):
+    database = SyncDatabase(f"sqlite:///{tmp_path}/calls.db")
+    Base.metadata.create_all(database.engine, tables=[CallRecord.__table__])
+    start = datetime(2026, 10, 8, 2, 0, tzinfo=timezone.utc)
+    CallLog(database).record(Call(started=start, caller="8765\x1b[2J\n0001", outcome="abandoned",
+                                  path=["menu main", "name x\rforged"]))
+    context = Context(database=database)
+    assert run(context, "calls") == 0
+    assert context.output().splitlines() == [
+        "2026-10-08 10:00:00  8765\\x1b[2J\\x0a0001 abandoned    -  (-)",
+        "    menu main | name x\\x0dforged",
+    ]
+    database.close()
+
+
 def test_calls_when_there_are_none(tmp_path):
     database = SyncDatabase(f"sqlite:///{tmp_path}/calls.db")
     Base.metadata.create_all(database.engine, tables=[CallRecord.__table__])

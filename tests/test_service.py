@@ -45,7 +45,7 @@ class Feature:
 
 
 def settings(tmp_path):
-    return Settings(path=str(tmp_path / "s.yaml"), agi=AGISettings(port=4599),
+    return Settings(path=str(tmp_path / "s.yaml"), agi=AGISettings(port=4599, key="test-key"),
                     ami=AMISettings(), database=f"sqlite:///{tmp_path}/db.sqlite",
                     numbers=NumberPlan("CN", "591"), timezone="Asia/Shanghai",
                     trunks={"default": "PJSIP/{number}"}, routing=str(tmp_path / "r.yaml"),
@@ -132,3 +132,50 @@ def test_the_events_the_alarm_reads_are_among_those_asked_for(tmp_path):
     AlarmFeature(replace(settings(tmp_path), alarm=os.path.join(project, "config", "alarm.yaml")),
                  None, ami, reactor=MemoryReactorClock())
     assert ami.patterns and set(ami.patterns) <= set(AMI_EVENT_NAMES)
+
+
+def test_without_a_fastagi_key_the_server_refuses_to_start(tmp_path):
+    import dataclasses
+    base = settings(tmp_path)
+    reactor = MemoryReactorClock()
+    bare = dataclasses.replace(base, agi=AGISettings(port=4599))
+    d = defer.maybeDeferred(SwitchboardService(bare, reactor=reactor, ami=FakeAMI()).startService)
+    failures = []
+    d.addErrback(failures.append)
+    assert "no FastAGI key" in failures[0].getErrorMessage()
+    assert reactor.tcpServers == []
+    insecure = dataclasses.replace(base, agi=AGISettings(port=4599, insecure=True))
+    SwitchboardService(insecure, reactor=reactor, ami=FakeAMI()).startService()
+    [(_, factory, _, _)] = reactor.tcpServers
+    assert factory._key is None
+
+
+def test_the_factory_gets_the_key_and_the_listener_a_burst_sized_backlog(tmp_path):
+    reactor = MemoryReactorClock()
+    server = SwitchboardService(settings(tmp_path), reactor=reactor, ami=FakeAMI())
+    server.startService()
+    [(_, factory, backlog, _)] = reactor.tcpServers
+    assert backlog == 1024
+    assert factory._key == b"test-key"
+
+
+def test_the_key_comes_from_the_environment_a_key_file_or_the_file(tmp_path, monkeypatch):
+    from switchboard import settings as settings_module
+    from switchboard.yamlconf import ConfigError
+    monkeypatch.delenv("SWITCHBOARD_AGI_KEY", raising=False)
+    (tmp_path / "agi.key").write_text("from-the-key-file\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("agi: {key_file: agi.key, key: from-the-yaml, backlog: 2048}\n")
+    agi = settings_module.load(str(path)).agi
+    assert (agi.key, agi.backlog) == ("from-the-key-file", 2048)
+    assert "from-the-key-file" not in repr(agi)
+    monkeypatch.setenv("SWITCHBOARD_AGI_KEY", "from-the-environment")
+    assert settings_module.load(str(path)).agi.key == "from-the-environment"
+    monkeypatch.delenv("SWITCHBOARD_AGI_KEY")
+    path.write_text("agi: {key_file: missing.key}\n")
+    try:
+        settings_module.load(str(path))
+    except ConfigError as e:
+        assert "agi.key_file" in str(e) and "missing.key" in str(e)
+    else:
+        raise AssertionError("a missing key file was accepted")

@@ -8,7 +8,12 @@ import re
 from typing import Dict, List, Tuple
 from urllib.parse import parse_qsl
 
+from switchboard.text import printable
+
 PREFIX = "agi_"
+
+#: Keys every Asterisk environment has; one without them is refused.
+REQUIRED = ("network_script", "channel")
 _ARG = re.compile(r"arg_([1-9][0-9]{0,3})")  # fullmatch
 
 
@@ -19,7 +24,13 @@ def read_lines(text: str, env: Dict[str, str]) -> List[str]:
     that form (blank ones left out).
 
     The value is everything after the first C{":"} (values may contain
-    colons), stripped of surrounding blanks; the C{agi_} prefix is dropped.
+    colons), stripped of surrounding blanks, control characters made
+    visible (L{printable}); the C{agi_} prefix is dropped.
+
+    The first occurrence of a key wins: Asterisk sends its own keys
+    (C{agi_network_script}, C{agi_channel}...) before any value a caller
+    chooses (C{agi_calleridname}), so a name carrying a line feed and
+    C{agi_network_script: other} cannot replace the script.
     """
     ignored = []
     for line in text.split("\n"):
@@ -31,7 +42,8 @@ def read_lines(text: str, env: Dict[str, str]) -> List[str]:
             continue
         if key.startswith(PREFIX):
             key = key[len(PREFIX):]
-        env[key] = value.strip()
+        if key not in env:
+            env[key] = printable(value.strip())
     return ignored
 
 

@@ -12,6 +12,7 @@ from switchboard.agi.environment import read_lines
 from switchboard.agi.errors import AGIConnectionLost, AGITimeout
 from switchboard.agi.reply import HANGUP, ReplyReader, Unexpected
 from switchboard.agi.session import AGISession
+from switchboard.text import printable
 
 
 class FastAGIProtocol(LineReceiver):
@@ -24,7 +25,14 @@ class FastAGIProtocol(LineReceiver):
     than C{max_env_lines} environment lines, or C{idle_timeout} seconds
     without a byte from Asterisk while the environment or a reply is
     awaited close this connection (with a logged reason) and fail the
-    session's pending commands. Nothing received affects other sessions.
+    session's pending commands; so does an environment not complete
+    C{env_timeout} seconds after the connect. Nothing received affects
+    other sessions.
+
+    A reply line can only answer a command already sent: lines that
+    arrived in the same read as the bytes before the command went out
+    (a caller-ID name with a line feed and a forged C{200 result=...})
+    are dropped and logged, never taken as the next command's reply.
 
     @ivar factory: the L{FastAGIFactory} (set by C{buildProtocol}).
     @ivar session: the L{AGISession}, once the environment is complete.
@@ -47,6 +55,15 @@ class FastAGIProtocol(LineReceiver):
         self._idle_timeout = None
         self._idle_from = 0.0
         self._peer = None
+        self.counted = False  # in the factory's connection counts
+        self._env_call = None
+        self._reads = 0  # reads so far; a command remembers the read it was sent in
+        self._sent_in = -1
+
+    @property
+    def peer(self):
+        """The address Asterisk connected from."""
+        return self._peer
 
     # Connection
 
@@ -55,9 +72,17 @@ class FastAGIProtocol(LineReceiver):
         if not self.factory.allowed(self._peer):
             self._refused = True
             self._closing = True
-            self.log.warn("refused FastAGI connection from {peer}", peer=_describe(self._peer))
+            self.factory.warn("allowlist", self._peer, "refused FastAGI connection from {peer}")
             _abort(self.transport)
             return
+        if not self.factory.admit(self):
+            self._refused = True
+            self._closing = True
+            _abort(self.transport)
+            return
+        self.counted = True
+        self._env_call = self.factory.clock.callLater(self.factory.env_timeout,
+                                                      self._envExpired)
         self.MAX_LENGTH = self.factory.max_line
         keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
         if keep_alive is not None:
@@ -67,6 +92,7 @@ class FastAGIProtocol(LineReceiver):
     def dataReceived(self, data):
         if self._closing:
             return
+        self._reads += 1
         self._idle_from = self.factory.clock.seconds()
         if self.session is None:
             data = self._environmentData(data)
@@ -81,6 +107,8 @@ class FastAGIProtocol(LineReceiver):
     def connectionLost(self, reason=None):
         self._closing = True
         self._stopIdleTimer()
+        self._stopEnvTimer()
+        self.factory.release(self)
         if self.session is not None:
             self.session.connectionClosed(AGIConnectionLost("the AGI connection was lost"))
 
@@ -125,7 +153,7 @@ class FastAGIProtocol(LineReceiver):
         self.log.warn(
             "FastAGI from {peer}: ignoring environment line {line!r}",
             peer=_describe(self._peer),
-            line=line.strip()[:200],
+            line=printable(line.strip()[:200]),
         )
 
     # Lines
@@ -143,13 +171,22 @@ class FastAGIProtocol(LineReceiver):
             return
         if event is HANGUP:
             self.session.hangupReceived()
+        elif self._sent_in == self._reads and not isinstance(event, Unexpected):
+            # Received before the command in flight was sent: no answer to it.
+            self.log.warn(
+                "AGI {script} on {channel}: dropping reply {line!r} that arrived before "
+                "any command was sent (a forged line in a caller-ID name?)",
+                script=printable(self.session.script),
+                channel=self.session.channel,
+                line=printable(getattr(event, "line", None) or str(event))[:200],
+            )
         elif isinstance(event, Unexpected):
             if event.line:
                 self.log.warn(
                     "AGI {script} on {channel}: ignoring unexpected line {line!r}",
-                    script=self.session.script,
+                    script=printable(self.session.script),
                     channel=self.session.channel,
-                    line=event.line[:200],
+                    line=printable(event.line[:200]),
                 )
         else:
             self.session.replyReceived(event)
@@ -158,10 +195,20 @@ class FastAGIProtocol(LineReceiver):
 
     def _startSession(self):
         self._idle_timeout = None
+        self._stopEnvTimer()
+        self.factory.environmentDone(self)
         self.session = AGISession(
             self._env, self, idle_timeout=self.factory.idle_timeout, peer=self._peer
         )
         self._env = {}
+        if not self.factory.authorize(self.session):
+            # Nothing run, SWITCHBOARD_RESULT left unset: the dialplan
+            # serves the call natively.
+            self._closing = True
+            self._stopIdleTimer()
+            self.session.connectionClosed(AGIConnectionLost("the AGI session was refused"))
+            self.transport.loseConnection()
+            return
         d = defer.maybeDeferred(self.factory.dispatch, self.session)
         d.addErrback(
             lambda f: self.log.failure("FastAGI dispatch failed", f)
@@ -182,6 +229,7 @@ class FastAGIProtocol(LineReceiver):
     def sendLine(self, line):
         if self._closing:
             return
+        self._sent_in = self._reads
         self.transport.write(line + b"\n")
 
     def watchReplies(self, timeout):
@@ -203,6 +251,21 @@ class FastAGIProtocol(LineReceiver):
             self._idle_call = clock.callLater(timeout, self._idleExpired)
         elif self._idle_call.getTime() > deadline:
             self._idle_call.reset(timeout)
+
+    def _stopEnvTimer(self):
+        if self._env_call is not None:
+            if self._env_call.active():
+                self._env_call.cancel()
+            self._env_call = None
+
+    def _envExpired(self):
+        self._env_call = None
+        self._abort(f"no complete environment {self.factory.env_timeout:g} s after connecting",
+                    AGITimeout)
+
+    def evict(self, reason):
+        """The factory closes this connection (still sending its environment)."""
+        self._abort(reason)
 
     def _stopIdleTimer(self):
         self._idle_timeout = None
@@ -231,15 +294,19 @@ class FastAGIProtocol(LineReceiver):
             return
         self._closing = True
         self._stopIdleTimer()
+        self._stopEnvTimer()
         session = self.session
-        self.log.warn(
-            "closing FastAGI connection from {peer} (script {script}, channel {channel}): "
-            "{reason}",
-            peer=_describe(self._peer),
-            script=session.script if session else "?",
-            channel=session.channel if session else "?",
-            reason=reason,
-        )
+        message = ("closing FastAGI connection from {peer} (script {script}, channel "
+                   "{channel}): {reason}")
+        if session is None:
+            # Before the environment: anyone on the host can cause these by
+            # the hundred; logged at most once a minute per address.
+            self.factory.warn("abort", self._peer, message, script="?", channel="?",
+                              reason=reason)
+        else:
+            self.log.warn(message, peer=_describe(self._peer),
+                          script=printable(session.script), channel=session.channel,
+                          reason=reason)
         if session is not None:
             session.connectionClosed(error(reason))
         _abort(self.transport)

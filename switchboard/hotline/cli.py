@@ -19,6 +19,7 @@ from switchboard.calllog import CallLog, utc
 from switchboard.routing import router, schema
 from switchboard.routing.schedule import missing_holidays_notice
 from switchboard.yamlconf import ConfigError
+from switchboard.text import printable
 
 
 def register(subparsers) -> None:
@@ -104,9 +105,11 @@ def calls_command(args, context) -> int:
         started = utc(record.started).astimezone(context.tz)
         ended = utc(record.ended)
         length = f"{(ended - utc(record.started)).total_seconds():.0f} s" if ended else "-"
-        print(f"{started:%Y-%m-%d %H:%M:%S}  {record.caller or 'unknown':<16} "
-              f"{record.outcome:<12} {record.destination or '-'}  ({length})", file=out)
+        # The caller ID is the caller's choice: no control characters on a terminal.
+        print(f"{started:%Y-%m-%d %H:%M:%S}  {printable(record.caller or 'unknown'):<16} "
+              f"{record.outcome:<12} {printable(record.destination or '-')}  ({length})",
+              file=out)
         steps = record.steps
         if steps:
-            print("    " + " | ".join(steps), file=out)
+            print("    " + printable(" | ".join(steps)), file=out)
     return 0

@@ -370,3 +370,51 @@ def test_a_caller_who_hangs_up_at_once_still_rings_the_neighbours_and_is_on_reco
     wait_for(lambda: "caller-left" in timeline(server, alarm_id), 30, message="the timeline")
     caller.wait(40)
     server.cli("alarms", "close", str(alarm_id))
+
+def test_with_a_wrong_fastagi_key_the_alarm_is_rung_natively(server, sipp, tmp_path_factory):
+    # The server's key differs from the dialplan's SWITCHBOARD_KEY (a
+    # half-done key change): it runs nothing, and Asterisk rings the
+    # neighbours itself from AstDB.
+    assert server.stop() == 0
+    workdir = tmp_path_factory.mktemp("alarm-wrong-key")
+    alarm = workdir / "alarm.yaml"
+    alarm.write_text(ALARM)
+    rekeyed = Server(workdir, alarm=str(alarm))
+    with open(rekeyed.config, encoding="utf-8") as f:
+        config = f.read()
+    with open(rekeyed.config, "w", encoding="utf-8") as f:
+        f.write(config.replace("lab-agi-key-not-for-production", "a-changed-agi-key"))
+    rekeyed.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    rekeyed.start()
+    try:
+        wait_for(lambda: "AstDB swb_alarm" in rekeyed.log(), 20, message="the AstDB sync")
+        assert_rung_natively(sipp, confirming="87650007")
+        assert alarm_ids(rekeyed) == []
+        log = rekeyed.log()
+        assert "wrong key; nothing run, the dialplan serves the call natively" in log
+        assert "lab-agi-key-not-for-production" not in log
+    finally:
+        rekeyed.stop()
+        server.start()
+
+
+def test_a_local_process_without_the_key_raises_no_alarm(server):
+    # What any user on the host could do before: connect to the FastAGI
+    # port and claim to be Asterisk with a registered household's number.
+    import socket
+    before = alarm_ids(server)
+    env = ("agi_network: yes\nagi_network_script: alarm\nagi_request: agi://127.0.0.1/alarm\n"
+           "agi_channel: PJSIP/87650001-00000099\nagi_callerid: 87650001\n"
+           "agi_calleridname: x\nagi_uniqueid: 1.99\n\n")
+    with socket.create_connection(("127.0.0.1", 4573), timeout=10) as s:
+        s.sendall(env.encode())
+        received = b""
+        while True:
+            chunk = s.recv(4096)  # the server closes the connection
+            if not chunk:
+                break
+            received += chunk
+    assert received == b""  # not even SET VARIABLE
+    wait_for(lambda: "refused FastAGI session" in server.log(), 10, message="the refusal")
+    sleep(1)
+    assert alarm_ids(server) == before
