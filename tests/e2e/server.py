@@ -77,6 +77,14 @@ class Server:
         wait_for(ready, 30, message="the server to be ready")
         return self
 
+    def rewrite_config(self, old: str, new: str) -> None:
+        """Change C{old} to C{new} in this server's configuration (the fault a test injects)."""
+        with open(self.config, encoding="utf-8") as f:
+            text = f.read()
+        assert old in text, f"{old!r} is not in {self.config}"
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write(text.replace(old, new))
+
     def log(self) -> str:
         with open(self.logfile, encoding="utf-8", errors="replace") as f:
             return f.read()

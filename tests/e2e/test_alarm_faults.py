@@ -97,10 +97,7 @@ def proxied_server(asterisk, sipp, tmp_path):
     alarm = tmp_path / "alarm.yaml"
     alarm.write_text(ALARM)
     server = Server(tmp_path, alarm=str(alarm))
-    with open(server.config) as f:
-        text = f.read()
-    with open(server.config, "w") as f:
-        f.write(re.sub(r"port: 5038", f"port: {proxy.port}", text))
+    server.rewrite_config("port: 5038", f"port: {proxy.port}")
     server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     server.start()
     yield server, proxy

@@ -44,6 +44,17 @@ def server(asterisk, tmp_path_factory):
     server.stop()
 
 
+def another_server(tmp_path_factory, name, old, new):
+    """A server of its own with the sample registry, C{old} changed to C{new} in its config."""
+    workdir = tmp_path_factory.mktemp(name)
+    alarm = workdir / "alarm.yaml"
+    alarm.write_text(ALARM)
+    other = Server(workdir, alarm=str(alarm))
+    other.rewrite_config(old, new)
+    other.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    return other
+
+
 def alarm_ids(server):
     return [int(i) for i in re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", server.cli("alarms"))]
 
@@ -292,15 +303,8 @@ def test_with_no_ami_link_the_server_hands_the_alarm_to_the_dialplan(server, sip
     # changed secret): it cannot place calls, so the neighbours must ring
     # natively at once, and the alarm is on record as handed over.
     assert server.stop() == 0
-    workdir = tmp_path_factory.mktemp("alarm-no-ami")
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    locked_out = Server(workdir, alarm=str(alarm))
-    with open(locked_out.config, encoding="utf-8") as f:
-        config = f.read()
-    with open(locked_out.config, "w", encoding="utf-8") as f:
-        f.write(config.replace("lab-secret-not-for-production", "a-changed-secret"))
-    locked_out.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    locked_out = another_server(tmp_path_factory, "alarm-no-ami",
+                                "lab-secret-not-for-production", "a-changed-secret")
     locked_out.start(ami=False)
     try:
         assert_rung_natively(sipp, confirming="87650006")
@@ -379,15 +383,8 @@ def test_with_a_wrong_fastagi_key_the_alarm_is_rung_natively(server, sipp, tmp_p
     # half-done key change): it runs nothing, and Asterisk rings the
     # neighbours itself from AstDB.
     assert server.stop() == 0
-    workdir = tmp_path_factory.mktemp("alarm-wrong-key")
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    rekeyed = Server(workdir, alarm=str(alarm))
-    with open(rekeyed.config, encoding="utf-8") as f:
-        config = f.read()
-    with open(rekeyed.config, "w", encoding="utf-8") as f:
-        f.write(config.replace("lab-agi-key-not-for-production", "a-changed-agi-key"))
-    rekeyed.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    rekeyed = another_server(tmp_path_factory, "alarm-wrong-key",
+                             "lab-agi-key-not-for-production", "a-changed-agi-key")
     rekeyed.start()
     try:
         wait_for(lambda: "AstDB swb_alarm" in rekeyed.log(), 20, message="the AstDB sync")
