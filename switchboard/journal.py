@@ -25,7 +25,7 @@ import zlib
 from collections import deque
 from itertools import islice
 
-from sqlalchemy import BigInteger, String, exc, select
+from sqlalchemy import BigInteger, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
