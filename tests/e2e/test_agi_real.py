@@ -41,5 +41,10 @@ def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
     assert r["after_exec"] == "done"
     assert r["exec_unknown"] == "AGICommandError"
     assert r["hangup"] in ("AGIHangup", "AGIConnectionLost")
-    log = asterisk.log(300)
-    assert "switchboard probe says hello" in log
+    # Asterisk writes its messages log a moment later (on a fresh lab the
+    # file may not exist yet when the call ends): wait for the line.
+    def logged():
+        text = asterisk.log(300)
+        return text if "switchboard probe says hello" in text else None
+
+    log = wait_for(logged, 10, message="the VERBOSE line in Asterisk's log")
