@@ -47,4 +47,4 @@ def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
         text = asterisk.log(300)
         return text if "switchboard probe says hello" in text else None
 
-    log = wait_for(logged, 10, message="the VERBOSE line in Asterisk's log")
+    wait_for(logged, 10, message="the VERBOSE line in Asterisk's log")
