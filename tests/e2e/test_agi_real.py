@@ -41,5 +41,6 @@ def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
     assert r["after_exec"] == "done"
     assert r["exec_unknown"] == "AGICommandError"
     assert r["hangup"] in ("AGIHangup", "AGIConnectionLost")
-    log = asterisk.log(300)
-    assert "switchboard probe says hello" in log
+    # Right after Asterisk's first start its messages log may not be written yet.
+    wait_for(lambda: "switchboard probe says hello" in asterisk.log(300), 10,
+             message="the probe's Verbose line in Asterisk's log")
