@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from asterisk.config import Config, ParseError
 
 DIALPLANS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dialplans")
-REQUIRED_CONTEXTS = ("switchboard-hotline", "switchboard-alarm", "switchboard-alarm-responder")
+REQUIRED_CONTEXTS = ("switchboard-hotline", "switchboard-alarm", "switchboard-alarm-responder",
+                     "switchboard-alarm-ring", "switchboard-alarm-leg")
 _PRIORITY = re.compile(r"^\s*(?P<prio>n|\d+)(?:\((?P<label>[\w-]+)\))?\s*,\s*(?P<app>\w+)\((?P<args>.*)\)\s*$")
 _TARGET = re.compile(r"(?:^|[?:])\s*([^?:,()]+(?:,[^?:,()]+){0,2})\s*$")
 

@@ -26,7 +26,19 @@ def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     agi = apps.index("AGI")
     assert steps[agi].args == "${SWITCHBOARD_AGI}/alarm?key=${SWITCHBOARD_KEY}"
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
-    assert any(s.app == "Dial" and "${RING}" in s.args for s in steps[agi:])
+    assert [s.args for s in steps[agi:] if s.app == "Gosub"] == ["switchboard-alarm-ring,s,1"] * 2
+
+
+def test_the_native_ring_all_dials_one_local_leg_per_phone():
+    # Dial(A&B,U()) cancels B the moment A answers: each phone needs a leg that
+    # answers only after its 1 (switchboard-alarm-leg).
+    contexts = parse(DIALPLAN)
+    ring = [s for s in contexts["switchboard-alarm-ring"]["s"] if s.app == "Dial"]
+    assert len(ring) == 1 and ring[0].args.startswith("${legs:1},")
+    assert any("&Local/leg${i}@switchboard-alarm-leg" in s.args
+               for s in contexts["switchboard-alarm-ring"]["s"])
+    leg = [s for s in contexts["switchboard-alarm-leg"]["_leg."] if s.app == "Dial"]
+    assert leg[0].args == "${PHONE},${SWITCHBOARD_RING_TIMEOUT},U(switchboard-alarm-confirm^s^1)"
 
 
 def test_every_agi_of_the_shipped_dialplan_passes_the_key():
