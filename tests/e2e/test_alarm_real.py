@@ -190,7 +190,7 @@ def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(serve
     # Rung once the link was up, not tried into a link still down first.
     after_restart = timeline(server, alarm_id).split("recovered", 1)[1]
     assert "failed" not in after_restart, after_restart
-    wait_for(lambda: re.search(r"confirmed\s+\+8659187650190", timeline(server, alarm_id)), 20,
+    wait_for(lambda: re.search(r"confirmed\s+\+8659187650190", timeline(server, alarm_id)), 45,
              message="the duty officer's 1")
     caller.wait(40)
     hang_up(asterisk, "87650190")   # the duty officer leaves too: the room is empty
