@@ -34,6 +34,13 @@ class LabAsterisk:
     def start(self) -> None:
         subprocess.run([LAB, "start"], check=True, capture_output=True, timeout=300)
 
+    def hang_up_all(self, within: float = 15) -> None:
+        """End every call and wait (bounded) until Asterisk has none left."""
+        self.cli("channel request hangup all")
+        wait_for(lambda: "0 active channels" in self.cli("core show channels count"), within,
+                 message="every call in Asterisk to end")
+        time.sleep(0.3)  # the phones answer the BYEs and CANCELs just sent
+
     def log(self, lines: int = 200) -> str:
         return subprocess.run([LAB, "log", str(lines)], capture_output=True, text=True).stdout
 
@@ -61,13 +68,20 @@ def asterisk():
 
 
 @pytest.fixture
-def sipp(tmp_path):
-    """Start SIPp phones and callers; all are stopped after the test."""
+def sipp(tmp_path, asterisk):
+    """
+    Start SIPp phones and callers; all are stopped after the test, once
+    every call in Asterisk has ended. A phone stopped while Asterisk still
+    has a call with it leaves Asterisk retransmitting to its port (INVITE,
+    CANCEL, BYE): the next test's phone on that port would get them and
+    end its one call on them.
+    """
     if not shutil.which("sipp"):
         _unavailable("sipp (Debian package sip-tester) is not installed")
     from lab.sipp import SippFactory
     factory = SippFactory(str(tmp_path))
     yield factory
+    asterisk.hang_up_all()
     factory.stop_all()
 
 

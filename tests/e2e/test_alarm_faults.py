@@ -106,9 +106,7 @@ def proxied_server(asterisk, sipp, tmp_path):
     # Calls this alarm placed may still ring: ended while the test's phones
     # still answer (this fixture ends before the sipp one), so that no late
     # INVITE or CANCEL reaches the next test's phones.
-    asterisk.cli("channel request hangup all")
-    wait_for(lambda: "0 active channels" in asterisk.cli("core show channels count"), 15,
-             message="every call of the test to end")
+    asterisk.hang_up_all()
 
 
 def timeline(server, alarm_id):

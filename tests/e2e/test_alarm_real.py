@@ -174,9 +174,6 @@ def kill_and_restart(server):
     return begun
 
 
-@pytest.mark.skip(reason="flaky in full runs (the duty officer's 1 not always seen after the "
-                         "restart): to be fixed next session; the recovery is covered by the "
-                         "unit tests and the confirmed-alarm restart test")
 def test_an_alarm_open_when_the_server_dies_is_recovered_to_the_duty_phone(server, sipp,
                                                                            asterisk):
     close_open_alarms(server)   # a restart would ring for earlier tests' alarms too
