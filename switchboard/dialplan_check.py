@@ -45,8 +45,16 @@ class _ConfFile(Config):
                 self.raw_lines[i] = ";\n"
 
 
-def parse(path: str, contexts: dict | None = None) -> dict:
-    """context -> extension -> [Step]; raise C{ValueError} naming the line on a parse error."""
+def parse(path: str, contexts: dict | None = None, _including: tuple = ()) -> dict:
+    """
+    context -> extension -> [Step]; raise C{ValueError} naming the line on a
+    parse error, and the chain of files when one includes itself (directly
+    or through others), which Asterisk refuses too.
+    """
+    real = os.path.realpath(path)
+    if real in _including:
+        chain = " -> ".join(list(_including[_including.index(real):]) + [real])
+        raise ValueError(f"{path}: #include loop: {chain}")
     try:
         config = _ConfFile(path)
     except ParseError as e:
@@ -57,7 +65,8 @@ def parse(path: str, contexts: dict | None = None) -> dict:
     for included in config.includes:
         beside = os.path.join(os.path.dirname(path), included)
         # Extensions files that include the shipped dialplan by name find it in dialplans/.
-        parse(beside if os.path.exists(beside) else os.path.join(DIALPLANS, included), contexts)
+        parse(beside if os.path.exists(beside) else os.path.join(DIALPLANS, included), contexts,
+              _including + (real,))
     for category in config.categories:
         extens = contexts.setdefault(category.name, {})
         current = None
@@ -91,6 +100,26 @@ def _targets(step: Step) -> list[str]:
     return []
 
 
+# Applications that place a call to a dial string built from their arguments.
+_DIALLING_APPS = ("Dial", "Originate", "Queue", "Page")
+_RAW_EXTEN = re.compile(r"\$\{EXTEN(?::[^}]*)?\}")
+
+
+def _unfiltered_exten(exten: str, step: Step) -> bool:
+    """
+    Whether C{step} dials C{${EXTEN}} of a pattern that lets any character
+    through ('.' or '!'): a caller dialling C{123&PJSIP/other} rings any
+    channel (Asterisk's README-SERIOUSLY.bestpractices.md, "Dialplan
+    injection"). C{FILTER(0-9,${EXTEN})} or a digits-only pattern is safe.
+    """
+    if step.app not in _DIALLING_APPS or not exten.startswith("_"):
+        return False
+    if "." not in exten and "!" not in exten:
+        return False
+    unfiltered = re.sub(r"FILTER\([^,]*,\s*\$\{EXTEN(?::[^}]*)?\}\)", "", step.args)
+    return bool(_RAW_EXTEN.search(unfiltered))
+
+
 def check(path: str) -> list[str]:
     """Every problem found in the dialplan at C{path}, each naming its line."""
     try:
@@ -112,6 +141,12 @@ def check(path: str) -> list[str]:
                         problems.append(f"{path}:{step.line}: AGI() in [{context}] {exten} is not "
                                         "followed by a GotoIf on SWITCHBOARD_RESULT: nothing "
                                         "would serve the call while the server is down")
+                if _unfiltered_exten(exten, step):
+                    problems.append(f"{path}:{step.line}: {step.app} in [{context}] {exten} "
+                                    "uses ${EXTEN} of a pattern that matches any character: "
+                                    "a caller can dial '123&PJSIP/other' and ring any channel; "
+                                    "match digits only (no '.' or '!') or dial "
+                                    "${FILTER(0-9,${EXTEN})}")
                 for target in _targets(step):
                     if "$" in target:
                         continue  # computed at run time

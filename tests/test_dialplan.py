@@ -78,3 +78,25 @@ def test_a_missing_context_is_reported(tmp_path):
     path.write_text("[switchboard-hotline]\nexten => _X.,1,Hangup()\n")
     problems = check(str(path))
     assert any("[switchboard-alarm]" in p for p in problems)
+
+
+def test_a_file_that_includes_itself_is_reported_not_a_recursion_error(tmp_path):
+    a, b = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text("#include b.conf\n[x]\nexten => s,1,NoOp()\n")
+    b.write_text("#include a.conf\n")
+    problems = check(str(a))
+    assert len(problems) == 1
+    assert "#include loop" in problems[0] and "a.conf -> " in problems[0]
+    assert str(b) in problems[0]
+
+
+def test_exten_dialled_from_an_any_character_pattern_is_reported(tmp_path):
+    path = tmp_path / "ext.conf"
+    path.write_text("[switchboard-residents]\n"
+                    "exten => _X.,1,Dial(PJSIP/${EXTEN}@trunk,60)\n"
+                    "exten => _0X!,1,Dial(PJSIP/${EXTEN:1}@trunk)\n"
+                    "exten => _9.,1,Dial(PJSIP/${FILTER(0-9,${EXTEN})}@trunk)\n"
+                    "exten => _[2-9]XXXXXXX,1,Dial(PJSIP/${EXTEN}@trunk)\n")
+    problems = [p for p in check(str(path)) if "${EXTEN}" in p]
+    assert [p.split(":")[1] for p in problems] == ["2", "3"]
+    assert "123&PJSIP/other" in problems[0]
