@@ -341,9 +341,53 @@ class OriginateTests(SynchronousTestCase):
         self.ast.says(response_event("t-2", "Success", 4))  # late: ignored
 
     def test_no_queued_response_in_time(self):
-        d = self.originate()
-        self.reactor.advance(10)
+        client, reactor, ast = started(late_answer=None)
+        d = client.originate("PJSIP/87650001", context="alarm-join", exten="s", timeout=25)
+        reactor.advance(9.9)
+        self.assertNoResult(d)
+        reactor.advance(0.1)
         self.failureResultOf(d, AMITimeout)
+
+    def test_an_unacknowledged_originate_probes_a_frozen_link_and_drops_it(self):
+        # Asterisk acknowledges an async Originate in milliseconds. A link
+        # that says nothing for 0.5 s, and nothing to a Ping for 1.5 s more,
+        # is dropped, so the alarm turns to its other paths within 2 s
+        # instead of at the next keepalive (up to 15 s).
+        d = self.originate()
+        self.ast.written()
+        self.reactor.advance(0.49)
+        self.assertEqual(self.ast.written(), b"")
+        self.reactor.advance(0.01)
+        self.assertEqual(self.ast.written(), b"Action: Ping\r\nActionID: t-3\r\n\r\n")
+        self.reactor.advance(1.49)
+        self.assertFalse(self.ast.transport.disconnected)
+        self.reactor.advance(0.01)
+        self.assertTrue(self.ast.transport.disconnected)  # aborted
+        self.ast.close(ConnectionLost())
+        self.failureResultOf(d, AMIConnectionLost)
+        self.assertFalse(self.client.connected)
+
+    def test_a_busy_link_is_probed_but_kept(self):
+        d = self.originate()
+        self.reactor.advance(0.5)
+        self.assertIn(b"Action: Ping\r\nActionID: t-3", self.ast.written())
+        self.reactor.advance(1)
+        # Asterisk is busy, but alive: events stream in ahead of the answers.
+        self.ast.event("Newchannel", "Channel: PJSIP/87650002-00000001", "Uniqueid: 1.1")
+        self.reactor.advance(1)
+        self.assertFalse(self.ast.transport.disconnecting)
+        self.queued()
+        self.ast.says(response_event("t-2", "Failure", 5))
+        self.assertEqual(self.successResultOf(d).outcome, "busy")
+
+    def test_a_prompt_acknowledgement_sends_no_probe(self):
+        self.originate()
+        self.ast.written()
+        self.reactor.advance(0.4)
+        self.queued()
+        self.reactor.advance(9.5)
+        self.assertEqual(self.ast.written(), b"")  # only the keepalive, at 10 s
+        self.assertFalse(self.ast.transport.disconnecting)
 
     def test_connection_lost_before_the_outcome(self):
         d = self.originate()

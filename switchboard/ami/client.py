@@ -64,6 +64,14 @@ class AMIClient:
     @param originate_margin: seconds an originate's outcome is awaited
         beyond its ring timeout.
     @param connect_timeout: seconds allowed for a TCP connection attempt.
+    @param late_answer: seconds after which an C{Originate} Asterisk has not
+        acknowledged (it does so in milliseconds) makes the link probe
+        itself (L{ManagerLink.probe}, C{probe_timeout} seconds): a frozen
+        link (a hung Asterisk, a half-open connection) is dropped within
+        C{late_answer + probe_timeout} seconds of the first alarm call
+        instead of at the next keepalive (up to C{ping_interval +
+        ping_timeout}), so that the alarm turns to its other paths. None:
+        no probing.
     @param events: the login's C{Events} value: C{"on"} (every event the
         manager user may read) or a list of classes such as C{"call"}.
     @param only_events: event names; if given, after each login Asterisk
@@ -75,11 +83,14 @@ class AMIClient:
     def __init__(self, host, port, username, secret, *, reactor=None, initial_delay=0.2,
                  max_delay=3.0, ping_interval=10.0, ping_timeout=5.0, action_timeout=10.0,
                  originate_margin=10.0, connect_timeout=5.0, random=None, jitter=0.25,
-                 client_id=None, events="on", only_events=()):
+                 client_id=None, events="on", only_events=(), late_answer=0.5,
+                 probe_timeout=1.5):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.action_timeout = action_timeout
+        self.late_answer = late_answer
+        self.probe_timeout = probe_timeout
         self.originate_margin = originate_margin
         self._next_id = action_id_source(client_id)
         self._subscriptions = Subscriptions()
@@ -349,8 +360,22 @@ class AMIClient:
         limit = timeout + self.originate_margin
         waiting.timer = self.reactor.callLater(limit, self._originateExpired, action_id, limit)
         queued = protocol.sendAction("Originate", headers, action_id=action_id)
+        self._watch_answer(protocol, queued)
         queued.addErrback(self._originateRefused, action_id)
         return waiting.deferred
+
+    def _watch_answer(self, protocol, answered):
+        """Probe the link if C{answered} has not fired within C{late_answer} seconds."""
+        if self.late_answer is None:
+            return
+        late = self.reactor.callLater(self.late_answer, self._link.probe, protocol,
+                                      self.probe_timeout)
+
+        def settled(result):
+            _cancel(late)
+            return result
+
+        answered.addBoth(settled)
 
     def _originateRefused(self, failure, action_id):
         waiting = self._originates.pop(action_id, None)

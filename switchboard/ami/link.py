@@ -62,6 +62,7 @@ class ManagerLink(ClientFactory):
         self._connector = None     # set while a TCP connection is attempted
         self._retry_call = None
         self._ping_call = None
+        self._probe = None         # the Ping of a probe under way
         self._closed_waiters = []
         self._connect_failures = 0
         self._login_failures = 0
@@ -264,6 +265,33 @@ class ManagerLink(ClientFactory):
         elif failure.check(AMIActionError):
             self._schedulePing(protocol)  # an answer all the same: the link is alive
         # AMIConnectionLost: protocolLost takes care of it.
+
+    def probe(self, protocol, timeout):
+        """
+        An action of C{protocol} is late: Ping now and drop the link if
+        Asterisk sends nothing at all within C{timeout} seconds. A busy
+        link (any bytes meanwhile, e.g. an event list streaming ahead of
+        the Ping) is left alone. One probe at a time.
+        """
+        if protocol is not self.current or self._probe is not None:
+            return
+        sent_at = self.reactor.seconds()
+        self._probe = d = protocol.ping(timeout=timeout)
+
+        def silent(failure):
+            failure.trap(AMITimeout)
+            received = protocol.received_at
+            if received is None or received < sent_at:
+                protocol.abort(f"an action went unanswered and so did a Ping within "
+                               f"{timeout:g} s (frozen link)")
+
+        def done(result):
+            self._probe = None
+            return result
+
+        d.addBoth(done)
+        d.addErrback(silent)
+        d.addErrback(lambda failure: None)  # an error answer, or the link lost: nothing to do
 
     def _stopPinging(self):
         _cancel(self._ping_call)

@@ -40,6 +40,7 @@ class AMIProxy:
         self.listener.listen(8)
         self.port = self.listener.getsockname()[1]
         self.open = True
+        self.flowing = True
         self.pairs = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -57,14 +58,14 @@ class AMIProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source, sink):
+    def _pump(self, source, sink):
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if self.flowing:
+                    sink.sendall(data)   # frozen: swallowed, both ends stay open
         except OSError:
             pass
         for s in (source, sink):
@@ -84,8 +85,13 @@ class AMIProxy:
                     pass
         self.pairs = []
 
+    def freeze(self):
+        """Nothing passes either way, and nothing is closed (a hung peer, a dead route)."""
+        self.flowing = False
+
     def restore(self):
         self.open = True
+        self.flowing = True
 
     def close(self):
         self.listener.close()
@@ -140,3 +146,38 @@ def test_the_ami_link_drops_and_the_duty_phone_is_rung_through_the_callers_line(
     proxy.restore()
     caller.stop()
     time.sleep(0)
+
+
+def first_invite_sent(caller):
+    return wait_for(lambda: [at for at, way, line in caller.messages()
+                             if way == "sent" and line.startswith("INVITE")], 5,
+                    message="the caller's INVITE")[0]
+
+
+def test_the_ami_link_freezes_and_a_9_still_reaches_the_duty_phone_within_seconds(
+        proxied_server, sipp):
+    # A frozen link (Asterisk's manager hung, a half-open connection): the
+    # server's Originates vanish without an answer and without an error.
+    server, proxy = proxied_server
+    neighbours = [sipp.phone(f"876500{n:02d}", "ring", timeout_s=90) for n in range(2, 12)]
+    duty = sipp.phone("87650190", "answer", ring_ms=500, keys="1", before_ms=3500,
+                      timeout_s=90)
+    proxy.freeze()
+    caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=40000, timeout_s=90)
+    dialled = first_invite_sent(caller)
+    rang = wait_for(lambda: duty.invite_times(), 20, message="the duty phone")[0]
+    silence = (rang - dialled).total_seconds()
+    print(f"AMI frozen: the duty phone rang {silence:.2f} s after the #9 INVITE")
+    # 0.5 s unacknowledged + 1.5 s unanswered Ping find the link frozen;
+    # then the call waits for the caller's 3 s stay in the room to end.
+    assert silence < 6.0, silence
+    # No neighbour rang before it: their calls never reached Asterisk.
+    assert not [p for p in neighbours if p.invite_times() and p.invite_times()[0] < rang]
+    log = server.log()
+    assert "frozen link" in log
+    alarm_id = int(re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", server.cli("alarms"))[0])
+    wait_for(lambda: re.search(r"confirmed\s+\+8659187650190", timeline(server, alarm_id)), 30,
+             message="the duty officer's 1")
+    assert "placed through the caller's line (no AMI link)" in timeline(server, alarm_id)
+    proxy.restore()
+    caller.stop()
