@@ -27,3 +27,30 @@ def test_migrate_import_and_read_back_on_postgresql(postgres_url):  # noqa: F811
         assert session.scalar(select(func.count()).select_from(Alarm)) == 0
         assert session.scalar(select(func.count()).select_from(CallRecord)) == 0
     db.close()
+
+
+def test_a_batch_with_an_overlong_caller_id_is_written_whole_on_postgresql(postgres_url):  # noqa: F811,E501
+    # Before: one caller ID over 64 characters failed the whole batch of
+    # 100 records on PostgreSQL, and the error printed ten callers' numbers.
+    from twisted.internet import task
+    from twisted.logger import capturedLogs, formatEvent
+    from switchboard.calllog import CallLog
+    from tests.test_calllog import call
+    from tests.test_hotline_support import SyncDatabase
+    db = Database(postgres_url)
+    db.migrate()
+    sync = SyncDatabase(postgres_url)
+    log = CallLog(sync, clock=task.Clock())
+    hostile = "+86591" + "8" * 200 + "\n<script>"
+    with capturedLogs() as events:
+        for n in range(100):
+            log.record(call(n, uniqueid=f"1790000001.{n}",
+                            caller=hostile if n == 37 else "+8659187650001"))
+        log.flush()
+    with sync.session() as session:
+        rows = CallLog.recent(session, 200)
+    assert len(rows) == 100
+    assert [r.caller for r in rows if r.caller != "+8659187650001"] == [hostile[:64]]
+    assert not [e for e in events if "8659187650001" in formatEvent(e)]
+    sync.close()
+    db.close()
