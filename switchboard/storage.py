@@ -38,7 +38,11 @@ MIGRATIONS: list[tuple[int, str, Callable]] = []
 def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on the disk before the journal lets go of what it
+    # wrote (NORMAL may lose the last commits in a power cut, after the
+    # journal was compacted). ~0.2 ms a commit on the database thread,
+    # behind the write-behind: nothing on a call's path waits for it.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -53,3 +53,13 @@ def test_a_database_url_with_options_is_made_private_too(tmp_path):
     path = tmp_path / "switchboard.db"
     Database(f"sqlite:///{path}?timeout=5").migrate()
     assert mode(path) == 0o600
+
+
+def test_a_commit_is_on_the_disk_before_the_journal_lets_go(tmp_path):
+    # synchronous=FULL (2): WAL mode's NORMAL may lose the last commits in
+    # a power cut, after the alarm journal was compacted.
+    database = Database(f"sqlite:///{tmp_path / 'switchboard.db'}")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    database.close()
