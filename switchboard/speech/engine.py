@@ -29,6 +29,8 @@ class Voice:
     engine_voice: str  # the engine's own name for it
     script: str  # which characters it speaks: "han" or "latin"
     description: str
+    args: tuple = ()  # more engine options (part of the cache key)
+    mandarin: bool = False  # numbers and signs rewritten by chinese.spoken first
 
 
 # zh: on espeak-ng 1.51 (Debian 12) only cmn-latn-pinyin reads Han characters
@@ -37,7 +39,8 @@ class Voice:
 VOICES = {
     v.key: v
     for v in (
-        Voice("zh", "cmn-latn-pinyin", "han", "Mandarin (普通话)"),
+        # -s 150: 3.2 characters a second instead of 3.9, for elderly listeners
+        Voice("zh", "cmn-latn-pinyin", "han", "Mandarin (普通话)", ("-s", "150"), True),
         Voice("yue", "yue", "han", "Cantonese (粤语)"),
         Voice("en", "en", "latin", "English"),
     )
@@ -174,7 +177,7 @@ class EspeakEngine:
         """
         wav = path + ".espeak.wav"
         d = run_child(self.reactor,
-                      [self.espeak, "-v", voice.engine_voice, "--stdin", "-w", wav],
+                      [self.espeak, "-v", voice.engine_voice, *voice.args, "--stdin", "-w", wav],
                       stdin=text.encode("utf-8"), timeout=self.timeout)
         d.addCallback(self._check, "espeak-ng", wav)
         d.addCallback(lambda _: run_child(
