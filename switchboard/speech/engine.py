@@ -10,6 +10,7 @@ costs the server nothing but the wait; the reactor only reads their pipes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ class EspeakEngine:
 
     def probe(self) -> str | None:
         """
-        The engine's version (e.g. "espeak-ng 1.51 sox v14.4.2"), or None when
+        The engine's version (e.g. "espeak-ng 1.51; sox 14.4.2"), or None when
         it is not installed or does not work (L{missing} says why). Blocking.
         """
         versions = []
@@ -163,7 +164,8 @@ class EspeakEngine:
             if out.returncode != 0 or not text:
                 self.missing = f"{program} {flag} failed (exit {out.returncode})"
                 return None
-            versions.append(" ".join(text.split()[:4]))
+            number = re.search(r"(\d+\.\d+[\w.+~-]*)", text)
+            versions.append(f"{package} {number.group(1) if number else text[:60]}")
         self.missing = None
         return "; ".join(versions)
 
@@ -171,7 +173,8 @@ class EspeakEngine:
                container: str = "raw") -> defer.Deferred:
         """
         Speak C{text} with C{voice} into C{path}: 16-bit signed mono at C{rate}
-        Hz, raw (Asterisk's .sln/.sln16) or WAV (C{container="wav"}). Fires
+        Hz, raw (Asterisk's .sln/.sln16) or WAV (C{container="wav"}), peaks
+        at -3 dBFS (espeak-ng's own output clips after resampling). Fires
         with C{path}; fails with L{EngineError}. C{path} may be left behind
         on failure: the caller removes it.
         """
@@ -183,7 +186,7 @@ class EspeakEngine:
         d.addCallback(lambda _: run_child(
             self.reactor,
             [self.sox, "-q", "-V1", wav, "-t", container, "-r", str(rate), "-c", "1", "-b", "16",
-             "-e", "signed-integer", path],
+             "-e", "signed-integer", path, "gain", "-n", "-3"],
             timeout=self.timeout))
         d.addCallback(self._check, "sox", path)
         d.addBoth(self._cleanup, wav)

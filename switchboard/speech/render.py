@@ -160,15 +160,18 @@ class Speech:
                                 f"more than {MAX_CHARS} (about a minute of speech): "
                                 f"split it or shorten it"))
         if v is not None:
-            seen = set()
+            bad: dict[str, int] = {}  # each character once, at its first place
             for i, ch in enumerate(text):
-                if ch in seen or _allowed(ch, v.script):
-                    continue
-                seen.add(ch)
+                if ch not in bad and not _allowed(ch, v.script):
+                    bad[ch] = i
+            if bad:
+                shown = [f"{_describe(ch)} at character {i + 1}" for ch, i in list(bad.items())[:5]]
+                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
                 what = ("Chinese characters, letters, digits and common punctuation"
                         if v.script == "han" else "letters, digits and common punctuation")
-                found.append((i, f"character {i + 1}, {_describe(ch)}, cannot be spoken by "
-                                 f"voice {key!r} (it speaks {what})"))
+                found.append((min(bad.values()),
+                              f"voice {key!r} cannot speak {', '.join(shown)}{more} "
+                              f"(it speaks {what})"))
         return found
 
     def problems(self, text: str, voice: str | None = None) -> list[str]:
