@@ -241,6 +241,12 @@ class SpeechTests(TestCase):
         self.assertTrue(os.path.exists(target))
         self.assertEqual(self.folder(), [])  # not cached among Asterisk's sounds
 
+    def test_render_to_a_missing_folder(self):
+        failure = self.failureResultOf(self.speech.render_to("你好", "/nonexistent/x.wav"),
+                                       ValueError)
+        self.assertIn("cannot write /nonexistent/x.wav", failure.getErrorMessage())
+        self.assertEqual(self.engine.calls, [])
+
     def test_bad_construction(self):
         with self.assertRaises(ValueError):
             self.make(rate=11025)

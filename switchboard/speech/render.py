@@ -271,7 +271,12 @@ class Speech:
         refused = self._refuse(text, voice)
         if refused is not None:
             return defer.fail(refused)
-        return self._limit.run(self._produce, text, voice, os.path.abspath(path), "wav", None)
+        path = os.path.abspath(path)
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            return defer.fail(ValueError(f"cannot write {path}: {folder} is not a folder "
+                                         f"this user may write to"))
+        return self._limit.run(self._produce, text, voice, path, "wav", None)
 
     def render_all(self, texts) -> defer.Deferred:
         """
