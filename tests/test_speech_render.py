@@ -101,6 +101,18 @@ class SpeechTests(TestCase):
         path = os.path.join(self.sounds, self.successResultOf(d) + ".sln")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
 
+    def test_group_for_asterisk(self):
+        gid = 101 if os.geteuid() == 0 else os.getgid()  # root may give any group
+        speech = self.make(group=gid)
+        d = speech.render(ANNOUNCEMENT)
+        self.engine.finish()
+        path = os.path.join(self.sounds, self.successResultOf(d) + ".sln")
+        self.assertEqual(os.stat(path).st_gid, gid)
+        folder = os.stat(os.path.dirname(path))
+        self.assertEqual((folder.st_gid, stat.S_IMODE(folder.st_mode)), (gid, 0o2750))
+        with self.assertRaises(ValueError):
+            self.make(group="no-such-group-here")
+
     def test_no_partial_file_is_ever_visible(self):
         d = self.speech.render(ANNOUNCEMENT)
         final = self.speech.path(ANNOUNCEMENT)
