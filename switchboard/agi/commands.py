@@ -1041,10 +1041,13 @@ def _recognition(reply) -> Recognition:
     """
     C{200 result=1 (speech) endpos=N results=K score0=S text0="T"
     grammar0=G ...}, C{(digit) digit=D endpos=N}, C{(timeout) endpos=N},
-    C{result=0 [endpos=N]} -> L{Recognition}.
+    C{result=0 [endpos=N]} -> L{Recognition}; C{(hangup) endpos=N} ->
+    L{AGIHangup}.
     """
     if reply.result != "1":
         return Recognition("failed", endpos=reply.endpos)
+    if reply.data == "hangup":
+        raise AGIHangup(f"{reply.line}: the caller hung up")
     tail = reply.tail()
     if reply.data == "speech":
         results = tuple(
