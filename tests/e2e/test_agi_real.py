@@ -48,3 +48,71 @@ def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
         return text if "switchboard probe says hello" in text else None
 
     wait_for(logged, 10, message="the VERBOSE line in Asterisk's log")
+
+
+def test_the_rest_of_the_agi_api_on_a_live_channel(asterisk, tmp_path):
+    """
+    The commands beyond the first probe, on a channel whose other end plays
+    a 30 s prompt (what RECORD FILE hears); their parsed replies as
+    Asterisk 22 sends them.
+    """
+    results = tmp_path / "commands.json"
+    server = subprocess.Popen([sys.executable, "-m", "tests.e2e.agi_probe", str(results)],
+                              cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        asterisk.cli("channel originate Local/agi-commands@switchboard-lab-test "
+                     "application Playback demo-congrats")
+        wait_for(lambda: results.exists(), 60, message="the commands probe's results")
+    finally:
+        server.terminate()
+        server.wait(10)
+        asterisk.hang_up_all()
+    r = json.loads(results.read_text())
+    print("PROBE", json.dumps({k: v for k, v in r.items() if k != "env"}))
+    assert r["channel_status"] == 6
+    assert r["channel_status_own"] == 6
+    assert r["channel_status_other"] == 6  # the ;1 leg, playing
+    assert r["channel_status_nosuch"] is None
+    assert r["noop"] is None
+    # A missing file: result=-1 endpos=0, not a hangup; the call goes on.
+    assert r["stream_missing"] == {"digit": "", "endpos": 0, "failed": True}
+    assert r["stream_beep"]["failed"] is False and r["stream_beep"]["endpos"] > 100
+    assert r["control_missing"] == {"digit": "", "endpos": -1, "failed": True}
+    assert r["control_beep"] == {"digit": "", "endpos": -1, "failed": False}
+    assert r["option_missing"] == {"digit": "", "endpos": 0, "failed": True}
+    for said in ("say_number_negative", "say_number_gender", "say_alpha", "say_phonetic",
+                 "say_date", "say_time", "say_datetime"):
+        assert r[said] == "", said
+    assert r["get_data"] == {"digits": "", "timeout": True}
+    # DATABASE DELTREE: result=0 when keys went, 1 when there were none.
+    assert r["deltree"] is True
+    assert r["deltree_again"] is False
+    assert r["deleted"] is None
+    assert r["full_variable_other"] == "Up"
+    assert r["full_variable_nosuch"] is None
+    assert r["context"] == "switchboard-bench"
+    assert r["extension"] == "wait"
+    assert r["gosub"] is True
+    assert r["gosub_retval"] == "back from sub"
+    assert r["gosub_args"] == "x y|7"
+    assert r["gosub_nosuch"]["error"] == "AGICommandError"
+    assert "Gosub label not found" in r["gosub_nosuch"]["text"]
+    assert r["speech_create"]["error"] == "AGICommandError"
+    assert r["tdd_mode"] is False  # only DAHDI channels have a TDD mode
+    assert r["set_music_on"] is None and r["set_music_off"] is None
+    assert r["asyncagi_break"] is None
+    # RECORD FILE: a 1 s limit ends by timeout with about 8000 samples heard.
+    timeout = r["record_timeout"]
+    assert timeout["reason"] == "timeout" and timeout["digit"] == ""
+    assert 4000 < timeout["endpos"] <= 9000, timeout
+    # Ended by the autohangup 1.5 s later: the hangup still gives its endpos.
+    hangup = r["record_hangup"]
+    assert hangup["reason"] == "hangup", hangup
+    assert hangup["endpos"] > 4000, hangup
+    assert r["after_hangup"]["error"] == "AGIHangup"
+    root = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")
+    for name, result in ((r["record_path"], timeout), (r["record_path"] + "-hangup", hangup)):
+        path = root + name + ".ulaw"
+        assert os.path.getsize(path) == result["endpos"]  # ulaw: one byte a sample
+        os.unlink(path)
