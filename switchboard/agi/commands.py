@@ -146,6 +146,13 @@ def _dialplan_name(value, what) -> str:
     return quote(value)
 
 
+def _priority(value) -> str:
+    """A priority: a number from 1, or a label (a word), as Asterisk looks it up."""
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+        return _word(value, r"[A-Za-z_][A-Za-z0-9_\-]*", "priority label", "a label is a word")
+    return _at_least(value, 1, "priority")
+
+
 def _epoch(when, what, low=INT_MIN, high=INT_MAX) -> str:
     """Seconds since 1970 from an L{int} or an aware L{datetime.datetime}."""
     if isinstance(when, datetime.datetime):
@@ -244,6 +251,12 @@ class AGICommands:
     file that does not exist or an application that fails: the handler
     stops, and the dialplan's fallback (C{SWITCHBOARD_RESULT} not C{OK})
     takes over the call.
+
+    Where the reply tells more, a second helper returns it as a dataclass
+    (L{switchboard.agi.reply}): L{stream_file_result}, L{get_option_result}
+    and L{control_stream_file} (a file that could not be played is
+    C{failed}, not a hangup), L{get_data_result} (the C{(timeout)} flag),
+    L{record_file} (its C{endpos} even when a hangup ended it).
     """
 
     def _idle_after(self, timeout_ms):
@@ -765,12 +778,7 @@ class AGICommands:
 
         @raise AGICommandError: (as a failure, C{520}) no such label.
         """
-        if isinstance(priority, str) and not re.fullmatch(r"-?[0-9]+", priority):
-            arg = _word(priority, r"[A-Za-z_][A-Za-z0-9_\-]*", "priority label",
-                        "a label is a word")
-        else:
-            arg = _at_least(priority, 1, "priority")
-        return self._execute(f"SET PRIORITY {arg}", convert=_nothing)
+        return self._execute(f"SET PRIORITY {_priority(priority)}", convert=_nothing)
 
     @_deferred
     def set_autohangup(self, seconds):
@@ -945,13 +953,8 @@ class AGICommands:
         @raise AGICommandError: (as a failure) no such extension or label,
             or the subroutine could not start.
         """
-        if isinstance(priority, str) and not re.fullmatch(r"-?[0-9]+", priority):
-            where = _word(priority, r"[A-Za-z_][A-Za-z0-9_\-]*", "priority label",
-                          "a label is a word")
-        else:
-            where = _at_least(priority, 1, "priority")
         line = (f"GOSUB {_dialplan_name(context, 'context')} "
-                f"{_dialplan_name(extension, 'extension')} {where}")
+                f"{_dialplan_name(extension, 'extension')} {_priority(priority)}")
         if args:
             line += " " + quote(",".join(str(arg) for arg in args))
 

@@ -12,19 +12,28 @@ from tests.conftest import PROJECT, wait_for
 pytestmark = pytest.mark.asterisk
 
 
-def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
-    results = tmp_path / "probe.json"
+def run_probe(asterisk, results, script, application, within):
+    """
+    Serve tests.e2e.agi_probe's handlers, originate
+    Local/agi-SCRIPT@switchboard-lab-test (;2 runs the handler, ;1 runs
+    C{application}), and return what the handler wrote.
+    """
     server = subprocess.Popen([sys.executable, "-m", "tests.e2e.agi_probe", str(results)],
                               cwd=PROJECT, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline().strip() == "listening"
-        # ;2 runs the probe; ;1 waits 6 s then hangs up, which the probe must notice.
-        asterisk.cli("channel originate Local/agi-probe@switchboard-lab-test application Wait 6")
-        wait_for(lambda: results.exists(), 30, message="the probe's results")
+        asterisk.cli(f"channel originate Local/agi-{script}@switchboard-lab-test "
+                     f"application {application}")
+        wait_for(lambda: results.exists(), within, message=f"the {script} probe's results")
     finally:
         server.terminate()
         server.wait(10)
-    r = json.loads(results.read_text())
+    return json.loads(results.read_text())
+
+
+def test_every_agi_helper_on_a_live_channel(asterisk, tmp_path):
+    # ;1 waits 6 s then hangs up, which the probe must notice.
+    r = run_probe(asterisk, tmp_path / "probe.json", "probe", "Wait 6", 30)
     assert r["script"] == "probe"
     assert r["env"]["context"] == "switchboard-lab-test"
     assert r["env"]["extension"] == "agi-probe"
@@ -56,19 +65,11 @@ def test_the_rest_of_the_agi_api_on_a_live_channel(asterisk, tmp_path):
     a 30 s prompt (what RECORD FILE hears); their parsed replies as
     Asterisk 22 sends them.
     """
-    results = tmp_path / "commands.json"
-    server = subprocess.Popen([sys.executable, "-m", "tests.e2e.agi_probe", str(results)],
-                              cwd=PROJECT, stdout=subprocess.PIPE, text=True)
     try:
-        assert server.stdout.readline().strip() == "listening"
-        asterisk.cli("channel originate Local/agi-commands@switchboard-lab-test "
-                     "application Playback demo-congrats")
-        wait_for(lambda: results.exists(), 60, message="the commands probe's results")
+        r = run_probe(asterisk, tmp_path / "commands.json", "commands",
+                      "Playback demo-congrats", 60)
     finally:
-        server.terminate()
-        server.wait(10)
         asterisk.hang_up_all()
-    r = json.loads(results.read_text())
     print("PROBE", json.dumps({k: v for k, v in r.items() if k != "env"}))
     assert r["channel_status"] == 6
     assert r["channel_status_own"] == 6
