@@ -114,3 +114,21 @@ def test_common_replies_parsed_once_and_bounded(monkeypatch):
     assert len(module._COMMON) == 3
     # Errors and the usage block are not affected.
     assert isinstance(reader.feed("510 Invalid or unknown command"), AGICommandError)
+
+
+def test_provisional_line_is_read_past():
+    # GOSUB: "100 result=0 Trying..." before the subroutine, then the reply.
+    reader = ReplyReader()
+    assert reader.feed("100 result=0 Trying...") is None
+    assert not reader.in_reply
+    reply = reader.feed("200 result=0 Gosub complete")
+    assert reply.result == "0"
+    assert reply.tail() == "Gosub complete"
+
+
+def test_tail():
+    assert parse_result_line("200 result=-1 Gosub label not found").tail() == \
+        "Gosub label not found"
+    assert parse_result_line("200 result=1 (digit) digit=7 endpos=5").tail() == \
+        "(digit) digit=7 endpos=5"
+    assert parse_result_line("200 result=0").tail() == ""

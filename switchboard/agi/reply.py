@@ -11,15 +11,21 @@ After the environment, Asterisk sends one reply per command:
     ... usage text ...
     520 End of proper usage.
 
-and, on its own, a bare C{HANGUP} line when the caller hangs up.
-L{ReplyReader} turns those lines into events, one per reply.
+and, on its own, a bare C{HANGUP} line when the caller hangs up. C{GOSUB}
+alone says C{100 result=0 Trying...} before its subroutine runs and its
+C{200} reply when the subroutine is done: a C{100} line is provisional and
+is read past. L{ReplyReader} turns those lines into events, one per reply.
+
+The typed results some commands return, with the details their replies
+carry (L{Playback}, L{DigitsRead}, L{Recording}, L{Recognition}), are
+defined here too.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 from switchboard.agi.errors import AGICommandError, AGIHangup
 
@@ -32,6 +38,10 @@ _ENDPOS = re.compile(r"(?:^| )endpos=(-?\d+)")
 _CODE = re.compile(r"^(\d{3})([ -])(.*)$")
 
 HANGUP_LINE = "HANGUP"
+
+#: The code of a provisional line (only C{GOSUB} sends one, before its
+#: subroutine runs); the command's reply is the C{200} line after it.
+PROVISIONAL = 100
 
 #: Replies seen often (C{200 result=1}, C{200 result=1 (ANSWER)}...) are
 #: parsed once: line -> L{AGIReply}, immutable, shared by every connection.
@@ -76,6 +86,15 @@ class AGIReply(NamedTuple):
             ) from None
 
 
+    def tail(self) -> str:
+        """
+        The text after C{result=...} (C{""} if none): C{"Gosub label not
+        found"}, C{"(speech) endpos=0 results=1 score0=..."}.
+        """
+        match = _RESULT.match(self.line)
+        return (match.group(2) or "") if match is not None else ""
+
+
 def parse_result_line(line: str) -> Optional[AGIReply]:
     """
     Parse a C{200 result=...} line, or return L{None} if C{line} is not one.
@@ -111,6 +130,110 @@ def _int(text):
     return int(text) if text is not None else None
 
 
+@dataclass(frozen=True)
+class Playback:
+    """
+    How C{STREAM FILE}, C{GET OPTION} or C{CONTROL STREAM FILE} ended.
+
+    @ivar digit: the key that stopped it (C{""}: none, it played out, or it
+        could not play).
+    @ivar endpos: where it stopped: in samples (8000 a second) for C{STREAM
+        FILE} and C{GET OPTION}; in milliseconds for C{CONTROL STREAM FILE},
+        where C{-1} means it played to the end (or never started).
+    @ivar failed: C{True} when Asterisk answered C{result=-1} but the caller
+        is still there: the file could not be played (it does not exist in
+        the channel's language, or cannot be read). Asterisk tells it apart
+        from a hangup only by the position: nothing was played.
+    """
+
+    digit: str
+    endpos: Optional[int]
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class DigitsRead:
+    """
+    What C{GET DATA} read.
+
+    @ivar digits: the digits (without the final C{#}; C{"#"} when C{#} alone
+        was pressed; C{""} when nothing was pressed).
+    @ivar timeout: C{True} when the wait ended by the timeout (C{(timeout)}
+        in the reply): after no key at all, or after some digits but fewer
+        than asked for and no C{#}.
+    """
+
+    digits: str
+    timeout: bool
+
+
+#: How a C{RECORD FILE} can end (the word in its reply's parentheses).
+RECORD_DTMF = "dtmf"  # an escape digit was pressed: C{digit} holds it
+RECORD_TIMEOUT = "timeout"  # the time limit or the silence limit was reached
+RECORD_HANGUP = "hangup"  # the caller hung up; what was heard is kept
+RECORD_WAITFOR = "waitfor"  # reading the channel failed
+RECORD_WRITEFILE = "writefile"  # the file could not be created: nothing recorded
+RECORD_BEEP = "randomerror"  # the beep was interrupted (key or hangup): nothing recorded
+RECORD_ERROR = "error"  # no reason given: the silence detector could not be set up
+
+
+@dataclass(frozen=True)
+class Recording:
+    """
+    How C{RECORD FILE} ended.
+
+    @ivar reason: one of C{RECORD_DTMF}, C{RECORD_TIMEOUT}, C{RECORD_HANGUP},
+        C{RECORD_WAITFOR}, C{RECORD_WRITEFILE}, C{RECORD_BEEP},
+        C{RECORD_ERROR}.
+    @ivar digit: the escape digit that ended it (C{RECORD_DTMF}, or
+        C{RECORD_BEEP} when a key stopped the beep), else C{""}.
+    @ivar endpos: samples in the file (8000 a second), or L{None} when
+        Asterisk gave none (C{RECORD_WRITEFILE}, C{RECORD_ERROR}).
+    """
+
+    reason: str
+    digit: str
+    endpos: Optional[int]
+
+    @property
+    def hangup(self) -> bool:
+        """The caller hung up while recording (the file holds what came)."""
+        return self.reason == RECORD_HANGUP
+
+    @property
+    def recorded(self) -> bool:
+        """A file was written (possibly empty: see C{endpos})."""
+        return self.reason in (RECORD_DTMF, RECORD_TIMEOUT, RECORD_HANGUP, RECORD_WAITFOR)
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """One hypothesis of C{SPEECH RECOGNIZE}: its score, text and grammar."""
+
+    score: int
+    text: str
+    grammar: str
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """
+    How C{SPEECH RECOGNIZE} ended.
+
+    @ivar reason: C{"speech"} (C{results} holds the hypotheses),
+        C{"digit"} (C{digit} holds the key), C{"timeout"}, or C{"failed"}
+        (Asterisk answered C{result=0}: no speech object, or the channel
+        could not be switched to signed linear).
+    @ivar endpos: where the prompt stopped, in samples (L{None} if not
+        given).
+    """
+
+    reason: str
+    digit: str = ""
+    endpos: Optional[int] = None
+    results: Tuple[SpeechResult, ...] = ()
+
+
 class _Hangup:
     """The type of L{HANGUP}."""
 
@@ -143,8 +266,8 @@ class ReplyReader:
     L{feed} returns, for each line, one of: an L{AGIReply} (a C{200} reply),
     an L{AGICommandError} (C{510}, C{520} and other error codes), an
     L{AGIHangup} (C{511}), L{HANGUP} (the spontaneous hangup notice), an
-    L{Unexpected} line, or L{None} while a multi-line C{520} reply is still
-    being read.
+    L{Unexpected} line, or L{None} for a provisional C{100} line and while
+    a multi-line C{520} reply is still being read.
     """
 
     def __init__(self, max_usage_lines: int = MAX_USAGE_LINES):
@@ -176,6 +299,9 @@ class ReplyReader:
         if match is None:
             return Unexpected(line)
         code, separator, text = int(match.group(1)), match.group(2), match.group(3)
+        if code == PROVISIONAL:
+            # GOSUB's "100 result=0 Trying...": the real reply follows.
+            return None
         if code == 520 and separator == "-":
             self._usage = []
             self._usage_header = text

@@ -25,11 +25,12 @@ class _Command(defer.Deferred):
     """
 
     def __init__(self, session, line: str, data: bytes, channel: bool, idle_timeout,
-                 convert=None):
+                 convert=None, raw=False):
         defer.Deferred.__init__(self, session._cancel)
         self.line = line
         self.data = data
         self.channel = channel
+        self.raw = raw
         self.idle_timeout = idle_timeout
         self.convert = convert
 
@@ -147,7 +148,14 @@ class AGISession(AGICommands):
 
     # The command queue
 
-    def _execute(self, line: str, *, channel=False, idle_timeout=_DEFAULT, convert=None):
+    def _execute(self, line: str, *, channel=False, idle_timeout=_DEFAULT, convert=None,
+                 raw=False):
+        """
+        Queue command C{line}; see L{AGICommands}. With C{raw}, a C{200}
+        reply goes to C{convert} as it is, C{result=-1} included: the
+        command tells a hangup from a failure itself (C{STREAM FILE} of a
+        missing file, C{RECORD FILE} ended by a hangup).
+        """
         data = encode_command(line)
         if self.closed:
             return defer.fail(AGIConnectionLost(f"{line}: the AGI connection is closed"))
@@ -155,7 +163,7 @@ class AGISession(AGICommands):
             return defer.fail(AGIHangup(f"{line}: the caller hung up"))
         if idle_timeout is _DEFAULT:
             idle_timeout = self.idle_timeout
-        command = _Command(self, line, data, channel, idle_timeout, convert)
+        command = _Command(self, line, data, channel, idle_timeout, convert, raw)
         if self._current is None and not self._queue:
             self._send(command)  # the usual case: nothing in flight
         else:
@@ -220,6 +228,8 @@ class AGISession(AGICommands):
 
     def _interpret(self, command: _Command, reply):
         if isinstance(reply, AGIError):
+            return reply
+        if command.raw:
             return reply
         if isinstance(reply, AGIReply) and reply.result == "-1":
             if self.hungup:
