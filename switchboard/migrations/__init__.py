@@ -18,8 +18,9 @@ database created before Alembic (C{create_all}, no C{alembic_version}) is
 adopted: each branch whose tables are all there, with the columns its base
 revision creates, is stamped at that base, not created again; its rows stay.
 
-Nothing here imports the models or L{switchboard.storage}: it works on an
-engine, and Alembic is imported only when a database is migrated.
+This module imports no feature and not L{switchboard.storage} (which calls
+it): it works on an engine, the models are imported by name only for
+autogenerate, and Alembic only when a database is migrated.
 """
 
 from __future__ import annotations
@@ -335,16 +336,16 @@ def new_revision(branch_name: str, message: str, *, autogenerate: bool = True) -
     """
     from alembic import command
     from sqlalchemy import create_engine
-    from switchboard.storage import Base
     by_name = {b.name: b for b in branches()}
     if branch_name not in by_name:
         raise SchemaError(f"no migrations branch {branch_name!r}: there are "
                           f"{', '.join(sorted(by_name))} (a feature declares its own in the "
                           f"entry-point group {GROUP})")
     branch = by_name[branch_name]
-    importlib.import_module(branch.models)
-    tables = {m.local_table.name for m in Base.registry.mappers
-              if m.class_.__module__ == branch.models}
+    models = importlib.import_module(branch.models)
+    tables = {value.__table__.name for value in vars(models).values()
+              if isinstance(value, type) and value.__module__ == branch.models
+              and hasattr(value, "__table__")}
 
     def include_object(obj, name, type_, reflected, compare_to):
         table = name if type_ == "table" else getattr(obj, "table", None)
