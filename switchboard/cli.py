@@ -11,6 +11,7 @@ The C{switchboard} command.
   switchboard check-config [FILE]  validate switchboard.yaml
   switchboard check-dialplan [FILE]  check the dialplan's fallbacks and targets
   switchboard say "TEXT" --to FILE.wav  render a prompt to listen to it
+  switchboard db current|upgrade   the database's schema (migrations)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 from datetime import date, datetime
 
 from switchboard import settings as settings_module
+from switchboard.migrations import SchemaError
+from switchboard.migrations import cli as db_cli
 from switchboard.yamlconf import ConfigError
 
 DEFAULT_CONFIG = os.environ.get("SWITCHBOARD_CONFIG", "config/switchboard.yaml")
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     dialplan = sub.add_parser("check-dialplan", help="check a dialplan file (fallbacks, targets)")
     dialplan.add_argument("file", nargs="?")
     dialplan.set_defaults(handler=_check_dialplan)
+    db_cli.register(sub)
     for module in ("switchboard.hotline.cli", "alarm.cli", "switchboard.speech.cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
@@ -121,6 +125,9 @@ def main(argv=None) -> int:
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
+        return 1
+    except SchemaError as e:
+        print(f"switchboard: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

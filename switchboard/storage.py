@@ -1,11 +1,11 @@
 """
-The database: SQLAlchemy engine, schema versions, and a thread pool so that
-no query ever runs on the reactor thread.
+The database: SQLAlchemy engine and a thread pool so that no query ever
+runs on the reactor thread.
 
 SQLite is the embedded default (C{sqlite:///var/switchboard.db}); any
 SQLAlchemy URL works (C{postgresql+psycopg://...} in production). Each domain
-declares its tables on L{Base}; L{Database.migrate} creates what is missing
-and runs the numbered migrations in L{MIGRATIONS} once each.
+declares its tables on L{Base} and brings the Alembic migrations that make
+them; L{Database.migrate} applies them (L{switchboard.migrations}).
 """
 
 from __future__ import annotations
@@ -13,26 +13,14 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from sqlalchemy import Integer, String, create_engine, event, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
 
 class Base(DeclarativeBase):
     """Declarative base shared by switchboard and alarm tables."""
-
-
-class SchemaVersion(Base):
-    __tablename__ = "schema_version"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
-    note: Mapped[str] = mapped_column(String(200), default="")
-
-
-# Numbered schema changes after version 1 (the tables as declared). Each entry
-# is (version, description, function(connection)); append, never edit.
-MIGRATIONS: list[tuple[int, str, Callable]] = []
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -99,24 +87,15 @@ class Database:
         self._pool: ThreadPool | None = None
         self._max_threads = max_threads
 
-    def migrate(self) -> int:
-        """Bring the schema up to date; return the version now in force."""
-        # Import the domains so their tables are declared on Base.
-        import switchboard.calllog  # noqa: F401
-        import switchboard.journal  # noqa: F401
-        import alarm.models  # noqa: F401
-        Base.metadata.create_all(self.engine)
-        with self.sessions.begin() as session:
-            row = session.execute(select(SchemaVersion)).scalar_one_or_none()
-            if row is None:
-                latest = max([1] + [v for v, _, _ in MIGRATIONS])
-                session.add(SchemaVersion(id=1, version=latest, note="created"))
-                return latest
-            for version, note, change in sorted(MIGRATIONS, key=lambda m: m[0]):
-                if version > row.version:
-                    change(session.connection())
-                    row.version, row.note = version, note
-            return row.version
+    def migrate(self) -> tuple[str, ...]:
+        """
+        Bring the schema up to date (every branch at its head, a database
+        from before migrations adopted); return the revisions now in force.
+        Raise L{switchboard.migrations.SchemaError} for a database newer
+        than this code, or one that cannot be adopted.
+        """
+        from switchboard import migrations
+        return migrations.upgrade(self.engine).after
 
     def session(self) -> Session:
         return self.sessions()
