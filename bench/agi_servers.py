@@ -113,7 +113,8 @@ def raw_protocol():
 #: row (tests/test_bench_servers.py checks it).
 RECORDED_DESTINATION = "居委会"
 RECORDED_PATH = (
-    "menu main (主菜单): prompt vm-enter-num-to-call",
+    'menu main (主菜单): prompt say "居委会请按1，社区卫生服务中心请按2，社区警务室请按3，物业和便民服务请按4，'
+    '停水停电通知请按9，人工服务请按0。知道科室号码的，请直接拨号。" (zh), else vm-enter-num-to-call',
     "pressed 1: option 1 -> 居委会 [committee]",
     "居委会 [committee]: open: Tuesday 2026-11-24, 08:30-12:00",
     "社区值班电话 [duty]: open (no hours set)",

@@ -160,6 +160,7 @@ class TestOverflow:
         text = decide("2", caller="87650001").explain()
         assert text.splitlines() == [
             "call at 2026-10-08 10:00 (Thursday, Asia/Shanghai) from +8659187650001",
+            "  greeting: hello",
             "  menu main (主菜单): prompt main-menu",
             "  pressed 2: option 2 -> 居委会 [committee]",
             "  居委会 [committee]: open (no hours set)",

@@ -29,6 +29,7 @@ PROMPT_HINT = ('a sound name such as hotline/welcome, or text: {say: "您好，�
                "played until the text is rendered)")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{1,8})?")
 LANGUAGE_HINT = "a language code such as zh or en"
+_CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f]) | (?=[^\x00-\x7f])")
 
 
 def where(container, key):
@@ -147,8 +148,8 @@ class Reader:
         if stock is not None:
             stock = self.sound_name(stock, m.where("fallback"), f"{path}.fallback")
         text = self.text(m, "say", f"{path}.say")
-        if text is not None:
-            text = " ".join(text.split())  # a folded YAML line break is no pause
+        if text is not None:  # a folded line break is no pause; Chinese has no spaces
+            text = _CJK_SPACE.sub("", " ".join(text.split()))
         voice = self.language_code(m, "voice", f"{path}.voice", self.language)
         if sound is None and text is None:
             if "sound" not in m and "say" not in m:

@@ -192,7 +192,11 @@ class Decision:
         zone = getattr(self.at.tzinfo, "key", None) or str(self.at.tzinfo)
         lines = [f"call at {self.at:%Y-%m-%d %H:%M} ({self.at:%A}, {zone})"
                  + (f" from {self.caller}" if self.caller else "")]
-        lines += [f"  {line}" for line in self.trail]
+        notes = [line for line in self.trail if line.startswith("note:")]
+        lines += [f"  {line}" for line in notes]
+        if self.greeting is not None:
+            lines.append(f"  greeting: {self.greeting}")
+        lines += [f"  {line}" for line in self.trail if line not in notes]
         if self.unused:
             lines.append(f"  keys left over: {self.unused}")
         lines.append("plan:")
