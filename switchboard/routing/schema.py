@@ -252,6 +252,8 @@ class _Validator(CalendarSection, DestinationSection):
                 v = self.check.mapping(v, item_path, loc, allowed=NUMBER_KEYS,
                                        required=("number",))
                 language = r.language_code(v, "language", f"{item_path}.language", None)
+                if "number" not in v:
+                    continue  # said by the mapping check
                 loc, item_path = v.where("number") or loc, f"{item_path}.number"
                 v = v.get("number")
             text = str(v).strip() if isinstance(v, (str, int)) and not isinstance(v, bool) else ""
