@@ -67,8 +67,7 @@ def test_text_prompts_and_their_defaults():
     assert r.hotline.language == "zh"
     assert r.hotline.language_of("12345") == "zh"
     assert r.hotline.language_of("0591-87650000", "+8659187650000") == "en"
-    assert r.menus["main"].prompt.where == "r.yaml:18:13: menus.main.prompt" or \
-        r.menus["main"].prompt.where.endswith(": menus.main.prompt")
+    assert r.menus["main"].prompt.where == "routing.yaml:16:13: menus.main.prompt"
     assert len(r.texts()) == 6
 
 
@@ -264,3 +263,24 @@ class StoreRenderingTests(SynchronousTestCase):
         finish(self.engine)
         self.assertEqual(len(self.engine.calls), 7)
         self.assertEqual(len(self.successResultOf(store.rendering)), 6)
+
+
+# switchboard.yaml
+
+
+def test_speech_settings(tmp_path):
+    from switchboard import settings
+    path = tmp_path / "s.yaml"
+    path.write_text("speech: {sounds_dir: sounds, subdir: tts, voice: en, rate: 16000}\n")
+    got = settings.load(str(path), environ={}).speech
+    assert got == settings.SpeechSettings(sounds_dir=str(tmp_path / "sounds"), subdir="tts",
+                                          voice="en", rate=16000)
+    assert settings.load(str(tmp_path / "s.yaml"), environ={}).speech.subdir == "tts"
+    path.write_text("speech: {rate: 44100, subdir: a/b, colour: red}\n")
+    with pytest.raises(ConfigError) as e:
+        settings.load(str(path), environ={})
+    assert [str(p).split(": ", 1)[1] for p in e.value.problems] == [
+        "speech.colour: unknown key (allowed: rate, sounds_dir, subdir, voice)",
+        "speech.rate: 44100 Hz is not played as signed linear (8000 or 16000)",
+        "speech.subdir: 'a/b' is not one folder name (e.g. switchboard-tts)",
+    ]
