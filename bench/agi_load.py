@@ -14,6 +14,7 @@ the sample routing (C{config/routing.yaml}) when the resident presses 1 in
 office hours::
 
     ANSWER
+    SET VARIABLE "CHANNEL(language)" "zh"           the hotline's language
     STREAM FILE "hello-world" "0123456789*#"       greeting, interruptible
     GET DATA "vm-enter-num-to-call" 5000 1          -> digits "1"
     EXEC Dial "PJSIP/87650001&PJSIP/87650002,20,g"  the committee, ring-all
@@ -43,6 +44,7 @@ MENU = {
 }
 OPERATOR = "PJSIP/87650100"
 GREETING, MENU_PROMPT, KEYS = "hello-world", "vm-enter-num-to-call", "0123456789*#"
+LANGUAGE = "zh"
 DIAL_TIMEOUT, DIAL_OPTIONS = 20, "g"
 
 

@@ -24,7 +24,8 @@ import os
 import tempfile
 import time
 
-from bench.agi_load import DIAL_OPTIONS, DIAL_TIMEOUT, GREETING, KEYS, MENU_PROMPT, route
+from bench.agi_load import (DIAL_OPTIONS, DIAL_TIMEOUT, GREETING, KEYS, LANGUAGE, MENU_PROMPT,
+                             route)
 from bench.routing_files import SETTINGS, Resaver
 
 # The reference servers ---------------------------------------------------
@@ -40,6 +41,7 @@ def standin_handler(session):
     @defer.inlineCallbacks
     def call():
         yield session.answer()
+        yield session.set_variable("CHANNEL(language)", LANGUAGE)
         yield session.stream_file(GREETING, KEYS)
         digits = yield session.get_data(MENU_PROMPT, 5000, 1)
         yield session.exec_("Dial", route(digits), DIAL_TIMEOUT, DIAL_OPTIONS)
@@ -83,20 +85,22 @@ def raw_protocol():
             self.step += 1
             step = self.step
             if step == 1:
-                self.sendLine(b'STREAM FILE "%s" "%s"' % (GREETING.encode(), KEYS.encode()))
+                self.sendLine(b'SET VARIABLE "CHANNEL(language)" "%s"' % LANGUAGE.encode())
             elif step == 2:
-                self.sendLine(b'GET DATA "%s" 5000 1' % MENU_PROMPT.encode())
+                self.sendLine(b'STREAM FILE "%s" "%s"' % (GREETING.encode(), KEYS.encode()))
             elif step == 3:
+                self.sendLine(b'GET DATA "%s" 5000 1' % MENU_PROMPT.encode())
+            elif step == 4:
                 digits = line[len(b"200 result="):].split(b" ", 1)[0].decode()
                 self.sendLine(b'EXEC Dial "%s,%d,%s"' % (
                     route(digits).encode(), DIAL_TIMEOUT, DIAL_OPTIONS.encode()))
-            elif step == 4:
-                self.sendLine(b'GET VARIABLE "DIALSTATUS"')
             elif step == 5:
-                self.sendLine(b'GET VARIABLE "ANSWEREDTIME"')
+                self.sendLine(b'GET VARIABLE "DIALSTATUS"')
             elif step == 6:
-                self.sendLine(b'SET VARIABLE "SWITCHBOARD_RESULT" "OK"')
+                self.sendLine(b'GET VARIABLE "ANSWEREDTIME"')
             elif step == 7:
+                self.sendLine(b'SET VARIABLE "SWITCHBOARD_RESULT" "OK"')
+            elif step == 8:
                 self.sendLine(b"HANGUP")
             else:
                 self.transport.loseConnection()
@@ -109,7 +113,8 @@ def raw_protocol():
 #: row (tests/test_bench_servers.py checks it).
 RECORDED_DESTINATION = "居委会"
 RECORDED_PATH = (
-    "menu main (主菜单): prompt vm-enter-num-to-call",
+    'menu main (主菜单): prompt say "居委会请按1，社区卫生服务中心请按2，社区警务室请按3，物业和便民服务请按4，'
+    '停水停电通知请按9，人工服务请按0。知道科室号码的，请直接拨号。" (zh), else vm-enter-num-to-call',
     "pressed 1: option 1 -> 居委会 [committee]",
     "居委会 [committee]: open: Tuesday 2026-11-24, 08:30-12:00",
     "社区值班电话 [duty]: open (no hours set)",
@@ -141,7 +146,7 @@ def raw_recording_protocol(call_log):
             self.target = None
 
         def lineReceived(self, line):
-            if self.step == 2 and line.startswith(b"200 result="):  # GET DATA's digits
+            if self.step == 3 and line.startswith(b"200 result="):  # GET DATA's digits
                 self.target = route(line[len(b"200 result="):].split(b" ", 1)[0].decode())
             super().lineReceived(line)
 
@@ -202,6 +207,7 @@ def pyst2_server(port):
             try:
                 agi = SocketAGI(stdin, stdout, debug)
                 agi.answer()
+                agi.set_variable("CHANNEL(language)", LANGUAGE)
                 agi.stream_file(GREETING, KEYS)
                 target = route(agi.get_data(MENU_PROMPT, 5000, 1))
                 agi.appexec("Dial", f"{target},{DIAL_TIMEOUT},{DIAL_OPTIONS}")

@@ -28,7 +28,7 @@ SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
-        "hotline_number", "households", "journal"}
+        "hotline_number", "households", "journal", "speech"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,16 @@ class AMISettings:
 
 
 @dataclass(frozen=True)
+class SpeechSettings:
+    """Where rendered prompts go (Asterisk's sounds folder), in which voice and rate."""
+
+    sounds_dir: str = "/usr/share/asterisk/sounds"
+    subdir: str = "switchboard-tts"
+    voice: str = "zh"
+    rate: int = 8000
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything switchboard.yaml says, checked."""
 
@@ -76,6 +86,7 @@ class Settings:
     #: The folder of the local journals (alarms, call records) that keep
     #: what the database has not taken yet.
     journal: str = ""
+    speech: SpeechSettings = SpeechSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -172,11 +183,35 @@ def load(path: str, environ=None) -> Settings:
         journal = os.path.join(os.path.dirname(database[len("sqlite:///"):]), "journal")
     else:
         journal = resolve("../var/journal")
+    speech = _speech(check, data, resolve)
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
                     alarm=alarm, hotline_number=hotline,
-                    households=resolve(households) if households else None, journal=journal)
+                    households=resolve(households) if households else None, journal=journal,
+                    speech=speech)
+
+
+def _speech(check, data, resolve) -> SpeechSettings:
+    """C{speech: {sounds_dir, subdir, voice, rate}}: prompts rendered from text."""
+    m = check.mapping(data.get("speech", yamlconf.LocatedDict()), "speech", data.where("speech"),
+                      allowed={"sounds_dir", "subdir", "voice", "rate"})
+    default = SpeechSettings()
+    rate = check.typed(m, "rate", int, "speech.rate", default.rate)
+    if rate not in (8000, 16000):
+        check.add(_where(m, "rate"), "speech.rate", f"{rate} Hz is not played as signed linear",
+                  "8000 or 16000")
+        rate = default.rate
+    subdir = check.typed(m, "subdir", str, "speech.subdir", default.subdir)
+    if not subdir or "/" in subdir.strip("/") or subdir in (".", ".."):
+        check.add(_where(m, "subdir"), "speech.subdir", f"{subdir!r} is not one folder name",
+                  "e.g. switchboard-tts")
+        subdir = default.subdir
+    return SpeechSettings(
+        sounds_dir=resolve(check.typed(m, "sounds_dir", str, "speech.sounds_dir",
+                                       default.sounds_dir)),
+        subdir=subdir.strip("/"), voice=check.typed(m, "voice", str, "speech.voice",
+                                                    default.voice), rate=rate)
 
 
 def _ami_secret(ami_data, path, environ, check, resolve) -> tuple[str, str]:

@@ -27,6 +27,7 @@ PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 #: The hotline's exchange for call 7 of the load (bench/agi_load.py).
 EXCHANGE = [
     b"ANSWER",
+    b'SET VARIABLE "CHANNEL(language)" "zh"',
     b'STREAM FILE "hello-world" "0123456789*#"',
     b'GET DATA "vm-enter-num-to-call" 5000 1',
     b'EXEC Dial "PJSIP/87650001&PJSIP/87650002,20,g"',

@@ -13,6 +13,10 @@ from tests.test_agi_support import Connection, environment
 from tests.test_hotline_support import DIALER, SHANGHAI, Recorder, Store, routing, seconds
 
 
+# The routing gives the hotline no language: Mandarin.
+LANGUAGE = (b'SET VARIABLE "CHANNEL(language)" "zh"\n', "200 result=1")
+
+
 class AsteriskSideTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
@@ -32,6 +36,7 @@ class AsteriskSideTests(SynchronousTestCase):
     def test_digit_dial_answered(self):
         self.converse([
             (b"ANSWER\n", "200 result=0"),
+            LANGUAGE,
             (b'STREAM FILE "hello" "0123456789*#"\n', "200 result=0 endpos=8000"),
             (b'GET DATA "main-menu" 5000 1\n', "200 result=1"),
             (b'EXEC Dial "PJSIP/87650011,20,g"\n', "200 result=0"),
@@ -50,6 +55,7 @@ class AsteriskSideTests(SynchronousTestCase):
         # handler's question about DIALSTATUS is already on its way.
         self.converse([
             (b"ANSWER\n", "200 result=0"),
+            LANGUAGE,
             (b'STREAM FILE "hello" "0123456789*#"\n', "200 result=0 endpos=8000"),
             (b'GET DATA "main-menu" 5000 1\n', "200 result=1"),
             (b'EXEC Dial "PJSIP/87650011,20,g"\n', "200 result=-1"),
@@ -62,6 +68,7 @@ class AsteriskSideTests(SynchronousTestCase):
     def test_caller_hangs_up_in_the_menu(self):
         self.converse([
             (b"ANSWER\n", "200 result=0"),
+            LANGUAGE,
             (b'STREAM FILE "hello" "0123456789*#"\n', "200 result=0 endpos=8000"),
             (b'GET DATA "main-menu" 5000 1\n', "HANGUP", "200 result=-1"),
         ])
@@ -71,6 +78,7 @@ class AsteriskSideTests(SynchronousTestCase):
     def test_busy_then_voicemail(self):
         self.converse([
             (b"ANSWER\n", "200 result=0"),
+            LANGUAGE,
             (b'STREAM FILE "hello" "0123456789*#"\n', "200 result=49 endpos=100"),  # "1"
             (b'EXEC Dial "PJSIP/87650011,20,g"\n', "200 result=0"),
             (b'GET VARIABLE "DIALSTATUS"\n', "200 result=1 (BUSY)"),

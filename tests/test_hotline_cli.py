@@ -21,10 +21,20 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(PROJECT, "config", "routing.yaml")
 
 
+def fake_speech(version="fake 1.0"):
+    """The real renderer with an engine that never runs (C{None}: not installed)."""
+    import tempfile
+    from twisted.internet import task
+    from switchboard.speech import Speech
+    from tests.test_speech_render import FakeEngine
+    return Speech(tempfile.gettempdir(), engine=FakeEngine(version), reactor=task.Clock())
+
+
 class Context:
     """What switchboard.cli.Context offers a subcommand."""
 
-    def __init__(self, routing=SAMPLE, database=None, today=date(2026, 6, 1)):
+    def __init__(self, routing=SAMPLE, database=None, today=date(2026, 6, 1), speech=None):
+        self.speech = speech if speech is not None else fake_speech()
         self.settings = SimpleNamespace(routing=routing,
                                         trunks={"default": "PJSIP/{number}",
                                                 "outside": "PJSIP/{number}@trunk"})
@@ -75,13 +85,14 @@ def test_check_good_file():
     assert run(context, "check") == 0
     assert context.output() == (
         f"{SAMPLE}: OK: 2 hotline number(s), 2 menu(s), 14 destination(s), 6 direct-dial "
-        "code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s)\n")
+        "code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s), 10 text prompt(s)\n")
 
 
 def test_check_notes_holidays_not_yet_listed():
     """From November, next year's holidays are due; in the new year, that year's."""
     summary = (f"{SAMPLE}: OK: 2 hotline number(s), 2 menu(s), 14 destination(s), 6 "
-               "direct-dial code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s)")
+               "direct-dial code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s), "
+               "10 text prompt(s)")
     for today, years in ((date(2026, 11, 23), "2027"), (date(2027, 11, 1), "2027, 2028")):
         context = Context(today=today)
         assert run(context, "check") == 0
@@ -115,14 +126,18 @@ def test_route_prints_the_decision():
                "--caller", "87650001") == 0
     assert context.output().splitlines() == [
         "call at 2026-10-01 21:30 (Thursday, Asia/Shanghai) from +8659187650001",
-        "  menu main (主菜单): prompt vm-enter-num-to-call",
+        '  greeting: say "您好，这里是榕荫社区服务热线。" (zh), else hello-world',
+        '  menu main (主菜单): prompt say "居委会请按1，社区卫生服务中心请按2，社区警务室请按3，'
+        '物业和便民服务请按4，停水停电通知请按9，人工服务请按0。知道科室号码的，请直接拨号。" (zh), '
+        "else vm-enter-num-to-call",
         "  pressed 2: option 2 -> 社区卫生服务中心 [health]",
         "  社区卫生服务中心 [health]: closed at 21:30: Thursday 2026-10-01 is a holiday (国庆节) "
         "with holiday hours, open 08:30-11:30",
         "  社区卫生服务中心 [health] is closed -> its closed destination 卫生服务中心下班通知 "
         "[health_closed]",
         "plan:",
-        "  1. announcement 卫生服务中心下班通知 [health_closed]: play vm-nobodyavail, then hang up"
+        '  1. announcement 卫生服务中心下班通知 [health_closed]: play say "社区卫生服务中心已经下班。'
+        '急症请拨打幺二零。" (zh), else vm-nobodyavail, then hang up'
         "   [社区卫生服务中心 [health] is closed]",
     ]
 
@@ -212,3 +227,37 @@ def test_calls_when_there_are_none(tmp_path):
     assert run(context, "calls") == 0
     assert context.output() == "no hotline calls recorded\n"
     database.close()
+
+
+def test_check_locates_text_that_cannot_be_spoken(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(ROUTING.replace("prompt: sub-menu", 'prompt: {say: "请按☎键", voice: zh}')
+                    .replace("greeting: hello,", "greeting: {say: hi, voice: xx},"),
+                    encoding="utf-8")
+    context = Context()
+    assert run(context, "check", str(path)) == 1
+    out = context.output().splitlines()
+    assert out[0].startswith(f"{path}:1:47: hotline.greeting.say: unknown voice 'xx'")
+    assert out[1].startswith(f"{path}:15:19: menus.sub.prompt.say: voice 'zh' cannot speak ")
+    assert "☎" in out[1] and "at character 3" in out[1]
+    assert out[2:] == [f"{path}: 2 problem(s), not valid"]
+
+
+def test_check_without_the_speech_engine_names_each_text_prompt(tmp_path):
+    context = Context(speech=fake_speech(version=None))
+    assert run(context, "check") == 1
+    out = context.output().splitlines()
+    assert len(out) == 11
+    assert out[0] == (f"{SAMPLE}:59:13: hotline.greeting: text cannot be rendered here "
+                      "(fake-engine is not installed): callers would hear hello-world")
+    assert out[-1] == (f"{SAMPLE}: 10 text prompt(s) cannot be spoken: install the speech "
+                       "engine (see the README)")
+
+
+def test_route_shows_the_text_of_retry_and_sorry_prompts(tmp_path):
+    context = Context()
+    assert run(context, "route", "--at", "2026-10-08 10:00", "--digits", "7") == 0
+    out = context.output()
+    assert '  plays say "对不起，没有这个选项。" (zh), else pm-invalid-option, then menu main ' \
+           "again\n" in out
+    assert '  plays say "没有听到您按键。" (zh), then menu main again\n' in out

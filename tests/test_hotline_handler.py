@@ -32,6 +32,7 @@ from tests.test_hotline_support import (
 R = routing()
 THURSDAY = "2026-10-08 10:00"
 OK = ("set_variable", "SWITCHBOARD_RESULT", "OK")
+LANGUAGE = ("set_variable", "CHANNEL(language)", "zh")
 
 
 class HandlerTests(SynchronousTestCase):
@@ -58,6 +59,7 @@ class HandlerTests(SynchronousTestCase):
         self.successResultOf(self.serve(session))
         self.assertEqual(session.commands, [
             ("answer",),
+            LANGUAGE,
             ("stream_file", "hello", KEYS),
             ("get_data", "main-menu", 5000, 1),
             ("exec_", "Dial", "PJSIP/87650011", 20, "g"),
@@ -95,7 +97,7 @@ class HandlerTests(SynchronousTestCase):
     def test_closed_goes_to_the_closed_destination(self):
         session = FakeSession(get_data=["1"])
         self.successResultOf(self.serve(session, "2026-10-08 21:30"))
-        self.assertEqual(session.commands[2:], [
+        self.assertEqual(session.commands[3:], [
             ("get_data", "main-menu", 5000, 1),
             ("stream_file", "health-closed", ""),
             OK,
@@ -112,7 +114,7 @@ class HandlerTests(SynchronousTestCase):
     def test_wrong_keys_retry_then_fallback(self):
         session = FakeSession(get_data=["9", "7", "9"], variables={"DIALSTATUS": ["ANSWER"]})
         self.successResultOf(self.serve(session))
-        self.assertEqual(session.commands[2:8], [
+        self.assertEqual(session.commands[3:9], [
             ("get_data", "main-menu", 5000, 1),
             ("stream_file", "pm-invalid-option", KEYS),
             ("get_data", "main-menu", 5000, 1),

@@ -58,8 +58,10 @@ class TestMenus:
 
     def test_wrong_keys_then_fallback(self):
         d = decide("979")
-        assert d.trail[1:5] == ("pressed 9: not an option of menu main",
+        assert d.trail[1:7] == ("pressed 9: not an option of menu main",
+                                "plays pm-invalid-option, then menu main again",
                                 "pressed 7: not an option of menu main",
+                                "plays pm-invalid-option, then menu main again",
                                 "pressed 9: not an option of menu main",
                                 "3 failed entries: fallback -> 总机 [operator]")
         assert actions(d) == [("ring", "operator")]
@@ -158,6 +160,7 @@ class TestOverflow:
         text = decide("2", caller="87650001").explain()
         assert text.splitlines() == [
             "call at 2026-10-08 10:00 (Thursday, Asia/Shanghai) from +8659187650001",
+            "  greeting: hello",
             "  menu main (主菜单): prompt main-menu",
             "  pressed 2: option 2 -> 居委会 [committee]",
             "  居委会 [committee]: open (no hours set)",
@@ -167,7 +170,7 @@ class TestOverflow:
             "   [chosen]",
             "  2. if nobody answered: ring 总机 [operator]: +8659187650100 (20 s)"
             "   [overflow of 居委会 [committee]]",
-            "  3. if nobody answered: play the sorry prompt and hang up",
+            "  3. if nobody answered: play the sorry prompt (please-try-call-later) and hang up",
         ]
 
     def test_explain_service_and_hunt(self):

@@ -67,7 +67,7 @@ class TestSample:
         assert r.destinations["police"].overflow == ("voicemail",)
         assert r.destinations["operator"].overflow == ()
         assert r.menus["main"].operator == "operator" and r.menus["main"].fallback == "operator"
-        assert r.menus["main"].invalid_prompt == "pm-invalid-option"
+        assert r.menus["main"].invalid_prompt.sound == "pm-invalid-option"
         assert r.destinations["sub"].kind == MENU  # a menu named in options
 
     def test_many_problems_reported_together(self):
@@ -536,4 +536,4 @@ def test_two_thousand_destinations_validate_quickly():
 
 
 def test_routing_constant_validates():
-    assert routing(ROUTING).hotline.greeting == "hello"
+    assert routing(ROUTING).hotline.greeting.sound == "hello"

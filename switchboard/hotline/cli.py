@@ -40,8 +40,21 @@ def register(subparsers) -> None:
     calls.set_defaults(handler=calls_command)
 
 
-def _load(path, context):
-    return schema.load(path, context.numbers, trunks=tuple(context.settings.trunks))
+def _load(path, context, speech=None):
+    return schema.load(path, context.numbers, trunks=tuple(context.settings.trunks),
+                       speech=speech)
+
+
+def _speech(context):
+    """
+    The context's C{speech} if it has one (tests), else the service's, made
+    from its settings (quietly L{None} when it cannot be made).
+    """
+    if hasattr(context, "speech"):
+        return context.speech
+    from twisted.logger import Logger
+    from switchboard.hotline.feature import make_speech
+    return make_speech(context.settings, log=Logger(observer=lambda event: None))
 
 
 def _out(context):
@@ -58,11 +71,22 @@ def _refused(error: ConfigError, path: str, verdict: str, out) -> int:
 def check_command(args, context) -> int:
     out = _out(context)
     path = args.file or context.settings.routing
+    speech = _speech(context)
     try:
-        routing = _load(path, context)
+        routing = _load(path, context, speech)
     except ConfigError as e:
         return _refused(e, path, ", not valid", out)
-    print(f"{path}: OK: {routing.summary()}", file=out)
+    texts = routing.texts()
+    if texts and (speech is None or not speech.available):
+        why = speech.unavailable_reason if speech is not None else "no speech engine"
+        for prompt in texts.values():
+            print(f"{prompt.where}: text cannot be rendered here ({why}): callers would "
+                  f"hear {prompt.sound or prompt.fallback or 'nothing'}", file=out)
+        print(f"{path}: {len(texts)} text prompt(s) cannot be spoken: install the speech "
+              "engine (see the README)", file=out)
+        return 1
+    print(f"{path}: OK: {routing.summary()}" + (f", {len(texts)} text prompt(s)" if texts
+                                                else ""), file=out)
     missing = routing.calendar.missing_years(context.today())
     if missing:
         print(f"{path}: note: {missing_holidays_notice(missing)}", file=out)

@@ -25,22 +25,53 @@ CALL_LOG_DELAY = 0.2
 CALENDAR_CHECK_EVERY = 24 * 3600.0
 
 
+def make_speech(settings, reactor=None, *, log=None):
+    """
+    The L{switchboard.speech.Speech} of C{settings.speech}, or L{None}
+    (logged) when it cannot be made: text prompts then play their fallback
+    sounds. Menus are public, so their renderings are readable by all
+    (Asterisk reads them as its own user).
+    """
+    config = getattr(settings, "speech", None)
+    if config is None:
+        return None
+    from switchboard.speech import Speech
+    try:
+        speech = Speech(config.sounds_dir, subdir=config.subdir, default_voice=config.voice,
+                        rate=config.rate, reactor=reactor, mode=0o644)
+    except Exception as e:
+        (log or HotlineFeature.log).error(
+            "speech: {error}: text prompts play their fallback sounds", error=e)
+        return None
+    if not speech.available:
+        (log or HotlineFeature.log).warn(
+            "speech: {why}: text prompts play their fallback sounds",
+            why=speech.unavailable_reason)
+    return speech
+
+
 class HotlineFeature:
     """Serves AGI script C{hotline} from the routing file, reloading it when it changes."""
 
     log = Logger()
 
-    def __init__(self, settings, database, *, reactor=None):
+    def __init__(self, settings, database, *, reactor=None, speech=None):
+        """
+        @param speech: a L{switchboard.speech.Speech} for the text prompts;
+            by default one made from C{settings.speech} (L{make_speech}).
+        """
         if reactor is None:
             from twisted.internet import reactor
         self.settings = settings
         self.clock = reactor
+        self.speech = speech if speech is not None else make_speech(settings, reactor)
         self.store = RoutingStore(settings.routing, settings.numbers,
-                                  trunks=settings.trunks.keys(), reactor=reactor)
+                                  trunks=settings.trunks.keys(), reactor=reactor,
+                                  speech=self.speech)
         journal = Journal(settings.journal, "calls") if getattr(settings, "journal", "") else None
         self.call_log = CallLog(database, journal, delay=CALL_LOG_DELAY, clock=reactor)
         self.handler = HotlineHandler(self.store, settings.dialer, self.call_log, settings.tz,
-                                      clock=reactor)
+                                      clock=reactor, speech=self.speech)
         self.handlers = {"hotline": self.handler}
         self.watched = (settings.routing,)
         self._calendar_check = task.LoopingCall(self.check_calendar)

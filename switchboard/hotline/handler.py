@@ -8,6 +8,12 @@ Menus and plans come from L{switchboard.routing.router}, so a call does
 exactly what C{switchboard route} shows. Audio is sound file names only;
 the UTF-8 labels go to the log and the call record.
 
+A prompt written as text plays its rendering when there is one (see
+L{switchboard.speech.Speech.play_list}: a lookup, never a rendering, so
+no caller waits for the speech engine), else its stock fallback sound.
+The call's language (C{CHANNEL(language)}, for Asterisk's own sounds and
+digits) is the one the routing gives the dialled hotline number.
+
 Outcomes: a caller who hangs up is normal (the record says C{abandoned},
 or what they had reached). An internal error is not allowed to drop a
 live caller: the handler tries the operator's plan before giving up, and
@@ -56,11 +62,14 @@ class HotlineHandler:
     @param clock: provides C{seconds()}; the reactor by default.
     @param dial_options: options of C{Dial()}; C{g} hands the caller back
         when the called party hangs up, so the call ends as handled.
+    @param speech: a L{switchboard.speech.Speech} (its C{play_list}) for
+        text prompts; L{None}: they play their fallback sounds.
     """
 
     log = Logger()
 
-    def __init__(self, store, dialer, call_log, tz, clock=None, *, dial_options: str = "g"):
+    def __init__(self, store, dialer, call_log, tz, clock=None, *, dial_options: str = "g",
+                 speech=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
@@ -70,6 +79,7 @@ class HotlineHandler:
         self.tz = tz
         self.clock = clock
         self.dial_options = dial_options
+        self.speech = speech
 
     def __call__(self, session) -> defer.Deferred:
         return defer.ensureDeferred(self.handle(session))
@@ -91,6 +101,9 @@ class HotlineHandler:
             if routing is None:
                 raise RuntimeError("no routing is loaded")
             await session.answer()
+            language = routing.hotline.language_of(
+                call.hotline, self.numbers.try_normalise(call.hotline or ""))
+            await session.set_variable("CHANNEL(language)", language)
             await self._serve(session, routing, call)
             await self._done(session, call)
         except AGIHangup:
@@ -120,7 +133,7 @@ class HotlineHandler:
         walk = MenuWalk(routing, call.path)
         pending = ""
         if routing.hotline.greeting:
-            pending = (await session.stream_file(routing.hotline.greeting, KEYS)) or ""
+            pending = await self._play(session, routing.hotline.greeting, KEYS)
         destination = await self._ask(session, walk, pending)
         while True:
             steps = plan(routing, destination, self._local(routing), call.path)
@@ -140,7 +153,7 @@ class HotlineHandler:
         """Offer the current menu until an entry selects a destination."""
         while True:
             menu = walk.menu
-            entry = pending or (await session.get_data(menu.prompt, int(menu.timeout * 1000), 1))
+            entry = pending or (await self._ask_once(session, menu))
             entry, pending = entry or "", ""
             while entry and walk.entry_state(entry) == "more":
                 key = await session.wait_for_digit(int(menu.digit_timeout * 1000))
@@ -151,7 +164,43 @@ class HotlineHandler:
             if not choice.retry:
                 return choice.destination
             if choice.prompt:
-                pending = (await session.stream_file(choice.prompt, KEYS)) or ""
+                pending = await self._play(session, choice.prompt, KEYS)
+
+    def sounds(self, prompt) -> list:
+        """
+        The sound names to play for C{prompt} now: its recording, else its
+        text's rendering, else its stock fallback ([] for nothing).
+        """
+        if prompt is None:
+            return []
+        if self.speech is not None:
+            try:
+                names = self.speech.play_list(prompt)
+            except Exception:
+                self.log.failure("hotline: prompt {prompt} not looked up", prompt=prompt.where)
+                names = []
+            if names:
+                return list(names)
+        if prompt.sound:
+            return [prompt.sound]
+        return [prompt.fallback] if prompt.fallback else []
+
+    async def _play(self, session, prompt, escape="") -> str:
+        """Play C{prompt}; fire with the key that interrupted it, or C{""}."""
+        for name in self.sounds(prompt):
+            key = await session.stream_file(name, escape)
+            if key:
+                return key
+        return ""
+
+    async def _ask_once(self, session, menu) -> str:
+        """Play the menu's prompt and read the first key of an entry."""
+        names = self.sounds(menu.prompt) or ["beep"]
+        for name in names[:-1]:
+            key = await session.stream_file(name, KEYS)
+            if key:
+                return key
+        return (await session.get_data(names[-1], int(menu.timeout * 1000), 1)) or ""
 
     async def _run(self, session, routing, steps, call, menus=True):
         """
@@ -180,7 +229,7 @@ class HotlineHandler:
             if step.action == ANNOUNCEMENT:
                 call.outcome = ANNOUNCEMENT
                 call.path.append(f"announcement {dest.sound}")
-                await session.stream_file(dest.sound)
+                await self._play(session, dest.sound)
                 return None
             if menus:
                 return step
@@ -188,7 +237,7 @@ class HotlineHandler:
             break
         call.path.append(f"nobody could take the call: {routing.hotline.sorry}")
         call.outcome = _OUTCOME.get(status, FAILED)
-        await session.stream_file(routing.hotline.sorry)
+        await self._play(session, routing.hotline.sorry)
         return None
 
     async def _ring(self, session, dest, call):

@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from switchboard.dialing import is_channel
 from switchboard.numbers import InvalidNumber, NumberPlan
+from switchboard.routing.model import DEFAULT_LANGUAGE, HotlinePrompt
 from switchboard.routing.schedule import DAY_NAMES, Hours, TimeRange, parse_days
 from switchboard.yamlconf import Checker, LocatedDict, LocatedList, _suggest
 
@@ -22,6 +23,13 @@ NUMBER_HINT = ("write it like 0591-87654321, 87654321, +86 591 8765 4321, a mobi
                "13812345678, or a channel like PJSIP/front-desk")
 RANGE_HINT = "write HH:MM-HH:MM, e.g. 08:30-12:00; 22:00-06:00 runs past midnight"
 DATE_HINT = "write YYYY-MM-DD, e.g. 2026-10-01"
+PROMPT_KEYS = ("sound", "say", "voice", "fallback")
+PROMPT_HINT = ('a sound name such as hotline/welcome, or text: {say: "您好，这里是社区服务热线。"} '
+               "(with sound: for a recording that wins, fallback: for the stock sound "
+               "played until the text is rendered)")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{1,8})?")
+LANGUAGE_HINT = "a language code such as zh or en"
+_CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f]) | (?=[^\x00-\x7f])")
 
 
 def where(container, key):
@@ -49,9 +57,15 @@ def as_list(value):
 class Reader:
     """Typed access to located YAML values, collecting problems in C{check}."""
 
-    def __init__(self, check: Checker, numbers: NumberPlan):
+    def __init__(self, check: Checker, numbers: NumberPlan, speech=None):
+        """
+        @param speech: what says whether a text prompt can be rendered (its
+            C{problems(text, voice)}); L{None}: text is not checked for that.
+        """
         self.check = check
         self.numbers = numbers
+        self.speech = speech
+        self.language = DEFAULT_LANGUAGE  # the voice of text prompts that name none
         self._hours: dict = {}  # identical hours written again parse once
 
     def add(self, location, key, message, hint=""):
@@ -97,16 +111,64 @@ class Reader:
                 out.append((name, location, item_path))
         return out
 
-    def sound(self, mapping, key, path, default=None):
+    def sound(self, mapping, key, path, default=None, *, fallback=None):
+        """
+        A prompt (L{HotlinePrompt}): a sound name, or a mapping with text to
+        C{say}, a recording (C{sound}), the C{voice} of the text and the stock
+        C{fallback} sound. C{default} (a sound name) when the key is absent;
+        C{fallback} is the stock sound of a text prompt that names none.
+        """
+        if key not in mapping:
+            return HotlinePrompt(sound=default) if default else None
+        value, location = mapping[key], where(mapping, key)
+        here = f"{location}: {path}" if location else path
+        if isinstance(value, dict):
+            return self._spoken(value, location, path, here, fallback)
+        if not isinstance(value, str) or not value.strip():
+            self.add(location, path, f"must be a sound name or text to say, not {_kind(value)}",
+                     PROMPT_HINT)
+            return HotlinePrompt(sound=default) if default else None
+        return HotlinePrompt(sound=self.sound_name(value.strip(), location, path), where=here)
+
+    def sound_name(self, value: str, location, path) -> str:
+        if value.lower().endswith(_SOUND_EXTENSIONS):
+            self.add(location, path, f"sound '{value}' has a file extension",
+                     f"write '{value.rsplit('.', 1)[0]}': Asterisk picks the format")
+        elif not _SOUND.fullmatch(value) or ".." in value:
+            self.add(location, path, f"'{value}' is not a sound file name",
+                     "letters, digits, _ - . and / only, e.g. hotline/welcome")
+        return value
+
+    def _spoken(self, value, location, path, here, fallback):
+        m = self.check.mapping(value, path, location, allowed=PROMPT_KEYS)
+        sound = self.text(m, "sound", f"{path}.sound")
+        if sound is not None:
+            sound = self.sound_name(sound, m.where("sound"), f"{path}.sound")
+        stock = self.text(m, "fallback", f"{path}.fallback")
+        if stock is not None:
+            stock = self.sound_name(stock, m.where("fallback"), f"{path}.fallback")
+        text = self.text(m, "say", f"{path}.say")
+        if text is not None:  # a folded line break is no pause; Chinese has no spaces
+            text = _CJK_SPACE.sub("", " ".join(text.split()))
+        voice = self.language_code(m, "voice", f"{path}.voice", self.language)
+        if sound is None and text is None:
+            if "sound" not in m and "say" not in m:
+                self.add(location, path, "a prompt needs a sound or text to say", PROMPT_HINT)
+            return None
+        if text is not None and self.speech is not None:
+            for problem in self.speech.problems(text, voice):
+                self.add(m.where("say"), f"{path}.say", problem)
+        return HotlinePrompt(sound=sound, text=text, voice=voice if text else None,
+                             fallback=stock or (fallback if text else None), where=here)
+
+    def language_code(self, mapping, key, path, default):
+        """A language (voice) code such as C{zh} or C{en}."""
         value = self.text(mapping, key, path)
         if value is None:
             return default
-        if value.lower().endswith(_SOUND_EXTENSIONS):
-            self.add(where(mapping, key), path, f"sound '{value}' has a file extension",
-                     f"write '{value.rsplit('.', 1)[0]}': Asterisk picks the format")
-        elif not _SOUND.fullmatch(value) or ".." in value:
-            self.add(where(mapping, key), path, f"'{value}' is not a sound file name",
-                     "letters, digits, _ - . and / only, e.g. hotline/welcome")
+        if not _LANGUAGE.fullmatch(value):
+            self.add(where(mapping, key), path, f"'{value}' is not a language", LANGUAGE_HINT)
+            return default
         return value
 
     def whole(self, mapping, key, path, default, low, high):

@@ -38,6 +38,51 @@ STRATEGIES = (RING_ALL, HUNT)
 # Keys a caller can press as one menu option.
 OPTION_KEYS = "0123456789*#"
 
+#: The language of a hotline whose file names none (CHANNEL(language), and
+#: the voice of text prompts that name no voice).
+DEFAULT_LANGUAGE = "zh"
+
+
+@dataclass(frozen=True)
+class HotlinePrompt:
+    """
+    A prompt of the routing file: a recording (C{sound}), text to say
+    (C{text} in C{voice}), or both, and the stock C{fallback} sound played
+    when neither a recording nor a rendering of the text is there (the
+    engine missing, the text not rendered yet).
+
+    The first three fields are those of L{switchboard.speech.Prompt}, so
+    that C{Speech.play_list} takes it as one; it is not a subclass because
+    the speech package brings in Twisted, which the child process that
+    parses routing files does without (L{switchboard.routing.child}).
+
+    @ivar where: C{file:line:column} of the prompt and its key path, for
+        the log when its text cannot be rendered.
+    """
+
+    sound: Optional[str] = None
+    text: Optional[str] = None
+    voice: Optional[str] = None
+    fallback: Optional[str] = None
+    where: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        """The prompt for people (C{switchboard route}, call records)."""
+        parts = [self.sound] if self.sound else []
+        if self.text:
+            parts.append(f'say "{self.text}" ({self.voice or DEFAULT_LANGUAGE})')
+        if self.fallback:
+            parts.append(self.fallback)
+        return ", else ".join(parts) or "nothing"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def sound_prompt(name: Optional[str]) -> Optional[HotlinePrompt]:
+    """A prompt that is just the recording C{name} (L{None} for none)."""
+    return HotlinePrompt(sound=name) if name else None
+
 
 class FrozenMapping(Mapping):
     """A read-only mapping that pickles (a routing crosses a process boundary)."""
@@ -102,7 +147,7 @@ class Destination:
     trunk: str = "default"
     mailbox: Optional[str] = None
     voicemail_options: str = "u"
-    sound: Optional[str] = None
+    sound: Optional[HotlinePrompt] = None
     menu: Optional[str] = None
     hours: Optional[Hours] = None
     closed: Optional[str] = None
@@ -133,15 +178,15 @@ class Menu:
 
     name: str
     label: str
-    prompt: str
+    prompt: HotlinePrompt
     options: Mapping = field(default_factory=lambda: frozen_mapping({}))
     operator: Optional[str] = None
     direct_dial: bool = True
     timeout: float = 5.0
     digit_timeout: float = 3.0
     retries: int = 2
-    invalid_prompt: Optional[str] = None
-    timeout_prompt: Optional[str] = None
+    invalid_prompt: Optional[HotlinePrompt] = None
+    timeout_prompt: Optional[HotlinePrompt] = None
     fallback: str = ""
 
     def lookup(self, entry: str, codes: Mapping) -> tuple[Optional[str], str]:
@@ -168,13 +213,28 @@ class Menu:
 
 @dataclass(frozen=True)
 class Hotline:
-    """The hotline itself: its numbers, greeting, first menu and operator."""
+    """
+    The hotline itself: its numbers, greeting, first menu and operator.
+
+    @ivar language: the language of its calls (Asterisk's
+        C{CHANNEL(language)}) and the voice of text prompts naming none.
+    @ivar languages: hotline number -> its own language, where it differs.
+    """
 
     numbers: tuple
     menu: str
     operator: str
-    greeting: Optional[str] = None
-    sorry: str = "please-try-call-later"
+    greeting: Optional[HotlinePrompt] = None
+    sorry: HotlinePrompt = HotlinePrompt(sound="please-try-call-later")
+    language: str = DEFAULT_LANGUAGE
+    languages: Mapping = field(default_factory=lambda: frozen_mapping({}))
+
+    def language_of(self, *dialled) -> str:
+        """The language of a call to the first of C{dialled} that is a hotline number."""
+        for number in dialled:
+            if number in self.languages:
+                return self.languages[number]
+        return self.language
 
 
 @dataclass(frozen=True)
@@ -198,6 +258,22 @@ class Routing:
 
     def destination(self, name: str) -> Destination:
         return self.destinations[name]
+
+    def prompts(self):
+        """Every prompt of the file (for rendering the text ones)."""
+        yield from (self.hotline.greeting, self.hotline.sorry)
+        for menu in self.menus.values():
+            yield from (menu.prompt, menu.invalid_prompt, menu.timeout_prompt)
+        for destination in self.destinations.values():
+            yield destination.sound
+
+    def texts(self) -> dict:
+        """(text, voice) -> the first prompt saying it, for each text prompt."""
+        texts: dict = {}
+        for prompt in self.prompts():
+            if prompt is not None and prompt.text:
+                texts.setdefault((prompt.text, prompt.voice), prompt)
+        return texts
 
     def summary(self) -> str:
         """A one-line account for logs and C{switchboard check}."""

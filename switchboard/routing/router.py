@@ -60,7 +60,7 @@ class Choice:
     """What a menu entry led to: a destination, or the menu again."""
 
     destination: Optional[Destination] = None
-    prompt: Optional[str] = None  # to play before offering the menu again
+    prompt: Optional[object] = None  # a HotlinePrompt to play before offering the menu again
 
     @property
     def retry(self) -> bool:
@@ -115,6 +115,8 @@ class MenuWalk:
             dest = dests[menu.fallback]
             self.trail.append(f"{self.failures} failed entries: fallback -> {dest}")
             return Choice(dest)
+        if prompt is not None:
+            self.trail.append(f"plays {prompt}, then menu {menu.name} again")
         return Choice(None, prompt)
 
 
@@ -182,13 +184,19 @@ class Decision:
     steps: tuple
     trail: tuple
     unused: str = ""
+    greeting: object = None  # the hotline's greeting and sorry prompts
+    sorry: object = None
 
     def explain(self) -> str:
         """The decision for people: the trail, then the numbered plan."""
         zone = getattr(self.at.tzinfo, "key", None) or str(self.at.tzinfo)
         lines = [f"call at {self.at:%Y-%m-%d %H:%M} ({self.at:%A}, {zone})"
                  + (f" from {self.caller}" if self.caller else "")]
-        lines += [f"  {line}" for line in self.trail]
+        notes = [line for line in self.trail if line.startswith("note:")]
+        lines += [f"  {line}" for line in notes]
+        if self.greeting is not None:
+            lines.append(f"  greeting: {self.greeting}")
+        lines += [f"  {line}" for line in self.trail if line not in notes]
         if self.unused:
             lines.append(f"  keys left over: {self.unused}")
         lines.append("plan:")
@@ -196,8 +204,9 @@ class Decision:
             condition = "" if i == 1 else "if nobody answered: "
             lines.append(f"  {i}. {condition}{step.describe()}   [{step.why}]")
         if not self.steps or self.steps[-1].action == RING:
+            sorry = f" ({self.sorry})" if self.sorry is not None else ""
             lines.append(f"  {len(self.steps) + 1}. if nobody answered: "
-                         "play the sorry prompt and hang up")
+                         f"play the sorry prompt{sorry} and hang up")
         return "\n".join(lines)
 
 
@@ -237,4 +246,5 @@ def route(routing: Routing, at: datetime, digits: str = "", caller: Optional[str
                 continue
         return Decision(at=local, caller=caller, menus=tuple(walk.visited),
                         destination=choice.destination, steps=steps, trail=tuple(trail),
-                        unused="".join(keys))
+                        unused="".join(keys), greeting=routing.hotline.greeting,
+                        sorry=routing.hotline.sorry)

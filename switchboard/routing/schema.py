@@ -19,6 +19,7 @@ from switchboard.routing.dates import CalendarSection
 from switchboard.routing.destinations import DestinationSection
 from switchboard.routing.fields import Reader, as_list, key_where, where
 from switchboard.routing.model import (
+    DEFAULT_LANGUAGE,
     MENU,
     OPTION_KEYS,
     RING_ALL,
@@ -34,9 +35,15 @@ from switchboard.routing.schedule import WEEKDAYS
 from switchboard.yamlconf import Checker, ConfigError, LocatedDict
 
 TOP_KEYS = ("hotline", "timezone", "holidays", "working_days", "defaults", "menus", "destinations")
-HOTLINE_KEYS = ("numbers", "greeting", "menu", "operator", "sorry")
+HOTLINE_KEYS = ("numbers", "greeting", "menu", "operator", "sorry", "language")
+NUMBER_KEYS = ("number", "language")
 DEFAULT_KEYS = ("ring_timeout", "strategy", "overflow", "menu_timeout", "digit_timeout",
                 "retries", "invalid_prompt", "timeout_prompt", "voicemail_context")
+#: The stock sounds a text prompt falls back to until it is rendered, unless
+#: it names its own C{fallback}: the hotline's sorry and invalid-entry
+#: prompts keep theirs; a menu beeps, so that the caller knows to press.
+SORRY = "please-try-call-later"
+MENU_FALLBACK = "beep"
 MENU_KEYS = ("prompt", "label", "options", "operator", "direct_dial", "timeout",
              "digit_timeout", "retries", "invalid_prompt", "timeout_prompt", "fallback")
 
@@ -49,51 +56,54 @@ class Ref:
         self.menus_only, self.no_menu = menus_only, no_menu
 
 
-def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> Routing:
+def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None, speech=None) -> Routing:
     """
     Check the routing file C{path}, whose content is C{raw}.
 
     @raise ConfigError: the file is not UTF-8 or not a valid routing.
     """
-    return loads(yamlconf.decode(raw, path), path, numbers, trunks=trunks)
+    return loads(yamlconf.decode(raw, path), path, numbers, trunks=trunks, speech=speech)
 
 
-def load(path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
+def load(path: str, numbers: NumberPlan, *, trunks=None, speech=None) -> Routing:
     """Read, parse and validate the routing file at C{path}."""
     try:
         data = yamlconf.load(path)
     except ValueError:
         with open(path, encoding="utf-8") as f:
             raise ConfigError(dates.bad_scalars(f.read(), path))
-    return validate(data, path, numbers, trunks=trunks)
+    return validate(data, path, numbers, trunks=trunks, speech=speech)
 
 
-def loads(text: str, path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
+def loads(text: str, path: str, numbers: NumberPlan, *, trunks=None, speech=None) -> Routing:
     """Parse and validate routing YAML given as text (tests, C{check} of stdin)."""
     try:
         data = yamlconf.loads(text, path)
     except ValueError:
         raise ConfigError(dates.bad_scalars(text, path))
-    return validate(data, path, numbers, trunks=trunks)
+    return validate(data, path, numbers, trunks=trunks, speech=speech)
 
 
-def validate(data, path: str, numbers: NumberPlan, *, trunks=None) -> Routing:
+def validate(data, path: str, numbers: NumberPlan, *, trunks=None, speech=None) -> Routing:
     """
     Check a parsed routing document and build the L{Routing}.
 
     @param data: what L{switchboard.yamlconf.load} returned for C{path}.
     @param numbers: the community's L{NumberPlan} (area code for short numbers).
     @param trunks: names of the configured trunks, if known (checked when given).
+    @param speech: a L{switchboard.speech.Speech}: text prompts it cannot
+        render are problems (C{switchboard check}). The server leaves it out:
+        such a prompt plays its fallback, and the store logs why.
     @raise ConfigError: naming every problem found.
     """
-    return _Validator(path, numbers, trunks).run(data)
+    return _Validator(path, numbers, trunks, speech).run(data)
 
 
 class _Validator(CalendarSection, DestinationSection):
-    def __init__(self, path, numbers, trunks):
+    def __init__(self, path, numbers, trunks, speech=None):
         self.path = path
         self.check = Checker()
-        self.read = Reader(self.check, numbers)
+        self.read = Reader(self.check, numbers, speech)
         self.trunks = set(trunks) if trunks is not None else None
         self.refs: list[Ref] = []
         self.destinations: dict = {}
@@ -117,6 +127,10 @@ class _Validator(CalendarSection, DestinationSection):
         data = self.check.mapping(data, "", yamlconf.Location(self.path, 1, 1), allowed=TOP_KEYS,
                                   required=("hotline", "menus", "destinations"))
         tz = self.timezone(data)
+        hotline_data = data.get("hotline")
+        if isinstance(hotline_data, dict):  # the voice of every text prompt naming none
+            self.read.language = self.read.language_code(hotline_data, "language",
+                                                         "hotline.language", DEFAULT_LANGUAGE)
         calendar = self.calendar(data)
         self.defaults(data.get("defaults", LocatedDict()), data.where("defaults"))
         for name, value in self.check.mapping(data.get("destinations", LocatedDict()),
@@ -164,7 +178,7 @@ class _Validator(CalendarSection, DestinationSection):
         self.digit_timeout = r.seconds(m, "digit_timeout", "defaults.digit_timeout", 3.0, 1, 30)
         self.retries = r.whole(m, "retries", "defaults.retries", 2, 0, 10)
         self.invalid_prompt = r.sound(m, "invalid_prompt", "defaults.invalid_prompt",
-                                      "pm-invalid-option")
+                                      "pm-invalid-option", fallback="pm-invalid-option")
         self.timeout_prompt = r.sound(m, "timeout_prompt", "defaults.timeout_prompt")
         self.voicemail_context = r.text(m, "voicemail_context", "defaults.voicemail_context",
                                         "default")
@@ -209,7 +223,7 @@ class _Validator(CalendarSection, DestinationSection):
                                 f"{path}.fallback")
         self.menus[name] = dict(
             name=name, label=r.text(m, "label", f"{path}.label", name),
-            prompt=r.sound(m, "prompt", f"{path}.prompt"),
+            prompt=r.sound(m, "prompt", f"{path}.prompt", fallback=MENU_FALLBACK),
             options=frozen_mapping({k: v for k, v in options.items() if v is not None}),
             operator=operator, fallback=fallback,
             direct_dial=r.flag(m, "direct_dial", f"{path}.direct_dial", True),
@@ -218,20 +232,30 @@ class _Validator(CalendarSection, DestinationSection):
                                     self.digit_timeout, 1, 30),
             retries=r.whole(m, "retries", f"{path}.retries", self.retries, 0, 10),
             invalid_prompt=r.sound(m, "invalid_prompt", f"{path}.invalid_prompt",
-                                   self.invalid_prompt),
-            timeout_prompt=r.sound(m, "timeout_prompt", f"{path}.timeout_prompt",
-                                   self.timeout_prompt))
+                                   fallback="pm-invalid-option") if "invalid_prompt" in m
+            else self.invalid_prompt,
+            timeout_prompt=r.sound(m, "timeout_prompt", f"{path}.timeout_prompt")
+            if "timeout_prompt" in m else self.timeout_prompt)
 
     def hotline(self, value, location) -> Hotline:
         m = self.check.mapping(value, "hotline", location, allowed=HOTLINE_KEYS,
                                required=("menu", "operator"))
         r = self.read
-        numbers = []
+        numbers, languages = [], {}
         raw = m.get("numbers", [])
         items = as_list(raw)
         for i, v in enumerate(items):
             item_path = f"hotline.numbers[{i}]" if isinstance(raw, list) else "hotline.numbers"
             loc = where(items, i) if isinstance(raw, list) else m.where("numbers")
+            language = None
+            if isinstance(v, dict):  # {number: ..., language: en}
+                v = self.check.mapping(v, item_path, loc, allowed=NUMBER_KEYS,
+                                       required=("number",))
+                language = r.language_code(v, "language", f"{item_path}.language", None)
+                if "number" not in v:
+                    continue  # said by the mapping check
+                loc, item_path = v.where("number") or loc, f"{item_path}.number"
+                v = v.get("number")
             text = str(v).strip() if isinstance(v, (str, int)) and not isinstance(v, bool) else ""
             try:
                 numbers.append(r.numbers.normalise(text))
@@ -240,6 +264,9 @@ class _Validator(CalendarSection, DestinationSection):
                     numbers.append(text)  # a short service number such as 12345
                 else:
                     self.check.add(loc, item_path, str(e), "the number residents dial")
+                    continue
+            if language is not None:
+                languages[numbers[-1]] = language
         self.hotline_menu = self.ref(r.name(m, "menu", "hotline.menu"), m.where("menu"),
                                      "hotline.menu", menus_only=True)
         self.hotline_operator = self.ref(r.name(m, "operator", "hotline.operator"),
@@ -247,7 +274,8 @@ class _Validator(CalendarSection, DestinationSection):
         return Hotline(numbers=tuple(numbers), menu=self.hotline_menu or "",
                        operator=self.hotline_operator or "",
                        greeting=r.sound(m, "greeting", "hotline.greeting"),
-                       sorry=r.sound(m, "sorry", "hotline.sorry", "please-try-call-later"))
+                       sorry=r.sound(m, "sorry", "hotline.sorry", SORRY, fallback=SORRY),
+                       language=r.language, languages=frozen_mapping(languages))
 
     # Cross references
 

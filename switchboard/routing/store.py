@@ -8,6 +8,11 @@ a thread, parses and checks it in a child process (YAML parsing and
 validation of a large file take time the reactor must not lose; see
 L{switchboard.routing.parsing}) and swaps the result in on the reactor
 thread; a refused file leaves the last good routing serving.
+
+Text prompts are rendered once a routing is in force (L{render}): the
+swap does not wait for the speech engine, and until a text is rendered
+(or when it cannot be) calls play the prompt's fallback sound. Renderings
+are cached by the text, so a reload renders only what changed.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class RoutingStore:
     log = Logger()
 
     def __init__(self, path: str, numbers: NumberPlan, *, trunks=None, reactor=None,
-                 parser=None):
+                 parser=None, speech=None):
         """
         @param path: the routing file.
         @param numbers: the community's number plan.
@@ -49,6 +54,8 @@ class RoutingStore:
         @param parser: what parses a changed file for L{reload} (its
             C{parse(path, raw, numbers, trunks)} returns a Deferred): a
             L{ChildProcessParser} on C{reactor} by default.
+        @param speech: a L{switchboard.speech.Speech} that renders the text
+            prompts of each routing swapped in (its C{render_all}).
         """
         self.path = path
         self.numbers = numbers
@@ -61,6 +68,10 @@ class RoutingStore:
         self._waiting: list = []
         self._parser = parser
         self._digest = None  # of the bytes of the routing in force
+        self.speech = speech
+        #: Fires once the text prompts of the routing last swapped in are
+        #: rendered (or have failed, logged), with {(text, voice): name or Failure}.
+        self.rendering: defer.Deferred = defer.succeed({})
 
     @staticmethod
     def _read(path: str):
@@ -156,6 +167,7 @@ class RoutingStore:
             self.last_error = None
             self.log.info("routing {path} unchanged (generation {generation})",
                           path=routing.path, generation=self.generation)
+            self.rendering = self.render(routing)  # what failed before may render now
             return routing
         self._digest = digest
         self.current = routing
@@ -163,7 +175,43 @@ class RoutingStore:
         self.last_error = None
         self.log.info("routing {path} in force (generation {generation}): {summary}",
                       path=routing.path, generation=self.generation, summary=routing.summary())
+        self.rendering = self.render(routing)
         return routing
+
+    def render(self, routing: Routing) -> defer.Deferred:
+        """
+        Render the text prompts of C{routing} (off the reactor: see
+        L{switchboard.speech.Speech.render_all}); log those that cannot be,
+        by where they are written and what callers hear instead. Never
+        fails: a prompt without its rendering plays its fallback.
+        """
+        texts = routing.texts()
+        if self.speech is None or not texts:
+            return defer.succeed({})
+        try:
+            d = self.speech.render_all(list(texts))
+        except Exception:
+            d = defer.fail()
+
+        def done(results):
+            failed = {key: f for key, f in results.items() if isinstance(f, Failure)}
+            for key, failure in failed.items():
+                prompt = texts.get(key)
+                where = prompt.where if prompt is not None else repr(key)
+                instead = (prompt.sound or prompt.fallback) if prompt is not None else None
+                self.log.warn("routing {path}: {where}: text not rendered ({why}); callers "
+                              "hear {instead}", path=routing.path, where=where,
+                              why=failure.getErrorMessage(), instead=instead or "nothing")
+            self.log.info("routing {path}: {ok} of {all} text prompt(s) rendered",
+                          path=routing.path, ok=len(results) - len(failed), all=len(texts))
+            return results
+
+        def broken(failure):
+            self.log.failure("routing {path}: text prompts not rendered; callers hear their "
+                             "fallback sounds", failure, path=routing.path)
+            return {}
+
+        return d.addCallbacks(done, broken)
 
     def _refused(self, error: ConfigError, path: str) -> None:
         self.last_error = error
