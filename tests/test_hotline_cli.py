@@ -85,14 +85,14 @@ def test_check_good_file():
     assert run(context, "check") == 0
     assert context.output() == (
         f"{SAMPLE}: OK: 2 hotline number(s), 2 menu(s), 14 destination(s), 6 direct-dial "
-        "code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s), 10 text prompt(s)\n")
+        "code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s), 12 text prompt(s)\n")
 
 
 def test_check_notes_holidays_not_yet_listed():
     """From November, next year's holidays are due; in the new year, that year's."""
     summary = (f"{SAMPLE}: OK: 2 hotline number(s), 2 menu(s), 14 destination(s), 6 "
                "direct-dial code(s), 7 holiday(s) (33 day(s)), 6 working-day exception(s), "
-               "10 text prompt(s)")
+               "12 text prompt(s)")
     for today, years in ((date(2026, 11, 23), "2027"), (date(2027, 11, 1), "2027, 2028")):
         context = Context(today=today)
         assert run(context, "check") == 0
@@ -247,10 +247,10 @@ def test_check_without_the_speech_engine_names_each_text_prompt(tmp_path):
     context = Context(speech=fake_speech(version=None))
     assert run(context, "check") == 1
     out = context.output().splitlines()
-    assert len(out) == 11
+    assert len(out) == 13
     assert out[0] == (f"{SAMPLE}:59:13: hotline.greeting: text cannot be rendered here "
                       "(fake-engine is not installed): callers would hear hello-world")
-    assert out[-1] == (f"{SAMPLE}: 10 text prompt(s) cannot be spoken: install the speech "
+    assert out[-1] == (f"{SAMPLE}: 12 text prompt(s) cannot be spoken: install the speech "
                        "engine (see the README)")
 
 

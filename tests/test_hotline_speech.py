@@ -182,6 +182,25 @@ class HandlerSpeechTests(SynchronousTestCase):
         self.assertEqual(session.commands[1], ("set_variable", "CHANNEL(language)", "en"))
         self.assertEqual(session.commands[2], ("get_data", "beep", 5000, 1))
 
+    def test_a_voicemail_greeting_of_its_own_replaces_asterisks_english_one(self):
+        self.routing = routing(SPOKEN.replace(
+            "  voicemail: {type: voicemail, label: 留言箱, mailbox: 100@switchboard}",
+            "  voicemail: {type: voicemail, label: 留言箱, mailbox: 100@switchboard,\n"
+            "              greeting: {say: 现在没有人接听，请在提示音后留言。}}"))
+        greeting = self.render("现在没有人接听，请在提示音后留言。")
+        session = FakeSession(get_data=["1"], variables={"DIALSTATUS": ["BUSY"] * 5})
+        self.successResultOf(self.serve(session))
+        vm = [i for i, c in enumerate(session.commands) if c[:2] == ("exec_", "VoiceMail")]
+        assert vm, session.commands
+        # The community's greeting, then VoiceMail with only its beep (s).
+        self.assertEqual(session.commands[vm[0] - 1], ("stream_file", greeting, ""))
+        self.assertEqual(session.commands[vm[0]], ("exec_", "VoiceMail", "100@switchboard", "s"))
+
+    def test_without_a_greeting_voicemail_plays_its_own(self):
+        session = FakeSession(get_data=["1"], variables={"DIALSTATUS": ["BUSY"] * 5})
+        self.successResultOf(self.serve(session))
+        self.assertIn(("exec_", "VoiceMail", "100@switchboard", "u"), session.commands)
+
     def test_a_broken_lookup_plays_the_fallback(self):
         class Broken:
             def play_list(self, prompt):

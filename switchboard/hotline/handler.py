@@ -220,6 +220,8 @@ class HotlineHandler:
             if step.action == VOICEMAIL:
                 call.outcome = VOICEMAIL
                 call.path.append(f"voicemail {dest.mailbox}")
+                if dest.greeting is not None:
+                    await self._play(session, dest.greeting)
                 await session.exec_("VoiceMail", dest.mailbox, dest.voicemail_options)
                 if (await session.get_variable("VMSTATUS")) != "FAILED":
                     return None

@@ -24,7 +24,7 @@ KIND_KEYS = {
     DEPARTMENT: _COMMON + _RINGS + ("phones", "strategy"),
     OPERATOR: _COMMON + _RINGS + ("phones", "strategy"),
     SERVICE: _COMMON + _RINGS + ("number",),
-    VOICEMAIL: _COMMON + ("mailbox", "options"),
+    VOICEMAIL: _COMMON + ("mailbox", "options", "greeting"),
     ANNOUNCEMENT: _COMMON + ("sound",),
     MENU: _COMMON + ("menu",),
 }
@@ -77,7 +77,11 @@ class DestinationSection:
                                f"{mailbox!r} is not a mailbox", "box or box@context, e.g. 100@switchboard")
             else:
                 fields["mailbox"] = mailbox if "@" in mailbox else f"{mailbox}@{self.voicemail_context}"
-            options = r.text(m, "options", f"{path}.options", "u")
+            # With a greeting of the community's own (Mandarin), VoiceMail
+            # skips its own English greeting and instructions: just the beep.
+            greeting = r.sound(m, "greeting", f"{path}.greeting")
+            options = r.text(m, "options", f"{path}.options", "s" if greeting else "u")
+            fields["greeting"] = greeting
             if not options.isalpha():
                 self.check.add(m.where("options"), f"{path}.options", f"'{options}' are not "
                                "VoiceMail options", "letters such as u (unavailable) or b (busy)")

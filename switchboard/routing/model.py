@@ -147,6 +147,7 @@ class Destination:
     trunk: str = "default"
     mailbox: Optional[str] = None
     voicemail_options: str = "u"
+    greeting: Optional[HotlinePrompt] = None  # played before VoiceMail (which then skips its own)
     sound: Optional[HotlinePrompt] = None
     menu: Optional[str] = None
     hours: Optional[Hours] = None
@@ -265,7 +266,7 @@ class Routing:
         for menu in self.menus.values():
             yield from (menu.prompt, menu.invalid_prompt, menu.timeout_prompt)
         for destination in self.destinations.values():
-            yield destination.sound
+            yield from (destination.sound, destination.greeting)
 
     def texts(self) -> dict:
         """(text, voice) -> the first prompt saying it, for each text prompt."""

@@ -49,7 +49,8 @@ class Step:
             trunk = f" via trunk {d.trunk}" if d.trunk != "default" else ""
             return f"ring {d}: {targets} ({how}{d.ring_timeout} s{trunk})"
         if self.action == VOICEMAIL:
-            return f"voicemail {d}: mailbox {d.mailbox}"
+            greeting = f", after {d.greeting}" if d.greeting is not None else ""
+            return f"voicemail {d}: mailbox {d.mailbox}{greeting}"
         if self.action == ANNOUNCEMENT:
             return f"announcement {d}: play {d.sound}, then hang up"
         return f"menu {d}"
