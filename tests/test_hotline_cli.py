@@ -248,7 +248,7 @@ def test_check_without_the_speech_engine_names_each_text_prompt(tmp_path):
     assert run(context, "check") == 1
     out = context.output().splitlines()
     assert len(out) == 13
-    assert out[0] == (f"{SAMPLE}:59:13: hotline.greeting: text cannot be rendered here "
+    assert out[0] == (f"{SAMPLE}:61:13: hotline.greeting: text cannot be rendered here "
                       "(fake-engine is not installed): callers would hear hello-world")
     assert out[-1] == (f"{SAMPLE}: 12 text prompt(s) cannot be spoken: install the speech "
                        "engine (see the README)")
