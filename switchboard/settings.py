@@ -28,7 +28,7 @@ SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
-        "hotline_number", "households", "journal"}
+        "hotline_number", "households", "journal", "speech"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,26 @@ class AMISettings:
 
 
 @dataclass(frozen=True)
+class SpeechSettings:
+    """
+    Where prompts written as text are rendered (L{switchboard.speech.Speech}):
+    C{<sounds_dir>/<subdir>/}, in Asterisk's sounds folder, with C{voice} by
+    default, at C{rate} Hz signed linear.
+    """
+
+    sounds_dir: str = "/usr/share/asterisk/sounds"
+    subdir: str = "switchboard-tts"
+    voice: str = "zh"
+    rate: int = 8000
+
+    def build(self, reactor=None, engine=None):
+        """The L{switchboard.speech.Speech} these settings describe."""
+        from switchboard.speech import Speech
+        return Speech(self.sounds_dir, subdir=self.subdir, default_voice=self.voice,
+                      rate=self.rate, engine=engine, reactor=reactor)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything switchboard.yaml says, checked."""
 
@@ -76,6 +96,7 @@ class Settings:
     #: The folder of the local journals (alarms, call records) that keep
     #: what the database has not taken yet.
     journal: str = ""
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -172,11 +193,37 @@ def load(path: str, environ=None) -> Settings:
         journal = os.path.join(os.path.dirname(database[len("sqlite:///"):]), "journal")
     else:
         journal = resolve("../var/journal")
+    speech = _speech(check, data, resolve)
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
                     alarm=alarm, hotline_number=hotline,
-                    households=resolve(households) if households else None, journal=journal)
+                    households=resolve(households) if households else None, journal=journal,
+                    speech=speech)
+
+
+def _speech(check, data, resolve) -> SpeechSettings:
+    """The C{speech:} section (see L{SpeechSettings})."""
+    section = check.mapping(data.get("speech", yamlconf.LocatedDict()), "speech",
+                            data.where("speech"),
+                            allowed={"sounds_dir", "subdir", "voice", "rate"})
+    d = SpeechSettings()
+    subdir = check.typed(section, "subdir", str, "speech.subdir", d.subdir)
+    if "/" in subdir.strip("/") or subdir.strip("/") in ("", ".", ".."):
+        check.add(_where(section, "subdir"), "speech.subdir", f"{subdir!r} is not a folder name",
+                  "one folder under sounds_dir, e.g. switchboard-tts")
+        subdir = d.subdir
+    rate = check.typed(section, "rate", int, "speech.rate", d.rate)
+    if rate not in (8000, 16000):
+        check.add(_where(section, "rate"), "speech.rate", f"{rate} Hz is not offered",
+                  "8000 (what a phone call carries) or 16000 (wideband)")
+        rate = d.rate
+    return SpeechSettings(
+        sounds_dir=resolve(check.typed(section, "sounds_dir", str, "speech.sounds_dir",
+                                       d.sounds_dir)),
+        subdir=subdir.strip("/"),
+        voice=check.typed(section, "voice", str, "speech.voice", d.voice),
+        rate=rate)
 
 
 def _ami_secret(ami_data, path, environ, check, resolve) -> tuple[str, str]:
