@@ -10,6 +10,7 @@ The C{switchboard} command.
   switchboard alarms [show ID]     alarms and their timelines
   switchboard check-config [FILE]  validate switchboard.yaml
   switchboard check-dialplan [FILE]  check the dialplan's fallbacks and targets
+  switchboard say "TEXT" --to FILE.wav  render a prompt to listen to it
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     dialplan = sub.add_parser("check-dialplan", help="check a dialplan file (fallbacks, targets)")
     dialplan.add_argument("file", nargs="?")
     dialplan.set_defaults(handler=_check_dialplan)
-    for module in ("switchboard.hotline.cli", "alarm.cli"):
+    for module in ("switchboard.hotline.cli", "alarm.cli", "switchboard.speech.cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ImportError as e:  # a domain missing from a partial install

@@ -16,6 +16,8 @@ Two readings, as people say them on the phone:
 
 from __future__ import annotations
 
+import re
+
 DIGITS = "零一二三四五六七八九"
 PHONE_DIGITS = "零幺二三四五六七八九"
 _UNITS = ((1000, "千"), (100, "百"), (10, "十"))
@@ -98,3 +100,49 @@ def digits(s: str) -> str:
         else:
             raise ValueError(f"cannot read {ch!r} in {s!r} digit by digit")
     return "".join(out)
+
+
+# Words espeak-ng 1.51 (voice cmn-latn-pinyin) reads with the wrong tone or
+# sound, as heard in prompts; that voice reads Latin text as pinyin, so each is
+# replaced by its reading. Add a word here when a rendering mispronounces it.
+POLYPHONES = {
+    "重听": "chong2ting1",  # zhong4: "heavy hearing"
+    "重新": "chong2xin1",
+    "重复": "chong2fu4",
+    "重拨": "chong2bo1",
+    "重播": "chong2bo1",
+    "重试": "chong2shi4",
+    "银行": "yin2hang2",  # xing2
+}
+
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF10, 0xFF5B)}  # ０-９, Ａ-Ｚ, ａ-ｚ (and a few signs)
+# Signs the voice would read in English ("#" -> "hash"), as said on a phone.
+_SYMBOLS = str.maketrans({"#": "井", "*": "星", "&": "和", "+": "加", "-": " "})
+_RUN = re.compile(r"[0-9]+")
+
+
+def _read_run(match: re.Match) -> str:
+    run = match.group(0)
+    after = match.string[match.end():match.end() + 1]
+    if after == "年":  # 2026年: 二零二六年, a year is read digit by digit with 一
+        return "".join(DIGITS[ord(c) - 48] for c in run)
+    if len(run) <= 2 and not (len(run) == 2 and run[0] == "0"):
+        return count(int(run))  # 请按1, 12号楼, 10月1日
+    return digits(run)  # 101, 12345, 0571: room, hotline and phone numbers
+
+
+def spoken(text: str) -> str:
+    """
+    C{text} as given to the Mandarin voice: full-width digits and letters made
+    ASCII, runs of ASCII digits read the way people say them (one or two
+    digits as a number: 12号楼 -> 十二号楼, 请按1 -> 请按一; three or more digit
+    by digit with 幺: 101室 -> 幺零幺室, 12345 -> 幺二三四五; before 年 digit by
+    digit with 一: 2026年 -> 二零二六年), and the words of L{POLYPHONES}
+    replaced by their pinyin; # * & + said as 井 星 和 加, - as a pause. espeak-ng reads "101" as 一百一, which a
+    listener hears as 110: write 一百零一 when a number is meant.
+    """
+    text = text.translate(_FULLWIDTH).translate(_SYMBOLS)
+    text = _RUN.sub(_read_run, text)
+    for word, reading in POLYPHONES.items():
+        text = text.replace(word, reading)
+    return text

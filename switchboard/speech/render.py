@@ -24,21 +24,22 @@ import uuid
 from twisted.internet import defer, threads
 from twisted.python.failure import Failure
 
+from switchboard.speech import chinese
 from switchboard.speech.prompt import Prompt
 
 log = logging.getLogger(__name__)
 
 # A prompt is heard on the phone, start to end, before a key is pressed: past a
-# minute or so a listener stops following. Mandarin at espeak-ng's rate is
-# about 4.5 characters a second, so 300 characters is about 65 seconds of
-# speech (~1 MB at 8 kHz): longer text is almost surely a mistake, and the
+# minute or so a listener stops following. The Mandarin voice speaks about 3.2
+# characters a second (espeak-ng -s 150), so 240 characters is about 75 seconds
+# of speech (~1.2 MB at 8 kHz): longer text is almost surely a mistake, and the
 # limit also bounds what one render costs.
-MAX_CHARS = 300
+MAX_CHARS = 240
 
 # What a voice speaks. Han: CJK ideographs (basic block and extension A),
 # ASCII letters and digits, full-width digits and letters, common Chinese and
 # ASCII punctuation and spaces. Latin: ASCII letters, digits and punctuation.
-_PUNCTUATION_ASCII = set(" ,.!?;:'\"()-/%&+#*@")
+_PUNCTUATION = {"han": set(" ,.!?;:'\"()-&+#*"), "latin": set(" ,.!?;:'\"()-/%&+#*@")}
 _PUNCTUATION_CJK = set("，。！？、；：“”‘’（）《》〈〉【】「」『』—–…·～　")
 _WHITESPACE = set("\t\n\r")
 
@@ -49,13 +50,13 @@ class SpeechUnavailable(Exception):
 
 def _allowed(ch: str, script: str) -> bool:
     if ch.isascii():
-        return ch.isalnum() or ch in _PUNCTUATION_ASCII or ch in _WHITESPACE
+        return ch.isalnum() or ch in _PUNCTUATION[script] or ch in _WHITESPACE
     if script != "han":
         return False
     o = ord(ch)
     return (0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or ch in _PUNCTUATION_CJK
             or 0xFF10 <= o <= 0xFF19 or 0xFF21 <= o <= 0xFF3A or 0xFF41 <= o <= 0xFF5A
-            or ch in "！，．：；？（）")
+            or ch in "！，．：；？（）＃＊＆＋－")
 
 
 def _describe(ch: str) -> str:
@@ -67,6 +68,12 @@ def _describe(ch: str) -> str:
 def normalize(text: str) -> str:
     """The text as rendered and hashed: NFC, surrounding whitespace removed."""
     return unicodedata.normalize("NFC", text).strip()
+
+
+def said(text: str, voice) -> str:
+    """What the engine is given for C{text}: normalized, numbers read out for Mandarin."""
+    text = normalize(text)
+    return chinese.spoken(text) if voice.mandarin else text
 
 
 class Speech:
@@ -153,15 +160,18 @@ class Speech:
                                 f"more than {MAX_CHARS} (about a minute of speech): "
                                 f"split it or shorten it"))
         if v is not None:
-            seen = set()
+            bad: dict[str, int] = {}  # each character once, at its first place
             for i, ch in enumerate(text):
-                if ch in seen or _allowed(ch, v.script):
-                    continue
-                seen.add(ch)
+                if ch not in bad and not _allowed(ch, v.script):
+                    bad[ch] = i
+            if bad:
+                shown = [f"{_describe(ch)} at character {i + 1}" for ch, i in list(bad.items())[:5]]
+                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
                 what = ("Chinese characters, letters, digits and common punctuation"
                         if v.script == "han" else "letters, digits and common punctuation")
-                found.append((i, f"character {i + 1}, {_describe(ch)}, cannot be spoken by "
-                                 f"voice {key!r} (it speaks {what})"))
+                found.append((min(bad.values()),
+                              f"voice {key!r} cannot speak {', '.join(shown)}{more} "
+                              f"(it speaks {what})"))
         return found
 
     def problems(self, text: str, voice: str | None = None) -> list[str]:
@@ -176,8 +186,8 @@ class Speech:
 
     def _key(self, text: str, voice: str | None) -> str:
         v = self.engine.voices[voice or self.default_voice]
-        material = json.dumps([self.engine.name, self.version, v.engine_voice, self.rate,
-                               normalize(text)], ensure_ascii=False)
+        material = json.dumps([self.engine.name, self.version, v.engine_voice, list(v.args),
+                               self.rate, said(text, v)], ensure_ascii=False)
         return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
     def path(self, text: str, voice: str | None = None) -> str:
@@ -261,7 +271,12 @@ class Speech:
         refused = self._refuse(text, voice)
         if refused is not None:
             return defer.fail(refused)
-        return self._limit.run(self._produce, text, voice, os.path.abspath(path), "wav", None)
+        path = os.path.abspath(path)
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            return defer.fail(ValueError(f"cannot write {path}: {folder} is not a folder "
+                                         f"this user may write to"))
+        return self._limit.run(self._produce, text, voice, path, "wav", None)
 
     def render_all(self, texts) -> defer.Deferred:
         """
@@ -286,7 +301,7 @@ class Speech:
         self.engine_runs += 1
         d = (self._blocking(_make_folder, folder, mode) if container == "raw"
              else defer.succeed(None))
-        d.addCallback(lambda _: self.engine.render(normalize(text), v, tmp, rate=self.rate,
+        d.addCallback(lambda _: self.engine.render(said(text, v), v, tmp, rate=self.rate,
                                                    container=container))
         d.addCallback(lambda _: self._blocking(_publish, tmp, final, mode))
 
