@@ -24,7 +24,13 @@ trunks: {{default: "PJSIP/{{number}}"}}
 hotline_number: "12345"
 routing: {routing}
 alarm: {alarm}
+speech: {{sounds_dir: {sounds}}}
 """
+
+#: The lab Asterisk's sounds folder, where the server renders prompts (lab/asterisk-lab).
+LAB_SOUNDS = os.path.join(os.environ.get("SWITCHBOARD_LAB_ROOT",
+                                         "/var/lib/switchboard/asterisk-root"),
+                          "usr/share/asterisk/sounds")
 
 
 def write_private(path: str, text: str) -> None:
@@ -45,7 +51,7 @@ class Server:
         self.logfile = os.path.join(self.workdir, "server.log")
         write_private(self.config, CONFIG.format(
             db=self.db, routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
-            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")))
+            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml"), sounds=LAB_SOUNDS))
         self.process = None
 
     def cli(self, *args, check=True) -> str:
