@@ -54,9 +54,6 @@ class Announcer:
         self._blocking = blocking or (lambda f, *a: threads.deferToThreadPool(
             clock, clock.getThreadPool(), f, *a))
         self._digits = digit_texts()
-        #: household id -> seconds the last rendering of its announcement took
-        #: (to the file in place), for the log and the measurement.
-        self.last_render: dict = {}
 
     @property
     def speaking(self) -> bool:
@@ -136,7 +133,7 @@ class Announcer:
             return defer.succeed(0)
         households = list(households)
         d = self._blocking(self._missing, households)
-        d.addCallback(self._render_many)
+        d.addCallback(self._render_many, each=False)
         d.addErrback(lambda f: self.log.failure("speech: rendering announcements", f) or 0)
         return d
 
@@ -175,7 +172,8 @@ class Announcer:
         d.addErrback(lambda f: self.log.failure("speech: changed announcements", f) or 0)
         return d
 
-    def _render_many(self, todo) -> defer.Deferred:
+    def _render_many(self, todo, each=True) -> defer.Deferred:
+        """Render (household, text) pairs; log each one only when C{each} (a change)."""
         if not todo:
             return defer.succeed(0)
         started = time.monotonic()
@@ -186,9 +184,9 @@ class Announcer:
 
             def rendered(name):
                 took = time.monotonic() - began
-                self.last_render[household.id] = took
-                self.log.info("speech: household {id} announcement rendered ({name}, "
-                              "{took:.2f} s)", id=household.id, name=name, took=took)
+                if each:
+                    self.log.info("speech: household {id} announcement rendered ({name}, "
+                                  "{took:.2f} s)", id=household.id, name=name, took=took)
                 return 1
 
             def failed(failure):
@@ -203,7 +201,7 @@ class Announcer:
 
         def total(counts):
             n = sum(counts)
-            if len(todo) > 1:
+            if not each or len(todo) > 1:
                 self.log.info("speech: {n} of {m} announcements rendered in {took:.1f} s",
                               n=n, m=len(todo), took=time.monotonic() - started)
             return n
