@@ -29,6 +29,12 @@ from alarm import announcement
 from switchboard.speech import chinese
 
 
+#: The sound (under the speech folder) the native dialplan plays to a
+#: neighbour when this server is away (dialplans/switchboard.conf,
+#: switchboard-alarm-confirm): the intro and the question, no personal data.
+NATIVE_ASK = "alarm-native-ask"
+
+
 def digit_texts() -> dict:
     """C{"0"} -> 零 ... C{"1"} -> 幺: each digit as said in a number read digit by digit."""
     return {d: chinese.digits(d) for d in "0123456789"}
@@ -111,6 +117,9 @@ class Announcer:
                            "stock sounds", why=self.speech.unavailable_reason)
             return defer.succeed(0)
         texts = config.prompts.texts() + list(self._digits.values())
+        native = self.native_text(config)
+        if native:
+            texts.append(native)
         d = self.speech.render_all((text, None) for text in texts)
 
         def done(results):
@@ -119,9 +128,42 @@ class Announcer:
                 self.log.error("speech: prompt {text!r} not rendered ({why}); its stock sound "
                                "is played", text=text, why=failure.getErrorMessage())
             self.log.info("speech: {n} alarm prompts ready", n=len(results) - len(failed))
+            if native and isinstance(results.get((native, None)), str):
+                return self._blocking(self._publish_native, native).addCallback(
+                    lambda _: len(failed))
             return len(failed)
 
         return d.addCallback(done)
+
+    @staticmethod
+    def native_text(config) -> str | None:
+        """What the native fallback asks a neighbour: the intro and the question, when text."""
+        p = config.prompts
+        if p.responder_intro.text and p.responder_ask.text and not (
+                p.responder_intro.recorded or p.responder_ask.recorded):
+            return p.responder_intro.text + p.responder_ask.text
+        return None
+
+    def native_path(self) -> str:
+        return os.path.join(self.speech.folder, f"{NATIVE_ASK}.{self.speech.extension}")
+
+    def _publish_native(self, text) -> None:
+        """
+        Copy the rendering of C{text} to the fixed name the dialplan looks
+        for (runs on a thread): a new file renamed over the old one, so
+        Asterisk reads one whole file or the other.
+        """
+        final = self.native_path()
+        tmp = final + ".tmp"
+        with open(self.speech.path(text), "rb") as src:
+            audio = src.read()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, audio)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
 
     def prepare(self, households) -> defer.Deferred:
         """

@@ -290,6 +290,21 @@ class AnnouncerTests(SynchronousTestCase):
         self.assertEqual(self.engine.texts, [])
 
 
+    def test_the_native_fallback_question_gets_a_fixed_name(self):
+        from alarm.speaking import NATIVE_ASK
+        c = load('prompts:\n  responder_intro: {say: "紧急求助！"}\n'
+                 '  responder_ask: {say: "能马上过去请按一，去不了请按二。"}\n')
+        self.successResultOf(self.announcer.prepare_prompts(c))
+        path = os.path.join(self.sounds, "switchboard-tts", f"{NATIVE_ASK}.sln")
+        with open(path, "rb") as f, open(self.speech.path(
+                "紧急求助！能马上过去请按一，去不了请按二。"), "rb") as rendered:
+            self.assertEqual(f.read(), rendered.read())
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o640)
+        # A recorded question: the dialplan keeps its stock sounds.
+        self.assertIsNone(Announcer.native_text(load(
+            'prompts:\n  responder_intro: {say: "紧急求助！"}\n  responder_ask: [vm-press]\n')))
+
+
 class WatcherTests(SynchronousTestCase):
     """A household changed with the CLI (another process) gets its sentence rendered."""
 
