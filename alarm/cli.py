@@ -217,9 +217,10 @@ def alarms_check(args, context) -> int:
     speech engine would say it; a missing engine is a problem here (the
     server would play the stock sounds).
     """
+    from alarm.speaking import make_speech
     from switchboard.yamlconf import ConfigError
     path = args.file or context.settings.alarm
-    speech = context.settings.speech.build()
+    speech = make_speech(context.settings.speech)
     try:
         config = alarm_config.load(path, context.numbers, context.settings.trunks, speech=speech)
     except ConfigError as e:

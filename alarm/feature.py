@@ -15,7 +15,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
-from alarm.speaking import Announcer
+from alarm.speaking import Announcer, make_speech
 from switchboard.journal import Journal
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
@@ -101,7 +101,7 @@ class AlarmFeature:
         if described is None:
             return None
         try:
-            speech = described.build(reactor=reactor)
+            speech = make_speech(described, reactor=reactor)
         except Exception as e:
             self.log.error("speech: {e}; the alarm plays Asterisk's stock sounds", e=e)
             return None

@@ -35,6 +35,13 @@ from switchboard.speech import chinese
 NATIVE_ASK = "alarm-native-ask"
 
 
+def make_speech(described, reactor=None, engine=None):
+    """The L{switchboard.speech.Speech} of C{described} (switchboard.yaml's C{speech:})."""
+    from switchboard.speech import Speech
+    return Speech(described.sounds_dir, subdir=described.subdir, default_voice=described.voice,
+                  rate=described.rate, engine=engine, reactor=reactor)
+
+
 def digit_texts() -> dict:
     """C{"0"} -> 零 ... C{"1"} -> 幺: each digit as said in a number read digit by digit."""
     return {d: chinese.digits(d) for d in "0123456789"}

@@ -132,9 +132,10 @@ def announcement_wav(log_path: str) -> None:
     import wave
 
     from alarm.announcement import announcement
+    from alarm.speaking import make_speech
     from switchboard.settings import SpeechSettings
     text = announcement(**CHEN_MEI)
-    speech = SpeechSettings(sounds_dir=LAB_SOUNDS).build()
+    speech = make_speech(SpeechSettings(sounds_dir=LAB_SOUNDS))
     say("\n== what Chen Mei's neighbours hear")
     say(text)
     if not speech.available:

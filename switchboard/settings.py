@@ -60,22 +60,12 @@ class AMISettings:
 
 @dataclass(frozen=True)
 class SpeechSettings:
-    """
-    Where prompts written as text are rendered (L{switchboard.speech.Speech}):
-    C{<sounds_dir>/<subdir>/}, in Asterisk's sounds folder, with C{voice} by
-    default, at C{rate} Hz signed linear.
-    """
+    """Where rendered prompts go (Asterisk's sounds folder), in which voice and rate."""
 
     sounds_dir: str = "/usr/share/asterisk/sounds"
     subdir: str = "switchboard-tts"
     voice: str = "zh"
     rate: int = 8000
-
-    def build(self, reactor=None, engine=None):
-        """The L{switchboard.speech.Speech} these settings describe."""
-        from switchboard.speech import Speech
-        return Speech(self.sounds_dir, subdir=self.subdir, default_voice=self.voice,
-                      rate=self.rate, engine=engine, reactor=reactor)
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,7 @@ class Settings:
     #: The folder of the local journals (alarms, call records) that keep
     #: what the database has not taken yet.
     journal: str = ""
-    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    speech: SpeechSettings = SpeechSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -203,27 +193,25 @@ def load(path: str, environ=None) -> Settings:
 
 
 def _speech(check, data, resolve) -> SpeechSettings:
-    """The C{speech:} section (see L{SpeechSettings})."""
-    section = check.mapping(data.get("speech", yamlconf.LocatedDict()), "speech",
-                            data.where("speech"),
-                            allowed={"sounds_dir", "subdir", "voice", "rate"})
-    d = SpeechSettings()
-    subdir = check.typed(section, "subdir", str, "speech.subdir", d.subdir)
-    if "/" in subdir.strip("/") or subdir.strip("/") in ("", ".", ".."):
-        check.add(_where(section, "subdir"), "speech.subdir", f"{subdir!r} is not a folder name",
-                  "one folder under sounds_dir, e.g. switchboard-tts")
-        subdir = d.subdir
-    rate = check.typed(section, "rate", int, "speech.rate", d.rate)
+    """C{speech: {sounds_dir, subdir, voice, rate}}: prompts rendered from text."""
+    m = check.mapping(data.get("speech", yamlconf.LocatedDict()), "speech", data.where("speech"),
+                      allowed={"sounds_dir", "subdir", "voice", "rate"})
+    default = SpeechSettings()
+    rate = check.typed(m, "rate", int, "speech.rate", default.rate)
     if rate not in (8000, 16000):
-        check.add(_where(section, "rate"), "speech.rate", f"{rate} Hz is not offered",
-                  "8000 (what a phone call carries) or 16000 (wideband)")
-        rate = d.rate
+        check.add(_where(m, "rate"), "speech.rate", f"{rate} Hz is not played as signed linear",
+                  "8000 or 16000")
+        rate = default.rate
+    subdir = check.typed(m, "subdir", str, "speech.subdir", default.subdir)
+    if not subdir or "/" in subdir.strip("/") or subdir in (".", ".."):
+        check.add(_where(m, "subdir"), "speech.subdir", f"{subdir!r} is not one folder name",
+                  "e.g. switchboard-tts")
+        subdir = default.subdir
     return SpeechSettings(
-        sounds_dir=resolve(check.typed(section, "sounds_dir", str, "speech.sounds_dir",
-                                       d.sounds_dir)),
-        subdir=subdir.strip("/"),
-        voice=check.typed(section, "voice", str, "speech.voice", d.voice),
-        rate=rate)
+        sounds_dir=resolve(check.typed(m, "sounds_dir", str, "speech.sounds_dir",
+                                       default.sounds_dir)),
+        subdir=subdir.strip("/"), voice=check.typed(m, "voice", str, "speech.voice",
+                                                    default.voice), rate=rate)
 
 
 def _ami_secret(ami_data, path, environ, check, resolve) -> tuple[str, str]:

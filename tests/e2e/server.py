@@ -24,13 +24,7 @@ trunks: {{default: "PJSIP/{{number}}"}}
 hotline_number: "12345"
 routing: {routing}
 alarm: {alarm}
-speech: {{sounds_dir: {sounds}}}
 """
-
-#: The lab Asterisk's sounds folder, where the server renders prompts (lab/asterisk-lab).
-LAB_SOUNDS = os.path.join(os.environ.get("SWITCHBOARD_LAB_ROOT",
-                                         "/var/lib/switchboard/asterisk-root"),
-                          "usr/share/asterisk/sounds")
 
 
 def write_private(path: str, text: str) -> None:
@@ -44,14 +38,17 @@ def write_private(path: str, text: str) -> None:
 class Server:
     """A C{switchboard run} process with its own configuration and database."""
 
-    def __init__(self, workdir, routing=None, alarm=None):
+    def __init__(self, workdir, routing=None, alarm=None, extra: str = ""):
+        """C{extra}: more lines of switchboard.yaml (e.g. C{speech:})."""
         self.workdir = str(workdir)
         self.config = os.path.join(self.workdir, "switchboard.yaml")
         self.db = os.path.join(self.workdir, "switchboard.db")
         self.logfile = os.path.join(self.workdir, "server.log")
         write_private(self.config, CONFIG.format(
             db=self.db, routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
-            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml"), sounds=LAB_SOUNDS))
+            alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")) + extra
+            # Renderings go where the lab Asterisk reads sounds, never to the host's.
+            + ("" if "speech:" in extra else f"speech: {{sounds_dir: {lab_sounds()}}}\n"))
         self.process = None
 
     def cli(self, *args, check=True) -> str:
@@ -113,6 +110,12 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def lab_sounds() -> str:
+    """Where the lab Asterisk (in its chroot) reads sounds, seen from the host."""
+    root = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")
+    return os.path.join(root, "usr", "share", "asterisk", "sounds")
 
 
 def wait_log(server: Server, text: str, timeout: float = 20) -> None:

@@ -13,10 +13,11 @@ import time
 import pytest
 
 from alarm import announcement
+from alarm.speaking import make_speech
 from lab.rtp import RtpCapture
 from switchboard.settings import SpeechSettings
-from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import LAB_SOUNDS, Server
+from tests.conftest import wait_for
+from tests.e2e.server import Server, lab_sounds
 
 pytestmark = pytest.mark.asterisk
 
@@ -49,7 +50,7 @@ def add(server, number, neighbours, **fields):
 
 def rendering(fields) -> str:
     """Where the running server puts the announcement of a household with C{fields}."""
-    speech = SpeechSettings(sounds_dir=LAB_SOUNDS).build()
+    speech = make_speech(SpeechSettings(sounds_dir=lab_sounds()))
     assert speech.available, speech.unavailable_reason
     return speech.path(announcement.announcement(**fields))
 
