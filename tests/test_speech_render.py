@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from switchboard.speech import Prompt, Speech, SpeechUnavailable
 from switchboard.speech.engine import VOICES, EngineError, EspeakEngine, run_child
+from tests.test_routing_parsing import SpawnWithClock
 
 ANNOUNCEMENT = "紧急求助！华林花园三号楼一单元幺零幺室，陈梅需要帮助。能马上过去请按1，去不了请按2。"
 
@@ -99,6 +100,18 @@ class SpeechTests(TestCase):
         self.engine.finish()
         path = os.path.join(self.sounds, self.successResultOf(d) + ".sln")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
+
+    def test_group_for_asterisk(self):
+        gid = 101 if os.geteuid() == 0 else os.getgid()  # root may give any group
+        speech = self.make(group=gid)
+        d = speech.render(ANNOUNCEMENT)
+        self.engine.finish()
+        path = os.path.join(self.sounds, self.successResultOf(d) + ".sln")
+        self.assertEqual(os.stat(path).st_gid, gid)
+        folder = os.stat(os.path.dirname(path))
+        self.assertEqual((folder.st_gid, stat.S_IMODE(folder.st_mode)), (gid, 0o2750))
+        with self.assertRaises(ValueError):
+            self.make(group="no-such-group-here")
 
     def test_no_partial_file_is_ever_visible(self):
         d = self.speech.render(ANNOUNCEMENT)
@@ -256,17 +269,6 @@ class SpeechTests(TestCase):
             self.make(subdir="../etc")
 
 
-class SpawnWithClock:
-    """The real reactor's processes, with time the test moves."""
-
-    def __init__(self):
-        self.clock = task.Clock()
-        self.callLater = self.clock.callLater
-
-    def spawnProcess(self, *args, **kwargs):
-        return reactor.spawnProcess(*args, **kwargs)
-
-
 class ChildTests(TestCase):
     """run_child and the engine's probe, with stand-in programs."""
 
@@ -275,10 +277,11 @@ class ChildTests(TestCase):
         self.addCleanup(shutil.rmtree, self.folder, True)
 
     def script(self, name, body):
+        """A shell script standing in for a program."""
         path = os.path.join(self.folder, name)
         with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + body + "\n")
-        os.chmod(path, stat.S_IRWXU)
+            f.write(f"#!/bin/sh\n{body}\n")
+        os.chmod(path, 0o700)
         return path
 
     @defer.inlineCallbacks

@@ -88,6 +88,10 @@ class Speech:
         C{chgrp asterisk} + setgid on the folder, or run switchboard in
         Asterisk's group). 0644 is fine for a server that renders only
         menus.
+    @param group: a group id or name to give the folder (setgid) and the
+        files, so that Asterisk (in that group) reads them at mode 0640; None
+        leaves the group as the folder gives it. Changing a file's group to
+        one the server is not in needs root.
     @param concurrency: engine runs at once (each is a child process).
     @param blocking: how to run a blocking function (fsync, rename) off the
         reactor; C{deferToThread} by default, a synchronous call in tests.
@@ -95,7 +99,8 @@ class Speech:
 
     def __init__(self, sounds_dir: str, *, subdir: str = "switchboard-tts",
                  default_voice: str = "zh", rate: int = 8000, engine=None, reactor=None,
-                 mode: int = 0o640, concurrency: int = 2, blocking=None):
+                 mode: int = 0o640, group: int | str | None = None, concurrency: int = 2,
+                 blocking=None):
         from switchboard.speech.engine import RATES, EspeakEngine
         if reactor is None:
             from twisted.internet import reactor
@@ -111,6 +116,13 @@ class Speech:
         self.rate = rate
         self.extension = RATES[rate]
         self.mode = mode
+        if isinstance(group, str):
+            import grp
+            try:
+                group = grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise ValueError(f"unknown group {group!r} for the speech files") from None
+        self.gid = group
         self.engine = engine if engine is not None else EspeakEngine(reactor)
         if default_voice not in self.engine.voices:
             raise ValueError(f"unknown default voice {default_voice!r}: "
@@ -299,11 +311,12 @@ class Speech:
         tmp = os.path.join(folder, f".{os.path.basename(final)}.{uuid.uuid4().hex[:12]}.tmp")
         v = self.engine.voices[voice or self.default_voice]
         self.engine_runs += 1
-        d = (self._blocking(_make_folder, folder, mode) if container == "raw"
+        gid = self.gid if container == "raw" else None
+        d = (self._blocking(_make_folder, folder, mode, gid) if container == "raw"
              else defer.succeed(None))
         d.addCallback(lambda _: self.engine.render(said(text, v), v, tmp, rate=self.rate,
                                                    container=container))
-        d.addCallback(lambda _: self._blocking(_publish, tmp, final, mode))
+        d.addCallback(lambda _: self._blocking(_publish, tmp, final, mode, gid))
 
         def failed(failure):
             log.warning("speech: rendering %r failed: %s", text[:40], failure.getErrorMessage())
@@ -313,17 +326,22 @@ class Speech:
         return d.addCallback(lambda _: final)
 
 
-def _make_folder(folder: str, mode: int | None) -> None:
-    """The cache folder, searchable by whoever may read its files."""
+def _make_folder(folder: str, mode: int | None, gid: int | None = None) -> None:
+    """The cache folder, searchable by whoever may read its files (setgid to C{gid})."""
     if not os.path.isdir(folder):
         dir_mode = 0o755 if mode is None or mode & 0o004 else 0o750
         os.makedirs(folder, mode=dir_mode, exist_ok=True)
+        if gid is not None:
+            os.chown(folder, -1, gid)
+            os.chmod(folder, dir_mode | 0o2000)
 
 
-def _publish(tmp: str, final: str, mode: int | None) -> None:
-    """fsync C{tmp}, give it C{mode}, rename it to C{final}, fsync the folder."""
+def _publish(tmp: str, final: str, mode: int | None, gid: int | None = None) -> None:
+    """fsync C{tmp}, give it C{mode} and C{gid}, rename it to C{final}, fsync the folder."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
+        if gid is not None:
+            os.fchown(fd, -1, gid)
         if mode is not None:
             os.fchmod(fd, mode)
         os.fsync(fd)
