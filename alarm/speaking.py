@@ -100,16 +100,24 @@ class Announcer:
 
     def text_for(self, household) -> str | None:
         """The first candidate sentence the engine can say, or None (with why, logged)."""
+        text, why = self._speakable(household)
+        if text is None:
+            self._unspeakable(household.id, why)
+        return text
+
+    def _speakable(self, household):
+        """(first sentence the engine can say or None, why none can). Pure: any thread."""
         tried = []
         for text in announcement.candidates(household):
             problems = self.speech.problems(text)
             if not problems:
-                return text
+                return text, ""
             tried += problems
+        return None, "; ".join(tried)
+
+    def _unspeakable(self, hid, why) -> None:
         self.log.warn("household {id}: its announcement cannot be spoken ({why}); "
-                      "neighbours hear the stock prompts and digits",
-                      id=household.id, why="; ".join(tried))
-        return None
+                      "neighbours hear the stock prompts and digits", id=hid, why=why)
 
     def prepare_prompts(self, config) -> defer.Deferred:
         """
@@ -182,18 +190,30 @@ class Announcer:
             return defer.succeed(0)
         households = list(households)
         d = self._blocking(self._missing, households)
-        d.addCallback(self._render_many, each=False)
+
+        def found(result):
+            todo, unspeakable = result
+            for hid, why in unspeakable:
+                self._unspeakable(hid, why)
+            return self._render_many(todo, each=False)
+
+        d.addCallback(found)
         d.addErrback(lambda f: self.log.failure("speech: rendering announcements", f) or 0)
         return d
 
-    def _missing(self, households) -> list:
-        """(household, text) of those without a rendering (runs on a thread)."""
-        out = []
+    def _missing(self, households) -> tuple:
+        """
+        (household, text) of those without a rendering, and (id, why) of
+        those whose sentence cannot be said (runs on a thread: no logging).
+        """
+        todo, unspeakable = [], []
         for h in households:
-            text = self.text_for(h)
-            if text is not None and not os.path.exists(self.speech.path(text)):
-                out.append((h, text))
-        return out
+            text, why = self._speakable(h)
+            if text is None:
+                unspeakable.append((h.id, why))
+            elif not os.path.exists(self.speech.path(text)):
+                todo.append((h, text))
+        return todo, unspeakable
 
     def changed(self, changes) -> defer.Deferred:
         """

@@ -266,6 +266,12 @@ class AnnouncerTests(SynchronousTestCase):
                          [heard(announcement.for_household(h, with_notes=False))])
         self.assertIsNotNone(self.announcer.sound_for(h))
 
+    def test_a_sentence_that_cannot_be_said_is_not_rendered(self):
+        h = snapshot(1, residents="陈梅☎")
+        self.assertEqual(self.successResultOf(self.announcer.prepare([h])), 0)
+        self.assertEqual(self.engine.texts, [])
+        self.assertIsNone(self.announcer.sound_for(h), "the stock prompts are played")
+
     def test_no_engine_renders_nothing_and_finds_nothing(self):
         class Missing(FakeEngine):
             def probe(self):
