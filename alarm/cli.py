@@ -11,6 +11,8 @@ Staff commands of the #9 alarm (registered into the C{switchboard} command):
   switchboard alarms [--limit N]
   switchboard alarms show ID                 the timeline
   switchboard alarms close ID [--note TEXT]  staff close (the server stops escalating)
+  switchboard alarms check [FILE]            alarm.yaml: every problem with file:line:column,
+                                             text the speech engine cannot say included
 
 A running server notices registry changes within seconds.
 """
@@ -77,6 +79,9 @@ def register(subparsers) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--note", default="")
     p.set_defaults(handler=alarms_close)
+    p = asub.add_parser("check", help="validate alarm.yaml (text prompts included)")
+    p.add_argument("file", nargs="?", help="alarm file (default: the configured one)")
+    p.set_defaults(handler=alarms_check)
 
 
 def _registry(context) -> Registry:
@@ -205,6 +210,32 @@ class _Args:
 
 
 # Alarms --------------------------------------------------------------------------
+
+def alarms_check(args, context) -> int:
+    """
+    Check alarm.yaml as the server does, and the text of its prompts as the
+    speech engine would say it; a missing engine is a problem here (the
+    server would play the stock sounds).
+    """
+    from alarm.speaking import make_speech
+    from switchboard.yamlconf import ConfigError
+    path = args.file or context.settings.alarm
+    speech = make_speech(context.settings.speech)
+    try:
+        config = alarm_config.load(path, context.numbers, context.settings.trunks, speech=speech)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem)
+        print(f"{path}: {len(e.problems)} problem(s), not valid")
+        return 1
+    texts = len(config.prompts.texts())
+    if texts and not speech.available:
+        print(f"{path}: {texts} prompt(s) written as text, but {speech.unavailable_reason}: "
+              f"the server would play the stock sounds instead")
+        return 1
+    print(f"{path}: OK: {len(config.stages)} escalation stage(s), {texts} prompt(s) as text")
+    return 0
+
 
 def _when(stored, tz) -> str:
     local = from_utc(stored, tz)

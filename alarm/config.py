@@ -18,29 +18,81 @@ from switchboard.numbers import InvalidNumber, NumberPlan
 
 _SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")  # fullmatch: "$" allows "\n"
 _UNSAFE_NAME = re.compile(r"[\r\n\0\"<>]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Characters of a prompt's text (the speech engine may allow fewer).
+MAX_TEXT = 500
 
 _TOP = {"neighbours", "escalation", "caller", "responder", "caller_id_name",
         "originate_retry", "prompts"}
 
 
 @dataclass(frozen=True)
-class Prompts:
-    """Sound names (without extension) played at each step; each a tuple of sounds."""
+class AlarmPrompt:
+    """
+    One prompt of the alarm as staff wrote it: sound names (a recording, or
+    Asterisk's stock sounds), text to say, or both.
 
-    caller_hold: tuple = ("one-moment-please",)
-    caller_cancelled: tuple = ("cancelled", "goodbye")
-    responder_intro: tuple = ("beep", "beep", "vm-theperson")
-    responder_location: tuple = ("location",)
-    responder_separator: tuple = ("letters/dash",)
-    responder_unregistered: tuple = ("vm-from-phonenumber",)
-    responder_ask: tuple = ("vm-press", "digits/1")
-    responder_coming: tuple = ("auth-thankyou",)
-    responder_declined: tuple = ("goodbye",)
-    responder_unconfirmed: tuple = ("goodbye",)
-    responder_cancelled: tuple = ("cancelled", "goodbye")
+    C{sounds} are staff's recording when C{recorded} (it wins over the
+    text), else the stock sounds played when the text has no rendering
+    yet (or no text was given). L{play_list} never renders: it is called
+    while a caller waits.
+    """
+
+    sounds: tuple
+    text: str | None = None
+    recorded: bool = False
+    #: Where the text is written (for the problems of rendering it).
+    where: yamlconf.Location | None = field(default=None, compare=False, repr=False)
+
+    def play_list(self, speech=None) -> list:
+        """The sound names to play now: the recording, else the rendered text, else stock."""
+        if self.text and not self.recorded and speech is not None:
+            name = speech.sound_name(self.text)
+            if name:
+                return [name]
+        return list(self.sounds)
+
+
+def _stock(*sounds) -> AlarmPrompt:
+    return field(default_factory=lambda: AlarmPrompt(tuple(sounds)))
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """What is played at each step (L{AlarmPrompt}); stock English sounds by default."""
+
+    caller_hold: AlarmPrompt = _stock("one-moment-please")
+    caller_cancelled: AlarmPrompt = _stock("cancelled", "goodbye")
+    responder_intro: AlarmPrompt = _stock("beep", "beep", "vm-theperson")
+    responder_location: AlarmPrompt = _stock("location")
+    responder_separator: AlarmPrompt = _stock("letters/dash")
+    responder_unregistered: AlarmPrompt = _stock("vm-from-phonenumber")
+    responder_ask: AlarmPrompt = _stock("vm-press", "digits/1")
+    responder_coming: AlarmPrompt = _stock("auth-thankyou")
+    responder_declined: AlarmPrompt = _stock("goodbye")
+    responder_unconfirmed: AlarmPrompt = _stock("goodbye")
+    responder_cancelled: AlarmPrompt = _stock("cancelled", "goodbye")
+
+    def items(self) -> list:
+        """(name, L{AlarmPrompt}) in declaration order."""
+        return [(name, getattr(self, name)) for name in self.__dataclass_fields__]
 
     def all(self) -> set:
-        return {s for name in self.__dataclass_fields__ for s in getattr(self, name)}
+        """Every sound name that may be played (recordings and stock fallbacks)."""
+        return {s for _, prompt in self.items() for s in prompt.sounds}
+
+    def texts(self) -> list:
+        """Every text to render, in declaration order, each once."""
+        out = []
+        for _, prompt in self.items():
+            if prompt.text and not prompt.recorded and prompt.text not in out:
+                out.append(prompt.text)
+        return out
+
+    @property
+    def spoken(self) -> bool:
+        """Whether any prompt is written as text (the alarm then speaks Mandarin)."""
+        return any(p.text for _, p in self.items())
 
 
 @dataclass(frozen=True)
@@ -86,12 +138,12 @@ class AlarmConfig:
 LOADER = "alarm.config:load_bytes"
 
 
-def load(path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
+def load(path: str, numbers: NumberPlan, trunks=None, speech=None) -> AlarmConfig:
     """
     Read (within L{yamlconf.MAX_FILE_BYTES}) and check C{path}; raise
     L{yamlconf.ConfigError} naming every problem.
     """
-    return check(yamlconf.load(path), numbers, trunks, path)
+    return check(yamlconf.load(path), numbers, trunks, path, speech)
 
 
 def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> AlarmConfig:
@@ -99,14 +151,23 @@ def load_bytes(raw: bytes, path: str, numbers: NumberPlan, trunks=None) -> Alarm
     return check(yamlconf.loads(yamlconf.decode(raw, path), path), numbers, trunks, path)
 
 
-def loads(text: str, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
-    return check(yamlconf.loads(text, path), numbers, trunks, path)
+def loads(text: str, numbers: NumberPlan, trunks=None, path: str = "<string>",
+          speech=None) -> AlarmConfig:
+    return check(yamlconf.loads(text, path), numbers, trunks, path, speech)
 
 
-def check(data, numbers: NumberPlan, trunks=None, path: str = "<string>") -> AlarmConfig:
-    """Validate a loaded document; C{trunks}, if given, are the known trunk names."""
+def check(data, numbers: NumberPlan, trunks=None, path: str = "<string>",
+          speech=None) -> AlarmConfig:
+    """
+    Validate a loaded document; C{trunks}, if given, are the known trunk
+    names. With C{speech} (a L{switchboard.speech.Speech}), text it cannot
+    render is a problem too (what C{switchboard alarms check} reports; the
+    server logs those and plays the stock sounds instead).
+    """
     c = _Check(numbers, trunks, path)
     config = c.document(data)
+    if speech is not None and not c.checker.problems:
+        c.checker.problems += text_problems(config, speech)
     # In file order, as staff read the file.
     c.checker.problems.sort(key=lambda p: (p.location.line, p.location.column)
                             if p.location else (0, 0))
@@ -269,27 +330,88 @@ class _Check:
     def prompts(self, data) -> Prompts:
         allowed = set(Prompts.__dataclass_fields__)
         p = self.section(data, "prompts", allowed)
+        defaults = Prompts()
         kw = {}
         for name in allowed & set(p):
-            key = f"prompts.{name}"
-            value = p[name]
-            sounds = [value] if isinstance(value, str) else value
-            if not isinstance(sounds, list):
-                self.add(p.where(name), key, "must be a sound name or a list of them",
-                         "e.g. [beep, vm-press, digits/1]")
-                continue
-            good = True
-            for j, sound in enumerate(sounds):
-                if not isinstance(sound, str) or not _SOUND.fullmatch(sound) or ".." in sound:
-                    located = isinstance(sounds, yamlconf.LocatedList)
-                    where = sounds.where(j) if located else p.where(name)
-                    self.add(where, key if isinstance(value, str) else f"{key}[{j}]",
-                             f"{sound!r} is not a sound name",
-                             "a name under the sounds folder without extension, e.g. digits/1")
-                    good = False
-            if good:
-                kw[name] = tuple(sounds)
+            prompt = self.prompt(p, name, f"prompts.{name}", getattr(defaults, name))
+            if prompt is not None:
+                kw[name] = prompt
         return Prompts(**kw)
+
+    def prompt(self, p, name, key, default) -> AlarmPrompt | None:
+        """
+        C{[sound, ...]} or C{sound} (a recording), C{{say: TEXT}} (text,
+        the stock sounds as fallback) or C{{sound: ..., say: TEXT}} (the
+        recording wins).
+        """
+        value = p[name]
+        if isinstance(value, dict):
+            m = self.checker.mapping(value, key, p.where(name), allowed={"say", "sound"})
+            if not m:
+                self.add(p.where(name), key, "is empty", "say: TEXT or sound: NAME")
+                return None
+            text = None
+            if "say" in m:
+                text = self.text(m, "say", f"{key}.say")
+                if text is None:
+                    return None
+            if "sound" in m:
+                sounds = self.sounds(m, "sound", f"{key}.sound")
+                if sounds is None:
+                    return None
+                return AlarmPrompt(sounds, text, recorded=True, where=m.where("say"))
+            if text is None:
+                return None  # only unknown keys: already reported
+            return AlarmPrompt(default.sounds, text, where=m.where("say"))
+        sounds = self.sounds(p, name, key)
+        return AlarmPrompt(sounds, recorded=True) if sounds is not None else None
+
+    def text(self, m, name, key) -> str | None:
+        value = m[name]
+        if not isinstance(value, str) or not value.strip():
+            self.add(m.where(name), key, "must be the text to say",
+                     'e.g. say: "别着急，正在为您呼叫邻居，请不要挂机。"')
+            return None
+        if _CONTROL.search(value):
+            self.add(m.where(name), key, "has a control character (line breaks are not said)",
+                     "write the prompt on one line")
+            return None
+        if len(value) > MAX_TEXT:
+            self.add(m.where(name), key, f"{len(value)} characters, longer than {MAX_TEXT}",
+                     "a prompt is a sentence or two")
+            return None
+        return value.strip()
+
+    def sounds(self, m, name, key) -> tuple | None:
+        value = m[name]
+        sounds = [value] if isinstance(value, str) else value
+        if not isinstance(sounds, list) or not sounds:
+            self.add(m.where(name), key, "must be a sound name or a list of them",
+                     "e.g. [beep, vm-press, digits/1], or say: TEXT")
+            return None
+        good = True
+        for j, sound in enumerate(sounds):
+            if not isinstance(sound, str) or not _SOUND.fullmatch(sound) or ".." in sound:
+                located = isinstance(sounds, yamlconf.LocatedList)
+                where = sounds.where(j) if located else m.where(name)
+                self.add(where, key if isinstance(value, str) else f"{key}[{j}]",
+                         f"{sound!r} is not a sound name",
+                         "a name under the sounds folder without extension, e.g. digits/1")
+                good = False
+        return tuple(sounds) if good else None
+
+
+def text_problems(config: AlarmConfig, speech) -> list:
+    """
+    Why prompts written as text cannot be rendered by C{speech} (a
+    L{switchboard.speech.Speech}), each a located L{yamlconf.Problem}.
+    """
+    out = []
+    for name, prompt in config.prompts.items():
+        if prompt.text and not prompt.recorded:
+            for reason in speech.problems(prompt.text):
+                out.append(yamlconf.Problem(prompt.where, f"prompts.{name}.say", reason))
+    return out
 
 
 def missing_sounds(config: AlarmConfig, sounds_dir: str) -> list:

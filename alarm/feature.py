@@ -15,6 +15,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
+from alarm.speaking import Announcer, make_speech
 from switchboard.journal import Journal
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
@@ -33,14 +34,22 @@ class AlarmFeature:
     parses it in a child process, as the routing file's reloads do: a huge
     or hostile file costs the reactor, serving alarms, nothing.
 
+    Prompts written as text, and each household's announcement, are
+    rendered ahead of time (L{Announcer}): the prompts when the file is
+    loaded, the announcements at start-up (those missing) and when the
+    registry watcher sees a household change. Text the engine cannot say is
+    logged with its file:line:column and its stock sound is played.
+
     @param parser: what parses a changed file for L{reload} (its
         C{parse(path, raw, numbers, trunks)} returns a Deferred): a
         L{ChildProcessParser} running L{alarm_config.load_bytes} by default.
+    @param speech: the L{switchboard.speech.Speech} (default: built from
+        C{settings.speech}; None when that fails).
     """
 
     log = Logger()
 
-    def __init__(self, settings, database, ami, *, reactor=None, parser=None):
+    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False):
         self.settings = settings
         self.ami = ami
         self.reactor = reactor
@@ -60,6 +69,11 @@ class AlarmFeature:
                               "until it is fixed:\n{errors}", errors=str(e))
             return
         config = self.config
+        self.speech = self._speech(settings, reactor) if speech is False else speech
+        self.announcer = Announcer(self.speech, clock=reactor)
+        self._text_problems(config)
+        #: Rendering in the background (prompts, announcements): Deferreds.
+        self.preparing = []
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
@@ -71,14 +85,45 @@ class AlarmFeature:
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
-                                       clock=reactor)
+                                       clock=reactor, announcer=self.announcer)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
-                                                 settings.numbers)
-        self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor)
+                                                 settings.numbers, announcer=self.announcer)
+        self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor,
+                                                  announcer=self.announcer)
         self.handlers = {"alarm": self.caller_handler, "alarm-responder": self.responder_handler}
         ami.subscribe("Newchannel",
                       lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
         ami.subscribe("Hangup", lambda event: self.coordinator.note_hangup(event.get("Uniqueid", "")))
+
+    def _speech(self, settings, reactor):
+        """The renderer C{settings.speech} describes, or None (logged): stock sounds only."""
+        described = getattr(settings, "speech", None)
+        if described is None:
+            return None
+        try:
+            speech = make_speech(described, reactor=reactor)
+        except Exception as e:
+            self.log.error("speech: {e}; the alarm plays Asterisk's stock sounds", e=e)
+            return None
+        if not speech.available:
+            self.log.error("speech: {why}; the alarm plays Asterisk's stock sounds",
+                           why=speech.unavailable_reason)
+        return speech
+
+    def _text_problems(self, config) -> None:
+        if self.speech is None:
+            return
+        problems = alarm_config.text_problems(config, self.speech)
+        if problems:
+            self.log.error("alarm file: text that cannot be spoken; the stock sound of each "
+                           "is played:\n{problems}",
+                           problems="\n".join(str(p) for p in problems))
+
+    def _prepare(self, d):
+        """Keep C{d} (rendering in the background) until it is done."""
+        self.preparing.append(d)
+        d.addBoth(lambda result: self.preparing.remove(d) or result)
+        return d
 
     def _kick(self, room):
         return self.ami.send_action("ConfbridgeKick", [("Conference", room), ("Channel", "all")])
@@ -88,8 +133,11 @@ class AlarmFeature:
         if self.config is None:
             return
         yield self.recorder.start()  # the journal replayed: alarms get their ids at once
+        self._prepare(self.announcer.prepare_prompts(self.config))
         yield self.index.load()
         self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
+        # In the background: calls are served (with stock prompts) meanwhile.
+        self._prepare(self.announcer.prepare(self.index))
         # Alarms a restart interrupted ring the duty phones as soon as the
         # AMI link is up; confirmed ones close once their room is empty.
         recovered = yield self.coordinator.recover_open_alarms(self.index)
@@ -155,6 +203,8 @@ class AlarmFeature:
         self.caller_handler.config = config
         self.responder_handler.config = config
         self.log.info("alarm file {path} in force", path=self.settings.alarm)
+        self._text_problems(config)
+        self._prepare(self.announcer.prepare_prompts(config))
         return self.astdb.duty_changed(config)
 
     @defer.inlineCallbacks

@@ -51,11 +51,12 @@ class AlarmCallerHandler:
 
     log = Logger()
 
-    def __init__(self, index, coordinator, config, numbers):
+    def __init__(self, index, coordinator, config, numbers, announcer=None):
         self.index = index
         self.coordinator = coordinator
         self.config = config
         self.numbers = numbers
+        self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
         return self.handle(session)
@@ -91,7 +92,7 @@ class AlarmCallerHandler:
             yield answering
             yield session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
             yield session.set_variable("SWITCHBOARD_ROOM", alarm.room)
-            for sound in self.config.prompts.caller_hold:
+            for sound in self.config.prompts.caller_hold.play_list(self.speech):
                 yield session.stream_file(sound)
             how = yield self._wait_in_room(session, alarm)
             if how == "DTMF":
@@ -102,7 +103,7 @@ class AlarmCallerHandler:
                 yield self.coordinator.caller_left(alarm.id)
             if alarm.cancelled:
                 # By this caller, or by another #9 call of the same household.
-                for sound in self.config.prompts.caller_cancelled:
+                for sound in self.config.prompts.caller_cancelled.play_list(self.speech):
                     yield session.stream_file(sound)
             yield session.set_variable(RESULT, "OK")
         except AGIHangup:
@@ -145,20 +146,30 @@ class ResponderHandler:
     Script C{alarm-responder}: a phone the coordinator rang has answered.
 
     The channel carries C{SWITCHBOARD_ALARM} and C{SWITCHBOARD_LEG}. The
-    person hears who needs help and where (prompts and digits only), then is
-    asked to press 1 (coming: joins the caller's room) or 2 (cannot come),
-    a few times. No key means not confirmed, so an answering machine or a
-    fax cannot take the alarm.
+    person hears who needs help and where, then is asked to press 1
+    (coming: joins the caller's room) or 2 (cannot come), a few times. No
+    key means not confirmed, so an answering machine or a fax cannot take
+    the alarm.
+
+    Who and where is the household's announcement, one sentence that ends
+    with the question, rendered when the household was registered
+    (L{alarm.speaking.Announcer}). Without one (not rendered yet, no speech
+    engine, an unregistered caller) the prompts and the digits of the
+    address or the caller's number are played: rendered Mandarin digits when
+    the alarm speaks Mandarin and they are rendered, else Asterisk's. Nothing
+    is rendered here: a neighbour on the line never waits for speech.
     """
 
     log = Logger()
 
-    def __init__(self, coordinator, config, clock=None):
+    def __init__(self, coordinator, config, clock=None, announcer=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.coordinator = coordinator
         self.config = config
         self.clock = clock
+        self.announcer = announcer
+        self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
         return self.handle(session)
@@ -207,14 +218,43 @@ class ResponderHandler:
         for _ in range(self.config.answer_attempts):
             if alarm.ended:
                 return ""
-            key = yield self._announce(session, alarm)
-            if not key:
-                key = yield self._ask(session)
+            spoken = self._announcement(alarm)
+            if spoken:
+                # One sentence: who, where, and the question.
+                key = yield self._play_sounds(session, [spoken], _KEYS)
+                if not key:
+                    key = yield self._wait_for_key(session)
+            else:
+                key = yield self._announce(session, alarm)
+                if not key:
+                    key = yield self._ask(session)
             if key in _ANSWERS:
                 return key
             if self.clock.seconds() - started >= self.config.confirm_within:
                 break
         return ""
+
+    def _announcement(self, alarm) -> str | None:
+        """The household's rendered announcement, if any (never renders)."""
+        if self.announcer is None or alarm.household is None:
+            return None
+        try:
+            return self.announcer.sound_for(alarm.household)
+        except Exception:
+            self.log.failure("announcement of alarm {id}", id=alarm.id)
+            return None
+
+    @defer.inlineCallbacks
+    def _say_digits(self, session, number, escape):
+        """C{number} digit by digit: rendered Mandarin digits when the alarm speaks it."""
+        names = None
+        if self.announcer is not None and self.config.prompts.spoken:
+            names = self.announcer.digits(number)
+        if names:
+            key = yield self._play_sounds(session, names, escape)
+        else:
+            key = yield session.say_digits(number, escape)
+        return key
 
     @defer.inlineCallbacks
     def _announce(self, session, alarm):
@@ -233,24 +273,31 @@ class ResponderHandler:
                 if i:
                     key = yield self._play(session, p.responder_separator, _KEYS)
                 if not key:
-                    key = yield session.say_digits(part, _KEYS)
+                    key = yield self._say_digits(session, part, _KEYS)
         else:
             # Unregistered (or recovered without a household): the caller's number.
             key = yield self._play(session, p.responder_unregistered, _KEYS)
             number = _digits(alarm.caller_raw)
             if number and not key:
-                key = yield session.say_digits(number, _KEYS)
+                key = yield self._say_digits(session, number, _KEYS)
         return key if key in _ANSWERS else ""
 
     @defer.inlineCallbacks
     def _ask(self, session):
         key = yield self._play(session, self.config.prompts.responder_ask, _KEYS)
         if not key:
-            key = yield session.wait_for_digit(int(self.config.digit_timeout * 1000))
+            key = yield self._wait_for_key(session)
         return key or ""
 
+    def _wait_for_key(self, session):
+        return session.wait_for_digit(int(self.config.digit_timeout * 1000))
+
+    def _play(self, session, prompt, escape=""):
+        """Play an L{AlarmPrompt}: its recording, its rendered text, or its stock sounds."""
+        return self._play_sounds(session, prompt.play_list(self.speech), escape)
+
     @defer.inlineCallbacks
-    def _play(self, session, sounds, escape=""):
+    def _play_sounds(self, session, sounds, escape=""):
         for sound in sounds:
             key = yield session.stream_file(sound, escape)
             if key and key in escape:

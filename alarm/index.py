@@ -49,10 +49,10 @@ class HouseholdSnapshot:
     """What the alarm path needs to know about one household, read-only."""
 
     __slots__ = ("id", "revision", "community", "building", "unit", "room", "notes",
-                 "numbers", "neighbours")
+                 "numbers", "neighbours", "residents")
 
     def __init__(self, id, revision, community, building, unit, room, notes, numbers,
-                 neighbours):
+                 neighbours, residents=""):
         self.id = id
         self.revision = revision
         self.community = community
@@ -62,6 +62,7 @@ class HouseholdSnapshot:
         self.notes = notes
         self.numbers = numbers        # the household's landlines, E.164
         self.neighbours = neighbours  # E.164, ring-group order, never its own numbers
+        self.residents = residents    # who lives there (said to the neighbours)
 
     @property
     def address(self) -> str:
@@ -87,7 +88,8 @@ class SnapshotBuilder:
 
     def _build(self, connection, ids) -> list:
         h = select(Household.id, Household.revision, Household.community, Household.building,
-                   Household.unit, Household.room, Household.notes).order_by(Household.id)
+                   Household.unit, Household.room, Household.notes,
+                   Household.residents).order_by(Household.id)
         n = select(HouseholdNumber.household_id, HouseholdNumber.number) \
             .order_by(HouseholdNumber.household_id, HouseholdNumber.position)
         b = select(Neighbour.household_id, Neighbour.number) \
@@ -100,7 +102,8 @@ class SnapshotBuilder:
         own = _Grouped(connection.execute(n))
         ring = _Grouped(connection.execute(b))
         out = []
-        for hid, revision, community, building, unit, room, notes in connection.execute(h):
+        for hid, revision, community, building, unit, room, notes, residents \
+                in connection.execute(h):
             numbers = tuple(_intern(x) for x in own.take(hid))
             neighbours = tuple(_intern(x) for x in ring.take(hid) if x not in numbers)
             if self.max_neighbours is not None:
@@ -108,7 +111,7 @@ class SnapshotBuilder:
             out.append(HouseholdSnapshot(
                 hid, revision, _intern(community or ""), _intern(building or ""),
                 _intern(unit or ""), _intern(room or ""), _intern(notes or ""),
-                numbers, neighbours))
+                numbers, neighbours, residents or ""))
         return out
 
     def keys(self, snapshot) -> list:

@@ -2,7 +2,9 @@
 Noticing what staff changed with the CLI, which runs in another process.
 
 Every few seconds one cheap query reads the registry version; when it has
-moved, the caller index takes in the changed households and AstDB follows.
+moved, the caller index takes in the changed households and AstDB follows,
+and the announcements of the changed households are rendered (in the
+background: AstDB does not wait for a speech engine).
 Alarms that staff closed from the CLI (C{switchboard alarms close ID}) are
 ended here too, so their escalation stops.
 """
@@ -19,18 +21,22 @@ class RegistryWatcher:
     @param astdb: the L{AstDBSync}, or None.
     @param coordinator: the L{AlarmCoordinator}, or None.
     @param recorder: the L{AlarmRecorder} (to read alarms closed by staff), or None.
+    @param announcer: the L{alarm.speaking.Announcer}, or None.
     """
 
     log = Logger()
 
     def __init__(self, index, astdb=None, coordinator=None, recorder=None, *, interval=5.0,
-                 clock=None):
+                 clock=None, announcer=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.index = index
         self.astdb = astdb
         self.coordinator = coordinator
         self.recorder = recorder
+        self.announcer = announcer
+        #: The announcements being rendered for the last change seen (a Deferred).
+        self.rendering = None
         self.interval = interval
         self.clock = clock
         self._loop = None
@@ -51,6 +57,9 @@ class RegistryWatcher:
         try:
             changes = yield self.index.refresh()
             if changes is None or changes:
+                if self.announcer is not None:
+                    self.rendering = (self.announcer.prepare(self.index) if changes is None
+                                      else self.announcer.changed(changes))
                 if self.astdb is not None:
                     yield self.astdb.apply(changes)
         except Exception:

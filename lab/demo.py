@@ -31,6 +31,11 @@ TIMEZONE = "Asia/Shanghai"  # config/switchboard.yaml's
 # The lab Asterisk's manager secret (lab/asterisk/manager.conf), given the
 # way config/switchboard.yaml asks: in the environment, not in the file.
 ENVIRONMENT = dict(os.environ, SWITCHBOARD_AMI_SECRET="lab-secret-not-for-production")
+LAB_SOUNDS = os.path.join(os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root"),
+                          "usr/share/asterisk/sounds")
+# Chen Mei's household as staff in Fuzhou would write it (the sample CSV is in English).
+CHEN_MEI = dict(community="华林花园", building="3", unit="1", room="101", residents="陈梅",
+                notes="行动不便，独居，听力不好")
 
 
 def say(text: str = "") -> None:
@@ -56,6 +61,8 @@ def write_config() -> None:
     text = re.sub(r"(?m)^database: .*$", f"database: sqlite:///{WORK}/switchboard.db", text)
     for key in ("routing", "alarm", "households"):
         text = re.sub(rf"(?m)^{key}: (\S+)", lambda m, k=key: f"{k}: {os.path.join(config_dir, m.group(1))}", text)
+    # Prompts are rendered where the lab Asterisk reads its sounds.
+    text = re.sub(r"(?m)^  sounds_dir: .*$", f"  sounds_dir: {LAB_SOUNDS}", text)
     with open(os.path.join(WORK, "switchboard.yaml"), "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -78,6 +85,7 @@ def main() -> int:
     write_config()
     say("== importing the sample households (config/households.csv)")
     say(switchboard("households", "import", os.path.join(PROJECT, "config", "households.csv")).strip())
+    say(switchboard("households", "import", chen_mei_in_chinese()).strip())
     say("== starting switchboard run")
     log_path = os.path.join(WORK, "server.log")
     log = open(log_path, "w")
@@ -90,6 +98,7 @@ def main() -> int:
         wait_for(lambda: "AMI connected" in open(log_path).read(), 30, "the server")
         hotline(phones)
         phones.stop_all()
+        announcement_wav(log_path)
         alarm(phones)
     finally:
         phones.stop_all()
@@ -98,6 +107,52 @@ def main() -> int:
         subprocess.run([LAB, "stop"], capture_output=True)
     say(f"\nserver log: {log_path}")
     return 0
+
+
+def chen_mei_in_chinese() -> str:
+    """A one-row CSV that rewrites household 87650001 in Chinese (same phones and neighbours)."""
+    import csv
+    with open(os.path.join(PROJECT, "config", "households.csv"), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = next(r for r in rows if r["numbers"] == "87650001")
+    row.update(CHEN_MEI)
+    path = os.path.join(WORK, "chen-mei.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(row)
+    return path
+
+
+def announcement_wav(log_path: str) -> None:
+    """
+    The file the server rendered for Chen Mei's neighbours (as Asterisk plays
+    it: 8 kHz signed linear), copied to a WAV file next to the server log.
+    """
+    import wave
+
+    from alarm.announcement import announcement
+    from alarm.speaking import make_speech
+    from switchboard.settings import SpeechSettings
+    text = announcement(**CHEN_MEI)
+    speech = make_speech(SpeechSettings(sounds_dir=LAB_SOUNDS))
+    say("\n== what Chen Mei's neighbours hear")
+    say(text)
+    if not speech.available:
+        say(f"(not rendered: {speech.unavailable_reason}; neighbours hear the stock prompts)")
+        return
+    rendered = speech.path(text)
+    wait_for(lambda: os.path.exists(rendered), 60, "the announcement to be rendered")
+    with open(rendered, "rb") as f:
+        audio = f.read()
+    out = os.path.join(os.path.dirname(log_path), "announcement-87650001.wav")
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(speech.rate)
+        w.writeframes(audio)
+    os.chmod(out, 0o600)  # a resident's name and where she lives
+    say(f"{out} ({len(audio) / 2 / speech.rate:.1f} s, rendered as {rendered})")
 
 
 def hotline(phones: SippFactory) -> None:
@@ -115,7 +170,7 @@ def hotline(phones: SippFactory) -> None:
 
 
 def alarm(phones: SippFactory) -> None:
-    say("\n== 2. Chen Mei (87650001, Building 3 Unit 1 Room 101) dials #9")
+    say("\n== 2. Chen Mei (87650001, 华林花园3号楼1单元101室) dials #9")
     neighbours = [f"876500{n:02d}" for n in range(2, 12)]
     for number in neighbours:
         if number == "87650005":

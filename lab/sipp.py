@@ -170,6 +170,7 @@ class Sipp:
     workdir: str
     process: subprocess.Popen
     started: float = field(default_factory=time.time)
+    media: int = 0  # the RTP port it offers (what Asterisk sends audio to)
 
     @property
     def messages_path(self) -> str:
@@ -237,7 +238,7 @@ class SippFactory:
         log = open(os.path.join(self.workdir, f"{name}.out"), "w")
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=self.workdir)
-        sipp = Sipp(name, port, self.workdir, process)
+        sipp = Sipp(name, port, self.workdir, process, media=media)
         self.running.append(sipp)
         return sipp
 

@@ -32,7 +32,10 @@ def test_example_file():
     assert c.duty.phones == ("+8659187650190",)
     assert c.stages[2].phones == ("+8659187650199",)
     assert c.cancel_key == "*"
-    assert c.prompts.responder_ask == ("vm-press", "digits/1")
+    assert c.prompts.responder_ask.sounds == ("vm-press", "digits/1")
+    assert c.prompts.responder_ask.text == "能马上过去请按一，去不了请按二。"
+    assert c.prompts.caller_hold.text.startswith("别着急")
+    assert all(p.text and not p.recorded for _, p in c.prompts.items())
 
 
 @pytest.mark.skipif(not os.path.isdir(SOUNDS), reason="the lab Asterisk's sounds are not installed")
@@ -108,7 +111,7 @@ def test_empty_file():
 def test_single_sound_and_trunks():
     c = load("escalation:\n  stages:\n    - {name: d, after: 0, number: 87650199, trunk: pstn}\n"
              "prompts: {caller_hold: beep}\n", trunks=("default", "pstn"))
-    assert c.prompts.caller_hold == ("beep",)
+    assert c.prompts.caller_hold.sounds == ("beep",) and c.prompts.caller_hold.recorded
     assert c.duty.trunk == "pstn"
 
 

@@ -6,7 +6,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from switchboard.service import SwitchboardService, settle_memory
-from switchboard.settings import AGISettings, AMISettings, Settings
+from switchboard.settings import AGISettings, AMISettings, Settings, SpeechSettings
 from switchboard.numbers import NumberPlan
 
 
@@ -49,7 +49,8 @@ def settings(tmp_path):
                     ami=AMISettings(), database=f"sqlite:///{tmp_path}/db.sqlite",
                     numbers=NumberPlan("CN", "591"), timezone="Asia/Shanghai",
                     trunks={"default": "PJSIP/{number}"}, routing=str(tmp_path / "r.yaml"),
-                    alarm=str(tmp_path / "a.yaml"), hotline_number="12345")
+                    alarm=str(tmp_path / "a.yaml"), hotline_number="12345",
+                    speech=SpeechSettings(sounds_dir=str(tmp_path / "sounds")))
 
 
 def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):
