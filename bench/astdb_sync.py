@@ -166,7 +166,7 @@ def _run(url, args) -> int:
     from switchboard.ami import AMIClient
     from switchboard.dialing import Dialer
     from switchboard.numbers import NumberPlan
-    from switchboard.service import AMI_EVENT_NAMES, AMI_EVENTS, settle_memory
+    from switchboard.service import AMI_EVENTS, ami_event_names, settle_memory
     from switchboard.storage import Database
     from tests.conftest import LabAsterisk
 
@@ -183,7 +183,7 @@ def _run(url, args) -> int:
         settle_memory()  # as the server does once started
         lab_ami = LabAsterisk()
         ami = AMIClient(*lab_ami.ami, lab_ami.ami_user, lab_ami.ami_secret, reactor=reactor,
-                        events=AMI_EVENTS, only_events=AMI_EVENT_NAMES)
+                        events=AMI_EVENTS, only_events=ami_event_names())
         sync = AstDBSync(ami, index, dialer, config, clock=reactor)
         held = old_family(sync, index, args.changed)
         lab("stop")

@@ -2,16 +2,14 @@
 The C{switchboard} command.
 
   switchboard run                  the server (FastAGI + AMI)
-  switchboard check [FILE]         validate a routing file
-  switchboard route --at ... --digits ...   where a hotline call would go, and why
-  switchboard calls                recent hotline calls
-  switchboard households ...       the #9 registry (import, add, show, list, export)
-  switchboard neighbours set ...   a household's ring group
-  switchboard alarms [show ID]     alarms and their timelines
   switchboard check-config [FILE]  validate switchboard.yaml
   switchboard check-dialplan [FILE]  check the dialplan's fallbacks and targets
   switchboard say "TEXT" --to FILE.wav  render a prompt to listen to it
   switchboard db current|upgrade   the database's schema (migrations)
+
+and each installed feature's commands (L{switchboard.features}), e.g. the
+hotline's C{check}, C{route}, C{calls}; the alarm's C{households},
+C{neighbours}, C{alarms}; the callback's C{callbacks}.
 """
 
 from __future__ import annotations
@@ -21,9 +19,11 @@ import os
 import sys
 from datetime import date, datetime
 
+from switchboard import features
 from switchboard import settings as settings_module
 from switchboard.migrations import SchemaError
 from switchboard.migrations import cli as db_cli
+from switchboard.speech import cli as speech_cli
 from switchboard.yamlconf import ConfigError
 
 DEFAULT_CONFIG = os.environ.get("SWITCHBOARD_CONFIG", "config/switchboard.yaml")
@@ -59,11 +59,16 @@ class Context:
         """Today's date in the service's time zone."""
         return datetime.now(self.tz).date()
 
-    def database(self):
+    def database(self, *, migrate: bool = True):
+        """The configured L{Database}, its schema upgraded unless C{migrate} is false."""
         if self._database is None:
             from switchboard.storage import Database
             self._database = Database(self.settings.database)
-            self._database.migrate()
+            self._migrated = False
+        if migrate and not self._migrated:
+            from switchboard import migrations
+            migrations.upgrade(self._database.engine)
+            self._migrated = True
         return self._database
 
 
@@ -108,11 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     dialplan.add_argument("file", nargs="?")
     dialplan.set_defaults(handler=_check_dialplan)
     db_cli.register(sub)
-    for module in ("switchboard.hotline.cli", "alarm.cli", "switchboard.speech.cli"):
-        try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ImportError as e:  # a domain missing from a partial install
-            print(f"switchboard: {module} unavailable: {e}", file=sys.stderr)
+    for feature in features.installed():  # an import error of one is a bug: it surfaces
+        feature.add_commands(sub)
+    speech_cli.register(sub)
     return parser
 
 

@@ -5,7 +5,8 @@ The file is parsed with pyst2's Asterisk C{.conf} parser; the checks are
 the ones that keep calls alive when the server is away: every AGI() hand-off
 is followed by a test of C{SWITCHBOARD_RESULT} (the native fallback), every
 Goto/GotoIf/Gosub names a context, extension or label that exists, and the
-contexts the server originates into are there.
+contexts the features rely on (L{switchboard.features.IFeature.dialplan_contexts})
+are there.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 
 from asterisk.config import Config, ParseError
 
+from switchboard import features as features_module
+
 DIALPLANS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dialplans")
-REQUIRED_CONTEXTS = ("switchboard-hotline", "switchboard-alarm", "switchboard-alarm-responder",
-                     "switchboard-alarm-ring", "switchboard-alarm-leg")
 _PRIORITY = re.compile(r"^\s*(?P<prio>n|\d+)(?:\((?P<label>[\w-]+)\))?\s*,\s*(?P<app>\w+)\((?P<args>.*)\)\s*$")
 _TARGET = re.compile(r"(?:^|[?:])\s*([^?:,()]+(?:,[^?:,()]+){0,2})\s*$")
 
@@ -120,16 +121,28 @@ def _unfiltered_exten(exten: str, step: Step) -> bool:
     return bool(_RAW_EXTEN.search(unfiltered))
 
 
-def check(path: str) -> list[str]:
-    """Every problem found in the dialplan at C{path}, each naming its line."""
+def required_contexts(features=None) -> dict:
+    """Context -> the name of the feature relying on it (the installed features by default)."""
+    features = features_module.installed() if features is None else features
+    return {context: feature.name for feature in features
+            for context in feature.dialplan_contexts}
+
+
+def check(path: str, features=None) -> list[str]:
+    """
+    Every problem found in the dialplan at C{path}, each naming its line.
+
+    @param features: whose contexts must be there (default: the installed features).
+    """
     try:
         contexts = parse(path)
     except ValueError as e:
         return [str(e)]
     problems = []
-    for name in REQUIRED_CONTEXTS:
+    for name, feature in required_contexts(features).items():
         if name not in contexts:
-            problems.append(f"{path}: missing context [{name}] the server relies on")
+            problems.append(f"{path}: missing context [{name}] the server relies on "
+                            f"(feature {feature})")
     for context, extens in contexts.items():
         for exten, steps in extens.items():
             labels = {s.label for s in steps if s.label}

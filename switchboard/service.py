@@ -1,6 +1,7 @@
 """
 The running server: one FastAGI listener and one AMI client, with the
-hotline and the #9 alarm plugged in.
+installed features (L{switchboard.features}: the hotline, the #9 alarm, ...)
+plugged in.
 
 Start-up order matters for an alarm server: the database and the hot
 indexes are ready before the FastAGI port opens, so the first call is
@@ -19,6 +20,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import LogLevel, Logger, globalLogBeginner
 
+from switchboard import features as features_module
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
 from switchboard.logs import LineLogObserver
@@ -27,15 +29,21 @@ from switchboard.systemd import Notifier, Watchdog
 from switchboard.watch import FileWatcher
 
 
-#: The AMI events the server reads: Newchannel and Hangup (the alarm's
-#: legs), OriginateResponse (the client's Originate). Everything else
-#: Asterisk would send costs the reactor more than the calls it describes
-#: (~16 us an event; one hotline call in the lab makes 104 of them, 4 of
-#: which are these three). So the login asks only for class call
-#: (all three are of it), and a session filter narrows that to these
-#: names. Answers to the server's own actions come whatever the filter.
-AMI_EVENT_NAMES = ("Newchannel", "Hangup", "OriginateResponse")
+#: The AMI events the server reads are those its features declare
+#: (L{features_module.IFeature.ami_events}; the alarm's: Newchannel, Hangup,
+#: OriginateResponse). Everything else Asterisk would send costs the
+#: reactor more than the calls it describes (~16 us an event; one hotline
+#: call in the lab makes 104 of them, 4 of which are the alarm's three). So
+#: the login asks only for class call (the events the features read are of
+#: it), and a session filter narrows that to their names. Answers to the
+#: server's own actions come whatever the filter.
 AMI_EVENTS = "call"
+
+
+def ami_event_names(features=None) -> tuple:
+    """The AMI event names the (installed) features read."""
+    return features_module.ami_events(
+        features_module.installed() if features is None else features)
 
 
 class SwitchboardService(service.MultiService):
@@ -54,8 +62,11 @@ class SwitchboardService(service.MultiService):
     log = Logger()
 
     def __init__(self, settings, *, reactor=None, database=None, ami=None, settle=None,
-                 notifier=None, watchdog_interval=None, ami_grace: float = 5.0):
+                 notifier=None, watchdog_interval=None, ami_grace: float = 5.0,
+                 ami_events=None):
         """
+        @param ami_events: the AMI event names to ask for (default: those
+            the installed features read, L{ami_event_names}).
         @param settle: called once the features have started, before the
             FastAGI port opens (L{settle_memory} in the running server).
         @param notifier: a L{Notifier} (default: none, outside systemd).
@@ -68,7 +79,8 @@ class SwitchboardService(service.MultiService):
         self.database = database or Database(settings.database, reactor=self.reactor)
         self.ami = ami or AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
                                     settings.ami.secret, reactor=self.reactor, events=AMI_EVENTS,
-                                    only_events=AMI_EVENT_NAMES)
+                                    only_events=ami_event_names() if ami_events is None
+                                    else ami_events)
         self.handlers: dict = {}
         self.features: list = []
         agi = settings.agi
@@ -184,16 +196,27 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def build(settings, reactor=None, *, settle=None, notifier=None,
-          watchdog_interval=None) -> SwitchboardService:
-    """The server with the hotline and the alarm."""
-    from alarm.feature import AlarmFeature
-    from switchboard.hotline.feature import HotlineFeature
+def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interval=None,
+          features=None) -> SwitchboardService:
+    """
+    The server with the installed features (or C{features}, each an
+    L{features_module.IFeature}), their services started in that order.
+    """
+    features = features_module.installed() if features is None else features
     server = SwitchboardService(settings, reactor=reactor, settle=settle, notifier=notifier,
-                                watchdog_interval=watchdog_interval)
+                                watchdog_interval=watchdog_interval,
+                                ami_events=features_module.ami_events(features))
     server.database.migrate()
-    server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
-    server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
+    core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
+                                reactor=server.reactor)
+    for feature in features:
+        running = feature.make_service(core)
+        stray = set(running.handlers) - set(feature.agi_scripts)
+        if stray:
+            raise features_module.FeatureError(
+                f"feature {feature.name!r} serves AGI scripts it does not declare: "
+                f"{', '.join(sorted(stray))}")
+        server.add_feature(running)
     return server
 
 

@@ -4,6 +4,13 @@ how to reach Asterisk, the database, the numbering plan and trunks, and
 which routing and alarm files to serve. Relative paths are taken from the
 folder of the configuration file.
 
+The core's keys are read here; each feature's keys (C{routing} for the
+hotline, C{alarm} and C{households} for the alarm, ...) are read by the
+feature that declares them (L{switchboard.features.IFeature.read_settings})
+into its section: C{settings.section("alarm")}. A section's attributes are
+also the settings' own (C{settings.routing}), so the file users write is the
+same whichever feature reads which key.
+
 The AMI secret is taken from the first of: the environment variable
 C{SWITCHBOARD_AMI_SECRET}; the systemd credential C{ami-secret}
 (C{LoadCredential=}, read as C{$CREDENTIALS_DIRECTORY/ami-secret}); the
@@ -19,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from switchboard import features as features_module
 from switchboard import yamlconf
 from switchboard.dialing import Dialer
 from switchboard.numbers import InvalidNumber, NumberPlan
@@ -27,8 +35,9 @@ from switchboard.numbers import InvalidNumber, NumberPlan
 SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
-_TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
-        "hotline_number", "households", "journal", "speech"}
+#: The core's keys of switchboard.yaml; the features declare theirs.
+_TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "hotline_number", "journal",
+        "speech"}
 
 
 @dataclass(frozen=True)
@@ -79,14 +88,26 @@ class Settings:
     numbers: NumberPlan
     timezone: str
     trunks: dict
-    routing: str
-    alarm: str
     hotline_number: str
-    households: str | None = None
     #: The folder of the local journals (alarms, call records) that keep
     #: what the database has not taken yet.
     journal: str = ""
     speech: SpeechSettings = SpeechSettings()
+    #: Each feature's section: feature name -> what its C{read_settings} returned.
+    sections: dict = field(default_factory=dict)
+
+    def section(self, name: str):
+        """The section of feature C{name} (KeyError if no such feature was loaded)."""
+        return self.sections[name]
+
+    def __getattr__(self, name: str):
+        # A feature's setting read as the settings' own (settings.routing).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for section in self.__dict__.get("sections", {}).values():
+            if hasattr(section, name):
+                return getattr(section, name)
+        raise AttributeError(f"no setting {name!r} in the core or any feature's section")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -97,19 +118,23 @@ class Settings:
         return Dialer(self.numbers, dict(self.trunks))
 
 
-def load(path: str, environ=None) -> Settings:
+def load(path: str, environ=None, features=None) -> Settings:
     """
     Read and check C{path}; raise L{yamlconf.ConfigError} naming every problem.
 
     @param environ: where C{SWITCHBOARD_AMI_SECRET} and
         C{CREDENTIALS_DIRECTORY} are looked up (default: C{os.environ}).
+    @param features: the L{features_module.IFeature}s whose sections are
+        read (default: the installed ones).
     """
     environ = os.environ if environ is None else environ
+    features = features_module.installed() if features is None else features
     data = yamlconf.load(path)
     if data is None:
         data = yamlconf.LocatedDict()
     check = yamlconf.Checker()
-    data = check.mapping(data, "", allowed=_TOP)
+    data = check.mapping(data, "", allowed=_TOP.union(
+        *(feature.settings_keys for feature in features)))
     base = os.path.dirname(os.path.abspath(path))
 
     def resolve(p):
@@ -173,9 +198,6 @@ def load(path: str, environ=None) -> Settings:
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////") \
             and ":memory:" not in database:
         database = "sqlite:///" + resolve(database[len("sqlite:///"):])
-    routing = resolve(check.typed(data, "routing", str, "routing", "routing.yaml"))
-    alarm = resolve(check.typed(data, "alarm", str, "alarm", "alarm.yaml"))
-    households = check.typed(data, "households", str, "households", None)
     journal = check.typed(data, "journal", str, "journal", "")
     if journal:
         journal = resolve(journal)
@@ -184,12 +206,12 @@ def load(path: str, environ=None) -> Settings:
     else:
         journal = resolve("../var/journal")
     speech = _speech(check, data, resolve)
+    sections = {feature.name: feature.read_settings(data, check, resolve)
+                for feature in features}
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
-                    numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
-                    alarm=alarm, hotline_number=hotline,
-                    households=resolve(households) if households else None, journal=journal,
-                    speech=speech)
+                    numbers=numbers, timezone=timezone, trunks=dict(trunks),
+                    hotline_number=hotline, journal=journal, speech=speech, sections=sections)
 
 
 def _speech(check, data, resolve) -> SpeechSettings:

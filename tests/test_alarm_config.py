@@ -156,7 +156,6 @@ class _HandOffParser:
 
 
 def _feature(tmp_path, text, parser):
-    from dataclasses import replace
 
     from twisted.internet.testing import MemoryReactorClock
 
@@ -178,7 +177,7 @@ def _feature(tmp_path, text, parser):
     path = tmp_path / "alarm.yaml"
     path.write_text(text, encoding="utf-8")
     reactor = Reactor()
-    feature = AlarmFeature(replace(settings(tmp_path), alarm=str(path)), None, _AMI(),
+    feature = AlarmFeature(settings(tmp_path, alarm=str(path)), None, _AMI(),
                            reactor=reactor, parser=parser)
     return feature, path, reactor
 

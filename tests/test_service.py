@@ -44,13 +44,18 @@ class Feature:
         self.events.append(("ami", self.name))
 
 
-def settings(tmp_path):
+def settings(tmp_path, *, alarm=None):
+    from alarm.plugin import AlarmSettings
+    from callback.plugin import CallbackSettings
+    from switchboard.hotline.plugin import HotlineSettings
     return Settings(path=str(tmp_path / "s.yaml"), agi=AGISettings(port=4599, key="test-key"),
                     ami=AMISettings(), database=f"sqlite:///{tmp_path}/db.sqlite",
                     numbers=NumberPlan("CN", "591"), timezone="Asia/Shanghai",
-                    trunks={"default": "PJSIP/{number}"}, routing=str(tmp_path / "r.yaml"),
-                    alarm=str(tmp_path / "a.yaml"), hotline_number="12345",
-                    speech=SpeechSettings(sounds_dir=str(tmp_path / "sounds")))
+                    trunks={"default": "PJSIP/{number}"}, hotline_number="12345",
+                    speech=SpeechSettings(sounds_dir=str(tmp_path / "sounds")),
+                    sections={"hotline": HotlineSettings(routing=str(tmp_path / "r.yaml")),
+                              "alarm": AlarmSettings(alarm=alarm or str(tmp_path / "a.yaml")),
+                              "callback": CallbackSettings()})
 
 
 def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):
@@ -111,10 +116,10 @@ def test_the_ami_login_asks_only_for_call_events(tmp_path):
 
 def test_the_events_the_alarm_reads_are_among_those_asked_for(tmp_path):
     import os
-    from dataclasses import replace
 
     from alarm.feature import AlarmFeature
-    from switchboard.service import AMI_EVENT_NAMES
+    from alarm.plugin import feature as alarm
+    from switchboard.service import ami_event_names
 
     class RecordingAMI:
         connected = False
@@ -130,9 +135,10 @@ def test_the_events_the_alarm_reads_are_among_those_asked_for(tmp_path):
 
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ami = RecordingAMI()
-    AlarmFeature(replace(settings(tmp_path), alarm=os.path.join(project, "config", "alarm.yaml")),
+    AlarmFeature(settings(tmp_path, alarm=os.path.join(project, "config", "alarm.yaml")),
                  None, ami, reactor=MemoryReactorClock())
-    assert ami.patterns and set(ami.patterns) <= set(AMI_EVENT_NAMES)
+    assert ami.patterns and set(ami.patterns) <= set(alarm.ami_events)
+    assert set(alarm.ami_events) <= set(ami_event_names())
 
 
 def test_without_a_fastagi_key_the_server_refuses_to_start(tmp_path):

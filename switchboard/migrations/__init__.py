@@ -4,10 +4,10 @@ Schema migrations, with Alembic.
 The core and each feature bring their own chain of revisions: an Alembic
 branch named after them, kept in their own package (C{<package>/versions}),
 so a pip-installed switchboard has them. The core's branch, C{core}, is this
-package; a feature's is found through the entry-point group
-C{switchboard.migrations} (C{alarm = alarm.migrations} in C{setup.cfg}), so
-this module names no feature. A feature's migrations package says in
-C{MODELS} which module declares its tables.
+package; a feature's is the package its declaration names
+(L{switchboard.features.IFeature.migrations}, found through the entry-point
+group C{switchboard.features}), so this module names no feature. A
+migrations package says in C{MODELS} which module declares its tables.
 
 L{upgrade} brings a database to the head of every branch, in one
 transaction (SQLite included: a failed migration leaves nothing half done),
@@ -18,9 +18,9 @@ database created before Alembic (C{create_all}, no C{alembic_version}) is
 adopted: each branch whose tables are all there, with the columns its base
 revision creates, is stamped at that base, not created again; its rows stay.
 
-This module imports no feature and not L{switchboard.storage} (which calls
-it): it works on an engine, the models are imported by name only for
-autogenerate, and Alembic only when a database is migrated.
+This package imports no feature and not L{switchboard.storage} (which
+stays below it): it works on an engine, the models are imported by name
+(they bring the metadata), and Alembic only when a database is migrated.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import contextlib
 import importlib
 import os
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
-GROUP = "switchboard.migrations"
+from switchboard import features
+
+GROUP = features.GROUP
 CORE = "core"
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION_TABLE = "alembic_version"  # Alembic's record of the revisions applied
@@ -61,19 +62,31 @@ class Branch:
 
 
 def branches() -> list[Branch]:
-    """The core's branch, then each installed feature's, by name."""
+    """The core's branch, then each installed feature's that has tables, by name."""
     found = [Branch.of(CORE, __name__)]
-    for entry in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        if entry.name in {b.name for b in found}:
-            raise SchemaError(f"entry point {GROUP} {entry.name!r} is declared twice")
-        found.append(Branch.of(entry.name, entry.value))
+    for feature in features.installed():
+        if feature.migrations is None:
+            continue
+        if feature.name in {b.name for b in found}:
+            raise SchemaError(f"feature {feature.name!r} has the name of another branch")
+        found.append(Branch.of(feature.name, feature.migrations))
     return found
 
 
-def import_models() -> None:
-    """Import every branch's models, so that their tables are on the metadata."""
+def import_models():
+    """
+    Import every branch's models, so that their tables are on the metadata;
+    return that metadata (the one all their tables share).
+    """
+    metadata = set()
     for branch in branches():
-        importlib.import_module(branch.models)
+        module = importlib.import_module(branch.models)
+        metadata.update(value.__table__.metadata for value in vars(module).values()
+                        if isinstance(value, type) and hasattr(value, "__table__"))
+    if len(metadata) != 1:
+        raise SchemaError(f"the models of the branches declare their tables on "
+                          f"{len(metadata)} metadata, not one (switchboard.storage.Base)")
+    return metadata.pop()
 
 
 def config(connection=None):
@@ -339,8 +352,8 @@ def new_revision(branch_name: str, message: str, *, autogenerate: bool = True) -
     by_name = {b.name: b for b in branches()}
     if branch_name not in by_name:
         raise SchemaError(f"no migrations branch {branch_name!r}: there are "
-                          f"{', '.join(sorted(by_name))} (a feature declares its own in the "
-                          f"entry-point group {GROUP})")
+                          f"{', '.join(sorted(by_name))} (a feature declares its own: "
+                          f"IFeature.migrations, entry-point group {GROUP})")
     branch = by_name[branch_name]
     models = importlib.import_module(branch.models)
     tables = {value.__table__.name for value in vars(models).values()

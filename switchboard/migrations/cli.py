@@ -36,8 +36,8 @@ def register(subparsers) -> None:
 
 
 def _database(context):
-    from switchboard.storage import Database
-    return Database(context.settings.database)
+    """The configured database, not migrated (the command says what it does)."""
+    return context.database(migrate=False)
 
 
 def current_command(args, context) -> int:

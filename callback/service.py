@@ -1,0 +1,65 @@
+"""The callback's running part (L{switchboard.features.IFeatureService})."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from switchboard.features import IFeatureService
+from switchboard.speech import Speech
+
+from callback.handler import CallbackHandler
+from callback.requests import Requests
+
+
+def make_speech(described, reactor):
+    """The renderer of the core's C{speech:} settings, or None (logged): stock sound only."""
+    try:
+        speech = Speech(described.sounds_dir, subdir=described.subdir,
+                        default_voice=described.voice, rate=described.rate, reactor=reactor,
+                        mode=0o644)  # a public sentence: Asterisk reads it as any user
+    except Exception as e:
+        CallbackService.log.error("speech: {e}; *0 confirms with a stock sound", e=e)
+        return None
+    return speech if speech.available else None
+
+
+@implementer(IFeatureService)
+class CallbackService:
+    """
+    Serves AGI script C{callback}; renders the confirmation at start (in the
+    background: calls meanwhile hear the stock sound).
+
+    @param speech: a L{Speech}, or None for the stock sound only.
+    """
+
+    log = Logger()
+    watched = ()
+
+    def __init__(self, database, numbers, prompt: str, *, speech=None, reactor=None):
+        self.prompt = prompt
+        self.speech = speech
+        self.requests = Requests(database)
+        self.handler = CallbackHandler(self.requests, numbers, confirmation=self._confirmation,
+                                       clock=reactor)
+        self.handlers = {"callback": self.handler}
+        self.rendering = None
+
+    def _confirmation(self):
+        return self.speech.sound_name(self.prompt) if self.speech is not None else None
+
+    def start(self):
+        if self.speech is not None:
+            self.rendering = self.speech.render(self.prompt)
+            self.rendering.addErrback(lambda f: self.log.failure(
+                "callback prompt not rendered; *0 confirms with a stock sound", f))
+        return None
+
+    def stop(self):
+        return None
+
+    def reload(self, path=None):
+        return None
+
+    def ami_connected(self):
+        return None
