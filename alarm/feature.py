@@ -6,6 +6,7 @@ import hashlib
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from alarm import config as alarm_config
 from alarm.astdb import AstDBSync
@@ -16,12 +17,14 @@ from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
+from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.yamlconf import ConfigError
 
 
+@implementer(IFeatureService)
 class AlarmFeature:
     """
     Serves AGI scripts C{alarm} (the resident who dialled #9) and

@@ -77,10 +77,11 @@ class SwitchboardService(service.MultiService):
         self.settings = settings
         self.reactor = reactor or default_reactor
         self.database = database or Database(settings.database, reactor=self.reactor)
+        #: The AMI event names the login asks for.
+        self.ami_events = ami_event_names() if ami_events is None else tuple(ami_events)
         self.ami = ami or AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
                                     settings.ami.secret, reactor=self.reactor, events=AMI_EVENTS,
-                                    only_events=ami_event_names() if ami_events is None
-                                    else ami_events)
+                                    only_events=self.ami_events)
         self.handlers: dict = {}
         self.features: list = []
         agi = settings.agi

@@ -189,6 +189,12 @@ class FakeSession:
         return self._reply("stream_file", (name, escape_digits),
                            self.replies.setdefault("stream_file", []), "")
 
+    def stream_file_result(self, name, escape_digits="", offset=0):
+        from switchboard.agi.reply import Playback
+        return self._reply("stream_file_result", (name, escape_digits),
+                           self.replies.setdefault("stream_file_result", []),
+                           Playback("", 8000, False))
+
     def get_data(self, prompt, timeout_ms=None, max_digits=None):
         return self._reply("get_data", (prompt, timeout_ms, max_digits),
                            self.replies.setdefault("get_data", []), "")

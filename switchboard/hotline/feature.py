@@ -6,8 +6,10 @@ from datetime import datetime, timezone
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from switchboard.calllog import CallLog
+from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard.hotline.handler import HotlineHandler
 from switchboard.routing.router import local_time
@@ -50,6 +52,7 @@ def make_speech(settings, reactor=None, *, log=None):
     return speech
 
 
+@implementer(IFeatureService)
 class HotlineFeature:
     """Serves AGI script C{hotline} from the routing file, reloading it when it changes."""
 
@@ -116,6 +119,9 @@ class HotlineFeature:
             self.log.warn("routing {path}: {notice}", path=routing.path,
                           notice=missing_holidays_notice(missing))
         return missing
+
+    def ami_connected(self):
+        return None  # the hotline keeps nothing in Asterisk
 
     def stop(self):
         if self._calendar_check.running:
