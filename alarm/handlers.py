@@ -219,9 +219,18 @@ class ResponderHandler:
             if alarm.ended:
                 return ""
             spoken = self._announcement(alarm)
+            played = None
             if spoken:
                 # One sentence: who, where, and the question.
-                key = yield self._play_sounds(session, [spoken], _KEYS)
+                played = yield session.stream_file_result(spoken, _KEYS)
+                if played.failed:
+                    # Gone, or not readable by Asterisk (its group): the
+                    # neighbour must still hear who and where.
+                    self.log.error("ALARM {id}: Asterisk could not play the announcement "
+                                   "{sound} (missing, or not readable by Asterisk's user): "
+                                   "the stock prompts instead", id=alarm.id, sound=spoken)
+            if played is not None and not played.failed:
+                key = played.digit if played.digit in _ANSWERS else ""
                 if not key:
                     key = yield self._wait_for_key(session)
             else:
