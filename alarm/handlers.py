@@ -41,7 +41,8 @@ class AlarmCallerHandler:
     Script C{alarm}: the resident who dialled #9.
 
     The household is found in the in-memory L{CallerIndex} (never the
-    database on this path); an unknown or missing caller ID still raises an
+    database on this path, but in the seconds after start-up while the
+    index loads: L{CallerIndex.find}); an unknown or missing caller ID still raises an
     alarm, which goes to the duty phones with what was presented. The caller
     is answered, reassured, and held in the alarm's ConfBridge room, where
     the neighbours who press 1 join. Leaving the room with the cancel key
@@ -65,7 +66,13 @@ class AlarmCallerHandler:
         raw = str(session.env.get("callerid") or "").strip()
         caller = "" if raw.lower() in _ANONYMOUS else raw
         try:
-            household = self.index.lookup(caller) if caller else None
+            if not caller:
+                household = None
+            elif self.index.loaded:
+                household = self.index.lookup(caller)
+            else:
+                # Start-up, the index still loading: from the database.
+                household = yield self.index.find(caller)
         except Exception:
             self.log.failure("caller index lookup of {caller}", caller=caller)
             household = None
