@@ -99,6 +99,7 @@ class AlarmFeature:
         from the database (L{CallerIndex.find}), and the registry watcher
         and AstDB's resynchronisation wait for it.
         """
+        from twisted.internet import reactor as default_reactor
         if self.config is None:
             return
         yield self.recorder.start()  # the journal replayed: alarms get their ids at once
@@ -112,7 +113,10 @@ class AlarmFeature:
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
         self.guard.start()
-        self._load()
+        # Next turn of the reactor: after the service has settled its
+        # memory (a full collection over a half-built index held the
+        # reactor ~0.3 s) and opened the FastAGI port.
+        self._retry = (self.reactor or default_reactor).callLater(0, self._load)
 
     def _load(self):
         self._retry = None

@@ -65,31 +65,36 @@ class AlarmCallerHandler:
     def handle(self, session):
         raw = str(session.env.get("callerid") or "").strip()
         caller = "" if raw.lower() in _ANONYMOUS else raw
+        # A load of the index on its thread waits until the alarm is raised.
+        resume = self.index.pause_load()
         try:
-            if not caller:
+            try:
+                if not caller:
+                    household = None
+                elif self.index.loaded:
+                    household = self.index.lookup(caller)
+                else:
+                    # Start-up, the index still loading: from the database.
+                    household = yield self.index.find(caller)
+            except Exception:
+                self.log.failure("caller index lookup of {caller}", caller=caller)
                 household = None
-            elif self.index.loaded:
-                household = self.index.lookup(caller)
-            else:
-                # Start-up, the index still loading: from the database.
-                household = yield self.index.find(caller)
-        except Exception:
-            self.log.failure("caller index lookup of {caller}", caller=caller)
-            household = None
-        # Answer while the alarm is being recorded; neither waits for the other.
-        answering = session.answer()
-        try:
-            alarm = yield self.coordinator.raise_alarm(raw, household)
-        except HandedToDialplan:
-            # No calls can be placed from here: the dialplan rings the
-            # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
-            answering.addErrback(lambda _: None)
-            return
-        except Exception:
-            # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
-            # dialplan rings the neighbours natively from AstDB.
-            answering.addErrback(lambda _: None)
-            raise
+            # Answer while the alarm is being recorded; neither waits for the other.
+            answering = session.answer()
+            try:
+                alarm = yield self.coordinator.raise_alarm(raw, household)
+            except HandedToDialplan:
+                # No calls can be placed from here: the dialplan rings the
+                # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
+                answering.addErrback(lambda _: None)
+                return
+            except Exception:
+                # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
+                # dialplan rings the neighbours natively from AstDB.
+                answering.addErrback(lambda _: None)
+                raise
+        finally:
+            resume()
         left = False
         # From now until it is in the room for good, the caller's line may
         # place calls when AMI cannot (queued after the command in flight).

@@ -27,6 +27,7 @@ class FakeIndex:
     def __init__(self, *snapshots):
         self.lookups = []
         self.finds = []
+        self.paused = 0
         self.forms = {}
         for s in snapshots:
             for n in s.numbers:
@@ -38,6 +39,13 @@ class FakeIndex:
     def lookup(self, caller):
         self.lookups.append(caller)
         return self.forms.get(caller)
+
+    def pause_load(self):
+        self.paused += 1
+        return self.resume
+
+    def resume(self):
+        self.paused -= 1
 
     def find(self, caller):
         """While not L{loaded}: a Deferred the test fires (as the database would)."""
@@ -75,8 +83,10 @@ class CallerTests(Case):
         [(caller, found)] = self.index.finds
         self.assertEqual(caller, "059187650001")
         self.assertEqual(self.rig.ami.calls, [])  # nobody rung before the household is known
+        self.assertEqual(self.index.paused, 1)  # the load waits meanwhile
         found.callback(self.index.forms[caller])
         self.successResultOf(d)
+        self.assertEqual(self.index.paused, 0)
         alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
         self.assertEqual(alarm.household, self.home)
         self.assertEqual(len(self.rig.ami.calls), 10)

@@ -84,6 +84,8 @@ def server(tmp_path):
     started = []
     service.startService().addBoth(started.append)
     assert started == [None]
+    assert sync.loads == []  # the load starts once the port is open
+    reactor.advance(0)
     yield service, feature, sync, reactor, ami
     service.stopService()
 
