@@ -192,3 +192,37 @@ def test_the_collector_is_back_on_after_a_load(index):
         assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
+
+
+def test_a_big_table_is_sorted_in_runs_with_pauses_between():
+    import random
+    rng = random.Random(4)
+    pairs = [(rng.randrange(10 ** 8, 10 ** 16), i) for i in range(20000)]
+    pairs += [(pairs[7][0], 3), (pairs[7][0], 20001)]  # a form two households share
+    steps = []
+    table = CallerTable(pairs, lambda: steps.append(1))
+    ordered = sorted(pairs)
+    assert list(table.keys) == [k for k, _ in ordered]
+    assert list(table.values) == [v for _, v in ordered]
+    assert table.get(pairs[7][0]) == 3  # the smallest value of a shared key
+    assert len(steps) > 100
+    assert len(pairs) == 20002  # the caller's list is left as it was
+
+
+def test_pause_load_holds_the_build_until_every_pause_is_resumed(index):
+    first, second = index.pause_load(), index.pause_load()
+    assert not index._may_build.is_set()
+    first()
+    first()  # once only
+    assert not index._may_build.is_set()
+    second()
+    assert index._may_build.is_set()
+    index._pace()  # not paused: returns at once
+
+
+def test_a_paused_build_goes_on_after_the_longest_pause(index):
+    index.longest_pause = 0.0
+    resume = index.pause_load()
+    index._pace()  # waits at most longest_pause
+    assert index.load().result == 12
+    resume()
