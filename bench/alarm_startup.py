@@ -36,18 +36,6 @@ import time
 
 IDLE = 3.0  # seconds the loaded server is watched, idle, for the reactor's lag
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETTINGS = """\
-agi: {{listen: 127.0.0.1, port: {port}, key: bench-key}}
-ami: {{host: 127.0.0.1, port: {ami_port}, username: bench}}
-database: {database}
-numbers: {{region: CN, area_code: "591"}}
-timezone: Asia/Shanghai
-trunks: {{default: "PJSIP/{{number}}"}}
-hotline_number: "12345"
-routing: {routing}
-alarm: {alarm}
-journal: {journal}
-"""
 
 
 def process_started() -> float:
@@ -225,11 +213,16 @@ def main(argv=None) -> int:
             url = "sqlite:///" + os.path.join(workdir, "registry.db")
             alarm_lookup.build(url, args.households)
         config = os.path.join(workdir, "switchboard.yaml")
+        settings = {  # JSON is YAML too
+            "agi": {"listen": "127.0.0.1", "port": free_port(), "key": "bench-key"},
+            "ami": {"host": "127.0.0.1", "port": free_port(), "username": "bench"},
+            "database": url, "numbers": {"region": "CN", "area_code": "591"},
+            "timezone": "Asia/Shanghai", "trunks": {"default": "PJSIP/{number}"},
+            "hotline_number": "12345", "journal": os.path.join(workdir, "journal"),
+            "routing": os.path.join(PROJECT, "config", "routing.yaml"),
+            "alarm": os.path.join(PROJECT, "config", "alarm.yaml")}
         with open(config, "w") as f:
-            f.write(SETTINGS.format(port=free_port(), ami_port=free_port(), database=url,
-                                    routing=os.path.join(PROJECT, "config", "routing.yaml"),
-                                    alarm=os.path.join(PROJECT, "config", "alarm.yaml"),
-                                    journal=os.path.join(workdir, "journal")))
+            json.dump(settings, f, indent=1)
         runs = [("this tree", child(PROJECT, config, args.households))]
         if args.baseline:
             runs.append((f"baseline {args.baseline}",
