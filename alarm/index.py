@@ -25,6 +25,7 @@ import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from functools import lru_cache
+from itertools import chain
 from operator import attrgetter
 
 from sqlalchemy import select
@@ -230,14 +231,15 @@ class CallerTable:
             return self.values[i]
         return None
 
-    def remapped(self, mapping, pairs=()) -> "CallerTable":
+    def remapped(self, mapping, pairs=(), pace=None) -> "CallerTable":
         """
         A new table whose values are C{mapping[value]}, without the keys
         whose value maps to -1, plus C{pairs}.
         """
-        kept = [(k, m) for k, m in zip(self.keys, map(mapping.__getitem__, self.values))
-                if m >= 0]
-        return CallerTable(kept + list(pairs))
+        kept = ((k, m) for k, m in zip(self.keys, map(mapping.__getitem__, self.values))
+                if m >= 0)
+        # One list of the pairs, the new table's, freed as it is sorted.
+        return CallerTable(chain(kept, pairs), pace)
 
 
 class CallerIndex:
@@ -496,7 +498,7 @@ class CallerIndex:
             mapping = array("i", [-1 if s.id in rekeyed else position[s.id] for s in rows])
             pairs = [(k, position[hid]) for hid in rekeyed if hid in by_id
                      for k in self.builder.keys(by_id[hid])]
-            return version, changes, new_rows, table.remapped(mapping, pairs)
+            return version, changes, new_rows, table.remapped(mapping, pairs, self._pace)
 
         return self.database.run(work).addCallback(self._apply)
 
