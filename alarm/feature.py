@@ -52,6 +52,9 @@ class AlarmFeature:
 
     log = Logger()
 
+    #: Seconds between two tries of a caller index load that failed.
+    load_retry = 10.0
+
     def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False):
         self.settings = settings
         self.ami = ami
@@ -61,6 +64,9 @@ class AlarmFeature:
         self._parser = parser
         self._reloads = defer.DeferredLock()  # one at a time, in the order asked
         self._digest = None  # of the bytes of the file in force
+        self._waiting: list = []  # for the caller index's load
+        self._retry = None
+        self._stopped = False
         try:
             raw = yamlconf.read_bytes(settings.alarm)
             self.config = alarm_config.load_bytes(raw, settings.alarm, settings.numbers,
@@ -77,7 +83,8 @@ class AlarmFeature:
         self._text_problems(config)
         #: Rendering in the background (prompts, announcements): Deferreds.
         self.preparing = []
-        self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours)
+        self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
+                                 settle=True)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
@@ -133,25 +140,71 @@ class AlarmFeature:
 
     @defer.inlineCallbacks
     def start(self):
+        """
+        Ready for calls: the journal replayed and interrupted alarms taken
+        up again. The caller index loads in the background (~5 s at
+        200,000 households): until it has, a #9 caller's household is read
+        from the database (L{CallerIndex.find}), and the registry watcher
+        and AstDB's resynchronisation wait for it.
+        """
+        from twisted.internet import reactor as default_reactor
         if self.config is None:
             return
         yield self.recorder.start()  # the journal replayed: alarms get their ids at once
         self._prepare(self.announcer.prepare_prompts(self.config))
-        yield self.index.load()
-        self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
-        # In the background: calls are served (with stock prompts) meanwhile.
-        self._prepare(self.announcer.prepare(self.index))
         # Alarms a restart interrupted ring the duty phones as soon as the
         # AMI link is up; confirmed ones close once their room is empty.
-        recovered = yield self.coordinator.recover_open_alarms(self.index)
+        # Their households come from the database: the index is not loaded.
+        open_alarms = yield self.recorder.open_alarms()
+        households = yield self.index.households(
+            a.household_id for a in open_alarms if a.household_id is not None)
+        recovered = yield self.coordinator.recover_open_alarms(households)
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
-        self.watcher.start()
         self.guard.start()
+        # Next turn of the reactor: after the service has settled its
+        # memory (a full collection over a half-built index held the
+        # reactor ~0.3 s) and opened the FastAGI port.
+        self._retry = (self.reactor or default_reactor).callLater(0, self._load)
+
+    def _load(self):
+        self._retry = None
+        d = self.index.load()
+        d.addCallbacks(self._loaded, self._not_loaded)
+
+    def _loaded(self, _):
+        self.log.info("alarm registry loaded: {forms} caller-ID forms", forms=self.index.forms())
+        if self._stopped:
+            return
+        self.watcher.start()
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+        # In the background: calls are served (with stock prompts) meanwhile.
+        d = defer.maybeDeferred(self.announcer.prepare, self.index)
+        self._prepare(d).addErrback(
+            lambda failure: self.log.failure("rendering the announcements", failure))
+
+    def _not_loaded(self, failure):
+        from twisted.internet import reactor as default_reactor
+        if self._stopped:
+            return
+        self.log.failure("alarm registry not loaded; #9 callers are looked up in the database "
+                         "until it is; again in {s:.0f} s", failure, s=self.load_retry)
+        self._retry = (self.reactor or default_reactor).callLater(self.load_retry, self._load)
+
+    def when_loaded(self) -> defer.Deferred:
+        """A Deferred that fires once the caller index has loaded."""
+        if self.config is None or self.index.loaded:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._waiting.append(d)
+        return d
 
     def ami_connected(self):
         if self.config is not None:
-            return self.astdb.resync()
+            # AstDB follows the whole registry: not the part of it loaded so far.
+            return self.when_loaded().addCallback(lambda _: self.astdb.resync())
 
     def reload(self, path=None):
         """
@@ -214,6 +267,9 @@ class AlarmFeature:
     def stop(self):
         if self.config is None:
             return
+        self._stopped = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
         self.watcher.stop()
         self.guard.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery

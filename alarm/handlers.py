@@ -41,7 +41,8 @@ class AlarmCallerHandler:
     Script C{alarm}: the resident who dialled #9.
 
     The household is found in the in-memory L{CallerIndex} (never the
-    database on this path); an unknown or missing caller ID still raises an
+    database on this path, but in the seconds after start-up while the
+    index loads: L{CallerIndex.find}); an unknown or missing caller ID still raises an
     alarm, which goes to the duty phones with what was presented. The caller
     is answered, reassured, and held in the alarm's ConfBridge room, where
     the neighbours who press 1 join. Leaving the room with the cancel key
@@ -65,25 +66,36 @@ class AlarmCallerHandler:
     def handle(self, session):
         raw = str(session.env.get("callerid") or "").strip()
         caller = "" if raw.lower() in _ANONYMOUS else raw
+        # A load of the index on its thread waits until the alarm is raised.
+        resume = self.index.pause_load()
         try:
-            household = self.index.lookup(caller) if caller else None
-        except Exception:
-            self.log.failure("caller index lookup of {caller}", caller=caller)
-            household = None
-        # Answer while the alarm is being recorded; neither waits for the other.
-        answering = session.answer()
-        try:
-            alarm = yield self.coordinator.raise_alarm(raw, household)
-        except HandedToDialplan:
-            # No calls can be placed from here: the dialplan rings the
-            # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
-            answering.addErrback(lambda _: None)
-            return
-        except Exception:
-            # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
-            # dialplan rings the neighbours natively from AstDB.
-            answering.addErrback(lambda _: None)
-            raise
+            try:
+                if not caller:
+                    household = None
+                elif self.index.loaded:
+                    household = self.index.lookup(caller)
+                else:
+                    # Start-up, the index still loading: from the database.
+                    household = yield self.index.find(caller)
+            except Exception:
+                self.log.failure("caller index lookup of {caller}", caller=caller)
+                household = None
+            # Answer while the alarm is being recorded; neither waits for the other.
+            answering = session.answer()
+            try:
+                alarm = yield self.coordinator.raise_alarm(raw, household)
+            except HandedToDialplan:
+                # No calls can be placed from here: the dialplan rings the
+                # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
+                answering.addErrback(lambda _: None)
+                return
+            except Exception:
+                # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
+                # dialplan rings the neighbours natively from AstDB.
+                answering.addErrback(lambda _: None)
+                raise
+        finally:
+            resume()
         left = False
         # From now until it is in the room for good, the caller's line may
         # place calls when AMI cannot (queued after the command in flight).
@@ -219,9 +231,18 @@ class ResponderHandler:
             if alarm.ended:
                 return ""
             spoken = self._announcement(alarm)
+            played = None
             if spoken:
                 # One sentence: who, where, and the question.
-                key = yield self._play_sounds(session, [spoken], _KEYS)
+                played = yield session.stream_file_result(spoken, _KEYS)
+                if played.failed:
+                    # Gone, or not readable by Asterisk (its group): the
+                    # neighbour must still hear who and where.
+                    self.log.error("ALARM {id}: Asterisk could not play the announcement "
+                                   "{sound} (missing, or not readable by Asterisk's user): "
+                                   "the stock prompts instead", id=alarm.id, sound=spoken)
+            if played is not None and not played.failed:
+                key = played.digit if played.digit in _ANSWERS else ""
                 if not key:
                     key = yield self._wait_for_key(session)
             else:

@@ -211,17 +211,19 @@ def summary(durations) -> dict:
     return {"n": len(ordered), "p50": rank(50), "p99": rank(99), "max": rank(100)}
 
 
-def child(kind, url, households, count) -> dict:
+def child(kind, url, households, count, tree=PROJECT) -> dict:
+    """C{measure(kind, ...)} in a fresh process, with the code of checkout C{tree}."""
+    env = dict(os.environ, PYTHONPATH=tree)
     result = subprocess.run([sys.executable, "-m", "bench.alarm_lookup", "--measure", kind,
                              "--database", url, "--households", str(households),
                              "--lookups", str(count)],
-                            cwd=PROJECT, capture_output=True, text=True)
+                            cwd=tree, env=env, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"the {kind} process failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def report(households, count, built, index, naive) -> None:
+def report(households, count, built, index, naive, baseline=None) -> None:
     print(f"caller -> household lookup, {households:,} households x {NEIGHBOURS} neighbours, "
           f"{count:,} caller IDs (each timed; microseconds)")
     if built is not None:
@@ -250,6 +252,15 @@ def report(households, count, built, index, naive) -> None:
             / max(1e-9, naive["rss_after"] - naive["rss_before"]))
     print(f"  ratio memory growth index / dict: {grow:.2f}; "
           f"load time: {index['load_s'] / naive['load_s']:.2f}")
+    if baseline is not None:
+        label, b = baseline
+        i, h = b["all"], b["hits"]
+        print(f"  CallerIndex of {label} (same registry, same caller IDs): all p50 {i['p50']:.2f} "
+              f"p99 {i['p99']:.2f}; registered p50 {h['p50']:.2f} p99 {h['p99']:.2f}; "
+              f"{b['wrong']} wrong; load {b['load_s']:.1f} s; memory growth "
+              f"{b['rss_after'] - b['rss_before']:.0f} MiB (peak {b['peak']:.0f})")
+        print(f"  this index / that one: registered p99 {index['hits']['p99'] / h['p99']:.3f}, "
+              f"memory growth {(index['rss_after'] - index['rss_before']) / (b['rss_after'] - b['rss_before']):.2f}")
 
 
 def main(argv=None) -> int:
@@ -259,6 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lookups", type=int, default=200000)
     parser.add_argument("--quick", action="store_true", help="20,000 households and lookups")
     parser.add_argument("--database", help="use this registry (sqlite:///...) as it is")
+    parser.add_argument("--baseline", help="also measure the CallerIndex of this checkout")
     parser.add_argument("--measure", choices=("index", "dict"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -276,7 +288,11 @@ def main(argv=None) -> int:
             built = build(url, args.households)
         index = child("index", url, args.households, args.lookups)
         naive = child("dict", url, args.households, args.lookups)
-        report(args.households, args.lookups, built, index, naive)
+        baseline = None
+        if args.baseline:
+            baseline = (args.baseline, child("index", url, args.households, args.lookups,
+                                             os.path.abspath(args.baseline)))
+        report(args.households, args.lookups, built, index, naive, baseline)
         print(cpu.others())
     finally:
         if workdir:

@@ -3,9 +3,11 @@ The running server: one FastAGI listener and one AMI client, with the
 installed features (L{switchboard.features}: the hotline, the #9 alarm, ...)
 plugged in.
 
-Start-up order matters for an alarm server: the database and the hot
-indexes are ready before the FastAGI port opens, so the first call is
-served on complete data; AMI (re)connects in the background and every
+Start-up order matters for an alarm server: the database, the routing and
+the recovered alarms are ready before the FastAGI port opens, so the first
+call is served on complete data; the alarm's caller index loads after it
+opens (seconds with a large registry), #9 callers being found in the
+database meanwhile. AMI (re)connects in the background and every
 (re)connect resynchronises what Asterisk needs for the native fallback.
 """
 

@@ -2,6 +2,7 @@
 
 import tempfile
 
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
@@ -25,15 +26,32 @@ class FakeIndex:
 
     def __init__(self, *snapshots):
         self.lookups = []
+        self.finds = []
+        self.paused = 0
         self.forms = {}
         for s in snapshots:
             for n in s.numbers:
                 for form in PLAN.variants(n):
                     self.forms[form] = s
 
+    loaded = True
+
     def lookup(self, caller):
         self.lookups.append(caller)
         return self.forms.get(caller)
+
+    def pause_load(self):
+        self.paused += 1
+        return self.resume
+
+    def resume(self):
+        self.paused -= 1
+
+    def find(self, caller):
+        """While not L{loaded}: a Deferred the test fires (as the database would)."""
+        d = defer.Deferred()
+        self.finds.append((caller, d))
+        return d
 
 
 class Case(SynchronousTestCase):
@@ -58,6 +76,30 @@ class Case(SynchronousTestCase):
 
 
 class CallerTests(Case):
+    def test_while_the_index_loads_the_household_comes_from_find(self):
+        self.index.loaded = False
+        session, d = self.call("059187650001")
+        self.assertEqual(self.index.lookups, [])
+        [(caller, found)] = self.index.finds
+        self.assertEqual(caller, "059187650001")
+        self.assertEqual(self.rig.ami.calls, [])  # nobody rung before the household is known
+        self.assertEqual(self.index.paused, 1)  # the load waits meanwhile
+        found.callback(self.index.forms[caller])
+        self.successResultOf(d)
+        self.assertEqual(self.index.paused, 0)
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        self.assertEqual(alarm.household, self.home)
+        self.assertEqual(len(self.rig.ami.calls), 10)
+
+    def test_a_failed_find_still_raises_the_alarm(self):
+        self.index.loaded = False
+        session, d = self.call("059187650001")
+        self.index.finds[0][1].errback(RuntimeError("database is locked"))
+        self.successResultOf(d)
+        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
+        self.assertIsNone(alarm.household)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_alarm_raised_caller_held_in_room(self):
         session, d = self.call("059187650001")
         self.successResultOf(d)

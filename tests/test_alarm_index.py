@@ -1,12 +1,14 @@
 """The in-memory caller index."""
 
+import gc
 import os
 
 import pytest
 
 from alarm import csvfile
-from alarm.index import CallerIndex, CallerTable, form_key
+from alarm.index import CallerIndex, CallerTable, SnapshotBuilder, form_key
 from alarm.registry import HouseholdData, Registry
+from switchboard.numbers import NumberPlan
 
 from tests.test_alarm_support import PLAN, SyncDatabase, database, number
 
@@ -119,5 +121,108 @@ def test_form_keys_distinct():
     table = CallerTable([(form_key(f), i) for i, f in enumerate(forms)])
     assert [table.get(form_key(f)) for f in forms] == [0, 1, 2, 3]
     assert table.get(form_key("187650001")) is None
-    smaller = table.replacing({1, 2}, [(form_key("5"), 9)])
+    smaller = table.remapped([0, -1, -1, 3], [(form_key("5"), 9)])
     assert [smaller.get(form_key(f)) for f in forms + ["5"]] == [0, None, None, 3, 9]
+
+
+@pytest.mark.parametrize("plan", [PLAN, NumberPlan("CN", ""), NumberPlan("CN", "10"),
+                                  NumberPlan("IT", "06"), NumberPlan("GB", "20")])
+def test_builder_forms_are_the_plans(plan):
+    """The string-operation forms are exactly L{NumberPlan.variants}."""
+    builder = SnapshotBuilder(plan)
+    for e164 in ("+8659187650001", "+8613912345678", "+861012345678", "+85221234567",
+                 "+442079460000", "+390612345678", "+393471234567", "+12025550123",
+                 "+8659122000001", "+8675512345678"):
+        assert builder.variants(e164) == plan.variants(e164), (plan, e164)
+
+
+CALLERS = [number(n) for n in range(1, 14)] + [
+    f(n) for n in (1, 3, 12, 13) for f in (
+        lambda n: f"8765{n:04d}", lambda n: f"0591{8765_0000 + n}", lambda n: f"86591{8765_0000 + n}",
+        lambda n: f"0086591{8765_0000 + n}", lambda n: f"591{8765_0000 + n}",
+        lambda n: f" +86 (591) 8765-{n:04d} ", lambda n: f"0591-8765 {n:04d}")] + [
+    None, "", "anonymous", "87659999", "+442079460000", "12", "1" * 40, "87650001x",
+    "８７６５０００１", "+", "00", "0", "13912345678"]
+
+
+def test_find_before_the_load_answers_as_the_loaded_index(registry):
+    """From the database while the index is not loaded: the same households."""
+    index = CallerIndex(SyncDatabase(registry.database), PLAN)
+    assert not index.loaded and len(index) == 0
+    before = {}
+    for caller in CALLERS:
+        index.find(caller).addCallback(lambda h, c=caller: before.__setitem__(c, h))
+    index.load()
+    assert index.loaded
+    for caller in CALLERS:
+        expected = index.lookup(caller)
+        got = before[caller]
+        if expected is None:
+            assert got is None, caller
+        else:
+            assert (got.id, got.numbers, got.neighbours, got.address, got.notes) == (
+                expected.id, expected.numbers, expected.neighbours, expected.address,
+                expected.notes), caller
+    assert sum(h is not None for h in before.values()) == 12 + 3 * 7 + 1  # + full-width
+
+
+def test_find_after_the_load_is_from_memory(registry):
+    sync = SyncDatabase(registry.database)
+    index = CallerIndex(sync, PLAN)
+    index.load()
+    calls = sync.calls
+    found = []
+    index.find("87650003").addCallback(found.append)
+    assert found == [index.lookup("87650003")] and sync.calls == calls
+
+
+def test_households_from_the_database(registry):
+    index = CallerIndex(SyncDatabase(registry.database), PLAN)
+    out = []
+    index.households([3, 1, 999]).addCallback(out.append)
+    assert sorted(out[0]) == [1, 3]
+    assert out[0][3].neighbours[:3] == (number(2), number(4), number(1))
+
+
+def test_the_collector_is_back_on_after_a_load(index):
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        index.load()
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
+
+
+def test_a_big_table_is_sorted_in_runs_with_pauses_between():
+    import random
+    rng = random.Random(4)
+    pairs = [(rng.randrange(10 ** 8, 10 ** 16), i) for i in range(20000)]
+    pairs += [(pairs[7][0], 3), (pairs[7][0], 20001)]  # a form two households share
+    steps = []
+    table = CallerTable(pairs, lambda: steps.append(1))
+    ordered = sorted(pairs)
+    assert list(table.keys) == [k for k, _ in ordered]
+    assert list(table.values) == [v for _, v in ordered]
+    assert table.get(pairs[7][0]) == 3  # the smallest value of a shared key
+    assert len(steps) > 100
+    assert len(pairs) == 20002  # the caller's list is left as it was
+
+
+def test_pause_load_holds_the_build_until_every_pause_is_resumed(index):
+    first, second = index.pause_load(), index.pause_load()
+    assert not index._may_build.is_set()
+    first()
+    first()  # once only
+    assert not index._may_build.is_set()
+    second()
+    assert index._may_build.is_set()
+    index._pace()  # not paused: returns at once
+
+
+def test_a_paused_build_goes_on_after_the_longest_pause(index):
+    index.longest_pause = 0.0
+    resume = index.pause_load()
+    index._pace()  # waits at most longest_pause
+    assert index.load().result == 12
+    resume()

@@ -14,6 +14,7 @@ import tempfile
 import pytest
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import capturedLogs, formatEvent
 
 from alarm import announcement, config, csvfile
 from alarm.announcement import announcement as sentence
@@ -397,6 +398,21 @@ class HeardTests(SynchronousTestCase):
         self.assertEqual(session.commands("say_digits"), [])
         self.assertEqual(session.commands("wait")[0][1], 5000, "asked in the sentence: the key")
         self.assertEqual(len(self.engine.texts), runs, "nothing rendered on the call")
+
+    def test_an_announcement_asterisk_cannot_play_falls_back_to_the_stock_prompts(self):
+        # The file is gone, or Asterisk's user may not read it (its group):
+        # STREAM FILE answers result=-1 with the caller still there.
+        self.successResultOf(self.announcer.prepare([self.home]))
+        rendered = self.announcer.sound_for(self.home)
+        session = self.leg("87650001", self.home, keys=["1"])
+        session.unplayable = {rendered}
+        with capturedLogs() as events:
+            self.successResultOf(self.responder(session))
+        self.assertEqual(self.streamed(session)[:4], [rendered, "beep", "beep", "vm-theperson"])
+        self.assertEqual(session.commands("say_digits")[0], ("say_digits", "3"))
+        self.assertTrue(self.rig.coordinator.alarm(1).confirmed)
+        self.assertTrue([e for e in events if "could not play the announcement" in
+                         formatEvent(e)])
 
     def test_not_rendered_yet_stock_prompts_and_digits(self):
         session = self.leg("87650001", self.home, keys=["2"])

@@ -321,6 +321,13 @@ class FakeSession:
             return self._do("stream", name, result=self._key())
         return self._do("stream", name, result="")
 
+    def stream_file_result(self, name, escape_digits=""):
+        """Like the real one: a L{Playback}; C{unplayable} names files Asterisk cannot play."""
+        from switchboard.agi.reply import Playback
+        failed = name in getattr(self, "unplayable", ())
+        d = self.stream_file(name, "" if failed else escape_digits)
+        return d.addCallback(lambda digit: Playback(digit, 0 if failed else 8000, failed))
+
     def get_option(self, prompt, escape_digits, timeout_ms=None):
         return self._do("option", prompt, result=self._key())
 
