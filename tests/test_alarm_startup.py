@@ -76,7 +76,7 @@ def server(tmp_path):
     csvfile.import_csv(Registry(db, PLAN), os.path.join(PROJECT, "config", "households.csv"))
     sync = LoadHeldDatabase(db)
     reactor, ami = MemoryReactorClock(), ServerAMI()
-    config = replace(settings(tmp_path), alarm=os.path.join(PROJECT, "config", "alarm.yaml"),
+    config = replace(settings(tmp_path, alarm=os.path.join(PROJECT, "config", "alarm.yaml")),
                      journal=str(tmp_path / "journal"))
     feature = AlarmFeature(config, sync, ami, reactor=reactor)
     service = SwitchboardService(config, reactor=reactor, database=sync, ami=ami)
