@@ -57,14 +57,6 @@ def test_each_feature_provides_ifeature_and_its_service_ifeatureservice(feature,
     database.close()
 
 
-def test_the_alarm_reads_only_the_events_it_declares():
-    from alarm.plugin import feature as alarm
-    from alarm.feature import AlarmFeature
-    ami = RecordingAMI()
-    AlarmFeature(settings_module.load(CONFIG), None, ami, reactor=MemoryReactorClock())
-    assert ami.patterns and set(ami.patterns) <= set(alarm.ami_events)
-
-
 def test_the_server_serves_every_features_scripts_and_asks_for_their_events(tmp_path):
     from dataclasses import replace
     from switchboard.service import build

@@ -120,18 +120,7 @@ def test_the_events_the_alarm_reads_are_among_those_asked_for(tmp_path):
     from alarm.feature import AlarmFeature
     from alarm.plugin import feature as alarm
     from switchboard.service import ami_event_names
-
-    class RecordingAMI:
-        connected = False
-
-        def __init__(self):
-            self.patterns = []
-
-        def subscribe(self, pattern, callback):
-            self.patterns.append(pattern)
-
-        def __getattr__(self, name):  # originate, hangup, channel_state...
-            return lambda *args, **kwargs: defer.succeed(None)
+    from tests.test_features import RecordingAMI
 
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ami = RecordingAMI()
