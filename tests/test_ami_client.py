@@ -219,7 +219,7 @@ class ReconnectTests(SynchronousTestCase):
             self.assertFalse(client.connected)
             run_out(reactor)
         self.assertEqual(len(reactor.tcpClients), 41)
-        self.flushLoggedErrors()
+        self.assertEqual(self.flushLoggedErrors(), [])  # warnings, no traceback
         connect(client, reactor)
 
     def test_connection_lost_before_login_counts_as_a_failure(self):
