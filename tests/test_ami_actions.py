@@ -394,7 +394,11 @@ class OriginateTests(SynchronousTestCase):
         self.queued()
         self.ast.close(ConnectionLost())
         self.failureResultOf(d, AMIConnectionLost)
-        self.assertEqual(self.reactor.getDelayedCalls()[0].func.__name__, "_connect")
+        # What is left scheduled is the reconnection (ClientService's).
+        attempts = len(self.reactor.tcpClients)
+        reconnect = self.reactor.getDelayedCalls()[0]
+        self.reactor.advance(reconnect.getTime() - self.reactor.seconds())
+        self.assertEqual(len(self.reactor.tcpClients), attempts + 1)
 
     def test_connection_lost_before_queued(self):
         d = self.originate()

@@ -219,7 +219,7 @@ class ReconnectTests(SynchronousTestCase):
             self.assertFalse(client.connected)
             run_out(reactor)
         self.assertEqual(len(reactor.tcpClients), 41)
-        self.flushLoggedErrors()
+        self.assertEqual(self.flushLoggedErrors(), [])  # warnings, no traceback
         connect(client, reactor)
 
     def test_connection_lost_before_login_counts_as_a_failure(self):
@@ -260,6 +260,8 @@ class ReconnectTests(SynchronousTestCase):
         warnings = [formatEvent(e) for e in logs if e["log_level"] == LogLevel.warn]
         self.assertEqual(len(warnings), 5)  # attempts 1, 2, 3, 20, 40
         self.assertIn("attempt 40", warnings[-1])
+        # Nothing else (ClientService's line per scheduled retry is silenced).
+        self.assertEqual(len([e for e in logs if e["log_level"] > LogLevel.debug]), 5)
 
     def test_pending_actions_fail_and_nothing_is_sent_again_after_reconnecting(self):
         client, reactor, ast = started()

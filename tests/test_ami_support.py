@@ -35,9 +35,12 @@ class FakeAsterisk:
     One connection of the client, with the Asterisk end played by the test.
     """
 
-    def __init__(self, protocol, transport):
+    def __init__(self, protocol, transport, connection=None):
         self.protocol = protocol
         self.transport = transport
+        # What the transport drives: the protocol inside the wrappers of
+        # the endpoint and of ClientService, which must hear of the close.
+        self.connection = connection or protocol
 
     def says(self, data):
         if isinstance(data, str):
@@ -59,7 +62,7 @@ class FakeAsterisk:
     def close(self, reason=None):
         """The connection ends (Asterisk went away, or the client closed it)."""
         self.transport.disconnecting = True
-        self.protocol.connectionLost(Failure(reason or ConnectionDone()))
+        self.connection.connectionLost(Failure(reason or ConnectionDone()))
 
 
 def make_client(**kwargs):
@@ -74,10 +77,19 @@ def make_client(**kwargs):
 def accept(reactor):
     """Let the client's latest connection attempt succeed; a L{FakeAsterisk}."""
     host, port, factory, timeout, bind = reactor.tcpClients[-1]
-    protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+    connection = factory.buildProtocol(IPv4Address("TCP", host, port))
     transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
-    protocol.makeConnection(transport)
-    return FakeAsterisk(protocol, transport)
+    connection.makeConnection(transport)
+    return FakeAsterisk(_innermost(connection), transport, connection)
+
+
+def _innermost(protocol):
+    """The client's own protocol inside the endpoint's and ClientService's wrappers."""
+    while True:
+        inner = getattr(protocol, "_wrappedProtocol", None) or vars(protocol).get("_protocol")
+        if inner is None:
+            return protocol
+        protocol = inner
 
 
 def refuse(reactor):

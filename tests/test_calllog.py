@@ -195,7 +195,7 @@ class CallLogTests(SynchronousTestCase):
         for n in range(5):
             log.begin(call(n, ended=None, outcome=None))
         log.record(call(9))
-        self.flushLoggedErrors()
+        self.assertEqual(self.flushLoggedErrors(), [])  # warnings, no tracebacks
         # kill -9: nothing more runs. The server starts again.
         self.database.fail_next = 0
         again = CallLog(self.database, self.journal(), clock=self.clock)

@@ -1,13 +1,49 @@
 """
 Keeping one logged-in manager connection: connect, log in, watch it with
 pings, and reconnect after every failure, forever.
+
+The connection and its retries are Twisted's C{ClientService} (over a TCP
+endpoint): it connects, waits the retry policy's delay after a refused
+attempt or a closed connection, and stops. What it does not do, this link
+does on top of it:
+
+  - Logging in is not C{ClientService}'s C{prepareConnection}. In Twisted
+    26.10 a connection that C{prepareConnection} rejects is left open
+    (nothing closes it), and when it then closes, or when a connection
+    closes while C{prepareConnection} is still running, its state machine
+    raises C{automat.NoTransition} ("no transition for _clientDisconnected
+    in Connecting/Waiting") out of C{connectionLost}: there is no
+    transition for a disconnect before the connection is accepted. Every
+    failed AMI login goes that way (a wrong banner, no banner, a refused
+    login, no answer to it, the connection closed meanwhile). So
+    C{ClientService} holds every TCP connection as made, and this link logs
+    in once the banner comes and closes the connection when the login
+    fails; C{ClientService} then sees an ordinary closed connection.
+  - For the same reason C{whenConnected} (it fires at the TCP connection)
+    is not the client's C{when_connected} (logged in).
+  - The delays: C{ClientService} counts failures from the last TCP
+    connection, but an Asterisk that accepts and then refuses the login
+    (or drops the link) must back off too. The retry policy ignores that
+    count and takes the next delay of this link's L{Backoff}, which only a
+    successful login resets.
+  - C{ClientService} logs every scheduled retry (one line every 3 s, day
+    and night, while Asterisk is down); this link silences that and logs
+    the first failures and then every 20th.
+  - A stopped C{ClientService} restarted before its last connection has
+    closed waits for that close before connecting; each L{ManagerLink.start}
+    runs a fresh one instead, so a restart connects at once.
 """
 
 from __future__ import annotations
 
+from twisted.application.internet import ClientService
 from twisted.internet import defer
-from twisted.internet.protocol import ClientFactory
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from switchboard.ami.errors import (
     AMIActionError,
@@ -22,7 +58,7 @@ _FIRST_LOGGED = 3
 _REPEAT_LOG = 20
 
 
-class ManagerLink(ClientFactory):
+class ManagerLink(Factory):
     """
     Connects to the manager at C{host:port}, logs in on every connection,
     and after any failure (refused connection, lost link, refused login, no
@@ -58,12 +94,10 @@ class ManagerLink(ClientFactory):
         self.only_events = tuple(only_events)
         self.running = False
         self.current = None
+        self._service = None       # the ClientService of this run (start to stop)
         self._protocol = None      # the connection being set up or in use
-        self._connector = None     # set while a TCP connection is attempted
-        self._retry_call = None
         self._ping_call = None
         self._probe = None         # the Ping of a probe under way
-        self._closed_waiters = []
         self._connect_failures = 0
         self._login_failures = 0
 
@@ -78,7 +112,13 @@ class ManagerLink(ClientFactory):
             return
         self.running = True
         self.backoff.reset()
-        self._connect()
+        endpoint = _ReportingEndpoint(
+            TCP4ClientEndpoint(self.reactor, self.host, self.port,
+                               timeout=self.connect_timeout),
+            self._connectFailed)
+        self._service = _QuietClientService(endpoint, self, retryPolicy=self._retryDelay,
+                                            clock=self.reactor)
+        self._service.startService()
 
     def stop(self):
         """
@@ -87,67 +127,46 @@ class ManagerLink(ClientFactory):
         @return: Deferred fired once no connection is left.
         """
         self.running = False
-        _cancel(self._retry_call)
-        self._retry_call = None
         self._stopPinging()
-        protocol = self._protocol
-        if protocol is not None and not protocol.closed:
-            closed = defer.Deferred()
-            self._closed_waiters.append((protocol, closed))
-            if protocol is self.current:
-                d = protocol.logoff(timeout=min(self.action_timeout, 2.0))
-                d.addCallbacks(lambda _: protocol.transport.loseConnection(),
-                               lambda _: protocol.abort("no answer to Logoff"))
-            else:
-                protocol.transport.loseConnection()
-            return closed
-        if self._connector is not None:
-            connector, self._connector = self._connector, None
-            try:
-                connector.stopConnecting()
-            except Exception:  # already connected or failed: nothing to stop
-                pass
-        return defer.succeed(None)
+        service, self._service = self._service, None
+        if service is None:
+            return defer.succeed(None)
+        protocol = self.current
+        if protocol is None or protocol.closed:
+            return service.stopService()  # closes a connection still logging in
+        d = protocol.logoff(timeout=min(self.action_timeout, 2.0))
+        d.addErrback(lambda _: protocol.abort("no answer to Logoff"))
+        d.addBoth(lambda _: service.stopService())
+        return d
 
-    def _connect(self):
-        self._retry_call = None
-        if not self.running:
-            return
-        self._connector = self.reactor.connectTCP(
-            self.host, self.port, self, timeout=self.connect_timeout)
-
-    def _retryLater(self):
-        if self._retry_call is not None or self._connector is not None \
-                or self._protocol is not None:
-            return  # an attempt is already under way (after a stop and a start)
+    def _retryDelay(self, failed_in_a_row):
+        """
+        C{ClientService}'s retry policy. Its count restarts at every TCP
+        connection; the backoff's only at a login.
+        """
         delay = self.backoff.next()
         self.log.debug("AMI {link}: next connection attempt in {delay:.2f} s",
                        link=self, delay=delay)
-        self._retry_call = self.reactor.callLater(delay, self._connect)
+        return delay
 
-    # ClientFactory
+    def _connectFailed(self, failure):
+        if not self.running or failure.check(ConnectingCancelledError):
+            return
+        self._connect_failures += 1
+        n = self._connect_failures
+        if n <= _FIRST_LOGGED or n % _REPEAT_LOG == 0:
+            self.log.warn("AMI {link}: cannot connect ({detail}); attempt {n}, retrying",
+                          link=self, detail=failure.getErrorMessage(), n=n)
+
+    # Factory
 
     def buildProtocol(self, addr):
-        self._connector = None
-        if not self.running:
-            return None
         protocol = AMIProtocol(self.reactor, action_ids=self.action_ids,
                                action_timeout=self.action_timeout)
         protocol.factory = self
         protocol.event_filter = getattr(self.listener, "wants_event", None)
         self._protocol = protocol
         return protocol
-
-    def clientConnectionFailed(self, connector, reason):
-        self._connector = None
-        if not self.running:
-            return
-        self._connect_failures += 1
-        n = self._connect_failures
-        if n <= _FIRST_LOGGED or n % _REPEAT_LOG == 0:
-            self.log.warn("AMI {link}: cannot connect ({detail}); attempt {n}, retrying",
-                          link=self, detail=reason.getErrorMessage(), n=n)
-        self._retryLater()
 
     # From the protocol
 
@@ -222,22 +241,16 @@ class ManagerLink(ClientFactory):
             self.listener.linkEvent(event)
 
     def protocolLost(self, protocol, reason):
-        was_up = protocol is self.current
         if protocol is self._protocol:
             self._protocol = None
-        if was_up:
+        if protocol is self.current:
             self.current = None
             self._stopPinging()
             if self.running:
                 self.log.warn("AMI {link}: connection lost ({detail}); reconnecting", link=self,
                               detail=reason.getErrorMessage() if reason is not None else "?")
             self.listener.linkDown(protocol, reason)
-        if self.running:
-            self._retryLater()
-        waiters = [d for p, d in self._closed_waiters if p is protocol]
-        self._closed_waiters = [(p, d) for p, d in self._closed_waiters if p is not protocol]
-        for d in waiters:
-            d.callback(None)
+        # ClientService hears of the close too, and connects again.
 
     # Keepalive
 
@@ -301,3 +314,34 @@ class ManagerLink(ClientFactory):
 def _cancel(call):
     if call is not None and call.active():
         call.cancel()
+
+
+@implementer(IStreamClientEndpoint)
+class _ReportingEndpoint:
+    """
+    An endpoint that tells C{failed(failure)} of each failed connection
+    attempt before C{ClientService} schedules the next (it does not say
+    why an attempt failed).
+    """
+
+    def __init__(self, endpoint, failed):
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory):
+        d = self._endpoint.connect(factory)
+
+        def failed(failure):
+            self._failed(failure)
+            return failure
+
+        return d.addErrback(failed)
+
+
+class _QuietClientService(ClientService):
+    """
+    A C{ClientService} that does not log each retry it schedules (the link
+    logs failures sparsely itself).
+    """
+
+    _log = Logger(observer=lambda event: None)

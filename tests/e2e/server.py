@@ -118,6 +118,13 @@ def lab_sounds() -> str:
     return os.path.join(root, "usr", "share", "asterisk", "sounds")
 
 
+def first_invite_sent(caller, timeout: float = 10) -> datetime:
+    """When the SIPp C{caller} sent its INVITE (waiting for it, bounded)."""
+    return wait_for(lambda: [at for at, way, line in caller.messages()
+                             if way == "sent" and line.startswith("INVITE")], timeout,
+                    message="the caller's INVITE")[0]
+
+
 def wait_log(server: Server, text: str, timeout: float = 20) -> None:
     wait_for(lambda: text in server.log(), timeout, message=repr(text))
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server
+from tests.e2e.server import Server, first_invite_sent
 
 pytestmark = pytest.mark.asterisk
 
@@ -51,12 +51,6 @@ def server_on(tmp_path, database, journal):
     server.db = str(database)
     server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     return server.start()
-
-
-def first_invite_sent(caller):
-    return wait_for(lambda: [at for at, way, line in caller.messages()
-                             if way == "sent" and line.startswith("INVITE")], 5,
-                    message="the caller's INVITE")[0]
 
 
 def alarms(server):

@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server
+from tests.e2e.server import Server, first_invite_sent
 
 pytestmark = pytest.mark.asterisk
 
@@ -146,12 +146,6 @@ def test_the_ami_link_drops_and_the_duty_phone_is_rung_through_the_callers_line(
     proxy.restore()
     caller.stop()
     time.sleep(0)
-
-
-def first_invite_sent(caller):
-    return wait_for(lambda: [at for at, way, line in caller.messages()
-                             if way == "sent" and line.startswith("INVITE")], 5,
-                    message="the caller's INVITE")[0]
 
 
 def test_the_ami_link_freezes_and_a_9_still_reaches_the_duty_phone_within_seconds(

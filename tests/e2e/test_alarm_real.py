@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server, sleep
+from tests.e2e.server import Server, first_invite_sent, sleep
 
 pytestmark = pytest.mark.asterisk
 
@@ -127,11 +127,6 @@ def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
     assert "cancelled" in server.cli("alarms")
 
 
-def sent_invite(sipp_process):
-    return [at for at, way, line in sipp_process.messages()
-            if way == "sent" and line.startswith("INVITE")]
-
-
 def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_recorded_later(
         server, sipp):
     import sqlite3
@@ -143,7 +138,7 @@ def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_recorded
         caller = sipp.call("#9", "87650011", before_ms=300, hold_ms=1000, timeout_s=60)
         rang = [wait_for(lambda p=p: p.invite_times(), 10, message="a neighbour ringing")[0]
                 for p in phones]
-        dialled = wait_for(lambda: sent_invite(caller), 5, message="the caller's INVITE")[0]
+        dialled = first_invite_sent(caller)
         silence = (min(rang) - dialled).total_seconds()
         print(f"database locked: first neighbour rang {silence:.2f} s after the #9 INVITE")
         assert silence < 1.0
@@ -316,11 +311,6 @@ def test_with_no_ami_link_the_server_hands_the_alarm_to_the_dialplan(server, sip
     finally:
         locked_out.stop()
         server.start()
-
-
-def first_invite_sent(caller):
-    return next(at for at, way, line in caller.messages()
-                if way == "sent" and line.startswith("INVITE"))
 
 
 def close_open_alarms(server):

@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import FakeSystemd, Server, fastagi_sessions
+from tests.e2e.server import FakeSystemd, Server, fastagi_sessions, first_invite_sent
 from tests.test_systemd import unit_settings
 
 pytestmark = pytest.mark.asterisk
@@ -53,12 +53,6 @@ def ring_group(sipp):
     return confirmer, others
 
 
-def sent_invite(caller) -> datetime:
-    return wait_for(lambda: [at for at, way, line in caller.messages()
-                             if way == "sent" and line.startswith("INVITE")], 10,
-                    message="the caller's INVITE")[0]
-
-
 def assert_rung_natively(asterisk, caller, confirmer, others):
     assert caller.wait(60) == 0, open(caller.messages_path).read()[-3000:]
     rang = [p for p in others + [confirmer] if p.invite_times()]
@@ -76,7 +70,7 @@ def test_a_caller_whose_session_is_cut_mid_way_is_rung_natively(supervised, aste
     confirmer, others = ring_group(sipp)
     server.signal(signal.SIGSTOP)
     caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=60)
-    invited = sent_invite(caller)
+    invited = first_invite_sent(caller)
     wait_for(lambda: fastagi_sessions() > 0, 10, interval=0.01,
              message="Asterisk's FastAGI session")
     server.signal(signal.SIGKILL)
@@ -103,7 +97,7 @@ def test_a_hung_server_is_killed_by_the_watchdog_and_its_caller_rung_natively(
     stalled = datetime.now()
     watchdog = systemd.watch(server.process)
     caller = sipp.call("#9", CALLER, before_ms=200, hold_ms=9000, timeout_s=60)
-    invited = sent_invite(caller)
+    invited = first_invite_sent(caller)
     watchdog.join(WATCHDOG_SEC + ABORT_SEC + 10)
     assert systemd.killed_at is not None, "the watchdog did not kill the hung server"
     assert (systemd.killed_at - stalled).total_seconds() >= WATCHDOG_SEC - 0.5
