@@ -196,7 +196,14 @@ def build(settings, reactor=None, *, settle=None, notifier=None,
     server.database.migrate()
     server.add_feature(HotlineFeature(settings, server.database, reactor=server.reactor))
     server.add_feature(AlarmFeature(settings, server.database, server.ami, reactor=server.reactor))
+    observe(server)
     return server
+
+
+def observe(server) -> None:
+    """/metrics and /healthz for C{server} (L{switchboard.observe}), once its features are in."""
+    from switchboard.observe.service import ObserveService
+    ObserveService(server, server.settings.http).setServiceParent(server)
 
 
 def log_observer(out, *, debug: bool = False):

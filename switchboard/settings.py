@@ -28,7 +28,7 @@ SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "routing", "alarm",
-        "hotline_number", "households", "journal", "speech"}
+        "hotline_number", "households", "journal", "speech", "http"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,19 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class HTTPSettings:
+    """
+    The server's HTTP port: C{/metrics} and C{/healthz}. On by default, on
+    loopback only; 8573 echoes FastAGI's 4573 and stays clear of
+    Asterisk's own HTTP ports (8088, 8089).
+    """
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = 8573
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything switchboard.yaml says, checked."""
 
@@ -87,6 +100,7 @@ class Settings:
     #: what the database has not taken yet.
     journal: str = ""
     speech: SpeechSettings = SpeechSettings()
+    http: HTTPSettings = HTTPSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -184,12 +198,27 @@ def load(path: str, environ=None) -> Settings:
     else:
         journal = resolve("../var/journal")
     speech = _speech(check, data, resolve)
+    http = _http(check, data)
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks), routing=routing,
                     alarm=alarm, hotline_number=hotline,
                     households=resolve(households) if households else None, journal=journal,
-                    speech=speech)
+                    speech=speech, http=http)
+
+
+def _http(check, data) -> HTTPSettings:
+    """C{http: {enabled, listen, port}}: where C{/metrics} and C{/healthz} are served."""
+    m = check.mapping(data.get("http", yamlconf.LocatedDict()), "http", data.where("http"),
+                      allowed={"enabled", "listen", "port"})
+    default = HTTPSettings()
+    port = check.typed(m, "port", int, "http.port", default.port)
+    if not 0 <= port <= 65535:
+        check.add(_where(m, "port"), "http.port", f"{port} is not a TCP port", "e.g. 8573")
+        port = default.port
+    return HTTPSettings(enabled=check.typed(m, "enabled", bool, "http.enabled", default.enabled),
+                        listen=check.typed(m, "listen", str, "http.listen", default.listen),
+                        port=port)
 
 
 def _speech(check, data, resolve) -> SpeechSettings:
