@@ -496,3 +496,33 @@ class RealPortTests(TestCase):
         self.assertTrue(all(line.startswith(("#", "switchboard_"))
                             for line in text.splitlines() if line))
         agent._pool.closeCachedConnections()
+
+
+class SettingsTests(SynchronousTestCase):
+    """C{http:} in switchboard.yaml: on by default on loopback; checked and located."""
+
+    def load(self, text):
+        from switchboard import settings
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = os.path.join(folder, "switchboard.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("routing: routing.yaml\nalarm: alarm.yaml\n" + text)
+        return settings.load(path, environ={})
+
+    def test_default_on_loopback(self):
+        self.assertEqual(self.load("").http, HTTPSettings(True, "127.0.0.1", 8573))
+
+    def test_given(self):
+        self.assertEqual(self.load("http: {listen: '::1', port: 9100}\n").http,
+                         HTTPSettings(True, "::1", 9100))
+        self.assertFalse(self.load("http: {enabled: false}\n").http.enabled)
+
+    def test_refused_with_where(self):
+        from switchboard.yamlconf import ConfigError
+        with self.assertRaises(ConfigError) as caught:
+            self.load("http:\n  port: 70000\n  enabled: yes please\n  tls: on\n")
+        text = str(caught.exception)
+        self.assertIn("switchboard.yaml:4:9: http.port: 70000 is not a TCP port", text)
+        self.assertIn("http.enabled: must be", text)
+        self.assertIn("tls", text)
