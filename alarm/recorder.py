@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from alarm.models import Alarm, AlarmEvent, Household, utc
 from switchboard.journal import Journal, WriteBehind
+from switchboard.listeners import Listeners
 
 
 # How long alarms wait at start-up for the database to say which ids it has
@@ -58,6 +59,10 @@ class AlarmRecorder:
     journal and must be called first (L{open_alarm} waits for it).
 
     @ivar batch: the most queued writes done in one transaction.
+    @ivar listeners: told C{(alarm_id, kind, at, leg)} of every timeline
+        entry as it is recorded: C{"opened"} (L{open_alarm}) and each
+        L{event}; C{(None, "not-recorded", at, None)} for an alarm the
+        journal could not take.
     """
 
     log = Logger()
@@ -78,6 +83,7 @@ class AlarmRecorder:
         self._replayed: dict = {}  # id -> what the journal held of it at start
         self._waiting: list = []
         self._given = 0            # ids given by this recorder
+        self.listeners = Listeners()
 
     def start(self) -> defer.Deferred:
         """Replay the journal; learn the highest alarm id. Fires when alarms can be opened."""
@@ -173,7 +179,9 @@ class AlarmRecorder:
         except OSError:
             # Not on record (disk full, read-only): the dialplan rings natively.
             self.log.failure("ALARM NOT RECORDED: the journal cannot be written")
+            self.listeners(None, "not-recorded", float(at), None)
             return defer.fail()
+        self.listeners(alarm_id, "opened", float(at), None)
         return defer.succeed(alarm_id)
 
     # The timeline ---------------------------------------------------------
@@ -183,6 +191,7 @@ class AlarmRecorder:
         row = dict(at=float(at), kind=_text(kind, 24), leg=_text(leg, 80),
                    number=_text(number, 80), detail=_text(detail or "", 300))
         self.writer.add({"op": "event", "id": int(alarm_id), "event": row})
+        self.listeners(int(alarm_id), kind, float(at), leg)
 
     def update(self, alarm_id, **fields) -> None:
         """

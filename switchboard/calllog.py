@@ -25,6 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from switchboard.journal import Journal, WriteBehind, describe
+from switchboard.listeners import Listeners
 from switchboard.storage import Base
 
 ANSWERED = "answered"
@@ -134,6 +135,8 @@ class CallLog:
     @param delay: seconds records gather before a write, so a busy hotline
         writes one transaction for many calls rather than one each.
     @param clock: provides C{callLater}; the reactor by default.
+
+    @ivar listeners: told of each ended L{Call} as it is recorded.
     """
 
     log = Logger()
@@ -154,6 +157,7 @@ class CallLog:
         self._started = None
         self._waiting: list = []  # (method, call) before the start
         self._open: dict = {}     # record id -> Call in progress
+        self.listeners = Listeners()
 
     def start(self) -> defer.Deferred:
         """
@@ -221,6 +225,7 @@ class CallLog:
             self._open.pop(call.record_id, None)
             self.writer.add({"op": "end", "id": call.record_id, "row": call.row()})
             self.written += 1
+            self.listeners(call)
         except Exception:
             self.log.failure("call log: could not journal the record of a call")
 

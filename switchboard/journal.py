@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 
+from switchboard.listeners import Listeners
 from switchboard.storage import Base
 
 
@@ -166,6 +167,10 @@ class WriteBehind:
         is rewritten (e.g. the last id given out).
     @param delay: seconds records gather before a write.
     @param compact_after: committed records after which the file is rewritten.
+
+    @ivar listeners: told C{(seconds, records, committed)} after each
+        write: how long the database took (asked to answered, on C{clock}),
+        how many records, and whether it committed them.
     """
 
     log = Logger()
@@ -196,6 +201,8 @@ class WriteBehind:
         self._idle: list = []
         self._committed = 0
         self._stopping = False
+        self._began = 0.0
+        self.listeners = Listeners()
 
     def start(self, read=None) -> defer.Deferred:
         """
@@ -282,6 +289,11 @@ class WriteBehind:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def failures(self) -> int:
+        """Writes the database has refused in a row (0: it takes them)."""
+        return self._failures
+
     def _kick(self, delay=0.0):
         if not self._replayed or self._busy or self._timer is not None or not self._queue:
             return
@@ -306,6 +318,7 @@ class WriteBehind:
         if not self._queue:
             return self._settled()
         self._busy = True
+        self._began = self.clock.seconds()
         records = list(islice(self._queue, self._size))
         last, name = records[-1]["seq"], self.journal.name
 
@@ -325,6 +338,7 @@ class WriteBehind:
         d.addCallbacks(self._written, self._failed, callbackArgs=(len(records),))
 
     def _written(self, _, count):
+        self.listeners(self.clock.seconds() - self._began, count, True)
         for _ in range(count):
             self._queue.popleft()
         self._busy = False
@@ -338,6 +352,8 @@ class WriteBehind:
         self._write()
 
     def _failed(self, failure):
+        self.listeners(self.clock.seconds() - self._began, min(self._size, len(self._queue)),
+                       False)
         self._busy = False
         self._failures += 1
         self._size = max(1, self._size // 2)  # a bad record is cornered, not repeated with all

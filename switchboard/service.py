@@ -220,7 +220,14 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                 f"feature {feature.name!r} serves AGI scripts it does not declare: "
                 f"{', '.join(sorted(stray))}")
         server.add_feature(running)
+    observe(server)
     return server
+
+
+def observe(server) -> None:
+    """/metrics and /healthz for C{server} (L{switchboard.observe}), once its features are in."""
+    from switchboard.observe.service import ObserveService
+    ObserveService(server, server.settings.http).setServiceParent(server)
 
 
 def log_observer(out, *, debug: bool = False):

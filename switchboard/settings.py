@@ -37,7 +37,7 @@ CREDENTIAL_NAME = "ami-secret"
 
 #: The core's keys of switchboard.yaml; the features declare theirs.
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "hotline_number", "journal",
-        "speech"}
+        "speech", "http"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,19 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class HTTPSettings:
+    """
+    The server's HTTP port: C{/metrics} and C{/healthz}. On by default, on
+    loopback only; 8573 echoes FastAGI's 4573 and stays clear of
+    Asterisk's own HTTP ports (8088, 8089).
+    """
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = 8573
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything switchboard.yaml says, checked."""
 
@@ -93,6 +106,7 @@ class Settings:
     #: what the database has not taken yet.
     journal: str = ""
     speech: SpeechSettings = SpeechSettings()
+    http: HTTPSettings = HTTPSettings()
     #: Each feature's section: feature name -> what its C{read_settings} returned.
     sections: dict = field(default_factory=dict)
 
@@ -206,12 +220,28 @@ def load(path: str, environ=None, features=None) -> Settings:
     else:
         journal = resolve("../var/journal")
     speech = _speech(check, data, resolve)
+    http = _http(check, data)
     sections = {feature.name: feature.read_settings(data, check, resolve)
                 for feature in features}
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks),
-                    hotline_number=hotline, journal=journal, speech=speech, sections=sections)
+                    hotline_number=hotline, journal=journal, speech=speech, http=http,
+                    sections=sections)
+
+
+def _http(check, data) -> HTTPSettings:
+    """C{http: {enabled, listen, port}}: where C{/metrics} and C{/healthz} are served."""
+    m = check.mapping(data.get("http", yamlconf.LocatedDict()), "http", data.where("http"),
+                      allowed={"enabled", "listen", "port"})
+    default = HTTPSettings()
+    port = check.typed(m, "port", int, "http.port", default.port)
+    if not 0 <= port <= 65535:
+        check.add(_where(m, "port"), "http.port", f"{port} is not a TCP port", "e.g. 8573")
+        port = default.port
+    return HTTPSettings(enabled=check.typed(m, "enabled", bool, "http.enabled", default.enabled),
+                        listen=check.typed(m, "listen", str, "http.listen", default.listen),
+                        port=port)
 
 
 def _speech(check, data, resolve) -> SpeechSettings:

@@ -72,7 +72,7 @@ class FastAGIProtocol(LineReceiver):
         if not self.factory.allowed(self._peer):
             self._refused = True
             self._closing = True
-            self.factory.warn("allowlist", self._peer, "refused FastAGI connection from {peer}")
+            self.factory.refuse("allowlist", self._peer, "refused FastAGI connection from {peer}")
             _abort(self.transport)
             return
         if not self.factory.admit(self):

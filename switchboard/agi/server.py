@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Callable, Iterable, MutableMapping
 
 from twisted.internet import defer
@@ -151,6 +151,9 @@ class FastAGIFactory(ServerFactory):
     once a minute per address and reason.
 
     @ivar handlers: script name -> handler; may be changed at any time.
+    @ivar refused: reason -> connections or sessions refused
+        (C{allowlist}, C{limit}, C{environment}, C{key}) or closed to make
+        room (C{evicted}).
     """
 
     protocol = FastAGIProtocol
@@ -187,6 +190,12 @@ class FastAGIFactory(ServerFactory):
         self._open = 0
         self._per_peer = {}  # host -> open connections
         self._pending = OrderedDict()  # connections still sending the environment, oldest first
+        self.refused = Counter()
+
+    @property
+    def sessions(self) -> int:
+        """Connections open now (counted in by L{admit})."""
+        return self._open
 
     def allowed(self, address) -> bool:
         """Whether a connection from C{address} is served."""
@@ -199,6 +208,11 @@ class FastAGIFactory(ServerFactory):
         if now:
             more = f" ({suppressed} more not logged)" if suppressed else ""
             self.log.warn(message + more, peer=_describe(peer), **fields)
+
+    def refuse(self, reason: str, peer, message: str, **fields):
+        """Count a refusal for C{reason}, and L{warn} about it."""
+        self.refused[reason] += 1
+        self.warn(reason, peer, message, **fields)
 
     # Connection limits
 
@@ -216,7 +230,7 @@ class FastAGIFactory(ServerFactory):
                         "the limit of connections from this address is reached")
         if self._open >= self.max_sessions or \
                 self._per_peer.get(host, 0) >= self.max_peer_sessions:
-            self.warn("limit", protocol.peer,
+            self.refuse("limit", protocol.peer,
                       "refused FastAGI connection from {peer}: {open} sessions running "
                       "(limits: {total} in all, {each} per address)",
                       open=self._open, total=self.max_sessions, each=self.max_peer_sessions)
@@ -230,6 +244,7 @@ class FastAGIFactory(ServerFactory):
         """Close the oldest connection still sending its environment that C{which} accepts."""
         oldest = next((p for p in self._pending if which(p)), None)
         if oldest is not None:
+            self.refused["evicted"] += 1
             self.release(oldest)  # its place is free now, whenever its close completes
             oldest.evict(f"{why}: closing the oldest connection still sending its environment")
 
@@ -264,14 +279,14 @@ class FastAGIFactory(ServerFactory):
                 session.env[name] = without_key(session.env[name])
         missing = [f"agi_{k}" for k in ("network_script", "channel") if k not in session.env]
         if missing:
-            self.warn("environment", session.peer,
+            self.refuse("environment", session.peer,
                       "refused FastAGI session from {peer}: environment without {missing}",
                       missing=" and ".join(missing))
             return False
         if self._key is None:
             return True
         if given is None or not hmac.compare_digest(given.encode("utf-8"), self._key):
-            self.warn("key", session.peer,
+            self.refuse("key", session.peer,
                       "refused FastAGI session from {peer} (script {script}, channel "
                       "{channel}, caller {callerid}): {why}; nothing run, the dialplan "
                       "serves the call natively",

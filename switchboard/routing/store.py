@@ -39,6 +39,7 @@ class RoutingStore:
     @ivar generation: how many routings have been swapped in.
     @ivar last_error: the L{ConfigError} of the last refused file, L{None}
         after a successful load.
+    @ivar refusals: how many files have been refused.
     """
 
     log = Logger()
@@ -64,6 +65,7 @@ class RoutingStore:
         self.current: Optional[Routing] = None
         self.generation = 0
         self.last_error: Optional[ConfigError] = None
+        self.refusals = 0
         self._running = False
         self._waiting: list = []
         self._parser = parser
@@ -215,6 +217,7 @@ class RoutingStore:
 
     def _refused(self, error: ConfigError, path: str) -> None:
         self.last_error = error
+        self.refusals += 1
         keeping = (f"keeping generation {self.generation}" if self.current is not None
                    else "no routing in force")
         self.log.error("routing {path} refused ({keeping}):\n{problems}", path=path,
