@@ -41,6 +41,19 @@ class Case(SynchronousTestCase):
                 c.channel.startswith("PJSIP/8765") and c.channel[-3:] not in ("190", "191", "199")]
 
 
+class InterfaceTests(Case):
+    def test_the_fake_ami_places_calls_as_the_real_one_and_legs_have_an_owner(self):
+        from zope.interface.verify import verifyObject
+        from switchboard.ringgroup import ICallPlacer, IRingListener
+        self.assertTrue(verifyObject(ICallPlacer, self.ami))
+        self.assertTrue(verifyObject(IRingListener, self.coordinator.leg_policy))
+        alarm = self.raise_(household(1, 2))
+        leg = next(iter(alarm.legs.values()))
+        self.assertIs(leg.alarm, alarm)
+        self.assertEqual((leg.stage, leg.group.name), ("neighbours", f"ALARM {alarm.id}"))
+        self.assertTrue(leg.id.startswith(f"swb-{alarm.id}-"))
+
+
 class RingAllTests(Case):
     def test_alarm_on_record_before_all_ten_ring_at_once(self):
         from switchboard.journal import Journal
@@ -723,18 +736,11 @@ class RecoveryTests(Case):
         self.coordinator.stop()
         ami = FakeAMI()
         ami.connected = connected
-        self.waiting = []
-
-        def when_connected():
-            d = defer.Deferred()
-            self.waiting.append(d)
-            return d
-
+        self.waiting = ami.waiting
         self.rooms = rooms if rooms is not None else {}
         recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock)
         coordinator = AlarmCoordinator(
-            self.rig.coordinator.dialer, ami.originate, ami.hangup, recorder, self.rig.config,
-            self.rig.clock, connected=lambda: ami.connected, when_connected=when_connected,
+            self.rig.coordinator.dialer, ami, recorder, self.rig.config, self.rig.clock,
             room_size=lambda room: defer.succeed(self.rooms.get(room, 0)))
         recovered = self.successResultOf(coordinator.recover_open_alarms())
         return coordinator, ami, recovered
