@@ -20,7 +20,8 @@ escalate when nobody does, and never lose an alarm on the way.
     is not an outcome: the ring group tries it again shortly under the same
     channel id, for as long as the alarm is open and nobody has confirmed
     (and follows a first call still up), and the first stage is rung at once.
-  - Every change goes to the timeline.
+  - Every change goes to L{AlarmChanges}, whose first listener is the
+    timeline on record.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from alarm.changes import OPENED, AlarmChange, AlarmChanges, Timeline
 from alarm.models import CANCELLED, CLOSED, CONFIRMED, NATIVE, OPEN
 from alarm.recorder import room_name
 from alarm.state import (
@@ -131,6 +133,9 @@ class AlarmCoordinator:
         self.clock = clock
         self.engine = RingEngine(placer, clock, follow_every=follow_every)
         self.leg_policy = AlarmLegs(self)
+        #: Every change of the alarms goes through here; the timeline listens first.
+        self.changes = AlarmChanges()
+        self.changes.subscribe(Timeline(recorder))
         self.hotline_number = str(hotline_number or "").translate(_UNSAFE)
         self.kick = kick
         self.room_size = room_size
@@ -245,7 +250,9 @@ class AlarmCoordinator:
         d = self._record_opening(caller_raw, number, household, now)
 
         def recorded(alarm_id):
-            self.recorder.event(alarm_id, NATIVE, at=now, detail=NATIVE_OUTCOME)
+            self.changes.tell(AlarmChange(alarm_id, None, OPENED, now,
+                                          detail=_opening(household, caller_raw)))
+            self.changes.tell(AlarmChange(alarm_id, None, NATIVE, now, detail=NATIVE_OUTCOME))
             self.recorder.update(alarm_id, status=NATIVE, closed_at=now, outcome=NATIVE_OUTCOME)
 
         d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
@@ -288,6 +295,8 @@ class AlarmCoordinator:
         self._identify(alarm, alarm_id)
         alarm.room, alarm.status = room_name(alarm_id), OPEN
         self._alarms[str(alarm_id)] = alarm
+        self.changes.tell(AlarmChange(alarm_id, alarm, OPENED, alarm.opened,
+                                      detail=_opening(alarm.household, alarm.caller_raw)))
         neighbours = alarm.household.neighbours if alarm.household is not None else ()
         self.log.warn("ALARM {id} from {caller} ({where}): ringing {n} neighbours",
                       id=alarm_id, caller=alarm.caller_raw, n=len(neighbours),
@@ -710,11 +719,11 @@ class AlarmCoordinator:
     # The timeline -------------------------------------------------------------------
 
     def _event(self, alarm, kind, *, leg=None, number=None, detail=""):
+        """Tell the listeners of L{changes} (the timeline first) what happened to C{alarm}."""
         if alarm.id is None:
             return
-        self.recorder.event(alarm.id, kind, at=self.clock.seconds(),
-                            leg=leg.id if leg is not None else None,
-                            number=leg.target if leg is not None else number, detail=detail)
+        self.changes.tell(AlarmChange(alarm.id, alarm, kind, self.clock.seconds(), leg, number,
+                                      detail))
 
 
 @implementer(IRingListener)
