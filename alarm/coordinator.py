@@ -7,8 +7,9 @@ escalate when nobody does, and never lose an alarm on the way.
     and the dialplan rings the neighbours natively.
   - A #9 while no calls can be placed (no AMI link) is handed at once to
     the dialplan's native ring-all, and recorded as handed over.
-  - All neighbour legs are originated in one go, each with its own channel
-    id, so none waits for another.
+  - All neighbour legs are rung in one go by the alarm's ring group
+    (L{switchboard.ringgroup}), each with its own channel id, so none waits
+    for another.
   - Escalation stages ring at their configured times unless someone has
     confirmed; a caller nobody knows, or a household without neighbours,
     goes to the first stage at once; after the last stage the first is rung
@@ -16,48 +17,37 @@ escalate when nobody does, and never lose an alarm on the way.
   - A neighbour who did not answer (busy, no answer, no key pressed) is rung
     again, C{retry_unanswered} times. A call that could not be placed
     (the AMI link is down, or Asterisk refused it, e.g. while restarting)
-    is not an outcome: it is tried again shortly, for as long as the alarm
-    is open, and the first stage is rung at once. That retry keeps the leg's channel id: when the
-    link dropped after Asterisk took the first call, that call may still be
-    ringing, and Asterisk refuses a second channel with the same id, so a
-    neighbour is never rung twice at once for one leg. When the retry is
-    refused, Asterisk is asked whether that first call is up; if it is, the
-    leg follows it (its hangup, or a neighbour answering it) instead of
-    counting as failed and ringing the phone a third time.
-  - Every change goes to the timeline.
+    is not an outcome: the ring group tries it again shortly under the same
+    channel id, for as long as the alarm is open and nobody has confirmed
+    (and follows a first call still up), and the first stage is rung at once.
+  - Every change goes to L{AlarmChanges}, whose first listener is the
+    timeline on record.
 """
 
 from __future__ import annotations
 
-import uuid
-
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from alarm.callerline import CallerLines
-from alarm.models import CLOSED, CONFIRMED, NATIVE, OPEN
+from alarm.changes import OPENED, AlarmChange, AlarmChanges, Timeline
+from alarm.models import CANCELLED, CLOSED, CONFIRMED, NATIVE, OPEN
 from alarm.recorder import room_name
-from alarm.responses import Responses
-from alarm.resumed import FirstCalls
 from alarm.state import (
     ANSWERED,
     BUSY,
+    DECLINED,
     FAILED,
+    LEG_CONFIRMED,
     NEIGHBOURS,
     NO_ANSWER,
     RINGING,
     UNANSWERED,
+    UNCONFIRMED,
     ActiveAlarm,
-    CallRefused,
     Leg,
 )
-from switchboard.ami.errors import (
-    AMIArgumentError,
-    AMIConnectionLost,
-    AMINotConnected,
-    AMITimeout,
-)
+from switchboard.ringgroup import RETRY, IRingListener, Retry, RingEngine
 
 RESPONDER_CONTEXT = "switchboard-alarm-responder"
 # The invariant: an open alarm nobody has confirmed has a phone ringing, or
@@ -85,13 +75,6 @@ def _opening(household, caller_raw) -> str:
     return f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}"
 
 
-_LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
-# OriginateResponse reasons meaning no call was made: Asterisk refused the
-# action (None: shutting down, no such endpoint...) or the channel never
-# came up (0). Trouble to retry, not what a neighbour did.
-_NOT_PLACED_REASONS = (None, 0)
-_OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
-             "congestion": FAILED, "failed": FAILED}
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
 NATIVE_OUTCOME = ("rung natively by the dialplan: no AMI link to place calls with "
                   "(confirmations are in Asterisk's log, not here)")
@@ -104,33 +87,28 @@ class HandedToDialplan(Exception):
     """
 
 
-class AlarmCoordinator(Responses, FirstCalls):
+class AlarmCoordinator:
     """
-    Runs alarms. What responders do and how alarms end is in
-    L{alarm.responses.Responses}; how a retry refused because its first
-    call is still up follows that call, in L{alarm.resumed.FirstCalls}.
+    Runs alarms: raising and joining them, escalation, confirmations and
+    endings, the invariant, recovery after a restart. The calls themselves
+    are the alarm's ring group's (L{switchboard.ringgroup}): one per alarm,
+    in a L{RingEngine} of the coordinator's own, whose fate of each leg
+    L{AlarmLegs} turns into escalation.
 
     @param dialer: L{switchboard.dialing.Dialer} (E.164 -> dial string).
-    @param originate: a callable with the signature of
-        C{AMIClient.originate}, returning a Deferred L{OriginateResult}.
-    @param hangup: C{hangup(channel)} -> Deferred (C{AMIClient.hangup}).
+    @param placer: the L{switchboard.ringgroup.ICallPlacer} calls are placed
+        through (L{switchboard.ringgroup.AMICallPlacer} over the AMI
+        client). While it cannot place calls, a new alarm is handed to the
+        dialplan (L{HandedToDialplan}), and an alarm recovered at start-up
+        rings once it can, not into a link still down.
     @param recorder: an L{AlarmRecorder}.
     @param config: an L{AlarmConfig}.
     @param hotline_number: the number shown as the caller of alarm calls.
     @param kick: optional C{kick(room)} -> Deferred removing everyone from a
         ConfBridge room (C{ConfbridgeKick}), so that confirmed neighbours in
         the room hear that a cancelled alarm was cancelled.
-    @param channel_state: optional C{channel_state(uniqueid)} -> Deferred
-        state name, or L{None} for no such channel (C{AMIClient.channel_state});
-        without it a refused retry counts as failed.
     @param follow_every: seconds between looks at a first call that is
         still up after its retry was refused.
-    @param connected: optional C{connected()} -> whether calls can be placed
-        now (C{AMIClient.connected}); a new alarm raised while they cannot
-        is handed to the dialplan (L{HandedToDialplan}).
-    @param when_connected: optional C{when_connected()} -> Deferred fired
-        once calls can be placed (C{AMIClient.when_connected}): an alarm
-        recovered at start-up rings then, not into a link still down.
     @param unidentified_window: seconds during which #9 calls of callers
         nobody can identify (no caller ID, unregistered) join one alarm
         rather than each ring the duty stage.
@@ -143,38 +121,57 @@ class AlarmCoordinator(Responses, FirstCalls):
 
     log = Logger()
 
-    def __init__(self, dialer, originate, hangup, recorder, config, clock=None, *,
+    def __init__(self, dialer, placer, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
-                 forget_after=3600.0, channel_state=None, follow_every=5.0, connected=None,
-                 when_connected=None, room_size=None, room_every=10.0,
+                 forget_after=3600.0, follow_every=5.0, room_size=None, room_every=10.0,
                  unidentified_window=120.0):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
-        self.originate = originate
-        self.hangup = hangup
         self.recorder = recorder
         self.config = config
         self.clock = clock
+        self.engine = RingEngine(placer, clock, follow_every=follow_every)
+        self.leg_policy = AlarmLegs(self)
+        #: Every change of the alarms goes through here; the timeline listens first.
+        self.changes = AlarmChanges()
+        self.changes.subscribe(Timeline(recorder))
         self.hotline_number = str(hotline_number or "").translate(_UNSAFE)
         self.kick = kick
-        self.channel_state = channel_state
-        self.connected = connected
-        self.when_connected = when_connected
         self.room_size = room_size
         self.room_every = room_every
         self.unidentified_window = unidentified_window
         self._room_looks: dict = {}   # str(alarm id) -> DelayedCall of its next look
-        self.caller_lines = CallerLines()
-        self.follow_every = follow_every
         self.context = context
         self.exten = exten
         self.forget_after = forget_after
+        # Neighbours not answering are rung again; changed in place on reload.
+        self._neighbour_retry = Retry(UNANSWERED, config.retry_unanswered, config.retry_after)
         self._open: dict = {}      # de-duplication key -> ActiveAlarm (not ended)
         self._alarms: dict = {}    # str(id) -> ActiveAlarm (also recently ended)
-        self._legs: dict = {}      # leg id (= channel unique id) -> Leg
         self._dials: dict = {}
         self._forgetting: list = []
+
+    def _new_alarm(self, **kwargs) -> ActiveAlarm:
+        """An L{ActiveAlarm} with its ring group (named once its id is known)."""
+        alarm = ActiveAlarm(**kwargs)
+        alarm.group = self.engine.group(self.leg_policy, alarm, context=self.context,
+                                        exten=self.exten, leg_type=Leg)
+        self._configure(alarm.group)
+        return alarm
+
+    def _configure(self, group) -> None:
+        config = self.config
+        group.caller_name = config.caller_id_name.translate(_UNSAFE)
+        group.caller_number = self.hotline_number
+        group.ring_timeout = config.ring_timeout
+        group.originate_retry = config.originate_retry
+
+    def _identify(self, alarm, alarm_id) -> None:
+        alarm.id = alarm_id
+        group = alarm.group
+        group.key, group.name = str(alarm_id), f"ALARM {alarm_id}"
+        group.prefix = f"swb-{alarm_id}"
 
     # Looking up ------------------------------------------------------------
 
@@ -182,7 +179,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         return self._alarms.get(str(alarm_id).strip())
 
     def leg(self, leg_id) -> Leg | None:
-        return self._legs.get(str(leg_id).strip())
+        return self.engine.leg(leg_id)
 
     def open_alarms(self) -> list:
         return [a for a in self._alarms.values() if a.active]
@@ -219,9 +216,9 @@ class AlarmCoordinator(Responses, FirstCalls):
             d = existing.when_ready()
             d.addCallback(self._joined, caller_raw)
             return d
-        alarm = ActiveAlarm(keys=keys, household=household, caller_raw=caller_raw,
-                            caller_number=number, opened=now,
-                            address=household.address if household is not None else "")
+        alarm = self._new_alarm(keys=keys, household=household, caller_raw=caller_raw,
+                                caller_number=number, opened=now,
+                                address=household.address if household is not None else "")
         self._claim(alarm)
         if household is None:
             self._open[UNIDENTIFIED] = alarm
@@ -244,11 +241,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         return None
 
     def _can_place_calls(self) -> bool:
-        try:
-            return self.connected is None or bool(self.connected())
-        except Exception:
-            self.log.failure("ALARM: cannot tell whether calls can be placed")
-            return False
+        return self.engine.can_place_calls()
 
     def _hand_to_dialplan(self, caller_raw, number, household, now):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
@@ -257,7 +250,9 @@ class AlarmCoordinator(Responses, FirstCalls):
         d = self._record_opening(caller_raw, number, household, now)
 
         def recorded(alarm_id):
-            self.recorder.event(alarm_id, NATIVE, at=now, detail=NATIVE_OUTCOME)
+            self.changes.tell(AlarmChange(alarm_id, None, OPENED, now,
+                                          detail=_opening(household, caller_raw)))
+            self.changes.tell(AlarmChange(alarm_id, None, NATIVE, now, detail=NATIVE_OUTCOME))
             self.recorder.update(alarm_id, status=NATIVE, closed_at=now, outcome=NATIVE_OUTCOME)
 
         d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
@@ -297,8 +292,11 @@ class AlarmCoordinator(Responses, FirstCalls):
         alarm._fire_ready(False, failure)
 
     def _opened(self, alarm_id, alarm):
-        alarm.id, alarm.room, alarm.status = alarm_id, room_name(alarm_id), OPEN
+        self._identify(alarm, alarm_id)
+        alarm.room, alarm.status = room_name(alarm_id), OPEN
         self._alarms[str(alarm_id)] = alarm
+        self.changes.tell(AlarmChange(alarm_id, alarm, OPENED, alarm.opened,
+                                      detail=_opening(alarm.household, alarm.caller_raw)))
         neighbours = alarm.household.neighbours if alarm.household is not None else ()
         self.log.warn("ALARM {id} from {caller} ({where}): ringing {n} neighbours",
                       id=alarm_id, caller=alarm.caller_raw, n=len(neighbours),
@@ -318,11 +316,8 @@ class AlarmCoordinator(Responses, FirstCalls):
 
     # Legs --------------------------------------------------------------------
 
-    def _ring(self, alarm, stage, target, trunk, attempt=1, leg_id=None, quiet=False):
-        alarm.legs_made += 1
-        resumed = leg_id is not None
-        if leg_id is None:
-            leg_id = f"swb-{alarm.id}-{alarm.legs_made}-{uuid.uuid4().hex[:12]}"
+    def _ring(self, alarm, stage, target, trunk):
+        """Ring C{target} for C{stage} of C{alarm} (a new leg of its group), or None."""
         try:
             dial = self._dial(target, trunk)
         except Exception as e:
@@ -330,40 +325,8 @@ class AlarmCoordinator(Responses, FirstCalls):
                               target=target, e=e)
             self._event(alarm, FAILED, number=target, detail=f"{stage}: no dial string: {e}")
             return None
-        previous = alarm.legs.get(leg_id) if resumed else None
-        leg = Leg(leg_id, alarm, stage, target, dial, attempt)
-        leg.resumed = resumed
-        if previous is not None:
-            leg.channel = previous.channel  # the first call's, if Asterisk named it
-        leg.changed = self.clock.seconds()
-        leg.quiet = quiet
-        alarm.legs[leg_id] = leg
-        self._legs[leg_id] = leg
-        if not quiet:
-            self._event(alarm, RINGING, leg=leg,
-                        detail=stage + (f", attempt {attempt}" if attempt > 1 else ""))
-        name = self.config.caller_id_name.translate(_UNSAFE)
-        caller_id = f'"{name}" <{self.hotline_number}>' if self.hotline_number else f'"{name}"'
-        try:
-            d = self.originate(dial, context=self.context, exten=self.exten, priority=1,
-                               variables={"SWITCHBOARD_ALARM": str(alarm.id),
-                                          "SWITCHBOARD_LEG": leg_id,
-                                          "SWITCHBOARD_ROOM": alarm.room,
-                                          # who was rung, for a server that
-                                          # takes the leg up after a restart
-                                          "SWITCHBOARD_TARGET": target,
-                                          "SWITCHBOARD_STAGE": stage},
-                               caller_id=caller_id, timeout=self.config.ring_timeout,
-                               channel_id=leg_id)
-        except Exception:
-            d = defer.fail()
-        d.addCallbacks(self._outcome, self._not_placed, callbackArgs=(leg,), errbackArgs=(leg,))
-        d.addErrback(self._leg_error, leg)
-        return leg
-
-    def _leg_error(self, failure, leg):
-        """What went wrong handling C{leg}'s calls: logged, never lost in a Deferred."""
-        self.log.failure("ALARM {id}: leg {leg}", failure, id=leg.alarm.id, leg=leg.id)
+        retry = self._neighbour_retry if stage == NEIGHBOURS else None
+        return alarm.group.ring(target, dial, stage, retry=retry)
 
     def _dial(self, target, trunk):
         key = (target, trunk)
@@ -374,136 +337,22 @@ class AlarmCoordinator(Responses, FirstCalls):
             dial = self._dials[key] = self.dialer.dial_string(target, trunk)
         return dial
 
-    def _outcome(self, result, leg):
-        if getattr(result, "channel", None) and leg.channel is None:
-            leg.channel = result.channel
-        state = _OUTCOMES.get(result.outcome, FAILED)
-        if state == ANSWERED:
-            if leg.state == RINGING:
-                self._set(leg, ANSWERED)
-            return
-        if leg.state != RINGING:
-            return  # already answered, or hung up by a cancel
-        detail = result.message if state == FAILED else ""
-        if state == FAILED and leg.resumed:
-            self._look_for_first_call(leg, detail)
-            return
-        if state == FAILED and getattr(result, "reason", None) in _NOT_PLACED_REASONS:
-            self._not_placed(Failure(CallRefused(detail or "Asterisk refused the call")), leg)
-            return
-        self._set(leg, state, detail=detail)
-        self._after_leg(leg)
-
-    def _not_placed(self, failure, leg):
-        """
-        C{leg}'s call was not placed. Only a call that can never be placed
-        (an unsafe dial string) is an outcome; anything else (no link,
-        Asterisk refusing while it restarts) is trouble to retry, so an
-        alarm is never left with every stage "rung" and nothing ringing.
-        """
-        alarm = leg.alarm
-        if failure.check(AMIArgumentError):
-            self.log.failure("ALARM {id}: {dial} can never be called", failure,
-                             id=alarm.id, dial=leg.dial)
-            if leg.state == RINGING:
-                self._set(leg, FAILED, detail=str(failure.value)[:200])
-                self._after_leg(leg)
-            return
-        link_down = failure.check(*_LINK_TROUBLE) is not None
-        if not link_down and not failure.check(CallRefused):
-            self.log.failure("ALARM {id}: originate of {dial} failed", failure,
-                             id=alarm.id, dial=leg.dial)
-            if leg.state == RINGING and leg.resumed:
-                self._look_for_first_call(leg, str(failure.value)[:200])
-                return
-        if (failure.check(AMINotConnected) and leg.state == RINGING and alarm.active
-                and not alarm.confirmed):
-            line = self.caller_lines.line_for(alarm.id)
-            if line is not None:
-                self._place_through_caller(leg, line)
-                return
-        if not leg.quiet:
-            self.log.critical("ALARM {id}: could not call {dial} ({error}); trying again",
-                              id=alarm.id, dial=leg.dial, error=failure.value)
-        if leg.state == RINGING:
-            if leg.quiet:
-                leg.state = FAILED
-            else:
-                self._set(leg, FAILED, detail=f"call not placed: {failure.value}; tried "
-                                              f"again until it is"[:200])
-        if alarm.active and not alarm.confirmed:
-            failures = sum(1 for other in alarm.legs.values() if other.target == leg.target
-                           and other.stage == leg.stage and other.state == FAILED)
-            delay = min(self.config.originate_retry * 2 ** max(0, failures - 1), 10.0)
-            if (failure.check(AMIConnectionLost, AMITimeout)
-                    and self.caller_lines.line_for(alarm.id) is not None):
-                # Lost in flight, the call is most likely still ringing: the
-                # caller's line places it again only once its ring time is
-                # over, so that no phone is rung twice at once. (A link back
-                # by then retries it under its own channel id.)
-                ringing_until = leg.changed + self.config.ring_timeout
-                delay = max(delay, ringing_until - self.clock.seconds())
-            self._later(alarm, delay, self._again, leg, leg.attempt, "call not placed",
-                        leg.id, retry=True)
-            # No link: every call's fate is unknown. Refused: ring the first
-            # stage once nothing at all is ringing.
-            if 0 not in alarm.stages_rung and (link_down or not alarm.live_legs()):
-                self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
-
     # The caller's line (no AMI link) ----------------------------------------------
 
     def hold(self, alarm_id, session) -> None:
         """The #9 caller on C{session} waits between slices: calls may be placed from it."""
-        self.caller_lines.hold(alarm_id, session)
+        self.engine.lines.hold(alarm_id, session)
 
     def release(self, alarm_id, session) -> None:
-        self.caller_lines.release(alarm_id, session)
+        self.engine.lines.release(alarm_id, session)
 
-    def _place_through_caller(self, leg, line):
-        """No AMI link: place C{leg} with the Originate application on the caller's channel."""
-        alarm = leg.alarm
-        leg.via_caller = True
-        self.log.critical("ALARM {id}: no AMI link: {dial} placed through the caller's line",
-                          id=alarm.id, dial=leg.dial)
-        self._event(alarm, RINGING, leg=leg,
-                    detail=f"{leg.stage}: placed through the caller's line (no AMI link)")
-        args = CallerLines.originate_args(
-            leg, context=self.context, exten=self.exten, ring_timeout=self.config.ring_timeout,
-            caller_number=self.hotline_number,
-            caller_name=self.config.caller_id_name.translate(_UNSAFE))
-        try:
-            d = line.exec_("Originate", *args)
-        except Exception:
-            d = defer.fail()
+    def _later(self, alarm, delay, f, *args, retry=False):
+        """Call C{f(*args)} after C{delay} unless the alarm's timers are cancelled."""
+        alarm.group.later(delay, f, *args, retry=retry)
 
-        def line_gone(failure):
-            self.log.warn("ALARM {id}: the caller's line could not place {dial}: {error}",
-                          id=alarm.id, dial=leg.dial, error=failure.getErrorMessage())
-            self.caller_lines.release(alarm.id, line)
-            if leg.state == RINGING and alarm.legs.get(leg.id) is leg:
-                leg.via_caller = False
-                self._not_placed(Failure(AMINotConnected("no AMI link, no caller's line")),
-                                 leg)
-
-        d.addErrback(line_gone)
-        d.addErrback(self._leg_error, leg)
-        self._later(alarm, self.config.ring_timeout + 10.0, self._caller_line_unanswered, leg)
-
-    def _caller_line_unanswered(self, leg):
-        if leg.state == RINGING and leg.alarm.legs.get(leg.id) is leg:
-            self._set(leg, NO_ANSWER, detail="placed through the caller's line: not answered "
-                                             "within the ring time")
-            self._after_leg(leg)
-
-    def _after_leg(self, leg):
-        """A leg ended without a confirmation: ring it again, or escalate if nothing is left."""
-        alarm = leg.alarm
+    def _leg_ended(self, alarm):
+        """A leg ended without a confirmation and is not rung again: escalate if nothing is left."""
         if not alarm.active or alarm.confirmed:
-            return
-        if (leg.stage == NEIGHBOURS and leg.state in UNANSWERED
-                and leg.attempt <= self.config.retry_unanswered):
-            self._later(alarm, self.config.retry_after, self._again, leg, leg.attempt + 1,
-                        f"{leg.state} before", retry=True)
             return
         if not alarm.live_legs() and not alarm.retries:
             following = [i for i in range(len(self.config.stages)) if i not in alarm.stages_rung]
@@ -515,47 +364,175 @@ class AlarmCoordinator(Responses, FirstCalls):
                 self._later(alarm, min(max(self.config.retry_after, 2.0), 10.0),
                             self._ring_out_again, alarm, retry=True)
 
+    def _not_placed(self, alarm, link_down):
+        """
+        A leg's call could not be placed (the ring group tries it again). No
+        link: every call's fate is unknown. Refused: ring the first stage
+        once nothing at all is ringing.
+        """
+        if 0 not in alarm.stages_rung and (link_down or not alarm.live_legs()):
+            self._later(alarm, 0, self._stage, alarm, 0, "calls cannot be placed")
+
     def _ring_out_again(self, alarm):
         if alarm.active and not alarm.confirmed and not alarm.live_legs():
             self.ring_first_stage(alarm, "again: every stage rang out or declined")
 
-    def _later(self, alarm, delay, f, *args, retry=False):
-        """Call C{f(*args)} after C{delay} unless the alarm's timers are cancelled."""
-        if retry:
-            alarm.retries += 1
+    # What the responders do ------------------------------------------------------
 
-        def fire():
-            if retry:
-                alarm.retries -= 1
-            f(*args)
+    def answered(self, alarm_id, leg_id, channel=None, target=None, stage=None) -> defer.Deferred:
+        """
+        A leg's phone was answered and its handler runs. Fires with the
+        L{Leg} (a leg this server did not place, e.g. before a restart, is
+        adopted under the C{target} and C{stage} it was placed for), or None
+        if the alarm is unknown.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is None:
+            return defer.succeed(None)
+        leg = alarm.legs.get(str(leg_id))
+        if leg is None:
+            who = target or channel or "?"
+            leg = alarm.group.adopt(str(leg_id), stage or "unknown", who, channel or who)
+        if channel:
+            leg.channel = channel
+        if leg.state in (RINGING, NO_ANSWER, FAILED, BUSY):
+            alarm.group.mark(leg, ANSWERED)
+        return defer.succeed(leg)
 
-        alarm.timers.append(self.clock.callLater(delay, fire))
+    def confirm(self, alarm_id, leg_id) -> defer.Deferred:
+        """
+        The neighbour on C{leg_id} pressed 1. Fires with True if they should
+        join the caller, False if the alarm has ended.
+        """
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is None or alarm.ended:
+            return defer.succeed(False)
+        first = not alarm.confirmed
+        if first:
+            # Confirmed before the leg's fate is told: nothing escalates.
+            alarm.status = CONFIRMED
+            alarm.cancel_timers()
+        alarm.group.settle(leg, LEG_CONFIRMED)
+        leg.in_room = True
+        if first:
+            if alarm.confirmed_at is None:
+                alarm.confirmed_at = self.clock.seconds()
+                self.recorder.update(alarm.id, status=CONFIRMED, confirmed_at=alarm.confirmed_at)
+            else:  # recovered after a restart: the first confirmation stays on record
+                self.recorder.update(alarm.id, status=CONFIRMED)
+            self.log.warn("ALARM {id}: {who} is coming", id=alarm.id, who=leg.target)
+        return defer.succeed(True)
 
-    def _again(self, leg, attempt, why, leg_id=None):
-        alarm = leg.alarm
-        if not alarm.active or alarm.confirmed:
-            return
-        if leg_id is not None and (leg.state != FAILED or alarm.legs.get(leg_id) is not leg):
-            return  # the first call turned up meanwhile (answered): nothing to place
-        # Calls not placed are tried again every few seconds while the link
-        # is down: the timeline has the first try and the outcome, not each.
-        quiet = leg_id is not None and (leg.quiet or leg.resumed)
-        if not quiet:
-            self._event(alarm, "retry", number=leg.target, detail=f"{leg.stage}: {why}")
-        stage = self._stage_named(leg.stage)
-        trunk = stage.trunk if stage is not None else self.config.neighbour_trunk
-        self._ring(alarm, leg.stage, leg.target, trunk, attempt, leg_id, quiet=quiet)
+    def decline(self, alarm_id, leg_id) -> defer.Deferred:
+        """The neighbour on C{leg_id} pressed 2: cannot come."""
+        return self._ended_unconfirmed(alarm_id, leg_id, DECLINED, "")
 
-    def _stage_named(self, name):
-        for stage in self.config.stages:
-            if stage.name == name:
-                return stage
-        return None
+    def unconfirmed(self, alarm_id, leg_id, detail="no key pressed") -> defer.Deferred:
+        """The phone on C{leg_id} answered but nobody pressed 1 (or hung up first)."""
+        return self._ended_unconfirmed(alarm_id, leg_id, UNCONFIRMED, detail)
 
-    def _set(self, leg, state, detail=""):
-        leg.state = state
-        leg.changed = self.clock.seconds()
-        self._event(leg.alarm, state, leg=leg, detail=detail)
+    def _ended_unconfirmed(self, alarm_id, leg_id, state, detail):
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is None or leg.state not in (ANSWERED, RINGING):
+            return defer.succeed(False)
+        alarm.group.settle(leg, state, detail)
+        return defer.succeed(True)
+
+    def responder_left(self, alarm_id, leg_id) -> defer.Deferred:
+        """A confirmed neighbour left the room (hung up)."""
+        alarm, leg = self._find(alarm_id, leg_id)
+        if leg is not None and leg.in_room:
+            leg.in_room = False
+            self._event(alarm, "left", leg=leg)
+            self._close_if_done(alarm)
+        return defer.succeed(None)
+
+    def caller_left(self, alarm_id) -> defer.Deferred:
+        """
+        The caller's call ended (hung up, or the line dropped). This does not
+        cancel anything: the caller may be unable to speak. The alarm closes
+        only once someone has confirmed and everyone has left the room.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is not None:
+            if alarm.callers:
+                alarm.callers -= 1
+            self._event(alarm, "caller-left",
+                        detail="" if alarm.confirmed or alarm.ended
+                        else "nobody has confirmed yet: the alarm goes on")
+            self._close_if_done(alarm)
+        return defer.succeed(None)
+
+    def _close_if_done(self, alarm):
+        # Phones still ringing are stopped: there is nobody left to join.
+        if alarm.active and alarm.confirmed and alarm.callers == 0 and not alarm.in_room():
+            self._end(alarm, CLOSED, "caller and responders have left")
+
+    def _find(self, alarm_id, leg_id):
+        alarm = self.alarm(alarm_id)
+        leg = alarm.legs.get(str(leg_id)) if alarm is not None else None
+        return alarm, leg
+
+    # Ending -----------------------------------------------------------------------
+
+    def cancel(self, alarm_id, by="caller") -> defer.Deferred:
+        """
+        A false alarm: stop escalating, hang up phones still ringing, and
+        have confirmed neighbours told. Fires with whether it was open.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is None or alarm.ended:
+            return defer.succeed(False)
+        in_room = alarm.in_room()
+        self._end(alarm, CANCELLED, f"cancelled by {by}")
+        if in_room and self.kick is not None:
+            d = defer.maybeDeferred(self.kick, alarm.room)
+            d.addErrback(lambda f: self.log.failure("ALARM {id}: clearing room {room}", f,
+                                                    id=alarm.id, room=alarm.room))
+        return defer.succeed(True)
+
+    def close(self, alarm_id, how="closed by staff") -> defer.Deferred:
+        """End an alarm (staff, or everyone has left); fires with whether it was open."""
+        alarm = self.alarm(alarm_id)
+        if alarm is None or alarm.ended:
+            return defer.succeed(False)
+        self._end(alarm, CLOSED, how)
+        return defer.succeed(True)
+
+    def _end(self, alarm, status, how, record=True):
+        now = self.clock.seconds()
+        alarm.status, alarm.outcome = status, how
+        alarm.cancel_timers()
+        self._release(alarm)
+        alarm.group.cancel_ringing("alarm ended while ringing")
+        self._event(alarm, status, detail=how)
+        if record:
+            self.recorder.update(alarm.id, status=status, closed_at=now, outcome=how)
+        self.log.warn("ALARM {id} {status}: {how}", id=alarm.id, status=status, how=how)
+        # Kept a while, so late answers still learn the alarm has ended.
+        self._forgetting.append(self.clock.callLater(self.forget_after, self._forget, alarm))
+
+    def _forget(self, alarm):
+        self._alarms.pop(str(alarm.id), None)
+        self.engine.forget(alarm.group)
+
+    def note_channel(self, uniqueid, channel) -> None:
+        """
+        Asterisk created a channel (AMI C{Newchannel}); a leg of an alarm
+        that has ended meanwhile is hung up at once (L{RingEngine.note_channel}).
+        """
+        self.engine.note_channel(uniqueid, channel)
+
+    def note_hangup(self, uniqueid) -> None:
+        """Asterisk hung up a channel (AMI C{Hangup}): L{RingEngine.note_hangup}."""
+        self.engine.note_hangup(uniqueid)
+
+    def ended_elsewhere(self, closed) -> None:
+        """Alarms closed in the database by staff (C{(id, outcome)} pairs): end them here too."""
+        for alarm_id, outcome in closed:
+            alarm = self.alarm(alarm_id)
+            if alarm is not None and alarm.active:
+                self._end(alarm, CLOSED, outcome or "closed by staff", record=False)
 
     # Escalation ----------------------------------------------------------------
 
@@ -615,9 +592,7 @@ class AlarmCoordinator(Responses, FirstCalls):
         """
         if not alarm.active or alarm.confirmed or alarm.live_legs():
             return False
-        now = self.clock.seconds()
-        alarm.timers = [t for t in alarm.timers if t.active()]
-        return not any(t.getTime() - now <= within for t in alarm.timers)
+        return not alarm.group.due_within(within)
 
     def can_place_calls(self) -> bool:
         return self._can_place_calls()
@@ -645,12 +620,13 @@ class AlarmCoordinator(Responses, FirstCalls):
             household = None
             if index is not None and row.household_id is not None:
                 household = index.get(row.household_id)
-            alarm = ActiveAlarm(keys=_keys(row.household_id, row.caller_number),
-                                household=household, caller_raw=row.caller_raw,
-                                caller_number=row.caller_number, address=row.address,
-                                opened=self.clock.seconds())
+            alarm = self._new_alarm(keys=_keys(row.household_id, row.caller_number),
+                                    household=household, caller_raw=row.caller_raw,
+                                    caller_number=row.caller_number, address=row.address,
+                                    opened=self.clock.seconds())
             alarm.household_id = row.household_id
-            alarm.id, alarm.room = row.id, row.room or room_name(row.id)
+            self._identify(alarm, row.id)
+            alarm.room = row.room or room_name(row.id)
             alarm.recovered, alarm.callers = True, None
             alarm.confirmed_at = row.confirmed_at
             alarm.status = CONFIRMED if row.confirmed_at is not None else OPEN
@@ -675,12 +651,12 @@ class AlarmCoordinator(Responses, FirstCalls):
 
     def _once_calls_can_be_placed(self, alarm, f, *args, **kwargs):
         """C{f(*args, **kwargs)} now, or once the AMI link is up if it is not."""
-        if self._can_place_calls() or self.when_connected is None:
+        if self._can_place_calls():
             f(*args, **kwargs)
             return
         self._event(alarm, "waiting", detail="no AMI link yet: the duty phones ring as soon "
                                              "as it is up")
-        d = defer.maybeDeferred(self.when_connected)
+        d = self.engine.when_connected()
 
         def connected(_):
             if alarm.active and not alarm.confirmed:
@@ -725,6 +701,10 @@ class AlarmCoordinator(Responses, FirstCalls):
     def reconfigure(self, config) -> None:
         """Use C{config} from now on (stages already scheduled keep their times)."""
         self.config = config
+        self._neighbour_retry.times = config.retry_unanswered
+        self._neighbour_retry.after = config.retry_after
+        for alarm in self._alarms.values():
+            self._configure(alarm.group)
 
     def stop(self) -> None:
         """The service stops: cancel timers; open alarms stay open on record for recovery."""
@@ -739,8 +719,49 @@ class AlarmCoordinator(Responses, FirstCalls):
     # The timeline -------------------------------------------------------------------
 
     def _event(self, alarm, kind, *, leg=None, number=None, detail=""):
+        """Tell the listeners of L{changes} (the timeline first) what happened to C{alarm}."""
         if alarm.id is None:
             return
-        self.recorder.event(alarm.id, kind, at=self.clock.seconds(),
-                            leg=leg.id if leg is not None else None,
-                            number=leg.target if leg is not None else number, detail=detail)
+        self.changes.tell(AlarmChange(alarm.id, alarm, kind, self.clock.seconds(), leg, number,
+                                      detail))
+
+
+@implementer(IRingListener)
+class AlarmLegs:
+    """
+    The alarm's side of its ring groups: which legs still ring (an open
+    alarm nobody has confirmed), their channel variables (what the responder
+    script and a server taking a leg up after a restart read), and what the
+    coordinator is told: the timeline, each leg's fate (escalation once
+    nothing is left ringing), calls not placed.
+    """
+
+    def __init__(self, coordinator):
+        self.coordinator = coordinator
+
+    def wanted(self, group) -> bool:
+        alarm = group.subject
+        return alarm.active and not alarm.confirmed
+
+    def variables(self, leg) -> dict:
+        alarm = leg.group.subject
+        return {"SWITCHBOARD_ALARM": str(alarm.id),
+                "SWITCHBOARD_LEG": leg.id,
+                "SWITCHBOARD_ROOM": alarm.room,
+                # who was rung, for a server that takes the leg up after a restart
+                "SWITCHBOARD_TARGET": leg.target,
+                "SWITCHBOARD_STAGE": leg.tag}
+
+    def noted(self, leg, kind, detail) -> None:
+        alarm = leg.group.subject
+        if kind == RETRY:
+            self.coordinator._event(alarm, RETRY, number=leg.target, detail=detail)
+        else:
+            self.coordinator._event(alarm, kind, leg=leg, detail=detail)
+
+    def ended(self, leg, retried) -> None:
+        if not retried:
+            self.coordinator._leg_ended(leg.group.subject)
+
+    def not_placed(self, leg, link_down) -> None:
+        self.coordinator._not_placed(leg.group.subject, link_down)

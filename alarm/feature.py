@@ -19,6 +19,7 @@ from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
+from switchboard.ringgroup import AMICallPlacer
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.yamlconf import ConfigError
@@ -88,10 +89,8 @@ class AlarmFeature:
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
-            settings.dialer, ami.originate, ami.hangup, self.recorder, config, reactor,
-            hotline_number=settings.hotline_number, kick=self._kick,
-            channel_state=ami.channel_state, connected=lambda: ami.connected,
-            when_connected=ami.when_connected, room_size=ami.room_size)
+            settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
+            hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,

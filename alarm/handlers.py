@@ -21,7 +21,7 @@ BRIDGE = "alarm_bridge"
 CALLER_PROFILE = "alarm_caller"
 # The caller's profile while nobody has confirmed: the same, with a timeout
 # of a few seconds, so that between two stays the server can place calls
-# from the caller's line when the AMI link is down (alarm.callerline).
+# from the caller's line when the AMI link is down (switchboard.ringgroup.lines).
 CALLER_WAITING_PROFILE = "alarm_caller_waiting"
 CALLER_MENU = "alarm_caller_menu"
 RESPONDER_PROFILE = "alarm_responder"

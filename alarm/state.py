@@ -8,66 +8,54 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from alarm.models import CANCELLED, CLOSED, CONFIRMED, OPEN
+from switchboard import ringgroup
 
-# Leg states.
-RINGING = "ringing"
-ANSWERED = "answered"
+# Leg states: the ring group's (switchboard.ringgroup), and the alarm's own.
+RINGING = ringgroup.RINGING
+ANSWERED = ringgroup.ANSWERED
 LEG_CONFIRMED = "confirmed"
 DECLINED = "declined"
 UNCONFIRMED = "unconfirmed"   # answered, never pressed 1 (voicemail, fax, hung up)
-BUSY = "busy"
-NO_ANSWER = "no-answer"
-FAILED = "failed"
-LEG_CANCELLED = "cancelled"   # still ringing when the alarm ended: hung up
+BUSY = ringgroup.BUSY
+NO_ANSWER = ringgroup.NO_ANSWER
+FAILED = ringgroup.FAILED
+LEG_CANCELLED = ringgroup.CANCELLED   # still ringing when the alarm ended: hung up
 
-LIVE = (RINGING, ANSWERED)
+LIVE = ringgroup.LIVE
 # Leg endings worth ringing the same phone again for.
 UNANSWERED = (BUSY, NO_ANSWER, FAILED, UNCONFIRMED)
 
 NEIGHBOURS = "neighbours"
 
-
-class CallRefused(Exception):
-    """Asterisk did not place a leg's call (it refused the originate)."""
+CallRefused = ringgroup.CallRefused
 
 
-class Leg:
-    """One call placed for an alarm; C{id} is also the channel's unique id."""
+class Leg(ringgroup.Leg):
+    """
+    One call placed for an alarm (a ring group's leg): its C{stage} is the
+    leg's tag ("neighbours" or the escalation stage's name).
+    """
 
-    __slots__ = ("id", "alarm", "stage", "target", "dial", "attempt", "state", "channel",
-                 "changed", "in_room", "resumed", "following", "quiet", "via_caller")
+    __slots__ = ("in_room",)
 
-    def __init__(self, id, alarm, stage, target, dial, attempt=1):
-        self.id = id
-        self.alarm = alarm
-        self.stage = stage        # "neighbours" or the escalation stage's name
-        self.target = target      # E.164 or channel as configured
-        self.dial = dial          # the channel originated
-        self.attempt = attempt
-        self.state = RINGING
-        self.channel = None       # the channel's name once Asterisk reports it
-        self.changed = None       # POSIX time of the last state change
-        self.in_room = False
-        # Placed again, with the same id, after the AMI link lost the outcome
-        # of the first call, which may still be up.
-        self.resumed = False
-        self.following = False    # ... and found up: the leg is that first call
-        # A retry of a call not placed: its attempt is not written down again.
-        self.quiet = False
-        self.via_caller = False   # placed through the #9 caller's line (no AMI)
+    def __init__(self, id, group, tag, target, dial, attempt=1):
+        super().__init__(id, group, tag, target, dial, attempt)
+        self.in_room = False      # confirmed, and in the alarm's room
 
     @property
-    def live(self) -> bool:
-        return self.state in LIVE
+    def alarm(self):
+        return self.group.subject
 
-    def __repr__(self) -> str:
-        return f"<Leg {self.id} {self.stage} {self.target} {self.state}>"
+    @property
+    def stage(self):
+        return self.tag
 
 
 class ActiveAlarm:
     """
     An alarm this server is handling. C{id} and C{room} are known once the
-    alarm is on record (L{when_ready}).
+    alarm is on record (L{when_ready}). Its legs and timers are those of
+    its ring group, C{group} (set by the coordinator).
     """
 
     def __init__(self, *, keys, household, caller_raw, caller_number, address, opened):
@@ -83,13 +71,10 @@ class ActiveAlarm:
         self.status = "opening"
         self.confirmed_at = None
         self.outcome = ""
-        self.legs: dict = {}
         self.callers = 1                # present callers; None when unknown (recovered)
         self.recovered = False
         self.stages_rung: set = set()
-        self.timers: list = []          # escalation, repeats and retries to cancel
-        self.retries = 0                # retries waiting for their time
-        self.legs_made = 0
+        self.group = None               # its ring group: legs, escalation and retry timers
         self._waiters: list = []
         self._ready = None
 
@@ -109,8 +94,17 @@ class ActiveAlarm:
     def cancelled(self) -> bool:
         return self.status == CANCELLED
 
+    @property
+    def legs(self) -> dict:
+        return self.group.legs
+
+    @property
+    def retries(self) -> int:
+        """Retries waiting for their time."""
+        return self.group.retries
+
     def live_legs(self) -> list:
-        return [leg for leg in self.legs.values() if leg.live]
+        return self.group.live_legs()
 
     def in_room(self) -> list:
         return [leg for leg in self.legs.values() if leg.in_room]
@@ -134,11 +128,8 @@ class ActiveAlarm:
                 d.errback(value)
 
     def cancel_timers(self) -> None:
-        for call in self.timers:
-            if call.active():
-                call.cancel()
-        self.timers = []
-        self.retries = 0
+        """Escalation, repeats and retries: none fires any more."""
+        self.group.cancel_timers()
 
     def __repr__(self) -> str:
         return f"<ActiveAlarm {self.id} {self.status} {self.address or self.caller_raw!r}>"

@@ -124,8 +124,8 @@ def test_alarms_list_show_close(sb):
     clock = task.Clock()
     clock.advance(1_700_000_000)  # 2023-11-14 22:13:20 UTC, 06:13:20 in Fuzhou
     ami = FakeAMI()
-    coordinator = AlarmCoordinator(DIALER, ami.originate, ami.hangup,
-                                   AlarmRecorder(SyncDatabase(db), clock=clock), config(), clock)
+    coordinator = AlarmCoordinator(DIALER, ami, AlarmRecorder(SyncDatabase(db), clock=clock),
+                                   config(), clock)
     alarm = coordinator.raise_alarm("87650001", household(1, 3)).result
     clock.advance(5)
     ami.calls[1].finish("busy")

@@ -41,6 +41,19 @@ class Case(SynchronousTestCase):
                 c.channel.startswith("PJSIP/8765") and c.channel[-3:] not in ("190", "191", "199")]
 
 
+class InterfaceTests(Case):
+    def test_the_fake_ami_places_calls_as_the_real_one_and_legs_have_an_owner(self):
+        from zope.interface.verify import verifyObject
+        from switchboard.ringgroup import ICallPlacer, IRingListener
+        self.assertTrue(verifyObject(ICallPlacer, self.ami))
+        self.assertTrue(verifyObject(IRingListener, self.coordinator.leg_policy))
+        alarm = self.raise_(household(1, 2))
+        leg = next(iter(alarm.legs.values()))
+        self.assertIs(leg.alarm, alarm)
+        self.assertEqual((leg.stage, leg.group.name), ("neighbours", f"ALARM {alarm.id}"))
+        self.assertTrue(leg.id.startswith(f"swb-{alarm.id}-"))
+
+
 class RingAllTests(Case):
     def test_alarm_on_record_before_all_ten_ring_at_once(self):
         from switchboard.journal import Journal
@@ -723,18 +736,11 @@ class RecoveryTests(Case):
         self.coordinator.stop()
         ami = FakeAMI()
         ami.connected = connected
-        self.waiting = []
-
-        def when_connected():
-            d = defer.Deferred()
-            self.waiting.append(d)
-            return d
-
+        self.waiting = ami.waiting
         self.rooms = rooms if rooms is not None else {}
         recorder = AlarmRecorder(self.rig.sync, clock=self.rig.clock)
         coordinator = AlarmCoordinator(
-            self.rig.coordinator.dialer, ami.originate, ami.hangup, recorder, self.rig.config,
-            self.rig.clock, connected=lambda: ami.connected, when_connected=when_connected,
+            self.rig.coordinator.dialer, ami, recorder, self.rig.config, self.rig.clock,
             room_size=lambda room: defer.succeed(self.rooms.get(room, 0)))
         recovered = self.successResultOf(coordinator.recover_open_alarms())
         return coordinator, ami, recovered
@@ -821,3 +827,60 @@ class RecoveryTests(Case):
         self.assertEqual((leg.target, leg.stage), (number(2), "neighbours"))
         self.successResultOf(coordinator.confirm(first.id, leg.id))
         self.assertIn(("confirmed", number(2), ""), timeline(self.rig.db, first.id))
+
+
+class ChangeListenerTests(Case):
+    def listen(self):
+        changes = []
+        self.coordinator.changes.subscribe(changes.append)
+        return changes
+
+    def test_a_listener_hears_an_alarm_from_opening_to_close(self):
+        changes = self.listen()
+        alarm = self.raise_(household(1, 2))
+        calls = self.ami.to(number(2)) + self.ami.to(number(3))
+        calls[1].finish("busy")
+        calls[0].finish("answered")
+        self.successResultOf(self.coordinator.answered(alarm.id, calls[0].channel_id))
+        self.successResultOf(self.coordinator.confirm(alarm.id, calls[0].channel_id))
+        self.successResultOf(self.coordinator.caller_left(alarm.id))
+        self.successResultOf(self.coordinator.responder_left(alarm.id, calls[0].channel_id))
+        self.assertEqual([(c.kind, c.number) for c in changes], [
+            ("opened", None), ("ringing", number(2)), ("ringing", number(3)),
+            ("busy", number(3)), ("answered", number(2)), ("confirmed", number(2)),
+            ("caller-left", None), ("left", number(2)), ("closed", None)])
+        self.assertTrue(all(c.alarm is alarm and c.alarm_id == alarm.id for c in changes))
+        self.assertEqual(changes[0].detail, "#9 from Hualin Garden, building 3, unit 1, room 101")
+        self.assertEqual(changes[3].leg.id, calls[1].channel_id)
+        # The timeline on record is the first listener: the same changes, the
+        # opening written with the alarm's row.
+        self.assertEqual([k for k, _, _ in timeline(self.rig.db, alarm.id)],
+                         [c.kind for c in changes])
+
+    def test_escalation_and_an_alarm_handed_to_the_dialplan(self):
+        changes = self.listen()
+        alarm = self.raise_(None, caller="87650150")
+        self.assertEqual([c.kind for c in changes], ["opened", "no-neighbours", "escalated",
+                                                     "ringing"])
+        self.ami.connected = False
+        self.failureResultOf(self.coordinator.raise_alarm("87650160", household(2, own=60)))
+        self.assertEqual([(c.kind, c.alarm) for c in changes[4:]],
+                         [("opened", None), ("native", None)])
+        self.assertNotEqual(changes[-1].alarm_id, alarm.id)
+        self.assertIn("native", [k for k, _, _ in timeline(self.rig.db, changes[-1].alarm_id)])
+
+    def test_a_failing_listener_costs_nobody_else_anything(self):
+        def broken(change):
+            raise RuntimeError("the board is down")
+
+        unsubscribe = self.coordinator.changes.subscribe(broken)
+        changes = self.listen()
+        alarm = self.raise_(household(1, 1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual([c.kind for c in changes], ["opened", "ringing"])
+        self.assertEqual([k for k, _, _ in timeline(self.rig.db, alarm.id)],
+                         ["opened", "ringing"])
+        unsubscribe()
+        self.ami.calls[0].finish("no-answer")
+        self.assertEqual(self.flushLoggedErrors(RuntimeError), [])
+        self.assertEqual(changes[-1].kind, "no-answer")

@@ -43,9 +43,8 @@ class Server:
                                         DIALER.trunks)
         self.index = CallerIndex(sync, PLAN, max_neighbours=self.config.max_neighbours)
         self.recorder = AlarmRecorder(sync, clock=clock)
-        self.coordinator = AlarmCoordinator(DIALER, ami.originate, ami.hangup, self.recorder,
-                                            self.config, clock, hotline_number="12345",
-                                            kick=ami.kick)
+        self.coordinator = AlarmCoordinator(DIALER, ami, self.recorder, self.config, clock,
+                                            hotline_number="12345", kick=ami.kick)
         self.astdb = AstDBSync(ami, self.index, DIALER, self.config, clock=clock, rate=1e9,
                                run_in_thread=lambda f, *a: defer.maybeDeferred(f, *a))
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,

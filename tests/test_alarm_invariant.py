@@ -81,20 +81,10 @@ class World:
         ami = FakeAMI()
         recorder = AlarmRecorder(self.rig.sync, clock=self.clock)
         coordinator = AlarmCoordinator(
-            self.rig.coordinator.dialer, ami.originate, ami.hangup, recorder, self.rig.config,
-            self.clock, hotline_number="12345", kick=ami.kick, channel_state=ami.channel_state,
-            connected=lambda: ami.connected, when_connected=self.when_connected,
-            room_size=lambda room: defer.succeed(1))
-        self.waiting = []
+            self.rig.coordinator.dialer, ami, recorder, self.rig.config, self.clock,
+            hotline_number="12345", kick=ami.kick, room_size=lambda room: defer.succeed(1))
         self.boot(ami, coordinator)
         coordinator.recover_open_alarms()
-
-    def when_connected(self):
-        if self.ami.connected:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self.waiting.append(d)
-        return d
 
     def do(self, action, arg):
         if action == "advance":
@@ -107,9 +97,7 @@ class World:
         elif action == "link-up":
             self.link_up = True
             self.apply_link()
-            waiting, self.waiting = getattr(self, "waiting", []), []
-            for d in waiting:
-                d.callback(None)
+            self.ami.connect()  # those waiting for the link are told
         elif action == "refusing":
             self.refusing = (arg,)
             self.apply_link()

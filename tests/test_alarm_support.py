@@ -14,7 +14,7 @@ from alarm.config import AlarmConfig, Stage
 from alarm.index import HouseholdSnapshot
 from alarm.recorder import AlarmRecorder
 from switchboard.agi import AGIHangup
-from switchboard.ami import OriginateResult
+from switchboard.ringgroup.testing import FakeCallPlacer
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
 from switchboard.storage import Base, Database
@@ -82,78 +82,18 @@ class SyncDatabase:
         return self.db.sessions
 
 
-class Call:
-    """One originate the fake AMI received."""
-
-    def __init__(self, channel, kwargs, deferred):
-        self.refused = False
-        self.channel = channel
-        self.kwargs = kwargs
-        self.deferred = deferred
-
-    @property
-    def channel_id(self):
-        return self.kwargs["channel_id"]
-
-    @property
-    def variables(self):
-        return self.kwargs["variables"]
-
-    def finish(self, outcome, channel=None):
-        self.deferred.callback(OriginateResult(self.channel_id, outcome, None, outcome,
-                                               channel=channel))
-
-    def __repr__(self):
-        return f"<Call {self.channel} {self.channel_id}>"
-
-
-class FakeAMI:
-    """The parts of C{AMIClient} the alarm uses, recording what is asked."""
+class FakeAMI(FakeCallPlacer):
+    """
+    The parts of C{AMIClient} the alarm uses, recording what is asked: the
+    calls of a verified L{FakeCallPlacer}, ConfBridge kicks and AstDB.
+    """
 
     def __init__(self):
-        self.calls: list = []
-        self.hangups: list = []
+        super().__init__()
         self.kicks: list = []
         self.actions: list = []
-        self.refuse_with = None      # an exception class: originate fails with it
-        # (reason, message): Asterisk answers each originate with that
-        # failure at once, as while it shuts down (reason None) or when no
-        # channel came up (reason 0).
-        self.refuse_calls = None
-        self.on_originate = None     # called with each Call (e.g. to inspect the database)
-        self.connected = True
         self.db_result = None        # makes the Deferred each db write returns, if set
         self.astdb: dict = {}
-        self.channels: dict = {}     # uniqueid -> state, for channel_state
-        self.state_asked: list = []
-
-    def originate(self, channel, *, context=None, exten=None, priority=1, application=None,
-                  data=None, variables=None, caller_id=None, timeout=30.0, channel_id=None,
-                  other_channel_id=None):
-        kwargs = dict(context=context, exten=exten, priority=priority, variables=variables,
-                      caller_id=caller_id, timeout=timeout, channel_id=channel_id)
-        if self.refuse_with is not None:
-            return defer.fail(self.refuse_with("not connected to Asterisk"))
-        call = Call(channel, kwargs, defer.Deferred())
-        self.calls.append(call)
-        if self.on_originate:
-            self.on_originate(call)
-        if self.refuse_calls is not None:
-            reason, message = self.refuse_calls
-            call.refused = True
-            call.deferred.callback(OriginateResult(channel_id, "failed", reason, message))
-        return call.deferred
-
-    def hangup(self, channel, cause=16):
-        self.hangups.append(channel)
-        return defer.succeed(True)
-
-    def channel_state(self, uniqueid):
-        """The state of C{uniqueid} in C{self.channels}; fails with C{refuse_with} if set."""
-        self.state_asked.append(uniqueid)
-        if self.refuse_with is not None:
-            return defer.fail(self.refuse_with("not connected to Asterisk"))
-        return defer.succeed(self.channels.get(uniqueid))
 
     def kick(self, room):
         self.kicks.append(room)
@@ -207,10 +147,6 @@ class FakeAMI:
         """The calls made to the E.164 C{target}."""
         dial = DIALER.dial_string(target)
         return [c for c in self.calls if c.channel == dial]
-
-    def placed(self):
-        """The calls Asterisk took (not refused)."""
-        return [c for c in self.calls if not c.refused]
 
 
 def config(**overrides) -> AlarmConfig:
@@ -270,11 +206,9 @@ class Rig:
         self.recorder.start()  # synchronous here: the journal replayed, the highest id read
         self.ami = FakeAMI()
         self.config = config(**config_overrides)
-        self.coordinator = AlarmCoordinator(DIALER, self.ami.originate, self.ami.hangup,
-                                            self.recorder, self.config, self.clock,
-                                            hotline_number="12345", kick=self.ami.kick,
-                                            channel_state=self.ami.channel_state,
-                                            connected=lambda: self.ami.connected)
+        self.coordinator = AlarmCoordinator(DIALER, self.ami, self.recorder, self.config,
+                                            self.clock, hotline_number="12345",
+                                            kick=self.ami.kick)
 
     def later(self, seconds):
         self.clock.advance(seconds)

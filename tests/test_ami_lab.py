@@ -235,6 +235,7 @@ def _main(scenario, host, port, user, secret):
         from alarm.recorder import AlarmRecorder
         from switchboard.dialing import Dialer
         from switchboard.numbers import NumberPlan
+        from switchboard.ringgroup import AMICallPlacer
         from switchboard.storage import Base, Database
 
         client = AMIClient(host, port, user, secret, reactor=reactor, initial_delay=0.5,
@@ -252,24 +253,23 @@ def _main(scenario, host, port, user, secret):
         # another channel.)
         config = AlarmConfig(stages=(Stage("duty", 3600.0, ("Local/ring@switchboard-lab-test/n",)),),
                              ring_timeout=6.0, retry_unanswered=0, originate_retry=0.5)
-        asked = []
+        asked, retry_ids, created = [], [], []
 
-        def channel_state(uniqueid):
-            asked.append(uniqueid)
-            return client.channel_state(uniqueid)
+        class Placer(AMICallPlacer):
+            """The real placer, noting the retries' channel ids and what is asked."""
 
-        coordinator = AlarmCoordinator(dialer, client.originate, client.hangup,
+            def originate(self, channel, **kwargs):
+                if channel == "Local/ring@switchboard-lab-test":
+                    retry_ids.append(kwargs.get("channel_id"))
+                return super().originate(channel, **kwargs)
+
+            def channel_state(self, uniqueid):
+                asked.append(uniqueid)
+                return super().channel_state(uniqueid)
+
+        coordinator = AlarmCoordinator(dialer, Placer(client),
                                        AlarmRecorder(database, clock=reactor), config, reactor,
-                                       channel_state=channel_state, follow_every=1.0)
-        retry_ids, created = [], []
-        real_originate = client.originate
-
-        def originate(channel, **kwargs):
-            if channel == "Local/ring@switchboard-lab-test":
-                retry_ids.append(kwargs.get("channel_id"))
-            return real_originate(channel, **kwargs)
-
-        coordinator.originate = originate
+                                       follow_every=1.0)
         client.subscribe("Newchannel", lambda e: created.append(e.get("Uniqueid")))
         client.subscribe("Hangup", lambda e: coordinator.note_hangup(e.get("Uniqueid", "")))
         snapshot = HouseholdSnapshot(1, 1, "Hualin Garden", "3", "1", "101", "",
