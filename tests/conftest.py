@@ -35,10 +35,18 @@ class LabAsterisk:
         subprocess.run([LAB, "start"], check=True, capture_output=True, timeout=300)
 
     def hang_up_all(self, within: float = 15) -> None:
-        """End every call and wait (bounded) until Asterisk has none left."""
-        self.cli("channel request hangup all")
-        wait_for(lambda: "0 active channels" in self.cli("core show channels count"), within,
-                 message="every call in Asterisk to end")
+        """
+        End every call and wait (bounded) until Asterisk has none left. A
+        server still running may place calls meanwhile (an alarm's retries):
+        those are ended too, each time they are seen.
+        """
+        def none_left():
+            if "0 active channels" in self.cli("core show channels count"):
+                return True
+            self.cli("channel request hangup all")
+            return False
+
+        wait_for(none_left, within, interval=0.5, message="every call in Asterisk to end")
         time.sleep(0.3)  # the phones answer the BYEs and CANCELs just sent
 
     def log(self, lines: int = 200) -> str:
@@ -81,8 +89,10 @@ def sipp(tmp_path, asterisk):
     from lab.sipp import SippFactory
     factory = SippFactory(str(tmp_path))
     yield factory
-    asterisk.hang_up_all()
-    factory.stop_all()
+    try:
+        asterisk.hang_up_all()
+    finally:
+        factory.stop_all()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
