@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 import alarm.models  # noqa: F401  (declares the tables)
 from alarm.config import AlarmConfig, Stage
 from alarm.index import HouseholdSnapshot
 from alarm.recorder import AlarmRecorder
-from switchboard.agi import AGIHangup
+from switchboard.agi import AGIHangup, IAGISession
 from switchboard.ringgroup.testing import FakeCallPlacer
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
@@ -214,6 +215,7 @@ class Rig:
         self.clock.advance(seconds)
 
 
+@implementer(IAGISession)
 class FakeSession:
     """
     An C{AGISession} stand-in: C{keys} are what the caller presses (one per
@@ -255,7 +257,7 @@ class FakeSession:
             return self._do("stream", name, result=self._key())
         return self._do("stream", name, result="")
 
-    def stream_file_result(self, name, escape_digits=""):
+    def stream_file_result(self, name, escape_digits="", offset=0):
         """Like the real one: a L{Playback}; C{unplayable} names files Asterisk cannot play."""
         from switchboard.agi.reply import Playback
         failed = name in getattr(self, "unplayable", ())
@@ -265,11 +267,17 @@ class FakeSession:
     def get_option(self, prompt, escape_digits, timeout_ms=None):
         return self._do("option", prompt, result=self._key())
 
+    def get_data(self, prompt, timeout_ms=None, max_digits=None):
+        return self._do("data", prompt, result=self._key())
+
     def wait_for_digit(self, timeout_ms):
         return self._do("wait", timeout_ms, result=self._key())
 
     def say_digits(self, digits, escape_digits=""):
         return self._do("say_digits", digits, result="")
+
+    def say_number(self, number, escape_digits=""):
+        return self._do("say_number", number, result="")
 
     def set_variable(self, name, value):
         d = self._do("set", name, value)

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from switchboard.agi.errors import AGIHangup
+from switchboard.agi.interfaces import IAGISession
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
 from switchboard.routing import schema
@@ -123,6 +125,7 @@ class Hangup:
 HANGUP = Hangup()
 
 
+@implementer(IAGISession)
 class FakeSession:
     """
     Implements the documented AGISession commands. Replies are scripted
