@@ -1,6 +1,7 @@
 """
 The session a handler is given: the real L{AGISession} and the tests'
-fakes provide L{IAGISession}, with the signatures it declares.
+fake (L{tests.support.agi.FakeSession}) provide L{IAGISession}, with the
+signatures it declares.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from zope.interface.exceptions import BrokenMethodImplementation, Invalid
 
 from switchboard.agi import AGISession, IAGISession
 from tests import test_alarm_support, test_hotline_support
+from tests.support.agi import FakeSession
 from tests.support.verify import methods, verify_class, verify_object
 
 ENV = {"channel": "PJSIP/87650001-00000001", "callerid": "87650001",
@@ -33,11 +35,20 @@ class RealSessionTests(SynchronousTestCase):
 
 
 class FakeSessionTests(SynchronousTestCase):
-    def test_the_alarm_fake(self):
-        self.assertTrue(verify_object(IAGISession, test_alarm_support.FakeSession({})))
+    def test_the_fake_provides_the_interface(self):
+        self.assertTrue(verify_class(IAGISession, FakeSession))
+        self.assertTrue(verify_object(IAGISession, FakeSession({})))
 
-    def test_the_hotline_fake(self):
-        self.assertTrue(verify_object(IAGISession, test_hotline_support.FakeSession()))
+    def test_every_feature_tests_with_the_one_fake(self):
+        self.assertIs(test_alarm_support.FakeSession, FakeSession)
+        self.assertIsInstance(test_hotline_support.FakeSession(), FakeSession)
+
+    def test_the_fake_offers_no_command_the_real_session_lacks(self):
+        # Beyond the interface, the fake's commands are the real ones' names.
+        commands = {name for name in vars(FakeSession)
+                    if not name.startswith("_") and callable(vars(FakeSession)[name])}
+        own = {"named", "caller_hangs_up"}  # the script, not commands
+        self.assertEqual(sorted(commands - own - set(dir(AGISession))), [])
 
 
 class VerificationTests(SynchronousTestCase):
@@ -45,7 +56,7 @@ class VerificationTests(SynchronousTestCase):
 
     def test_a_missing_method(self):
         @implementer(IAGISession)
-        class NoGetData(test_hotline_support.FakeSession):
+        class NoGetData(FakeSession):
             get_data = None
 
         self.assertRaises(Invalid, verify_class, IAGISession, NoGetData)
@@ -70,6 +81,6 @@ class VerificationTests(SynchronousTestCase):
         self.assertRaises(BrokenMethodImplementation, verify_class, IAGISession, NoEscapeDigits)
 
     def test_a_missing_attribute(self):
-        session = test_hotline_support.FakeSession()
+        session = FakeSession({})
         del session.env
         self.assertRaises(Invalid, verify_object, IAGISession, session)
