@@ -60,10 +60,9 @@ class AlarmCallerHandler:
         self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
-        return self.handle(session)
+        return defer.ensureDeferred(self.handle(session))
 
-    @defer.inlineCallbacks
-    def handle(self, session):
+    async def handle(self, session):
         raw = str(session.env.get("callerid") or "").strip()
         caller = "" if raw.lower() in _ANONYMOUS else raw
         # A load of the index on its thread waits until the alarm is raised.
@@ -76,14 +75,14 @@ class AlarmCallerHandler:
                     household = self.index.lookup(caller)
                 else:
                     # Start-up, the index still loading: from the database.
-                    household = yield self.index.find(caller)
+                    household = await self.index.find(caller)
             except Exception:
                 self.log.failure("caller index lookup of {caller}", caller=caller)
                 household = None
             # Answer while the alarm is being recorded; neither waits for the other.
             answering = session.answer()
             try:
-                alarm = yield self.coordinator.raise_alarm(raw, household)
+                alarm = await self.coordinator.raise_alarm(raw, household)
             except HandedToDialplan:
                 # No calls can be placed from here: the dialplan rings the
                 # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
@@ -101,40 +100,39 @@ class AlarmCallerHandler:
         # place calls when AMI cannot (queued after the command in flight).
         self.coordinator.hold(alarm.id, session)
         try:
-            yield answering
-            yield session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
-            yield session.set_variable("SWITCHBOARD_ROOM", alarm.room)
+            await answering
+            await session.set_variable("SWITCHBOARD_ALARM", str(alarm.id))
+            await session.set_variable("SWITCHBOARD_ROOM", alarm.room)
             for sound in self.config.prompts.caller_hold.play_list(self.speech):
-                yield session.stream_file(sound)
-            how = yield self._wait_in_room(session, alarm)
+                await session.stream_file(sound)
+            how = await self._wait_in_room(session, alarm)
             if how == "DTMF":
                 # The caller pressed the cancel key: a false alarm.
-                yield self.coordinator.cancel(alarm.id, by="caller")
+                await self.coordinator.cancel(alarm.id, by="caller")
             else:
                 left = True
-                yield self.coordinator.caller_left(alarm.id)
+                await self.coordinator.caller_left(alarm.id)
             if alarm.cancelled:
                 # By this caller, or by another #9 call of the same household.
                 for sound in self.config.prompts.caller_cancelled.play_list(self.speech):
-                    yield session.stream_file(sound)
-            yield session.set_variable(RESULT, "OK")
+                    await session.stream_file(sound)
+            await session.set_variable(RESULT, "OK")
         except AGIHangup:
             if not left:
-                yield self.coordinator.caller_left(alarm.id)
+                await self.coordinator.caller_left(alarm.id)
         finally:
             self.coordinator.release(alarm.id, session)
 
-    @defer.inlineCallbacks
-    def _wait_in_room(self, session, alarm):
+    async def _wait_in_room(self, session, alarm):
         """
         Hold the caller in the alarm's room: in slices while nobody has
         confirmed (the line lends itself to the coordinator in between),
         then for good. Returns how the caller left (C{CONFBRIDGE_RESULT}).
         """
         while alarm.active and not alarm.confirmed:
-            yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_WAITING_PROFILE,
+            await session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_WAITING_PROFILE,
                                 CALLER_MENU)
-            how = yield session.get_variable("CONFBRIDGE_RESULT")
+            how = await session.get_variable("CONFBRIDGE_RESULT")
             if how == "FAILED":
                 # No such profile in Asterisk's confbridge.conf: wait for
                 # good (as before; no second line into Asterisk then).
@@ -148,8 +146,8 @@ class AlarmCallerHandler:
         if not alarm.active:
             return "KICKED"
         self.coordinator.release(alarm.id, session)
-        yield session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_PROFILE, CALLER_MENU)
-        how = yield session.get_variable("CONFBRIDGE_RESULT")
+        await session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_PROFILE, CALLER_MENU)
+        how = await session.get_variable("CONFBRIDGE_RESULT")
         return how
 
 
@@ -184,18 +182,17 @@ class ResponderHandler:
         self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
-        return self.handle(session)
+        return defer.ensureDeferred(self.handle(session))
 
-    @defer.inlineCallbacks
-    def handle(self, session):
-        alarm_id = yield session.get_variable("SWITCHBOARD_ALARM")
-        leg_id = yield session.get_variable("SWITCHBOARD_LEG")
+    async def handle(self, session):
+        alarm_id = await session.get_variable("SWITCHBOARD_ALARM")
+        leg_id = await session.get_variable("SWITCHBOARD_LEG")
         target = stage = None
         if self.coordinator.leg(leg_id or "") is None:
             # Placed before a restart: who it rang travels with the call.
-            target = yield session.get_variable("SWITCHBOARD_TARGET")
-            stage = yield session.get_variable("SWITCHBOARD_STAGE")
-        leg = yield self.coordinator.answered(alarm_id or "", leg_id or "",
+            target = await session.get_variable("SWITCHBOARD_TARGET")
+            stage = await session.get_variable("SWITCHBOARD_STAGE")
+        leg = await self.coordinator.answered(alarm_id or "", leg_id or "",
                                               channel=session.env.get("channel"),
                                               target=target, stage=stage)
         if leg is None:
@@ -205,26 +202,25 @@ class ResponderHandler:
             return
         alarm = leg.alarm
         try:
-            key = yield self._question(session, alarm)
+            key = await self._question(session, alarm)
             if alarm.ended:
-                yield self._play(session, self.config.prompts.responder_cancelled)
+                await self._play(session, self.config.prompts.responder_cancelled)
             elif key == COMING:
-                yield self._coming(session, alarm, leg)
+                await self._coming(session, alarm, leg)
             elif key == CANNOT_COME:
-                yield self.coordinator.decline(alarm.id, leg.id)
-                yield self._play(session, self.config.prompts.responder_declined)
+                await self.coordinator.decline(alarm.id, leg.id)
+                await self._play(session, self.config.prompts.responder_declined)
             else:
-                yield self.coordinator.unconfirmed(alarm.id, leg.id, "no key pressed")
-                yield self._play(session, self.config.prompts.responder_unconfirmed)
-            yield session.set_variable(RESULT, "OK")
+                await self.coordinator.unconfirmed(alarm.id, leg.id, "no key pressed")
+                await self._play(session, self.config.prompts.responder_unconfirmed)
+            await session.set_variable(RESULT, "OK")
         except AGIHangup:
             if leg.in_room:
-                yield self.coordinator.responder_left(alarm.id, leg.id)
+                await self.coordinator.responder_left(alarm.id, leg.id)
             else:
-                yield self.coordinator.unconfirmed(alarm.id, leg.id, "hung up before pressing 1")
+                await self.coordinator.unconfirmed(alarm.id, leg.id, "hung up before pressing 1")
 
-    @defer.inlineCallbacks
-    def _question(self, session, alarm):
+    async def _question(self, session, alarm):
         """Announce and ask until 1 or 2, the attempts or the time run out, or the alarm ends."""
         started = self.clock.seconds()
         for _ in range(self.config.answer_attempts):
@@ -234,7 +230,7 @@ class ResponderHandler:
             played = None
             if spoken:
                 # One sentence: who, where, and the question.
-                played = yield session.stream_file_result(spoken, _KEYS)
+                played = await session.stream_file_result(spoken, _KEYS)
                 if played.failed:
                     # Gone, or not readable by Asterisk (its group): the
                     # neighbour must still hear who and where.
@@ -244,11 +240,11 @@ class ResponderHandler:
             if played is not None and not played.failed:
                 key = played.digit if played.digit in _ANSWERS else ""
                 if not key:
-                    key = yield self._wait_for_key(session)
+                    key = await self._wait_for_key(session)
             else:
-                key = yield self._announce(session, alarm)
+                key = await self._announce(session, alarm)
                 if not key:
-                    key = yield self._ask(session)
+                    key = await self._ask(session)
             if key in _ANSWERS:
                 return key
             if self.clock.seconds() - started >= self.config.confirm_within:
@@ -265,49 +261,46 @@ class ResponderHandler:
             self.log.failure("announcement of alarm {id}", id=alarm.id)
             return None
 
-    @defer.inlineCallbacks
-    def _say_digits(self, session, number, escape):
+    async def _say_digits(self, session, number, escape):
         """C{number} digit by digit: rendered Mandarin digits when the alarm speaks it."""
         names = None
         if self.announcer is not None and self.config.prompts.spoken:
             names = self.announcer.digits(number)
         if names:
-            key = yield self._play_sounds(session, names, escape)
+            key = await self._play_sounds(session, names, escape)
         else:
-            key = yield session.say_digits(number, escape)
+            key = await session.say_digits(number, escape)
         return key
 
-    @defer.inlineCallbacks
-    def _announce(self, session, alarm):
+    async def _announce(self, session, alarm):
         p = self.config.prompts
-        key = yield self._play(session, p.responder_intro, _KEYS)
+        key = await self._play(session, p.responder_intro, _KEYS)
         if key:
             return key
         household = alarm.household
         if household is not None:
-            key = yield self._play(session, p.responder_location, _KEYS)
+            key = await self._play(session, p.responder_location, _KEYS)
             parts = [_digits(x) for x in (household.building, household.unit, household.room)]
             parts = [x for x in parts if x]
             for i, part in enumerate(parts):
                 if key:
                     break
                 if i:
-                    key = yield self._play(session, p.responder_separator, _KEYS)
+                    key = await self._play(session, p.responder_separator, _KEYS)
                 if not key:
-                    key = yield self._say_digits(session, part, _KEYS)
+                    key = await self._say_digits(session, part, _KEYS)
         else:
             # Unregistered (or recovered without a household): the caller's number.
-            key = yield self._play(session, p.responder_unregistered, _KEYS)
+            key = await self._play(session, p.responder_unregistered, _KEYS)
             number = _digits(alarm.caller_raw)
             if number and not key:
-                key = yield self._say_digits(session, number, _KEYS)
+                key = await self._say_digits(session, number, _KEYS)
         return key if key in _ANSWERS else ""
 
-    @defer.inlineCallbacks
-    def _ask(self, session):
-        key = yield self._play(session, self.config.prompts.responder_ask, _KEYS)
+    async def _ask(self, session):
+        key = await self._play(session, self.config.prompts.responder_ask, _KEYS)
         if not key:
-            key = yield self._wait_for_key(session)
+            key = await self._wait_for_key(session)
         return key or ""
 
     def _wait_for_key(self, session):
@@ -317,23 +310,21 @@ class ResponderHandler:
         """Play an L{AlarmPrompt}: its recording, its rendered text, or its stock sounds."""
         return self._play_sounds(session, prompt.play_list(self.speech), escape)
 
-    @defer.inlineCallbacks
-    def _play_sounds(self, session, sounds, escape=""):
+    async def _play_sounds(self, session, sounds, escape=""):
         for sound in sounds:
-            key = yield session.stream_file(sound, escape)
+            key = await session.stream_file(sound, escape)
             if key and key in escape:
                 return key
         return ""
 
-    @defer.inlineCallbacks
-    def _coming(self, session, alarm, leg):
-        joined = yield self.coordinator.confirm(alarm.id, leg.id)
+    async def _coming(self, session, alarm, leg):
+        joined = await self.coordinator.confirm(alarm.id, leg.id)
         if not joined:
-            yield self._play(session, self.config.prompts.responder_cancelled)
+            await self._play(session, self.config.prompts.responder_cancelled)
             return
-        yield self._play(session, self.config.prompts.responder_coming)
-        yield session.exec_("ConfBridge", alarm.room, BRIDGE, RESPONDER_PROFILE)
-        yield self.coordinator.responder_left(alarm.id, leg.id)
+        await self._play(session, self.config.prompts.responder_coming)
+        await session.exec_("ConfBridge", alarm.room, BRIDGE, RESPONDER_PROFILE)
+        await self.coordinator.responder_left(alarm.id, leg.id)
         if alarm.cancelled:
             # Taken out of the room because the caller cancelled: say so.
-            yield self._play(session, self.config.prompts.responder_cancelled)
+            await self._play(session, self.config.prompts.responder_cancelled)

@@ -78,7 +78,7 @@ class FlowTests(SynchronousTestCase):
         caller = FakeSession({"callerid": "059187650001", "channel": "PJSIP/87650001-00000001"})
         # The caller is in the room while the neighbours answer: hold ConfBridge.
         finish_room = defer.Deferred()
-        caller.exec_ = lambda app, *args: (caller.log.append(("exec", app) + args),
+        caller.exec_ = lambda app, *args: (caller.commands.append(("exec_", app) + args),
                                            finish_room)[1]
         handled = self.server.handlers["alarm"](caller)
         self.assertEqual([c.channel for c in self.ami.calls],
@@ -100,8 +100,8 @@ class FlowTests(SynchronousTestCase):
                                 variables={"SWITCHBOARD_ALARM": str(alarm_id),
                                            "SWITCHBOARD_LEG": yes.channel_id})
         self.successResultOf(self.server.handlers["alarm-responder"](responder))
-        self.assertIn(("exec", "ConfBridge", f"alarm-{alarm_id}", "alarm_bridge",
-                       "alarm_responder"), responder.log)
+        self.assertIn(("exec_", "ConfBridge", f"alarm-{alarm_id}", "alarm_bridge",
+                       "alarm_responder"), responder.commands)
         # The others ring on until their timeout; no escalation after a confirmation.
         self.clock.advance(18)
         for call in self.ami.calls:
@@ -146,7 +146,7 @@ class FlowTests(SynchronousTestCase):
                                                            "SWITCHBOARD_LEG": duty.channel_id})
         self.successResultOf(server.handlers["alarm-responder"](responder))
         # The duty officer hears where: building 3, unit 2, room 302.
-        self.assertEqual(responder.commands("say_digits"),
-                         [("say_digits", "3"), ("say_digits", "2"), ("say_digits", "302")])
+        self.assertEqual(responder.named("say_digits"),
+                         [("say_digits", "3", "12"), ("say_digits", "2", "12"), ("say_digits", "302", "12")])
         self.assertEqual(alarm_row(self.db, alarm_id).status, "confirmed")
         self.assertIn("recovered", [k for k, _, _ in timeline(self.db, alarm_id)])

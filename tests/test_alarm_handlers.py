@@ -108,15 +108,15 @@ class CallerTests(Case):
         self.assertEqual(alarm.household, self.home)
         self.assertEqual(len(self.rig.ami.calls), 10)
         room = f"alarm-{alarm.id}"
-        self.assertEqual(session.log, [
+        self.assertEqual(session.commands, [
             ("answer",),
-            ("set", "SWITCHBOARD_ALARM", str(alarm.id)),
-            ("set", "SWITCHBOARD_ROOM", room),
-            ("stream", "one-moment-please"),
-            ("exec", "ConfBridge", room, "alarm_bridge", "alarm_caller_waiting",
+            ("set_variable", "SWITCHBOARD_ALARM", str(alarm.id)),
+            ("set_variable", "SWITCHBOARD_ROOM", room),
+            ("stream_file", "one-moment-please", ""),
+            ("exec_", "ConfBridge", room, "alarm_bridge", "alarm_caller_waiting",
              "alarm_caller_menu"),
-            ("get", "CONFBRIDGE_RESULT"),
-            ("set", "SWITCHBOARD_RESULT", "OK"),
+            ("get_variable", "CONFBRIDGE_RESULT"),
+            ("set_variable", "SWITCHBOARD_RESULT", "OK"),
         ])
         # Leaving the room otherwise than with * is no cancel.
         self.assertEqual(alarm.status, "open")
@@ -144,7 +144,7 @@ class CallerTests(Case):
     def test_without_the_waiting_profile_the_caller_still_waits_in_the_room(self):
         session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "FAILED"}})
         self.successResultOf(d)
-        rooms = [c[4] for c in session.commands("exec") if c[1] == "ConfBridge"]
+        rooms = [c[4] for c in session.named("exec_") if c[1] == "ConfBridge"]
         self.assertEqual(rooms, ["alarm_caller_waiting", "alarm_caller"])
 
     def test_no_ami_link_calls_are_placed_through_the_callers_line(self):
@@ -153,14 +153,14 @@ class CallerTests(Case):
         def in_room(app, args):
             if app == "Originate":
                 placed.append(args)
-            elif len(session.commands("exec")) == 1:
+            elif len(session.named("exec_")) == 1:
                 # During the first stay: the AMI link drops, and the duty
                 # stage's time comes.
                 self.rig.ami.connected = False
                 self.rig.ami.refuse_with = AMINotConnected
                 self.rig.later(60)
             session.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": (
-                "TIMEOUT" if len(session.commands("exec")) < 3 else "HANGUP")}}
+                "TIMEOUT" if len(session.named("exec_")) < 3 else "HANGUP")}}
 
         session = FakeSession({"callerid": "87650001"})
         session.on_exec = in_room
@@ -188,8 +188,8 @@ class CallerTests(Case):
         self.successResultOf(d)
         alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
         self.assertTrue(alarm.cancelled)
-        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
-                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(session.commands[-3:], [("stream_file", "cancelled", ""), ("stream_file", "goodbye", ""),
+                                            ("set_variable", "SWITCHBOARD_RESULT", "OK")])
         self.assertEqual(alarm_row(self.rig.db, alarm.id).outcome, "cancelled by caller")
         self.rig.later(1000)
         self.assertEqual(len(self.rig.ami.calls), 10)
@@ -202,8 +202,8 @@ class CallerTests(Case):
         first.on_exec = lambda app, args: self.successResultOf(self.caller(second))
         first.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": "KICKED"}}
         self.successResultOf(self.caller(first))
-        self.assertEqual(first.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
-                                          ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(first.commands[-3:], [("stream_file", "cancelled", ""), ("stream_file", "goodbye", ""),
+                                          ("set_variable", "SWITCHBOARD_RESULT", "OK")])
 
     def test_caller_hangup_does_not_cancel(self):
         # Hangs up in the room: every command after ConfBridge fails.
@@ -226,7 +226,7 @@ class CallerTests(Case):
         for presented in ("87650150", "anonymous", "", "12 ab"):
             session, d = self.call(presented)
             self.successResultOf(d)
-            self.assertEqual(session.commands("exec")[0][1], "ConfBridge")
+            self.assertEqual(session.named("exec_")[0][1], "ConfBridge")
             self.assertEqual(session.variables["SWITCHBOARD_ROOM"], "alarm-1")
         # Every caller held in one room; the duty phone rung once for them all.
         self.assertEqual([c.channel for c in self.rig.ami.calls], ["PJSIP/87650190"])
@@ -296,13 +296,13 @@ class ResponderTests(Case):
         self.assertEqual(leg.state, "confirmed")
         self.assertEqual(leg.channel, call.channel + "-0000000a")
         self.assertEqual(alarm.status, "confirmed")
-        self.assertIn(("exec", "ConfBridge", alarm.room, "alarm_bridge", "alarm_responder"),
-                      session.log)
+        self.assertIn(("exec_", "ConfBridge", alarm.room, "alarm_bridge", "alarm_responder"),
+                      session.commands)
         self.assertEqual(session.variables["SWITCHBOARD_RESULT"], "OK")
         # Announced where: building 3, unit 2, room 501.
-        self.assertEqual(session.commands("say_digits"), [("say_digits", "3"),
-                                                          ("say_digits", "2"),
-                                                          ("say_digits", "501")])
+        self.assertEqual(session.named("say_digits"), [("say_digits", "3", "12"),
+                                                          ("say_digits", "2", "12"),
+                                                          ("say_digits", "501", "12")])
         self.rig.later(1000)
         self.assertEqual(len(self.rig.ami.calls), 10, "no escalation after a confirmation")
         kinds = [(k, n) for k, n, _ in timeline(self.rig.db, alarm.id)]
@@ -317,7 +317,7 @@ class ResponderTests(Case):
         session.pressed_early = True
         self.successResultOf(self.responder(session))
         self.assertEqual(alarm.legs[call.channel_id].state, "confirmed")
-        self.assertEqual(session.commands("say_digits"), [])
+        self.assertEqual(session.named("say_digits"), [])
 
     def test_press_2_declines(self):
         alarm = self.raise_()
@@ -325,9 +325,9 @@ class ResponderTests(Case):
         session = self.leg_session(call, keys=["2"])
         self.successResultOf(self.responder(session))
         self.assertEqual(alarm.legs[call.channel_id].state, "declined")
-        self.assertEqual(session.commands("exec"), [])
-        self.assertEqual(session.log[-2:], [("stream", "goodbye"),
-                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(session.named("exec_"), [])
+        self.assertEqual(session.commands[-2:], [("stream_file", "goodbye", ""),
+                                            ("set_variable", "SWITCHBOARD_RESULT", "OK")])
         self.assertEqual(alarm.status, "open")
 
     def test_silence_is_not_a_confirmation(self):
@@ -336,8 +336,8 @@ class ResponderTests(Case):
         session = self.leg_session(call, keys=["", "", "", ""])
         self.successResultOf(self.responder(session))
         self.assertEqual(alarm.legs[call.channel_id].state, "unconfirmed")
-        self.assertEqual(len(session.commands("wait")), 3, "asked three times")
-        self.assertEqual(session.commands("exec"), [])
+        self.assertEqual(len(session.named("wait_for_digit")), 3, "asked three times")
+        self.assertEqual(session.named("exec_"), [])
         self.assertEqual(alarm.status, "open")
         self.rig.later(10)
         self.assertEqual(self.rig.ami.calls[-1].channel, call.channel, "rung again")
@@ -355,9 +355,9 @@ class ResponderTests(Case):
         self.successResultOf(self.coordinator.cancel(alarm.id))
         session = self.leg_session(call, keys=["1"])
         self.successResultOf(self.responder(session))
-        self.assertEqual(session.commands("exec"), [])
-        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
-                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(session.named("exec_"), [])
+        self.assertEqual(session.commands[-3:], [("stream_file", "cancelled", ""), ("stream_file", "goodbye", ""),
+                                            ("set_variable", "SWITCHBOARD_RESULT", "OK")])
 
     def test_cancelled_while_in_room(self):
         alarm = self.raise_()
@@ -367,8 +367,8 @@ class ResponderTests(Case):
         session.on_exec = lambda app, args: self.coordinator.cancel(alarm.id)
         self.successResultOf(self.responder(session))
         self.assertEqual(self.rig.ami.kicks, [alarm.room])
-        self.assertEqual(session.log[-3:], [("stream", "cancelled"), ("stream", "goodbye"),
-                                            ("set", "SWITCHBOARD_RESULT", "OK")])
+        self.assertEqual(session.commands[-3:], [("stream_file", "cancelled", ""), ("stream_file", "goodbye", ""),
+                                            ("set_variable", "SWITCHBOARD_RESULT", "OK")])
 
     def test_hangup_during_announcement(self):
         alarm = self.raise_()
@@ -394,9 +394,9 @@ class ResponderTests(Case):
         alarm = self.raise_()
         session = self.leg_session(self.rig.ami.calls[0], keys=["1"])
         self.successResultOf(self.responder(session))
-        self.assertEqual([c[1] for c in session.commands("get")][:2],
+        self.assertEqual([c[1] for c in session.named("get_variable")][:2],
                          ["SWITCHBOARD_ALARM", "SWITCHBOARD_LEG"])
-        self.assertNotIn(("get", "SWITCHBOARD_TARGET"), session.log)
+        self.assertNotIn(("get_variable", "SWITCHBOARD_TARGET"), session.commands)
         self.assertTrue(alarm.confirmed)
 
     def test_unknown_alarm_left_to_dialplan(self):
@@ -409,5 +409,5 @@ class ResponderTests(Case):
         duty = self.rig.ami.calls[0]
         responder = self.leg_session(duty, keys=["1"])
         self.successResultOf(self.responder(responder))
-        self.assertIn(("stream", "vm-from-phonenumber"), responder.log)
-        self.assertEqual(responder.commands("say_digits"), [("say_digits", "059187650150")])
+        self.assertIn(("stream_file", "vm-from-phonenumber", "12"), responder.commands)
+        self.assertEqual(responder.named("say_digits"), [("say_digits", "059187650150", "12")])

@@ -385,7 +385,7 @@ class HeardTests(SynchronousTestCase):
                                       "SWITCHBOARD_LEG": call.channel_id}, keys=keys)
 
     def streamed(self, session):
-        return [c[1] for c in session.log if c[0] == "stream"]
+        return [c[1] for c in session.commands if c[0] in ("stream_file", "stream_file_result")]
 
     def test_the_rendered_announcement_then_the_key(self):
         self.successResultOf(self.announcer.prepare([self.home]))
@@ -395,8 +395,8 @@ class HeardTests(SynchronousTestCase):
         self.successResultOf(self.responder(session))
         self.assertEqual(self.streamed(session)[0], rendered)
         self.assertNotIn("vm-theperson", self.streamed(session))
-        self.assertEqual(session.commands("say_digits"), [])
-        self.assertEqual(session.commands("wait")[0][1], 5000, "asked in the sentence: the key")
+        self.assertEqual(session.named("say_digits"), [])
+        self.assertEqual(session.named("wait_for_digit")[0][1], 5000, "asked in the sentence: the key")
         self.assertEqual(len(self.engine.texts), runs, "nothing rendered on the call")
 
     def test_an_announcement_asterisk_cannot_play_falls_back_to_the_stock_prompts(self):
@@ -409,7 +409,7 @@ class HeardTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.successResultOf(self.responder(session))
         self.assertEqual(self.streamed(session)[:4], [rendered, "beep", "beep", "vm-theperson"])
-        self.assertEqual(session.commands("say_digits")[0], ("say_digits", "3"))
+        self.assertEqual(session.named("say_digits")[0], ("say_digits", "3", "12"))
         self.assertTrue(self.rig.coordinator.alarm(1).confirmed)
         self.assertTrue([e for e in events if "could not play the announcement" in
                          formatEvent(e)])
@@ -418,9 +418,9 @@ class HeardTests(SynchronousTestCase):
         session = self.leg("87650001", self.home, keys=["2"])
         self.successResultOf(self.responder(session))
         self.assertEqual(self.streamed(session)[:3], ["beep", "beep", "vm-theperson"])
-        self.assertEqual(session.commands("say_digits"), [("say_digits", "3"),
-                                                          ("say_digits", "2"),
-                                                          ("say_digits", "501")])
+        self.assertEqual(session.named("say_digits"), [("say_digits", "3", "12"),
+                                                          ("say_digits", "2", "12"),
+                                                          ("say_digits", "501", "12")])
         self.assertEqual(self.engine.texts, [], "nothing rendered on the call")
 
     def test_unregistered_caller_hears_prompts_and_mandarin_digits_rendered_before(self):
@@ -434,7 +434,7 @@ class HeardTests(SynchronousTestCase):
         self.assertEqual(heard[2:13], [self.speech.sound_name(announcement_digit)
                                        for announcement_digit in "幺三九幺二三四五六七八"])
         self.assertEqual(heard[13], self.speech.sound_name("能马上过去请按一，去不了请按二。"))
-        self.assertEqual(session.commands("say_digits"), [])
+        self.assertEqual(session.named("say_digits"), [])
         self.assertEqual(len(self.engine.texts), runs, "nothing rendered on the call")
 
     def test_the_caller_on_hold_hears_the_rendered_prompt(self):

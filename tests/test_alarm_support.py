@@ -1,7 +1,7 @@
 """
 Helpers for the alarm tests (no tests here): a real SQLite database run
-synchronously, fakes of the AMI client and of FastAGI sessions implementing
-the documented methods, and ready-made configurations and households.
+synchronously, a fake of the AMI client, the shared fake FastAGI session
+(L{tests.support.agi}), and ready-made configurations and households.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import alarm.models  # noqa: F401  (declares the tables)
 from alarm.config import AlarmConfig, Stage
 from alarm.index import HouseholdSnapshot
 from alarm.recorder import AlarmRecorder
-from switchboard.agi import AGIHangup
 from switchboard.ringgroup.testing import FakeCallPlacer
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
 from switchboard.storage import Base, Database
+from tests.support.agi import FakeSession  # noqa: F401  (the alarm tests' session)
 
 PLAN = NumberPlan("CN", "591")
 DIALER = Dialer(PLAN, {"default": "PJSIP/{number}"})
@@ -212,79 +212,3 @@ class Rig:
 
     def later(self, seconds):
         self.clock.advance(seconds)
-
-
-class FakeSession:
-    """
-    An C{AGISession} stand-in: C{keys} are what the caller presses (one per
-    question, "" for none), C{variables} the channel's; C{hangup_after}
-    makes the Nth command fail with L{AGIHangup}.
-    """
-
-    def __init__(self, env=None, *, variables=None, keys=(), hangup_after=None,
-                 exec_results=None):
-        self.env = dict(env or {})
-        self.variables = dict(variables or {})
-        self.keys = list(keys)
-        self.log: list = []
-        self.hangup_after = hangup_after
-        self.hungup = False
-        self.exec_results = exec_results or {}
-        self.on_exec = None
-        self.pressed_early = False
-
-    def _do(self, *command, result=None):
-        self.log.append(command)
-        if self.hungup or (self.hangup_after is not None and len(self.log) > self.hangup_after):
-            self.hungup = True
-            return defer.fail(AGIHangup("caller hung up"))
-        return defer.succeed(result)
-
-    def answer(self):
-        return self._do("answer", result=0)
-
-    def hangup(self):
-        return self._do("hangup", result=1)
-
-    def _key(self):
-        return self.keys.pop(0) if self.keys else ""
-
-    def stream_file(self, name, escape_digits=""):
-        # Keys are pressed when asked (wait_for_digit), unless pressed_early.
-        if self.pressed_early and escape_digits and self.keys and self.keys[0] in escape_digits:
-            return self._do("stream", name, result=self._key())
-        return self._do("stream", name, result="")
-
-    def stream_file_result(self, name, escape_digits=""):
-        """Like the real one: a L{Playback}; C{unplayable} names files Asterisk cannot play."""
-        from switchboard.agi.reply import Playback
-        failed = name in getattr(self, "unplayable", ())
-        d = self.stream_file(name, "" if failed else escape_digits)
-        return d.addCallback(lambda digit: Playback(digit, 0 if failed else 8000, failed))
-
-    def get_option(self, prompt, escape_digits, timeout_ms=None):
-        return self._do("option", prompt, result=self._key())
-
-    def wait_for_digit(self, timeout_ms):
-        return self._do("wait", timeout_ms, result=self._key())
-
-    def say_digits(self, digits, escape_digits=""):
-        return self._do("say_digits", digits, result="")
-
-    def set_variable(self, name, value):
-        d = self._do("set", name, value)
-        self.variables[name] = value
-        return d
-
-    def get_variable(self, name):
-        return self._do("get", name, result=self.variables.get(name))
-
-    def exec_(self, app, *args):
-        d = self._do("exec", app, *args, result=0)
-        if self.on_exec:
-            self.on_exec(app, args)
-        self.variables.update(self.exec_results.get(app, {}))
-        return d
-
-    def commands(self, kind):
-        return [c for c in self.log if c[0] == kind]

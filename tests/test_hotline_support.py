@@ -1,7 +1,6 @@
 """
 Helpers for the routing and hotline tests (no tests here): a small routing
-file, a fake FastAGI session that implements the documented AGISession
-methods with scripted replies, a reactor whose thread pool runs jobs when
+file, the shared fake FastAGI session set up as a call to the hotline, a reactor whose thread pool runs jobs when
 the test says so, and a synchronous database.
 """
 
@@ -14,11 +13,12 @@ from zoneinfo import ZoneInfo
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from switchboard.agi.errors import AGIHangup
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
 from switchboard.routing import schema
 from switchboard.storage import Database
+from tests.support import agi
+from tests.support.agi import HANGUP, Hangup  # noqa: F401  (scripted replies of the tests)
 
 PLAN = NumberPlan("CN", "591")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -108,139 +108,18 @@ class Recorder:
         self.calls.append(call)
 
 
-# Scripted replies for FakeSession.
-class Hangup:
+# A resident's call to the hotline, as Asterisk describes it.
+HOTLINE_CALL = {"channel": "PJSIP/87650001-00000001", "callerid": "87650001",
+                "uniqueid": "1790000000.1", "extension": "12345", "dnid": "12345",
+                "network_script": "hotline"}
+
+
+def FakeSession(env=None, **script):
     """
-    The caller hangs up during this command. C{noticed=False}: Asterisk's
-    C{-1} reply came before its C{HANGUP} line, so the session does not yet
-    know (the next command is still sent).
+    The shared fake session (L{tests.support.agi.FakeSession}) of a call to
+    the hotline: C{env} is laid over L{HOTLINE_CALL}.
     """
-
-    def __init__(self, noticed=True):
-        self.noticed = noticed
-
-
-HANGUP = Hangup()
-
-
-class FakeSession:
-    """
-    Implements the documented AGISession commands. Replies are scripted
-    per command (C{get_data}, C{wait_for_digit}, C{stream_file}, C{exec_})
-    and per variable for C{get_variable}; a reply may be a value, an
-    exception, a L{Hangup}, or a Deferred (fired by the test). Every
-    command is logged in C{commands} as C{(name, args...)}.
-    """
-
-    def __init__(self, env=None, *, variables=None, **replies):
-        self.env = {"channel": "PJSIP/87650001-00000001", "callerid": "87650001",
-                    "uniqueid": "1790000000.1", "extension": "12345", "dnid": "12345"}
-        self.env.update(env or {})
-        self.script, self.query, self.args = "hotline", {}, []
-        self.hungup = False
-        self.commands = []
-        self.replies = {name: list(values) for name, values in replies.items()}
-        self.variables = {name: list(values) for name, values in (variables or {}).items()}
-        self.set = {}
-        self._hangup_waiters = []
-
-    def _reply(self, name, args, queue, default):
-        self.commands.append((name,) + tuple(args))
-        if self.hungup:
-            return defer.fail(AGIHangup(f"{name}: the caller hung up"))
-        value = queue.pop(0) if queue else default
-        if isinstance(value, defer.Deferred):
-            return value
-        if isinstance(value, Hangup):
-            if value.noticed:
-                self.caller_hangs_up()
-            return defer.fail(AGIHangup(f"{name}: result=-1"))
-        if isinstance(value, BaseException):
-            return defer.fail(Failure(value))
-        return defer.succeed(value)
-
-    def caller_hangs_up(self):
-        self.hungup = True
-        for d in self._hangup_waiters:
-            d.callback(None)
-        self._hangup_waiters = []
-
-    def when_hungup(self):
-        if self.hungup:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._hangup_waiters.append(d)
-        return d
-
-    def named(self, name):
-        return [c for c in self.commands if c[0] == name]
-
-    # The documented commands
-
-    def answer(self):
-        return self._reply("answer", (), self.replies.get("answer", []), None)
-
-    def hangup(self):
-        d = self._reply("hangup", (), [], None)
-        self.hungup = True
-        return d
-
-    def stream_file(self, name, escape_digits=""):
-        return self._reply("stream_file", (name, escape_digits),
-                           self.replies.setdefault("stream_file", []), "")
-
-    def stream_file_result(self, name, escape_digits="", offset=0):
-        from switchboard.agi.reply import Playback
-        return self._reply("stream_file_result", (name, escape_digits),
-                           self.replies.setdefault("stream_file_result", []),
-                           Playback("", 8000, False))
-
-    def get_data(self, prompt, timeout_ms=None, max_digits=None):
-        return self._reply("get_data", (prompt, timeout_ms, max_digits),
-                           self.replies.setdefault("get_data", []), "")
-
-    def get_option(self, prompt, escape_digits, timeout_ms=None):
-        return self._reply("get_option", (prompt, escape_digits, timeout_ms), [], "")
-
-    def wait_for_digit(self, timeout_ms):
-        return self._reply("wait_for_digit", (timeout_ms,),
-                           self.replies.setdefault("wait_for_digit", []), "")
-
-    def say_digits(self, digits, escape_digits=""):
-        return self._reply("say_digits", (digits, escape_digits), [], "")
-
-    def say_number(self, number, escape_digits=""):
-        return self._reply("say_number", (number, escape_digits), [], "")
-
-    def set_variable(self, name, value):
-        d = self._reply("set_variable", (name, value), [], None)
-        if not self.hungup:
-            self.set[name] = value
-        return d
-
-    def get_variable(self, name):
-        return self._reply("get_variable", (name,), self.variables.setdefault(name, []), None)
-
-    def get_full_variable(self, expression):
-        return self._reply("get_full_variable", (expression,), [], None)
-
-    def channel_status(self):
-        return self._reply("channel_status", (), [], 6)
-
-    def database_put(self, family, key, value):
-        return self._reply("database_put", (family, key, value), [], None)
-
-    def database_get(self, family, key):
-        return self._reply("database_get", (family, key), [], None)
-
-    def database_del(self, family, key):
-        return self._reply("database_del", (family, key), [], None)
-
-    def exec_(self, app, *args):
-        return self._reply("exec_", (app,) + args, self.replies.setdefault("exec_", []), 0)
-
-    def verbose(self, message, level=1):
-        return self._reply("verbose", (message, level), [], None)
+    return agi.FakeSession({**HOTLINE_CALL, **(env or {})}, **script)
 
 
 class FakePool:

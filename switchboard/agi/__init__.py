@@ -22,6 +22,7 @@ from switchboard.agi.server import (
     FastAGIFactory,
     PeerAllowlist,
 )
+from switchboard.agi.interfaces import IAGISession
 from switchboard.agi.session import AGISession
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "AGITimeout",
     "FastAGIFactory",
     "FastAGIProtocol",
+    "IAGISession",
     "MAX_COMMAND_BYTES",
     "PeerAllowlist",
     "RESULT_ERROR",

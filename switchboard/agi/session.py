@@ -9,10 +9,12 @@ from typing import Dict, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from switchboard.agi.commands import AGICommands, encode_command
 from switchboard.agi.environment import arguments, script_and_query
 from switchboard.agi.errors import AGIConnectionLost, AGIError, AGIHangup
+from switchboard.agi.interfaces import IAGISession
 from switchboard.agi.reply import AGIReply
 
 _DEFAULT = object()
@@ -52,6 +54,7 @@ class _Command(defer.Deferred):
         self.callback(outcome)
 
 
+@implementer(IAGISession)
 class AGISession(AGICommands):
     """
     A FastAGI session: what Asterisk told about the call, and the commands.
