@@ -89,6 +89,22 @@ class SpeechTests(TestCase):
         self.assertEqual(self.successResultOf(again.render(ANNOUNCEMENT)), name)
         self.assertEqual(len(self.engine.calls), 1)
 
+    def test_the_call_path_checks_and_hashes_a_text_once_but_looks_for_its_file_each_time(self):
+        import switchboard.speech.render as render
+        checked = []
+        real = render.said
+        self.patch(render, "said", lambda text, v: checked.append(text) or real(text, v))
+        for _ in range(3):
+            self.assertIsNone(self.speech.sound_name(ANNOUNCEMENT))   # not rendered yet
+        self.assertIsNone(self.speech.sound_name("☎ 请按一"))          # cannot be said
+        self.assertEqual(checked, [ANNOUNCEMENT])
+        d = self.speech.render(ANNOUNCEMENT)
+        self.engine.finish()
+        name = self.successResultOf(d)
+        self.assertEqual(self.speech.sound_name(ANNOUNCEMENT), name)  # the file, seen now
+        os.unlink(self.speech.path(ANNOUNCEMENT))
+        self.assertIsNone(self.speech.sound_name(ANNOUNCEMENT))       # and gone again
+
     def test_file_mode_is_a_parameter(self):
         d = self.speech.render(ANNOUNCEMENT)
         self.engine.finish()

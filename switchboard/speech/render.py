@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # of speech (~1.2 MB at 8 kHz): longer text is almost surely a mistake, and the
 # limit also bounds what one render costs.
 MAX_CHARS = 240
+# Prompts whose keys a Speech keeps for the call path (the prompts of the
+# configuration are a few dozen; a new text past this starts it afresh).
+_KEYS_KEPT = 1024
 
 # What a voice speaks. Han: CJK ideographs (basic block and extension A),
 # ASCII letters and digits, full-width digits and letters, common Chinese and
@@ -129,6 +132,7 @@ class Speech:
                              f"known voices are {', '.join(sorted(self.engine.voices))}")
         self.default_voice = default_voice
         self.version = self.engine.probe()
+        self._keys: dict = {}   # (text, voice) -> key, or None when it cannot be said
         self._limit = defer.DeferredSemaphore(concurrency)
         self._running: dict[str, list[defer.Deferred]] = {}
         self._blocking = blocking or (lambda f, *a: threads.deferToThreadPool(
@@ -211,10 +215,20 @@ class Speech:
         The sound name to play (e.g. 'switchboard-tts/3f2a...') if already
         rendered, else None. Never blocks, never renders: safe on a call path.
         """
-        if not self.available or not isinstance(text, str) or self.problems(text, voice):
+        if not self.available or not isinstance(text, str):
             return None
-        key = self._key(text, voice)
-        if os.path.exists(os.path.join(self.folder, f"{key}.{self.extension}")):
+        # A call asks for the same few prompts again and again: their key
+        # (the text checked, read aloud and hashed, ~35 us) is kept; the
+        # file is looked for each time (a rendering may come, or go).
+        try:
+            key = self._keys[(text, voice)]
+        except KeyError:
+            key = None if self.problems(text, voice) else self._key(text, voice)
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            self._keys[(text, voice)] = key
+        if key is not None and os.path.exists(os.path.join(self.folder,
+                                                           f"{key}.{self.extension}")):
             return f"{self.subdir}/{key}"
         return None
 
