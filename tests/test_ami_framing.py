@@ -183,6 +183,12 @@ LINES = st.sampled_from([
     "Value:", "Variable: A=1", "Variable: B=2", "Name:no-space", "Padded : name",
     " Leading: blank", "Message: a : b", "no colon at all", ": no name",
     "Output: 1 2 3", "Response: Follows", "Key:: colons", "Cause-txt: Normal Clearing",
+    # Blanks that str.strip() removes around a name, inside a name, after the colon.
+    "\x0bName: v", "Name\x0b: v", "Name\u3000: v", "\x1cName: v", "Two words: v",
+    "Key:  two spaces", "Trailing: v ", "Name:x: y",
+    # Kinds and ActionIDs in other cases, or not at a line's start.
+    "EVENT: VarSet", "event:Hangup", "response: success", "actionid: t-8", "ActionId: t-9",
+    "Message: see ActionID: t-1", "Value: a\rb",
 ])
 BLOCKS = st.lists(st.lists(LINES, min_size=1, max_size=6), max_size=8)
 ENDS = st.sampled_from([b"\r\n", b"\n"])
