@@ -280,26 +280,32 @@ def split_header(line):
 
 def _plain_block(block):
     """
-    The L{Message} of a block (CRLF between its lines) whose every line is
-    C{Name: value}, as Asterisk writes them, the first being C{Event} or
-    C{Response}; L{None} for anything else, which L{parse_block} reads.
+    The L{Message} of a block (CRLF between its lines, no bare LF) whose
+    every line is C{Name: value}, as Asterisk writes them, the first being
+    C{Event} or C{Response}; L{None} for anything else, which
+    L{parse_block} reads.
 
     Cutting at the first C{": "} is what L{split_header} does when the
     name holds no colon and no blank (a name with blanks in it or around
-    it, or a line without C{": "}, is left to L{parse_block}). The checks
-    run over all the names at once (joined), not name by name: this is the
-    path every event Asterisk sends takes.
+    it, or a line without C{": "}, is left to L{parse_block}). This is the
+    path every event Asterisk sends takes, so the block is cut with a few
+    calls over the whole block rather than a call per line: each line end
+    becomes a token of its own (C{"\\n"}, which no line holds) between the
+    C{": "} cuts, so the tokens are name, value, C{"\\n"}, name, value, ...
+    exactly when every line holds one C{": "}; a line with none or with
+    more shifts the C{"\\n"} tokens out of every third place.
     """
-    names, separators, values = zip(*[line.partition(": ") for line in block.split("\r\n")])
-    if "" in separators or "" in names:
+    lines = block.count("\r\n") + 1
+    tokens = block.replace("\r\n", ": \n: ").split(": ")
+    if len(tokens) != 3 * lines - 1 or tokens[2::3].count("\n") != lines - 1:
         return None
+    names = tokens[0::3]
     joined = "".join(names)
     # isprintable() is false for every blank str.strip() removes but " ".
-    if ":" in joined or " " in joined or not joined.isprintable():
+    if ("" in names or ":" in joined or " " in joined or not joined.isprintable()
+            or names[0].lower() not in _KINDS):
         return None
-    if names[0].lower() not in _KINDS:
-        return None
-    return Message.from_columns(names, values)
+    return Message.from_columns(names, tokens[1::3])
 
 
 def _strip_blank_lines(block):
