@@ -259,7 +259,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agi_load")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run one FastAGI server")
-    serve.add_argument("kind", choices=["switchboard", "standin", "raw", "raw-record", "pyst2"])
+    serve.add_argument("kind", choices=["switchboard", "standin", "raw", "raw-record", "pyst2",
+                                          "panoramisk"])
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--routing", help="routing file for the hotline")
     serve.add_argument("--reload-every", type=float, default=0.0, metavar="SECONDS")

@@ -14,7 +14,11 @@ run with C{python -m bench.agi_load serve KIND}:
     L{CallLog} into SQLite, and its log line): what those cost on their
     own, with no FastAGI layer and no routing;
   - C{pyst2}: pyst2's C{asterisk.agi.AGI} behind a thread-per-connection
-    C{socketserver.ThreadingTCPServer}.
+    C{socketserver.ThreadingTCPServer};
+  - C{panoramisk}: panoramisk's FastAGI server (C{panoramisk.fast_agi.
+    Application}) on asyncio's default event loop, as shipped: the Python
+    FastAGI server nearest to switchboard's design (one process, one event
+    loop, a coroutine per call).
 """
 
 from __future__ import annotations
@@ -229,6 +233,57 @@ def pyst2_server(port):
     return Server(("127.0.0.1", port), PystHotline)
 
 
+async def panoramisk_hotline(request):
+    """
+    Server (p): the reference exchange as a panoramisk FastAGI endpoint.
+    panoramisk has no helper per command: the lines are written as the
+    raw responder writes them, and each reply is read by
+    C{Request.send_command} (C{100 Trying} skipped, C{520} usage read).
+    """
+    send = request.send_command
+    await send("ANSWER")
+    await send(f'SET VARIABLE "CHANNEL(language)" "{LANGUAGE}"')
+    await send(f'STREAM FILE "{GREETING}" "{KEYS}"')
+    reply = await send(f'GET DATA "{MENU_PROMPT}" 5000 1')
+    digits = reply.get("result", ("", ""))[0]
+    await send(f'EXEC Dial "{route(digits)},{DIAL_TIMEOUT},{DIAL_OPTIONS}"')
+    await send('GET VARIABLE "DIALSTATUS"')
+    await send('GET VARIABLE "ANSWEREDTIME"')
+    await send('SET VARIABLE "SWITCHBOARD_RESULT" "OK"')
+    await send("HANGUP")
+
+
+def panoramisk_application(loop):
+    """panoramisk's C{Application} on C{loop}, the hotline at C{hotline}."""
+    from panoramisk.fast_agi import Application
+
+    application = Application(loop=loop)
+    application.add_route("hotline", panoramisk_hotline)
+    return application
+
+
+def panoramisk_serve(port):
+    """
+    Serve (p) on 127.0.0.1: C{asyncio.start_server} with the application's
+    handler, as panoramisk's documentation does; print C{READY}; run the
+    loop until terminated.
+    """
+    import asyncio
+    import signal
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    application = panoramisk_application(loop)
+    server = loop.run_until_complete(
+        asyncio.start_server(application.handler, "127.0.0.1", port, backlog=128))
+    settle_memory()
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    port = server.sockets[0].getsockname()[1]
+    print(f"READY {port} panoramisk 1.4 FastAGI Application on asyncio", flush=True)
+    loop.run_forever()
+    return 0
+
+
 # The hotline under test --------------------------------------------------
 
 #: The hotline's clock is held at a Tuesday 10:00 in Fuzhou, so that digit 1
@@ -308,6 +363,9 @@ def serve_main(args) -> int:
         print(f"READY {port} pyst2 AGI, a thread per connection", flush=True)
         server.serve_forever()
         return 0
+
+    if args.kind == "panoramisk":
+        return panoramisk_serve(args.port)
 
     from twisted.internet import reactor, task
     from twisted.internet.protocol import ServerFactory

@@ -183,6 +183,14 @@ LINES = st.sampled_from([
     "Value:", "Variable: A=1", "Variable: B=2", "Name:no-space", "Padded : name",
     " Leading: blank", "Message: a : b", "no colon at all", ": no name",
     "Output: 1 2 3", "Response: Follows", "Key:: colons", "Cause-txt: Normal Clearing",
+    # Blanks that str.strip() removes around a name, inside a name, after the colon.
+    "\x0bName: v", "Name\x0b: v", "Name\u3000: v", "\x1cName: v", "Two words: v",
+    "Key:  two spaces", "Trailing: v ", "Name:x: y",
+    # Kinds and ActionIDs in other cases, or not at a line's start.
+    "EVENT: VarSet", "event:Hangup", "response: success", "actionid: t-8", "ActionId: t-9",
+    "Message: see ActionID: t-1", "Value: a\rb",
+    # Colons and ": " where a block cut at every ": " could go wrong.
+    "Value: :", "Tail: x:", "Two: a: b", "Value: : ", "Spaces:   ", "NoColon",
 ])
 BLOCKS = st.lists(st.lists(LINES, min_size=1, max_size=6), max_size=8)
 ENDS = st.sampled_from([b"\r\n", b"\n"])
@@ -200,6 +208,17 @@ def test_fast_path_reads_exactly_what_the_line_machine_reads(blocks, end, size, 
     if filtered:
         fast.event_filter = reference.event_filter = lambda name: name != "VarSet"
     assert described(read(*chunks, reader=fast)) == described(read(*chunks, reader=reference))
+
+
+@pytest.mark.parametrize("lines", [
+    ["Event: Hangup", "NoColon", "Two: a: b"],   # as many ": " as lines
+    ["Event: Hangup", "Two: a: b", "NoColon"],
+    ["Event: Hangup", "Tail: x:", "Value:", "Two: a: b"],
+])
+def test_lines_that_balance_each_others_cuts_are_read_as_the_line_machine_reads(lines):
+    data = BANNER + "".join(line + "\r\n" for line in lines).encode() + b"\r\n"
+    assert described(read(data, reader=BlockReader())) == described(
+        read(data, reader=LineMachineOnly()))
 
 
 def test_a_character_split_across_reads_is_kept():

@@ -6,6 +6,7 @@ raw responder keeps the record the hotline keeps.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -60,6 +61,47 @@ def play(factory, number=7):
     return sent, asterisk.closed()
 
 
+class _AsteriskWriter:
+    """
+    An asyncio stream writer whose other end is Asterisk: what is written
+    is answered at once into C{reader}.
+    """
+
+    def __init__(self, asterisk, reader):
+        self.asterisk, self.reader = asterisk, reader
+        self.sent = b""
+        self.closed = False
+
+    def write(self, data):
+        self.sent += data
+        self.reader.feed_data(self.asterisk.received(data))
+
+    async def drain(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+def play_panoramisk(number=7):
+    """L{play} for server (p): panoramisk's handler on asyncio streams."""
+    loop = asyncio.new_event_loop()
+    try:
+        application = agi_servers.panoramisk_application(loop)
+        reader = asyncio.StreamReader(loop=loop)
+        asterisk = AsteriskCall(None, 0)
+        writer = _AsteriskWriter(asterisk, reader)
+        reader.feed_data(environment(number, 4573))
+        loop.run_until_complete(asyncio.wait_for(application.handler(reader, writer), 5))
+    finally:
+        loop.close()
+    assert writer.closed, "the server did not close the connection"
+    return writer.sent.split(b"\n")[:-1], asterisk.closed()
+
+
 class ServersTests(SynchronousTestCase):
     def setUp(self):
         self.folder = tempfile.mkdtemp()
@@ -98,6 +140,8 @@ class ServersTests(SynchronousTestCase):
         for kind, factory in factories.items():
             with self.subTest(kind):
                 self.assertEqual(play(factory), (EXCHANGE, "ok"))
+        with self.subTest("panoramisk"):
+            self.assertEqual(play_panoramisk(), (EXCHANGE, "ok"))
 
     def test_same_record(self):
         """

@@ -11,8 +11,6 @@ END_COMMAND = "--END COMMAND--"
 
 # What a block's first header may be for the fast path to build it.
 _KINDS = frozenset(("event", "response"))
-# Blanks next to a header name: such a block goes through parse_block.
-_PADDED = (" :", "\t:", "\n ", "\n\t")
 
 # Headers that may precede the raw output of a "Response: Follows" block.
 _FOLLOWS_HEADERS = frozenset(("actionid", "privilege", "message"))
@@ -162,13 +160,11 @@ class BlockReader:
                     raise BlockTooLarge(f"block of more than {max_block} bytes")
                 if any(len(line) > max_line for line in block.split("\r\n")):
                     raise BlockTooLarge(f"line of more than {max_line} bytes")
-            # Blank lines between blocks.
-            while block[:2] == "\r\n":
-                block = block[2:]
-            while block[-2:] == "\r\n":
-                block = block[:-2]
-            if not block:
-                continue
+            if not block or block.startswith("\r\n") or block.endswith("\r\n"):
+                # Blank lines between blocks.
+                block = _strip_blank_lines(block)
+                if not block:
+                    continue
             if wanted is not None and not self._wantedBlock(block):
                 continue
             message = _plain_block(block)
@@ -180,13 +176,14 @@ class BlockReader:
         return items
 
     def _wantedBlock(self, block):
-        """L{_wanted} for a block's text."""
+        """L{_wanted} for a block's text (CRLF between its lines)."""
         if block[:6].lower() != "event:":
             return True
         end = block.find("\r\n")
         if self.event_filter(block[6:end if end >= 0 else len(block)].strip()):
             return True
-        return "ActionID:" in block or "actionid:" in block.lower()
+        # A line starting with ActionID, in any case, as _wanted reads it.
+        return "\nActionID:" in block or "\nactionid:" in block.lower()
 
     def _wanted(self, lines):
         """Whether a block is worth building: not an event nobody asked for."""
@@ -283,22 +280,41 @@ def split_header(line):
 
 def _plain_block(block):
     """
-    The L{Message} of a block (CRLF between its lines) whose every line is
-    C{Name: value}, as Asterisk writes them, the first being C{Event} or
-    C{Response}; L{None} for anything else, which L{parse_block} reads.
+    The L{Message} of a block (CRLF between its lines, no bare LF) whose
+    every line is C{Name: value}, as Asterisk writes them, the first being
+    C{Event} or C{Response}; L{None} for anything else, which
+    L{parse_block} reads.
+
     Cutting at the first C{": "} is what L{split_header} does when the
-    name holds no colon and no blank at either end.
+    name holds no colon and no blank (a name with blanks in it or around
+    it, or a line without C{": "}, is left to L{parse_block}). This is the
+    path every event Asterisk sends takes, so the block is cut with a few
+    calls over the whole block rather than a call per line: each line end
+    becomes a token of its own (C{"\\n"}, which no line holds) between the
+    C{": "} cuts, so the tokens are name, value, C{"\\n"}, name, value, ...
+    exactly when every line holds one C{": "}; a line with none or with
+    more shifts the C{"\\n"} tokens out of every third place.
     """
-    if block[:1] in " \t" or any(p in block for p in _PADDED):
+    lines = block.count("\r\n") + 1
+    tokens = block.replace("\r\n", ": \n: ").split(": ")
+    if len(tokens) != 3 * lines - 1 or tokens[2::3].count("\n") != lines - 1:
         return None
-    parts = [line.partition(": ") for line in block.split("\r\n")]
-    for name, separator, _ in parts:
-        if not separator or not name or ":" in name:
-            return None
-    if parts[0][0].lower() not in _KINDS:
+    names = tokens[0::3]
+    joined = "".join(names)
+    # isprintable() is false for every blank str.strip() removes but " ".
+    if ("" in names or ":" in joined or " " in joined or not joined.isprintable()
+            or names[0].lower() not in _KINDS):
         return None
-    # Tuples of strings: the garbage collector soon stops tracking them.
-    return Message.from_pairs([(name, value) for name, _, value in parts])
+    return Message.from_columns(names, tokens[1::3])
+
+
+def _strip_blank_lines(block):
+    """C{block} without the blank lines (CRLF) at its start and end."""
+    while block.startswith("\r\n"):
+        block = block[2:]
+    while block.endswith("\r\n"):
+        block = block[:-2]
+    return block
 
 
 def parse_block(lines):

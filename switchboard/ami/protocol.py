@@ -20,7 +20,8 @@ from switchboard.ami.errors import (
     AMINotConnected,
     AMITimeout,
 )
-from switchboard.ami.framing import Banner, BlockReader, BlockTooLarge, Malformed
+from switchboard.ami.framing import Banner, BlockReader, BlockTooLarge
+from switchboard.ami.message import Message
 
 
 def action_id_source(prefix=None):
@@ -123,17 +124,18 @@ class AMIProtocol(Protocol):
         for item in items:
             if self.closed or self._aborted:
                 return
-            if isinstance(item, Banner):
+            if type(item) is Message:  # nearly every item: tested first
+                if item.is_event:
+                    self._eventReceived(item)
+                else:
+                    self._responseReceived(item)
+            elif isinstance(item, Banner):
                 self._bannerReceived(item)
-            elif isinstance(item, Malformed):
+            else:
                 self.log.warn(
                     "AMI {peer}: skipping malformed data ({problem}): {lines!r}",
                     peer=self._peer, problem=item.reason, lines=item.lines[:5],
                 )
-            elif item.is_event:
-                self._eventReceived(item)
-            else:
-                self._responseReceived(item)
 
     def connectionLost(self, reason=None):
         self.closed = True
@@ -259,7 +261,9 @@ class AMIProtocol(Protocol):
             self._finish(action_id, result=response)
 
     def _eventReceived(self, event):
-        action_id = event.action_id
+        # With no action awaited (most of the time) no event can belong to
+        # a list: its ActionID is not even looked up.
+        action_id = event.action_id if self._pending else None
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is not None and pending.response is not None:
             marker = (event.get("EventList") or "").lower()
