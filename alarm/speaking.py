@@ -38,8 +38,7 @@ NATIVE_ASK = "alarm-native-ask"
 def make_speech(described, reactor=None, engine=None):
     """The L{switchboard.speech.Speech} of C{described} (switchboard.yaml's C{speech:})."""
     from switchboard.speech import Speech
-    return Speech(described.sounds_dir, subdir=described.subdir, default_voice=described.voice,
-                  rate=described.rate, engine=engine, reactor=reactor)
+    return Speech.from_settings(described, reactor=reactor, engine=engine)
 
 
 def digit_texts() -> dict:

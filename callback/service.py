@@ -15,9 +15,8 @@ from callback.requests import Requests
 def make_speech(described, reactor):
     """The renderer of the core's C{speech:} settings, or None (logged): stock sound only."""
     try:
-        speech = Speech(described.sounds_dir, subdir=described.subdir,
-                        default_voice=described.voice, rate=described.rate, reactor=reactor,
-                        mode=0o644)  # a public sentence: Asterisk reads it as any user
+        # A public sentence: Asterisk reads it as any user.
+        speech = Speech.from_settings(described, reactor=reactor, mode=0o644)
     except Exception as e:
         CallbackService.log.error("speech: {e}; *0 confirms with a stock sound", e=e)
         return None

@@ -39,8 +39,7 @@ def make_speech(settings, reactor=None, *, log=None):
         return None
     from switchboard.speech import Speech
     try:
-        speech = Speech(config.sounds_dir, subdir=config.subdir, default_voice=config.voice,
-                        rate=config.rate, reactor=reactor, mode=0o644)
+        speech = Speech.from_settings(config, reactor=reactor, mode=0o644)
     except Exception as e:
         (log or HotlineFeature.log).error(
             "speech: {error}: text prompts play their fallback sounds", error=e)

@@ -100,6 +100,13 @@ class Speech:
         reactor; C{deferToThread} by default, a synchronous call in tests.
     """
 
+    @classmethod
+    def from_settings(cls, described, *, reactor=None, engine=None, mode: int = 0o640):
+        """The renderer of switchboard.yaml's C{speech:} (a L{SpeechSettings})."""
+        return cls(described.sounds_dir, subdir=described.subdir,
+                   default_voice=described.voice, rate=described.rate, engine=engine,
+                   reactor=reactor, mode=mode)
+
     def __init__(self, sounds_dir: str, *, subdir: str = "switchboard-tts",
                  default_voice: str = "zh", rate: int = 8000, engine=None, reactor=None,
                  mode: int = 0o640, group: int | str | None = None, concurrency: int = 2,
