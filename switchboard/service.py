@@ -25,6 +25,7 @@ from twisted.logger import LogLevel, Logger, globalLogBeginner
 from switchboard import features as features_module
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
+from switchboard.ami.client import ORIGINATE_EVENTS
 from switchboard.logs import LineLogObserver
 from switchboard.storage import Database
 from switchboard.systemd import Notifier, Watchdog
@@ -43,9 +44,10 @@ AMI_EVENTS = "call"
 
 
 def ami_event_names(features=None) -> tuple:
-    """The AMI event names the (installed) features read."""
-    return features_module.ami_events(
+    """The AMI event names the (installed) features and the originates read."""
+    names = features_module.ami_events(
         features_module.installed() if features is None else features)
+    return tuple(sorted(set(names) | set(ORIGINATE_EVENTS)))
 
 
 class SwitchboardService(service.MultiService):

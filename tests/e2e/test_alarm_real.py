@@ -127,6 +127,26 @@ def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
     assert "cancelled" in server.cli("alarms")
 
 
+def test_a_busy_neighbour_is_busy_on_the_timeline_not_a_call_not_placed(server, sipp):
+    # A PJSIP phone answering 486 makes Asterisk report the originate as
+    # "reason 0"; the channel's hangup cause (17) tells it was busy.
+    before = alarm_ids(server)
+    busy = sipp.phone("87650005", "busy", timeout_s=40)
+    ringing = [sipp.phone(n, "ring", timeout_s=40) for n in ("87650007", "87650004", "87650008")]
+    caller = sipp.call("#9", "87650006", keys="*", before_ms=5000, hold_ms=3000, timeout_s=40)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: re.search(r"busy\s+\+8659187650005", timeline(server, alarm_id)), 10,
+             message="the busy neighbour on the timeline")
+    wait_for(lambda: "cancelled" in timeline(server, alarm_id), 20, message="the cancellation")
+    caller.wait(30)
+    for phone in ringing:
+        wait_for(lambda p=phone: p.received("CANCEL"), 10, message="ringing legs stopped")
+    text = timeline(server, alarm_id)
+    assert "not placed" not in text, text
+    # Busy is an outcome (retry_unanswered: 0): not rung again every 2 s.
+    assert len(busy.invite_times()) == 1, busy.invite_times()
+
+
 def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_recorded_later(
         server, sipp):
     import sqlite3
