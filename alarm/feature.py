@@ -17,9 +17,11 @@ from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
+from alarm.texts import DutyTexts
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard.ringgroup import AMICallPlacer
+from switchboard.texting import channel_from_settings
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.yamlconf import ConfigError
@@ -91,6 +93,9 @@ class AlarmFeature:
         self.coordinator = AlarmCoordinator(
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
+        self.texts = channel_from_settings(settings, ami, self._clock())
+        self.coordinator.changes.subscribe(
+            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
@@ -103,6 +108,12 @@ class AlarmFeature:
         ami.subscribe("Newchannel",
                       lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
         ami.subscribe("Hangup", lambda event: self.coordinator.note_hangup(event.get("Uniqueid", "")))
+
+    def _clock(self):
+        if self.reactor is not None:
+            return self.reactor
+        from twisted.internet import reactor
+        return reactor
 
     def _speech(self, settings, reactor):
         """The renderer C{settings.speech} describes, or None (logged): stock sounds only."""
@@ -271,5 +282,6 @@ class AlarmFeature:
             self._retry.cancel()
         self.watcher.stop()
         self.guard.stop()
+        self.texts.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()
