@@ -51,6 +51,10 @@ class AlarmFeature:
         L{ChildProcessParser} running L{alarm_config.load_bytes} by default.
     @param speech: the L{switchboard.speech.Speech} (default: built from
         C{settings.speech}; None when that fails).
+    @param bulk_ami: the AMI session AstDB is read back and written on
+        (L{switchboard.features.Core.bulk_ami}); default C{ami}. On a
+        session of its own, the read-back after a connect (4 s for 20,000
+        households) holds no neighbour's Originate behind it.
     """
 
     log = Logger()
@@ -58,9 +62,11 @@ class AlarmFeature:
     #: Seconds between two tries of a caller index load that failed.
     load_retry = 10.0
 
-    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False):
+    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False,
+                 bulk_ami=None):
         self.settings = settings
         self.ami = ami
+        self.bulk_ami = bulk_ami or ami
         self.reactor = reactor
         self.watched = (settings.alarm,)
         self.handlers = {}
@@ -97,7 +103,9 @@ class AlarmFeature:
         self.coordinator.changes.subscribe(
             DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
-        self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
+        self.astdb = AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor)
+        if self.bulk_ami is not ami:
+            self.bulk_ami.on_connect(lambda _: self._resync_astdb())
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
@@ -212,9 +220,15 @@ class AlarmFeature:
         return d
 
     def ami_connected(self):
+        if self.bulk_ami is self.ami:
+            return self._resync_astdb()
+        return None
+
+    def _resync_astdb(self):
         if self.config is not None:
             # AstDB follows the whole registry: not the part of it loaded so far.
             return self.when_loaded().addCallback(lambda _: self.astdb.resync())
+        return None
 
     def reload(self, path=None):
         """
