@@ -4,15 +4,14 @@ neighbour phones ring, answer and press keys (RTP DTMF), and the switchboard
 server records every step.
 """
 
-import os
 import re
 import signal
 from datetime import datetime
 
 import pytest
 
-from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server, first_invite_sent, sleep
+from tests.conftest import wait_for
+from tests.e2e.server import alarm_server, first_invite_sent, sleep, start_in_step
 
 pytestmark = pytest.mark.asterisk
 
@@ -33,25 +32,15 @@ NEIGHBOURS = [f"876500{n:02d}" for n in range(2, 12)]
 
 @pytest.fixture(scope="module")
 def server(asterisk, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("alarm")
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    server = Server(workdir, alarm=str(alarm))
-    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
-    server.start()
-    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    server = start_in_step(alarm_server(tmp_path_factory, "alarm", ALARM))
     yield server
     server.stop()
 
 
 def another_server(tmp_path_factory, name, old, new):
     """A server of its own with the sample registry, C{old} changed to C{new} in its config."""
-    workdir = tmp_path_factory.mktemp(name)
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    other = Server(workdir, alarm=str(alarm))
+    other = alarm_server(tmp_path_factory, name, ALARM)
     other.rewrite_config(old, new)
-    other.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     return other
 
 

@@ -4,13 +4,12 @@ Asterisk's AMI MessageSend to a SIPp phone, and the text's fate on the
 alarm's timeline.
 """
 
-import os
 import re
 
 import pytest
 
-from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server
+from tests.conftest import wait_for
+from tests.e2e.server import alarm_server, start_in_step
 
 pytestmark = pytest.mark.asterisk
 
@@ -27,13 +26,7 @@ notify: {text: ["87650195"], when: [opened]}
 
 @pytest.fixture(scope="module")
 def server(asterisk, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("texts")
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    server = Server(workdir, alarm=str(alarm))
-    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
-    server.start()
-    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    server = start_in_step(alarm_server(tmp_path_factory, "texts", ALARM))
     yield server
     server.stop()
 
