@@ -20,6 +20,7 @@ from alarm.speaking import Announcer, make_speech
 from alarm.texts import DutyTexts
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
+from switchboard.pgnotify import PostgresListener, is_postgres
 from switchboard.ringgroup import AMICallPlacer
 from switchboard.texting import channel_from_settings
 from switchboard import yamlconf
@@ -108,6 +109,9 @@ class AlarmFeature:
             self.bulk_ami.on_connect(lambda _: self._resync_astdb())
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)
+        #: On PostgreSQL, staff's changes (another process) are heard at once.
+        self.listener = (PostgresListener(settings.database, self.watcher.poke, self._clock())
+                         if is_postgres(settings.database) else None)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
                                                  settings.numbers, announcer=self.announcer)
         self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor,
@@ -195,6 +199,8 @@ class AlarmFeature:
         if self._stopped:
             return
         self.watcher.start()
+        if self.listener is not None:
+            self.listener.start()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
@@ -295,6 +301,8 @@ class AlarmFeature:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self.watcher.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.guard.stop()
         self.texts.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
