@@ -6,7 +6,9 @@ with its recording; `requests callback` rings a staff phone through AMI and,
 once it answers, the resident.
 """
 
+import json
 import os
+import shutil
 
 import pytest
 
@@ -37,6 +39,8 @@ def spool() -> str:
 
 @pytest.fixture(scope="module")
 def server(asterisk, tmp_path_factory):
+    # Messages of an earlier run would be requests too: the mailbox starts empty.
+    shutil.rmtree(os.path.join(spool(), "switchboard", "200"), ignore_errors=True)
     workdir = tmp_path_factory.mktemp("requests")
     routing = workdir / "routing.yaml"
     routing.write_text(ROUTING, encoding="utf-8")
@@ -72,3 +76,14 @@ def test_a_voicemail_left_at_an_office_is_a_request_with_its_recording(server, s
     done = server.cli("requests", "list", "--all")
     assert "[done]" in done and "回过电话了" in done and f"called back" in done
     assert f"+86591{RESIDENT}" not in server.cli("requests", "list")
+
+
+def test_switchboard_status_reads_the_running_server(server):
+    status = json.loads(server.cli("status", "--json"))
+    assert status["lights"]["ami"] == "ok" and status["ami"]["state"] == "connected"
+    assert status["lights"]["config"] == "ok"
+    assert {f["what"] for f in status["files"]} == {"routing", "alarm"}
+    assert [d["name"] for d in status["departments"]] == ["operator"]
+    assert status["astdb"]["state"] in ("in step", "syncing")
+    text = server.cli("status")
+    assert "OK   AMI       connected" in text and "routing now:" in text
