@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     done = actions.add_parser("done", help="mark a request done, with a note")
     done.add_argument("id", type=int)
     done.add_argument("--note", required=True, help="what was done (kept with the request)")
+    done.add_argument("--by", help="who did it (default: your user name)")
     done.set_defaults(handler=done_command)
     back = actions.add_parser("callback", help="ring a staff phone, then the resident from it")
     back.add_argument("id", type=int)
@@ -105,7 +106,8 @@ def list_command(args, context) -> int:
             print(f"        called back {_local(r['called_back_at'], context.tz)} from "
                   f"{printable(r['called_back_from'] or '?')}", file=out)
         if r["status"] == "done":
-            print(f"        done {_local(r['done_at'], context.tz)}: "
+            print(f"        done {_local(r['done_at'], context.tz)} by "
+                  f"{printable(r['done_by'] or '?')}: "
                   f"{printable(r['note'] or '')}", file=out)
     return 0
 
@@ -116,12 +118,21 @@ def done_command(args, context) -> int:
         print("--note: say what was done", file=out)
         return 2
     try:
-        Requests(context.database()).done(args.id, args.note.strip())
+        Requests(context.database()).done(args.id, args.note.strip(),
+                                          getattr(args, "by", None) or _user())
     except NoSuchRequest as e:
         print(str(e), file=out)
         return 1
     print(f"request {args.id} done", file=out)
     return 0
+
+
+def _user() -> str | None:
+    import getpass
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
 
 
 def callback_command(args, context) -> int:

@@ -42,8 +42,9 @@ class CallbackRequest(Base):
     recording: Mapped[Optional[str]] = mapped_column(String(400))
     #: Asterisk's C{msg_id} of the voicemail: a message becomes one request only.
     message_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
-    #: When staff marked it done, and their note.
+    #: When staff marked it done, who (their login or user name), and their note.
     done_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    done_by: Mapped[Optional[str]] = mapped_column(String(64))
     note: Mapped[Optional[str]] = mapped_column(Text)
     #: The last call back placed (the staff phone answered), and from which phone.
     called_back_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))

@@ -43,7 +43,7 @@ def as_dict(row: CallbackRequest, now: datetime, labels=None) -> dict:
       - C{recording}: the voicemail's file on this host, or None;
       - C{status}: C{open} or C{done}; C{overdue}: open and older than a
         day (L{OVERDUE_AFTER});
-      - C{done_at}, C{note}, C{called_back_at}, C{called_back_from};
+      - C{done_at}, C{done_by}, C{note}, C{called_back_at}, C{called_back_from};
       - C{uniqueid}: Asterisk's id of the call (*0 only).
     """
     requested = _utc(row.requested_at)
@@ -62,6 +62,7 @@ def as_dict(row: CallbackRequest, now: datetime, labels=None) -> dict:
         "status": "done" if done else "open",
         "overdue": not done and age > OVERDUE_AFTER.total_seconds(),
         "done_at": _iso(row.done_at),
+        "done_by": row.done_by,
         "note": row.note,
         "called_back_at": _iso(row.called_back_at),
         "called_back_from": row.called_back_from,
@@ -76,9 +77,10 @@ class NoSuchRequest(LookupError):
 class Requests:
     """
     The C{callback_request} table of a L{switchboard.storage.Database}.
-    L{add}, L{add_voicemail}, L{message_ids} and L{snapshot} run on the
-    database's pool (never on the reactor) and return Deferreds; the rest
-    are synchronous, for the command line.
+    L{add}, L{add_voicemail}, L{message_ids}, L{snapshot}, L{mark_done}
+    and L{mark_called_back} run on the database's pool (never on the
+    reactor) and return Deferreds: what the server and its pages use. The
+    rest are synchronous, for the command line.
     """
 
     def __init__(self, database, *, clock=None):
@@ -162,6 +164,22 @@ class Requests:
         return {"open": opened, "done": [as_dict(r, now, labels) for r in done_rows],
                 "overdue": sum(1 for r in opened if r["overdue"])}
 
+    def mark_done(self, request_id: int, note: str, by: str | None = None):
+        """Mark a request done with a note, by whom; a Deferred (L{NoSuchRequest})."""
+        values = self._done(note, by)
+        return self.database.run(lambda session: _update(session, request_id, values))
+
+    def mark_called_back(self, request_id: int, from_phone: str):
+        """Note a call back placed from C{from_phone}; a Deferred (L{NoSuchRequest})."""
+        values = self._called_back(from_phone)
+        return self.database.run(lambda session: _update(session, request_id, values))
+
+    def _done(self, note, by):
+        return {"done_at": self._now(), "note": note[:2000], "done_by": by and by[:64]}
+
+    def _called_back(self, from_phone):
+        return {"called_back_at": self._now(), "called_back_from": from_phone[:64]}
+
     # The command line ------------------------------------------------------------
 
     def recent(self, limit: int = 20, *, kind: str | None = None) -> list[CallbackRequest]:
@@ -190,22 +208,26 @@ class Requests:
             raise NoSuchRequest(f"no request {request_id}")
         return _aware(row)
 
-    def done(self, request_id: int, note: str) -> CallbackRequest:
+    def done(self, request_id: int, note: str, by: str | None = None) -> CallbackRequest:
         """Mark a request done with a note (a later call replaces the note)."""
-        self._update(request_id, done_at=self._now(), note=note[:2000])
+        self._sync(request_id, self._done(note, by))
         return self.get(request_id)
 
     def called_back(self, request_id: int, from_phone: str) -> None:
         """Note that a call back was placed from C{from_phone} (the staff phone answered)."""
-        self._update(request_id, called_back_at=self._now(), called_back_from=from_phone[:64])
+        self._sync(request_id, self._called_back(from_phone))
 
-    def _update(self, request_id, **values):
+    def _sync(self, request_id, values):
         with self.database.session() as session:
-            changed = session.execute(update(CallbackRequest).where(
-                CallbackRequest.id == request_id).values(**values)).rowcount
+            _update(session, request_id, values)
             session.commit()
-        if not changed:
-            raise NoSuchRequest(f"no request {request_id}")
+
+
+def _update(session, request_id, values):
+    changed = session.execute(update(CallbackRequest).where(
+        CallbackRequest.id == request_id).values(**values)).rowcount
+    if not changed:
+        raise NoSuchRequest(f"no request {request_id}")
 
 
 def _aware(row):

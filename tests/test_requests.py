@@ -16,7 +16,7 @@ from twisted.internet import defer, task
 
 from callback import cli as callback_cli
 from callback.models import CALLBACK, VOICEMAIL
-from callback.requests import Requests, as_dict
+from callback.requests import NoSuchRequest, Requests, as_dict
 from callback.ringback import CannotCallBack, call_back
 from callback.voicemail import VoicemailWatcher, caller_number, scan
 from switchboard import migrations
@@ -146,7 +146,16 @@ def test_open_requests_older_than_a_day_are_overdue_and_done_ones_keep_their_not
     assert shot["overdue"] == 1
     assert shot["done"][0]["note"] == "called back, the lift is fixed"
     assert shot["done"][0]["done_at"] == now.isoformat()
+    # The server's pages do it on the database's pool, with who did it.
+    assert requests.mark_called_back(1, "87650070").result is None
+    clock.advance(60)
+    requests.mark_done(1, "no answer twice; letter left", by="li").result
+    assert requests.snapshot().result["done"][0]["done_by"] == "li"
+    missing = requests.mark_done(99, "x")
+    assert isinstance(missing.result.value, NoSuchRequest)
+    missing.addErrback(lambda f: None)
     row = requests.get(1)
+    assert row.called_back_from == "87650070"
     assert as_dict(row, now + timedelta(days=3))["age_seconds"] == (4 * 86400 + 60)
 
 
@@ -224,11 +233,13 @@ def test_requests_list_done_and_callback_commands(tmp_path):
     assert calls == [("+8659187650061", "87650071"), ("+8659187650061", "87650070")]
     assert callback_cli.callback_command(args(id=9, from_phone="87650070"), context) == 1
     assert callback_cli.done_command(args(id=2, note="  "), context) == 2
-    assert callback_cli.done_command(args(id=2, note="rang back, tap fixed"), context) == 0
+    assert callback_cli.done_command(args(id=2, note="rang back, tap fixed", by="wang"),
+                                     context) == 0
     assert callback_cli.done_command(args(id=9, note="x"), context) == 1
     rows = Requests(db).listing(include_done=True)
     assert [(r["id"], r["status"]) for r in rows] == [(1, "open"), (2, "done")]
     assert rows[1]["called_back_from"] == "87650070" and rows[1]["note"] == "rang back, tap fixed"
+    assert rows[1]["done_by"] == "wang"
     before = len(output())
     assert callback_cli.list_command(args(all=False, limit=100, json=True), context) == 0
     assert [r["id"] for r in json.loads(output()[before:])] == [1]

@@ -202,7 +202,9 @@ def test_the_alarm_file_and_registry_reloads_are_metrics():
                                                       "failed": 1}))
     sync = Sync()
     metrics.watch_astdb(sync)
+    metrics.watch_voicemail(SimpleNamespace(recorded=3))
     text = metrics.exposition().decode()
+    assert "switchboard_voicemail_requests_total 3.0" in text
     assert 'switchboard_alarm_file_loads_total{result="in_force"} 1.0' in text
     assert 'switchboard_alarm_file_loads_total{result="refused"} 1.0' in text
     assert "switchboard_alarm_file_refused 1.0" in text

@@ -141,6 +141,10 @@ class Metrics:
         """An AstDB copy kept in step (its C{stale})."""
         self.readings.astdb.append(sync)
 
+    def watch_voicemail(self, watcher) -> None:
+        """What turns voicemails into requests (its C{recorded})."""
+        self.readings.voicemail.append(watcher)
+
     def watch_calls(self, call_log) -> None:
         """A L{CallLog}: each ended call by outcome."""
         call_log.listeners.add(lambda call: self.calls.labels(call.outcome or "failed").inc())
@@ -233,6 +237,7 @@ class _Readings:
         self.loads: dict = {}
         self.registry: list = []
         self.astdb: list = []
+        self.voicemail: list = []
 
     def describe(self):
         return []  # families vary with what is watched: collected at each scrape
@@ -296,6 +301,12 @@ class _Readings:
             yield _gauge("astdb_in_step", "1 when AstDB's copy of the registry (the native "
                          "fallback's) was last found in step.",
                          0 if any(s.stale for s in self.astdb) else 1)
+        if self.voicemail:
+            voicemails = CounterMetricFamily(
+                PREFIX + "voicemail_requests", "Voicemails left at the offices taken in as "
+                "requests to call back.")
+            voicemails.add_metric([], sum(w.recorded for w in self.voicemail))
+            yield voicemails
         if self.alarms is not None:
             yield _gauge("alarms_open", "Alarms open now (raised or taken up after a "
                                         "restart, not ended).", self.alarms())

@@ -30,7 +30,7 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
     (anything with C{open_alarm} and C{listeners}) and their write-behinds
     (their C{writer}), the load records of their files (L{LoadRecord}), an
     AstDB copy (C{resync} and C{synced_at}), a registry watcher (C{check}
-    and C{refreshes}). Found by looking, so that a feature needs nothing
+    and C{refreshes}), a voicemail watcher (C{poll} and C{recorded}). Found by looking, so that a feature needs nothing
     of the metrics.
     """
     metrics.watch_ami(server.ami)
@@ -50,6 +50,9 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
             elif callable(getattr(part, "check", None)) and \
                     isinstance(getattr(part, "refreshes", None), dict):
                 metrics.watch_registry(part)
+            elif callable(getattr(part, "poll", None)) and \
+                    isinstance(getattr(part, "recorded", None), int):
+                metrics.watch_voicemail(part)
             elif isinstance(part, CallLog):
                 metrics.watch_calls(part)
             elif callable(getattr(part, "open_alarm", None)) and \

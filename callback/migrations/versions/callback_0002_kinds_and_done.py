@@ -22,6 +22,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("recording", sa.String(length=400), nullable=True))
         batch.add_column(sa.Column("message_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("done_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("done_by", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("note", sa.Text(), nullable=True))
         batch.add_column(sa.Column("called_back_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("called_back_from", sa.String(length=64), nullable=True))
@@ -31,6 +32,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("callback_request") as batch:
         batch.drop_constraint("uq_callback_request_message_id", type_="unique")
-        for name in ("called_back_from", "called_back_at", "note", "done_at", "message_id",
+        for name in ("called_back_from", "called_back_at", "note", "done_by", "done_at", "message_id",
                      "recording", "office", "kind"):
             batch.drop_column(name)
