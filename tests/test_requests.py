@@ -12,6 +12,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import pytest
 from twisted.internet import defer, task
 
 from callback import cli as callback_cli
@@ -252,12 +253,10 @@ def test_voicemail_settings_are_checked(tmp_path):
     config = tmp_path / "switchboard.yaml"
     config.write_text(f"database: sqlite:///{tmp_path}/sb.db\ncallback:\n"
                       "  voicemail_spool: spool\n  voicemail_contexts: [switchboard, ../etc]\n")
-    try:
+    with pytest.raises(ConfigError) as refused:
         settings_module.load(str(config))
-    except ConfigError as e:
-        assert "callback.voicemail_contexts[1]" in str(e) and ":4:" in str(e)
-    else:
-        raise AssertionError("a context with a path in it was taken")
+    assert "callback.voicemail_contexts[1]" in str(refused.value)
+    assert f"{config}:4:" in str(refused.value)
     config.write_text(f"database: sqlite:///{tmp_path}/sb.db\ncallback:\n"
                       "  voicemail_spool: spool\n")
     mine = settings_module.load(str(config)).section("callback")

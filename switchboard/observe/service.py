@@ -30,8 +30,9 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
     (anything with C{open_alarm} and C{listeners}) and their write-behinds
     (their C{writer}), the load records of their files (L{LoadRecord}), an
     AstDB copy (C{resync} and C{synced_at}), a registry watcher (C{check}
-    and C{refreshes}), a voicemail watcher (C{poll} and C{recorded}). Found by looking, so that a feature needs nothing
-    of the metrics.
+    and C{refreshes}), a voicemail watcher (C{poll} and C{recorded}).
+    Found by looking (L{kind_of}), so that a feature needs nothing of the
+    metrics.
     """
     metrics.watch_ami(server.ami)
     metrics.watch_fastagi(server.factory, lambda: fastagi_listening(server))
@@ -39,40 +40,37 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
         status.watch_ami(server.ami)
     for feature in server.features:
         for part in vars(feature).values():
-            if status is not None:
-                _attach_status(status, part)
-            if isinstance(part, RoutingStore):
-                metrics.watch_routing(part)
-            elif isinstance(part, LoadRecord):
-                metrics.watch_loads(part)
-            elif callable(getattr(part, "resync", None)) and hasattr(part, "synced_at"):
-                metrics.watch_astdb(part)
-            elif callable(getattr(part, "check", None)) and \
-                    isinstance(getattr(part, "refreshes", None), dict):
-                metrics.watch_registry(part)
-            elif callable(getattr(part, "poll", None)) and \
-                    isinstance(getattr(part, "recorded", None), int):
-                metrics.watch_voicemail(part)
-            elif isinstance(part, CallLog):
-                metrics.watch_calls(part)
-            elif callable(getattr(part, "open_alarm", None)) and \
-                    isinstance(getattr(part, "listeners", None), Listeners):
-                metrics.watch_alarms(part)
+            kind = kind_of(part)
+            if kind is not None:
+                getattr(metrics, f"watch_{kind}")(part)
+                if status is not None and hasattr(status, f"watch_{kind}"):
+                    getattr(status, f"watch_{kind}")(part)
             writer = getattr(part, "writer", None)
             if isinstance(writer, WriteBehind):
                 metrics.watch_writer(writer.journal.name, writer)
+                if status is not None:
+                    status.watch_writer(writer.journal.name, writer)
 
 
-def _attach_status(status: Status, part) -> None:
+def kind_of(part):
+    """What C{part} of a feature is to the metrics (their C{watch_<kind>}), or L{None}."""
     if isinstance(part, RoutingStore):
-        status.watch_routing(part)
-    elif isinstance(part, LoadRecord):
-        status.watch_loads(part)
-    elif callable(getattr(part, "resync", None)) and hasattr(part, "synced_at"):
-        status.watch_astdb(part)
-    writer = getattr(part, "writer", None)
-    if isinstance(writer, WriteBehind):
-        status.watch_writer(writer.journal.name, writer)
+        return "routing"
+    if isinstance(part, LoadRecord):
+        return "loads"
+    if isinstance(part, CallLog):
+        return "calls"
+    if callable(getattr(part, "resync", None)) and hasattr(part, "synced_at"):
+        return "astdb"
+    if callable(getattr(part, "check", None)) and isinstance(getattr(part, "refreshes", None),
+                                                             dict):
+        return "registry"
+    if callable(getattr(part, "poll", None)) and isinstance(getattr(part, "recorded", None), int):
+        return "voicemail"
+    if callable(getattr(part, "open_alarm", None)) and \
+            isinstance(getattr(part, "listeners", None), Listeners):
+        return "alarms"
+    return None
 
 
 def fastagi_listening(server) -> bool:
