@@ -131,13 +131,21 @@ class Requests:
         return self.database.run(write)
 
     def message_ids(self):
-        """A Deferred firing with the set of voicemail message ids already requests."""
+        """A Deferred firing with {message id: recording} of the voicemails already requests."""
         def read(session):
-            return {row[0] for row in session.execute(
-                select(CallbackRequest.message_id).where(
+            return {row[0]: row[1] or "" for row in session.execute(
+                select(CallbackRequest.message_id, CallbackRequest.recording).where(
                     CallbackRequest.message_id.is_not(None)))}
 
         return self.database.run(read)
+
+    def move_recording(self, message_id: str, recording: str):
+        """The voicemail C{message_id} is now C{recording} (Asterisk moved it); a Deferred."""
+        def write(session):
+            session.execute(update(CallbackRequest).where(
+                CallbackRequest.message_id == message_id).values(recording=recording[:400]))
+
+        return self.database.run(write)
 
     def snapshot(self, *, labels=None, done_limit: int = 20):
         """

@@ -9,7 +9,8 @@ the time (C{origtime}) and a message id (C{msg_id}) that stays with the
 message when it is moved. L{VoicemailWatcher} looks into the mailboxes of
 the configured voicemail contexts every few seconds (on a thread: the
 reactor never touches the disk) and records each message it has not seen
-as a request of kind C{voicemail}.
+as a request of kind C{voicemail}. A message staff have heard on the
+office phone moves to C{Old} under a new file name: its request follows it.
 
 Why the spool and not the hotline's call: a caller ends a voicemail by
 hanging up, so the FastAGI session is over before Asterisk has named the
@@ -34,8 +35,9 @@ from twisted.logger import Logger
 
 from switchboard.text import printable
 
-#: Asterisk's folders of new messages (C{Urgent}: left with the U option).
-FOLDERS = ("INBOX", "Urgent")
+#: Asterisk's folders: new messages (C{Urgent}: left with the U option), heard
+#: ones (C{Old}), and those a mailbox's owner filed.
+FOLDERS = ("INBOX", "Urgent", "Old", "Work", "Family", "Friends")
 #: Text files larger than this are not Asterisk's: skipped.
 MAX_INFO_BYTES = 16 * 1024
 #: Recording formats looked for beside the text file, in this order.
@@ -105,14 +107,14 @@ def message_from(path: str, mailbox: str, numbers=None) -> Message:
     return Message(message_id, mailbox, caller, left_at, recording, duration)
 
 
-def scan(spool: str, contexts, numbers=None, *, skip=frozenset(), problems=None) -> list:
+def scan(spool: str, contexts, numbers=None, *, problems=None, cache=None) -> list:
     """
-    Every message in the new-message folders of the mailboxes of
-    C{contexts} under C{spool} whose id is not in C{skip}, oldest first.
-    A file that cannot be read is left out (its path and why added to
-    C{problems}, a dict, when given).
+    Every message in the mailboxes of C{contexts} under C{spool}, oldest
+    first. A file that cannot be read is left out (its path and why added
+    to C{problems}, a dict, when given). C{cache}, a dict kept between
+    scans, spares reading again a text file that has not changed.
     """
-    found = []
+    found, seen = [], set()
     for context in contexts:
         base = os.path.join(spool, context)
         try:
@@ -129,13 +131,23 @@ def scan(spool: str, contexts, numbers=None, *, skip=frozenset(), problems=None)
                 for name in names:
                     path = os.path.join(where, name)
                     try:
-                        message = message_from(path, f"{box}@{context}", numbers)
+                        stamp = os.stat(path).st_mtime_ns
+                        kept = cache.get(path) if cache is not None else None
+                        if kept is not None and kept[0] == stamp:
+                            message = kept[1]
+                        else:
+                            message = message_from(path, f"{box}@{context}", numbers)
                     except (OSError, ValueError) as e:
                         if problems is not None:
                             problems[path] = str(e)
                         continue
-                    if message.message_id not in skip:
-                        found.append(message)
+                    if cache is not None:
+                        seen.add(path)
+                        cache[path] = (stamp, message)
+                    found.append(message)
+    if cache is not None:
+        for gone in set(cache) - seen:
+            del cache[gone]
     found.sort(key=lambda m: (m.left_at, m.message_id))
     return found
 
@@ -166,10 +178,11 @@ class VoicemailWatcher:
         self.numbers = numbers
         self.interval = interval
         self.run_in_thread = run_in_thread or threads.deferToThread
-        self.known: set | None = None   # message ids recorded (None: not read yet)
+        self.known: dict | None = None  # message id -> its recording (None: not read yet)
         self.listeners: list = []
         self.recorded = 0
         self._problems_logged: set = set()
+        self._cache: dict = {}  # text file -> (mtime, Message): read once
         self._busy = False
         self._loop = task.LoopingCall(self.poll)
         if clock is not None:
@@ -202,18 +215,24 @@ class VoicemailWatcher:
 
     async def _poll(self) -> int:
         if self.known is None:
-            self.known = set(await self.requests.message_ids())
+            self.known = dict(await self.requests.message_ids())
         problems: dict = {}
         found = await self.run_in_thread(scan, self.spool, self.contexts, self.numbers,
-                                         skip=frozenset(self.known), problems=problems)
+                                         problems=problems, cache=self._cache)
         for path, why in problems.items():
             if path not in self._problems_logged:
                 self._problems_logged.add(path)
                 self.log.warn("voicemail {path} skipped: {why}", path=path, why=why)
         added = 0
         for message in found:
+            if message.message_id in self.known:
+                if message.recording and self.known[message.message_id] != message.recording:
+                    # Heard on the office phone: moved to Old under another name.
+                    await self.requests.move_recording(message.message_id, message.recording)
+                    self.known[message.message_id] = message.recording
+                continue
             request_id = await self.requests.add_voicemail(message)
-            self.known.add(message.message_id)
+            self.known[message.message_id] = message.recording
             if request_id is None:
                 continue
             added += 1
