@@ -102,6 +102,8 @@ def list_command(args, context) -> int:
               f"{printable(r['caller']):<16} {what}  [{r['status']}]", file=out)
         if r["recording"]:
             print(f"        recording: {printable(r['recording'])}", file=out)
+        if r.get("call"):
+            print("        call: " + printable(" | ".join(map(str, r["call"]["path"]))), file=out)
         if r["called_back_at"]:
             print(f"        called back {_local(r['called_back_at'], context.tz)} from "
                   f"{printable(r['called_back_from'] or '?')}", file=out)

@@ -15,10 +15,15 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from switchboard.calllog import VOICEMAIL as CALL_TO_VOICEMAIL
+from switchboard.calllog import CallRecord
+
 from callback.models import CALLBACK, VOICEMAIL, CallbackRequest
 
 #: An open request older than this is flagged C{overdue} (shown highlighted).
 OVERDUE_AFTER = timedelta(days=1)
+#: A voicemail's hotline call started at most this long before the message.
+CALL_BEFORE = timedelta(minutes=15)
 
 
 def _utc(moment):
@@ -44,7 +49,10 @@ def as_dict(row: CallbackRequest, now: datetime, labels=None) -> dict:
       - C{status}: C{open} or C{done}; C{overdue}: open and older than a
         day (L{OVERDUE_AFTER});
       - C{done_at}, C{done_by}, C{note}, C{called_back_at}, C{called_back_from};
-      - C{uniqueid}: Asterisk's id of the call (*0 only).
+      - C{uniqueid}: Asterisk's id of the call (*0 only);
+      - C{call}: the hotline call that left the voicemail (C{id}, C{hotline},
+        C{started}, C{path}: the menus and offices it went through), when
+        the call log has it, else None.
     """
     requested = _utc(row.requested_at)
     age = (now - requested).total_seconds()
@@ -67,7 +75,27 @@ def as_dict(row: CallbackRequest, now: datetime, labels=None) -> dict:
         "called_back_at": _iso(row.called_back_at),
         "called_back_from": row.called_back_from,
         "uniqueid": row.uniqueid,
+        "call": None,
     }
+
+
+def voicemail_call(session, row):
+    """
+    The hotline call that left the voicemail C{row}: the latest call from
+    the same caller sent to a mailbox that started before the message, within
+    L{CALL_BEFORE} (Asterisk's message file does not name the call).
+    """
+    left = _utc(row.requested_at)
+    call = session.execute(
+        select(CallRecord).where(CallRecord.caller == row.caller,
+                                 CallRecord.outcome == CALL_TO_VOICEMAIL,
+                                 CallRecord.started <= left + timedelta(seconds=5),
+                                 CallRecord.started >= left - CALL_BEFORE)
+        .order_by(CallRecord.started.desc()).limit(1)).scalars().first()
+    if call is None:
+        return None
+    return {"id": call.id, "hotline": call.hotline, "started": _iso(call.started),
+            "path": call.steps}
 
 
 class NoSuchRequest(LookupError):
@@ -168,8 +196,14 @@ class Requests:
         done_rows = session.execute(select(table).where(table.done_at.is_not(None))
                                     .order_by(table.done_at.desc(), table.id.desc())
                                     .limit(done_limit)).scalars().all()
-        opened = [as_dict(r, now, labels) for r in open_rows]
-        return {"open": opened, "done": [as_dict(r, now, labels) for r in done_rows],
+        def shown(row):
+            entry = as_dict(row, now, labels)
+            if row.kind == VOICEMAIL:
+                entry["call"] = voicemail_call(session, row)
+            return entry
+
+        opened = [shown(r) for r in open_rows]
+        return {"open": opened, "done": [shown(r) for r in done_rows],
                 "overdue": sum(1 for r in opened if r["overdue"])}
 
     def mark_done(self, request_id: int, note: str, by: str | None = None):

@@ -119,6 +119,7 @@ def test_the_watcher_records_each_message_once_across_restarts(tmp_path):
         (1, VOICEMAIL, "居委会留言箱", "+8659187650061"), (2, VOICEMAIL, "居委会留言箱",
                                                           "+8659187650061")]
     assert shot["open"][0]["recording"] == stem + ".wav"
+    assert shot["open"][0]["call"] is None  # no hotline call on record
     json.dumps(shot)  # plain values only
     # Heard on the office phone: Asterisk moves it to Old under another name.
     old = os.path.join(spool, "switchboard", "200", "Old")
@@ -144,6 +145,30 @@ def test_a_database_that_refuses_leaves_the_message_for_the_next_look(tmp_path):
     assert watcher.poll().result is None  # logged; m-2 not recorded
     assert watcher.poll().result == 1
     assert set(watcher.known) == {"m-1", "m-2"}
+
+
+def test_a_voicemail_shows_the_hotline_call_that_left_it(tmp_path):
+    from switchboard.calllog import CallRecord
+    db = database(tmp_path)
+    left = datetime.fromtimestamp(LEFT, timezone.utc)
+
+    def call(caller, started, outcome="voicemail", path=("menu main", "voicemail 200@switchboard")):
+        with db.session() as session:
+            session.add(CallRecord(caller=caller, hotline="12345", path=json.dumps(list(path)),
+                                   outcome=outcome, started=started))
+            session.commit()
+
+    call("+8659187650061", left - timedelta(hours=1))                 # too early
+    call("+8659187650061", left - timedelta(seconds=20))              # this one
+    call("+8659187650061", left - timedelta(seconds=10), "answered")  # not to a mailbox
+    call("+8659187650099", left - timedelta(seconds=5))               # someone else
+    spool = str(tmp_path / "spool")
+    leave(spool, "200", 0, "m-1")
+    requests = Requests(db)
+    requests.add_voicemail(scan(spool, ["switchboard"], PLAN)[0])
+    [entry] = requests.snapshot().result["open"]
+    assert entry["call"]["id"] == 2
+    assert entry["call"]["path"] == ["menu main", "voicemail 200@switchboard"]
 
 
 def test_open_requests_older_than_a_day_are_overdue_and_done_ones_keep_their_note(tmp_path):

@@ -60,6 +60,8 @@ def test_a_voicemail_left_at_an_office_is_a_request_with_its_recording(server, s
     listing = server.cli("requests", "list")
     recording = listing.split("recording: ", 1)[1].splitlines()[0].strip()
     assert recording.startswith(os.path.join(spool(), "switchboard", "200", "INBOX", "msg"))
+    # The hotline call that left it, from the call log: the way it came.
+    assert "call: " in listing and "voicemail 200@switchboard" in listing, listing
     with open(recording, "rb") as f:  # Asterisk's file (SIPp's caller sends no sound)
         assert f.read(4) == b"RIFF"
     request_id = line.split()[0].lstrip("!")
