@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from switchboard.calllog import VOICEMAIL as CALL_TO_VOICEMAIL
 from switchboard.calllog import CallRecord
+from switchboard.listeners import Listeners
 
 from callback.models import CALLBACK, VOICEMAIL, CallbackRequest
 
@@ -109,11 +110,24 @@ class Requests:
     and L{mark_called_back} run on the database's pool (never on the
     reactor) and return Deferreds: what the server and its pages use. The
     rest are synchronous, for the command line.
+
+    @ivar listeners: told C{(request_id, what)} once the database has
+        committed it, C{what} being C{"callback"} or C{"voicemail"} (a new
+        request), C{"done"} or C{"called back"}: a live page refreshes on it.
+        Changes made by the command line (another process) are not told.
     """
 
     def __init__(self, database, *, clock=None):
         self.database = database
         self.clock = clock
+        self.listeners = Listeners()
+
+    def _tell(self, what):
+        def told(request_id):
+            if request_id is not None:
+                self.listeners(request_id, what)
+            return request_id
+        return told
 
     def _now(self) -> datetime:
         seconds = self.clock.seconds() if self.clock is not None else None
@@ -131,7 +145,7 @@ class Requests:
         def write(session):
             return session.execute(insert(CallbackRequest).values(**values)).inserted_primary_key[0]
 
-        return self.database.run(write)
+        return self.database.run(write).addCallback(self._tell(CALLBACK))
 
     def add_voicemail(self, message):
         """
@@ -156,7 +170,7 @@ class Requests:
             except IntegrityError:  # another writer took it meanwhile
                 return None
 
-        return self.database.run(write)
+        return self.database.run(write).addCallback(self._tell(VOICEMAIL))
 
     def message_ids(self):
         """A Deferred firing with {message id: recording} of the voicemails already requests."""
@@ -209,12 +223,14 @@ class Requests:
     def mark_done(self, request_id: int, note: str, by: str | None = None):
         """Mark a request done with a note, by whom; a Deferred (L{NoSuchRequest})."""
         values = self._done(note, by)
-        return self.database.run(lambda session: _update(session, request_id, values))
+        return self.database.run(lambda session: _update(session, request_id, values)) \
+            .addCallback(lambda _: self._tell("done")(request_id) and None)
 
     def mark_called_back(self, request_id: int, from_phone: str):
         """Note a call back placed from C{from_phone}; a Deferred (L{NoSuchRequest})."""
         values = self._called_back(from_phone)
-        return self.database.run(lambda session: _update(session, request_id, values))
+        return self.database.run(lambda session: _update(session, request_id, values)) \
+            .addCallback(lambda _: self._tell("called back")(request_id) and None)
 
     def _done(self, note, by):
         return {"done_at": self._now(), "note": note[:2000], "done_by": by and by[:64]}

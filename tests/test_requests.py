@@ -177,6 +177,8 @@ def test_open_requests_older_than_a_day_are_overdue_and_done_ones_keep_their_not
     now = datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc)
     clock.advance(now.timestamp())
     requests = Requests(db, clock=clock)
+    told = []
+    requests.listeners.add(lambda request_id, what: told.append((request_id, what)))
     requests.add("+8659187650001", "1.1", now - timedelta(days=1, minutes=1))
     requests.add("+8659187650002", "1.2", now - timedelta(hours=23))
     requests.done(2, "called back, the lift is fixed")
@@ -190,6 +192,7 @@ def test_open_requests_older_than_a_day_are_overdue_and_done_ones_keep_their_not
     clock.advance(60)
     requests.mark_done(1, "no answer twice; letter left", by="li").result
     assert requests.snapshot().result["done"][0]["done_by"] == "li"
+    assert told == [(1, "callback"), (2, "callback"), (1, "called back"), (1, "done")]
     missing = requests.mark_done(99, "x")
     assert isinstance(missing.result.value, NoSuchRequest)
     missing.addErrback(lambda f: None)
