@@ -151,6 +151,29 @@ def test_the_lights_follow_the_parts(tmp_path):
     json.dumps(status.snapshot())  # plain values only
 
 
+def test_the_glance_is_worked_out_again_only_when_something_changes(tmp_path, monkeypatch):
+    from switchboard.observe import status as status_module
+    clock = task.Clock()
+    clock.advance(at("2026-12-03 12:30").timestamp())
+    status = Status(clock, SHANGHAI)
+    store, path = _store(tmp_path, clock)
+    status.watch_routing(store)
+    worked = []
+    real = status_module.glance
+    monkeypatch.setattr(status_module, "glance",
+                        lambda routing, local: worked.append(local) or real(routing, local))
+    first = status.snapshot()["departments"]
+    clock.advance(60 * 60)  # 13:30: nothing opens or closes before 14:30
+    assert status.snapshot()["departments"] == first and len(worked) == 1
+    clock.advance(60 * 60)  # 14:30: the committee opens
+    assert by_name(status.snapshot()["departments"])["committee"]["state"] == "open"
+    assert len(worked) == 2
+    path.write_text(HOURS.replace("居委会", "社区居委会"), encoding="utf-8")
+    store.load()  # another routing: worked out again at once
+    assert by_name(status.snapshot()["departments"])["committee"]["label"] == "社区居委会"
+    assert len(worked) == 3
+
+
 def test_a_refused_routing_file_is_shown_with_its_located_errors(tmp_path):
     clock = task.Clock()
     clock.advance(at("2026-12-03 09:00").timestamp())

@@ -6,12 +6,14 @@ located errors), and the routing at a glance.
 
 Everything here is state the parts keep anyway, read when asked, on the
 reactor thread (no locks, no I/O): a snapshot costs well under a
-millisecond plus the routing glance (~0.1 ms a department).
+millisecond. The routing glance (~0.1 ms a department) is worked out once
+and kept until the next opening or closing, the next midnight or another
+routing, whichever comes first: a few times a day, not on every look.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from switchboard.routing.glance import glance
 from switchboard.routing.router import local_time
@@ -73,6 +75,7 @@ class Status:
         self.writers: dict = {}
         self.routing: list = []
         self.loads: list = []
+        self._glances: dict = {}  # id(store) -> (routing, valid until (seconds), entries)
 
     def watch_ami(self, ami) -> None:
         self.ami = AMIState(ami, self.clock)
@@ -160,6 +163,20 @@ class Status:
             routing = store.current
             if routing is None:
                 continue
-            local = local_time(routing, datetime.fromtimestamp(now, timezone.utc), self.tz)
-            entries.extend(glance(routing, local))
-        return entries
+            kept = self._glances.get(id(store))
+            if kept is None or kept[0] is not routing or now >= kept[1]:
+                kept = self._glance(routing, now)
+                self._glances[id(store)] = kept
+            entries.extend(kept[2])
+        return [dict(entry) for entry in entries]
+
+    def _glance(self, routing, now):
+        """C{(routing, seconds until which it holds, entries)}."""
+        local = local_time(routing, datetime.fromtimestamp(now, timezone.utc), self.tz)
+        entries = glance(routing, local)
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(0),
+                                    tzinfo=local.tzinfo)
+        until = min([midnight.timestamp()] + [
+            datetime.fromisoformat(e["next_change"]).timestamp() for e in entries
+            if e["next_change"]])
+        return routing, until, entries

@@ -72,7 +72,8 @@ def glance(routing: Routing, local: datetime) -> list[dict]:
     """
     One entry per destination that is rung (departments, outside services,
     the operator), in the file's order:
-    C{{"name", "label", "kind", "state", "why", "next_change" (ISO 8601,
+    C{{"name", "label", "kind", "state", "why" (as the router says it at
+    C{local}), "next_change" (ISO 8601,
     local time, or None), "next_state", "closed_to" (the label of where
     calls go while it is closed, or None)}}.
     """
