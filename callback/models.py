@@ -41,7 +41,7 @@ class CallbackRequest(Base):
     #: The recording, as a path on this host, for a voicemail.
     recording: Mapped[Optional[str]] = mapped_column(String(400))
     #: Asterisk's C{msg_id} of the voicemail: a message becomes one request only.
-    message_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    message_id: Mapped[Optional[str]] = mapped_column(String(64), index=True, unique=True)
     #: When staff marked it done, who (their login or user name), and their note.
     done_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     done_by: Mapped[Optional[str]] = mapped_column(String(64))
