@@ -68,17 +68,13 @@ def office_labels(context) -> dict:
     if not path:
         return {}
     from switchboard.routing import schema
-    from switchboard.routing.model import VOICEMAIL
+    from switchboard.routing.glance import mailbox_labels
     from switchboard.yamlconf import ConfigError
     try:
         routing = schema.load(path, context.numbers, trunks=tuple(context.settings.trunks))
     except (ConfigError, OSError):
         return {}
-    labels = {}
-    for destination in routing.destinations.values():
-        if destination.kind == VOICEMAIL and destination.mailbox:
-            labels.setdefault(destination.mailbox, destination.label)
-    return labels
+    return mailbox_labels(routing)
 
 
 def _local(text, tz):

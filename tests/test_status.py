@@ -19,7 +19,7 @@ from switchboard.observe.metrics import Metrics
 from switchboard.observe.status import Status
 from switchboard.observe.web import root
 from switchboard.reloads import LoadRecord
-from switchboard.routing.glance import glance, next_change, state_at
+from switchboard.routing.glance import glance, mailbox_labels, next_change, state_at
 from switchboard.routing.store import RoutingStore
 from switchboard.yamlconf import ConfigError
 from tests.test_hotline_support import PLAN, SHANGHAI, routing
@@ -61,6 +61,7 @@ def test_each_department_now_and_when_that_changes():
         "closed", "2026-12-03T20:00:00+08:00")
     assert now["operator"]["state"] == "open" and now["operator"]["next_change"] is None
     assert set(now) == {"committee", "night", "clinic", "operator"}  # no voicemail, no menu
+    assert mailbox_labels(r) == {"200@default": "居委会留言箱"}
     late = by_name(glance(r, at("2026-12-04 23:00")))  # Friday night: open past midnight
     assert (late["night"]["state"], late["night"]["next_change"]) == (
         "open", "2026-12-05T08:00:00+08:00")

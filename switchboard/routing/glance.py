@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Optional
 
-from switchboard.routing.model import RINGING, Destination, Routing
+from switchboard.routing.model import RINGING, VOICEMAIL, Destination, Routing
 from switchboard.routing.schedule import Holiday
 
 OPEN = "open"
@@ -92,3 +92,12 @@ def glance(routing: Routing, local: datetime) -> list[dict]:
             "closed_to": closed.label if closed is not None else None,
         })
     return entries
+
+
+def mailbox_labels(routing: Routing) -> dict:
+    """Mailbox (C{box@context}) -> the label of the voicemail destination that has it."""
+    labels: dict = {}
+    for destination in routing.destinations.values():
+        if destination.kind == VOICEMAIL and destination.mailbox:
+            labels.setdefault(destination.mailbox, destination.label)
+    return labels
