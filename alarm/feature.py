@@ -21,6 +21,7 @@ from alarm.texts import DutyTexts
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard.pgnotify import PostgresListener, is_postgres
+from switchboard.reloads import IN_FORCE, REFUSED, UNCHANGED, LoadRecord
 from switchboard.ringgroup import AMICallPlacer
 from switchboard.texting import channel_from_settings
 from switchboard import yamlconf
@@ -77,6 +78,8 @@ class AlarmFeature:
         self._waiting: list = []  # for the caller index's load
         self._retry = None
         self._stopped = False
+        #: The loads of alarm.yaml: put in force, refused (with what), unchanged.
+        self.loads = LoadRecord("alarm", reactor)
         try:
             raw = yamlconf.read_bytes(settings.alarm)
             self.config = alarm_config.load_bytes(raw, settings.alarm, settings.numbers,
@@ -84,9 +87,11 @@ class AlarmFeature:
             self._digest = hashlib.sha256(raw).digest()
         except ConfigError as e:
             self.config = None
+            self.loads.note(REFUSED, settings.alarm, e)
             self.log.critical("alarm file refused; #9 calls are rung natively by the dialplan "
                               "until it is fixed:\n{errors}", errors=str(e))
             return
+        self.loads.note(IN_FORCE, settings.alarm)
         config = self.config
         self.speech = self._speech(settings, reactor) if speech is False else speech
         self.announcer = Announcer(self.speech, clock=reactor)
@@ -271,6 +276,7 @@ class AlarmFeature:
         return d.addCallback(lambda config: (config, digest))
 
     def _refused(self, failure, path):
+        self.loads.note(REFUSED, path, failure.value)
         if failure.check(ConfigError):
             self.log.error("alarm file {path} refused, the last good one stays in force:\n"
                            "{errors}", path=path, errors=str(failure.value))
@@ -281,9 +287,11 @@ class AlarmFeature:
 
     def _in_force(self, parsed):
         if parsed is None:
+            self.loads.note(UNCHANGED, self.settings.alarm)
             self.log.info("alarm file {path} unchanged", path=self.settings.alarm)
             return None
         config, self._digest = parsed
+        self.loads.note(IN_FORCE, self.settings.alarm)
         self.config = config
         self.coordinator.reconfigure(config)
         self.caller_handler.config = config

@@ -39,6 +39,8 @@ class RegistryWatcher:
         self.rendering = None
         self.interval = interval
         self.clock = clock
+        #: Rounds by result: C{changed} (households taken in), C{unchanged}, C{failed}.
+        self.refreshes = {"changed": 0, "unchanged": 0, "failed": 0}
         self._loop = None
         self._checking = None   # the round under way (a Deferred)
         self._again = False     # poked meanwhile: one more round after it
@@ -89,7 +91,11 @@ class RegistryWatcher:
                                       else self.announcer.changed(changes))
                 if self.astdb is not None:
                     yield self.astdb.apply(changes)
+                self.refreshes["changed"] += 1
+            else:
+                self.refreshes["unchanged"] += 1
         except Exception:
+            self.refreshes["failed"] += 1
             self.log.failure("registry refresh")
         if self.coordinator is None or self.recorder is None:
             return
