@@ -37,3 +37,21 @@ def test_variants_cover_what_an_exchange_presents():
     for presented in ("87654321", "059187654321", "+8659187654321", "8659187654321"):
         assert presented in forms
     assert plan.try_normalise("garbage") is None
+
+
+def test_what_is_not_a_number_is_parsed_once(monkeypatch):
+    # The hotline looks its own number (12345, not a phone number) up on
+    # every call: a failure must be remembered as a success is.
+    import phonenumbers
+    parsed = []
+    real = phonenumbers.parse
+    monkeypatch.setattr(phonenumbers, "parse", lambda *a, **k: parsed.append(a) or real(*a, **k))
+    other = NumberPlan("CN", "592")     # a plan of its own: nothing cached yet
+    assert other.try_normalise("12345") is None
+    first = len(parsed)
+    assert first > 0
+    for _ in range(3):
+        assert other.try_normalise("12345") is None
+        with pytest.raises(InvalidNumber, match="not a valid CN phone number"):
+            other.normalise("12345")
+    assert len(parsed) == first
