@@ -24,10 +24,12 @@ import sys
 from sqlalchemy import select
 
 from alarm import config as alarm_config
-from alarm import csvfile
-from alarm.models import CLOSED, Alarm, AlarmEvent, from_utc, now_utc
+from alarm.models import CLOSED, Alarm, AlarmEvent
 from alarm.recorder import room_name
-from alarm.registry import HouseholdData, Registry, RegistryError, parse_neighbour
+from switchboard.community import csvfile
+from switchboard.community.models import from_utc, now_utc
+from switchboard.community.registry import (
+    HouseholdData, Registry, RegistryError, parse_neighbour)
 from switchboard.numbers import InvalidNumber
 from switchboard.text import printable
 
