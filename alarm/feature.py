@@ -56,7 +56,8 @@ class AlarmFeature:
     #: Seconds between two tries of a caller index load that failed.
     load_retry = 10.0
 
-    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False):
+    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False,
+                 trunk=None):
         self.settings = settings
         self.ami = ami
         self.reactor = reactor
@@ -88,8 +89,12 @@ class AlarmFeature:
                                  settle=True)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
+        placer = AMICallPlacer(ami)
+        if trunk is not None:
+            # A #9's legs are urgent: they always get a line, other features' calls yield.
+            placer = trunk.placer(placer, urgent=True)
         self.coordinator = AlarmCoordinator(
-            settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
+            settings.dialer, placer, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)

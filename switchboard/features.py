@@ -116,6 +116,9 @@ class Core:
     database: object  # switchboard.storage.Database (migrated)
     ami: object  # switchboard.ami.AMIClient
     reactor: object
+    #: The trunk's lines every feature's calls share (switchboard.ringgroup.Trunk):
+    #: urgent calls (a #9) always get one, normal ones (a broadcast) yield to them.
+    trunk: object = None
 
 
 def installed() -> list:

@@ -1,0 +1,75 @@
+"""The broadcast's running part (L{switchboard.features.IFeatureService})."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from switchboard.features import IFeatureService
+from switchboard.ringgroup import AMICallPlacer, RingEngine
+from switchboard.speech import Speech
+
+from broadcast.dispatcher import Dispatcher
+from broadcast.handler import BroadcastHandler
+
+
+def make_speech(described, reactor):
+    """The renderer of the core's C{speech:} settings, or None (logged): recordings only."""
+    try:
+        # A notice is public: Asterisk reads it as any user.
+        speech = Speech.from_settings(described, reactor=reactor, mode=0o644)
+    except Exception as e:
+        BroadcastService.log.error("speech: {e}; only recorded notices can be sent", e=e)
+        return None
+    return speech if speech.available else None
+
+
+@implementer(IFeatureService)
+class BroadcastService:
+    """
+    Serves AGI script C{broadcast} and runs the campaigns (L{Dispatcher}).
+    Its calls hold normal lines of the core's trunk: they yield to a #9's.
+    """
+
+    log = Logger()
+    watched = ()
+
+    def __init__(self, core, section, *, speech=False):
+        settings = core.settings
+        reactor = core.reactor
+        trunk = core.trunk
+        if trunk is not None and section.trunk_lines is not None:
+            trunk.lines = section.trunk_lines
+        placer = AMICallPlacer(core.ami)
+        if trunk is not None:
+            placer = trunk.placer(placer, urgent=False,
+                                  on_yield=lambda channel_id: self.dispatcher.yield_line(
+                                      channel_id))
+        self.engine = RingEngine(placer, reactor)
+        self.speech = make_speech(settings.speech, reactor) if speech is False else speech
+        self.dispatcher = Dispatcher(
+            core.database, self.engine, section, settings.dialer, settings.tz, clock=reactor,
+            speech=self.speech, trunk=trunk,
+            caller_number=section.caller_number or settings.hotline_number)
+        self.handler = BroadcastHandler(self.dispatcher, plays=section.plays)
+        self.handlers = {"broadcast": self.handler}
+        core.ami.subscribe("Newchannel", lambda event: self.dispatcher.note_channel(
+            event.get("Uniqueid", ""), event.get("Channel", "")))
+        core.ami.subscribe("Hangup", lambda event: self.dispatcher.note_hangup(
+            event.get("Uniqueid", ""), event.get("Cause")))
+
+    def start(self):
+        d = self.dispatcher.start()
+        d.addErrback(lambda f: self.log.failure(
+            "broadcast: cannot read the campaigns; none is called until the server restarts",
+            f))
+        return d
+
+    def stop(self):
+        self.dispatcher.stop()
+
+    def reload(self, path=None):
+        return None
+
+    def ami_connected(self):
+        return None
