@@ -30,6 +30,7 @@ times, then given up with the last outcome as the reason.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 
@@ -252,6 +253,7 @@ class Dispatcher:
 
         def started(ok):
             if ok:
+                state.active = replace(state.active, status=RUNNING)
                 self.log.info("broadcast: campaign {id} started", id=state.id)
 
         d.addCallbacks(started, lambda f: self.log.failure("broadcast: starting {id}", f,
