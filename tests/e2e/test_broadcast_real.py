@@ -49,11 +49,17 @@ def server(asterisk, tmp_path):
 
 
 class Phones:
-    """Each number's phones one after another: a SIPp phone handles one call."""
+    """
+    Each number's phones one after another: a SIPp phone handles one call.
+    The next starts C{gap} seconds after one ended, clear of the last SIP
+    retransmissions of its call (a stray BYE ends a fresh phone's call).
+    """
 
-    def __init__(self, sipp, plans):
+    def __init__(self, sipp, plans, gap=1.5):
         self.sipp = sipp
         self.plans = {n: list(p) for n, p in plans.items()}
+        self.gap = gap
+        self.ended = {}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.current = {}
@@ -71,7 +77,11 @@ class Phones:
     def _run(self):
         while not self.done.is_set():
             for number, phone in list(self.current.items()):
-                if phone.process.poll() is not None:
+                if phone.process.poll() is None:
+                    continue
+                ended = self.ended.setdefault(number, time.monotonic())
+                if time.monotonic() - ended >= self.gap:
+                    del self.ended[number]
                     self._next(number)
             time.sleep(0.05)
 
