@@ -5,6 +5,7 @@ answer; the report staff get says exactly what the phones did.
 """
 
 import csv
+import os
 import io
 import signal
 import sqlite3
@@ -177,3 +178,53 @@ def test_kill_9_mid_campaign_then_every_household_is_reached_once(server, sipp, 
     assert all(rows[n]["heard"] == "yes" for n in numbers), rows
     for n in heard_before:
         assert rows[n]["calls placed"] == "1", (n, rows[n])   # never called again
+
+
+def test_a_hash9_mid_campaign_rings_its_neighbours_at_once_and_broadcast_legs_yield(
+        asterisk, sipp, tmp_path):
+    """Trunk of 10 lines, 4 of them the broadcast's: a #9's ten legs take the trunk."""
+    from tests.conftest import PROJECT
+    from tests.e2e.server import first_invite_sent
+    server = Server(tmp_path, extra=BROADCAST.replace("lines: 4,", "lines: 4, trunk_lines: 10,")
+                    .replace("ring_timeout: 6", "ring_timeout: 20"))
+    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    csv_path = tmp_path / "extra.csv"
+    notice_numbers = PRESSES_1[:4]
+    households_csv(csv_path, notice_numbers)
+    server.cli("households", "import", str(csv_path))
+    visit = tmp_path / "visit.csv"
+    visit.write_text("numbers\n" + "\n".join(notice_numbers) + "\n", encoding="utf-8")
+    neighbours = [f"876500{n:02d}" for n in range(2, 12)]
+    plans = {n: [("ring", {}), ("answer", dict(ring_ms=500, before_ms=2500, keys="1"))]
+             for n in notice_numbers}
+    phones = Phones(sipp, plans)
+    ringing = {n: sipp.phone(n, "answer", ring_ms=1500, keys="1", before_ms=5000, timeout_s=60)
+               if n == "87650005" else sipp.phone(n, "ring", timeout_s=60) for n in neighbours}
+    try:
+        server.start()
+        server.cli("broadcast", "send", "--text", NOTICE, "--to", str(visit))
+        wait_for(lambda: all(phones.current[n].invite_times() for n in notice_numbers), 20,
+                 message="the notice's four calls to ring")
+        caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=16000, timeout_s=60)
+        sent = first_invite_sent(caller)
+        firsts = [wait_for(lambda p=p: p.invite_times(), 10, message="a neighbour's INVITE")[0]
+                  for p in ringing.values()]
+        latency = (max(firsts) - sent).total_seconds()
+        assert latency < 1.0, f"the last neighbour rang {latency:.3f} s after the #9"
+        wait_for(lambda: server.log().count("gives its line to an urgent call") == 4, 10,
+                 message="the notice's calls to yield")
+        for n in notice_numbers:   # cancelled phones: the next ones answer the calls again
+            phones.current[n].stop()
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 120,
+                 interval=1.0, message="the campaign to end after the alarm")
+        caller.wait(40)
+    finally:
+        phones.stop()
+        server.stop()
+    assert "gives its line to an urgent call" in server.log()
+    with sqlite3.connect(server.db) as db:
+        outcomes = [r[0] for r in db.execute("SELECT outcome FROM broadcast_attempt")]
+    assert outcomes.count("yielded") == 4, outcomes
+    rows = report(server, "1")
+    for n in notice_numbers:
+        assert (rows[n]["heard"], rows[n]["calls counted"]) == ("yes", "0"), rows[n]
