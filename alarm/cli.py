@@ -36,7 +36,7 @@ from switchboard.text import printable
 
 def register(subparsers) -> None:
     """Add C{households}, C{neighbours} and C{alarms} to the C{switchboard} command."""
-    households = subparsers.add_parser("households", help="the #9 alarm's registry of households")
+    households = subparsers.add_parser("households", help="the community's registry of households")
     hsub = households.add_subparsers(dest="households_command", metavar="ACTION")
     hsub.required = True
     p = hsub.add_parser("import", help="import households from CSV (all rows or none)")

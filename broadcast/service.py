@@ -13,17 +13,6 @@ from broadcast.dispatcher import Dispatcher
 from broadcast.handler import BroadcastHandler
 
 
-def make_speech(described, reactor):
-    """The renderer of the core's C{speech:} settings, or None (logged): recordings only."""
-    try:
-        # A notice is public: Asterisk reads it as any user.
-        speech = Speech.from_settings(described, reactor=reactor, mode=0o644)
-    except Exception as e:
-        BroadcastService.log.error("speech: {e}; only recorded notices can be sent", e=e)
-        return None
-    return speech if speech.available else None
-
-
 @implementer(IFeatureService)
 class BroadcastService:
     """
@@ -46,7 +35,11 @@ class BroadcastService:
                                   on_yield=lambda channel_id: self.dispatcher.yield_line(
                                       channel_id))
         self.engine = RingEngine(placer, reactor)
-        self.speech = make_speech(settings.speech, reactor) if speech is False else speech
+        if speech is False:
+            # A notice is public: Asterisk reads it as any user.
+            speech = Speech.usable(settings.speech, reactor=reactor, mode=0o644, log=self.log,
+                                   instead="only recorded notices can be sent")
+        self.speech = speech
         self.dispatcher = Dispatcher(
             core.database, self.engine, section, settings.dialer, settings.tz, clock=reactor,
             speech=self.speech, trunk=trunk,
