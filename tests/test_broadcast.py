@@ -499,3 +499,60 @@ def test_send_status_report_from_the_command_line(tmp_path, capsys):
     from openpyxl import load_workbook
     values = [[c.value for c in row] for row in load_workbook(sheet).active.iter_rows()]
     assert values[2][3:5] == ["no", "busy"]
+
+
+# The trunk (switchboard/ringgroup/trunk.py) -------------------------------------------
+
+def test_the_trunk_placer_is_a_call_placer_and_holds_a_line_until_the_call_is_over():
+    from zope.interface.verify import verifyObject
+    from switchboard.ringgroup import ICallPlacer, NoLineFree
+    clock = task.Clock()
+    trunk = Trunk(clock, lines=2, hold_limit=100.0)
+    phones = FakeCallPlacer()
+    normal = trunk.placer(phones)
+    assert verifyObject(ICallPlacer, normal)
+
+    def call(placer, cid):
+        return placer.originate("PJSIP/x", context="c", exten="s", priority=1, variables={},
+                                caller_id="", timeout=30, channel_id=cid)
+
+    call(normal, "a")
+    call(normal, "b")
+    assert trunk.free() == 0
+    refused = call(normal, "c")
+    assert refused.called and isinstance(refused.result.value, NoLineFree)
+    refused.addErrback(lambda f: None)
+    phones.calls[0].finish("busy")            # over: its line is free
+    assert trunk.free() == 1 and not trunk.holds("a")
+    phones.calls[1].finish("answered")        # up: held until its Hangup
+    assert trunk.holds("b")
+    trunk.note_hangup("b")
+    assert trunk.free() == 2
+    call(normal, "d")
+    phones.calls[-1].finish("answered")
+    clock.advance(101)                        # its Hangup never came (AMI link lost)
+    assert trunk.free() == 2
+
+
+def test_urgent_calls_take_lines_from_the_youngest_normal_ones():
+    clock = task.Clock()
+    trunk = Trunk(clock, lines=3)
+    given_back = []
+    normal = trunk.placer(FakeCallPlacer(), on_yield=given_back.append)
+    urgent = trunk.placer(FakeCallPlacer(), urgent=True)
+    for cid in ("n1", "n2", "n3"):
+        clock.advance(1)
+        normal.originate("PJSIP/x", context="c", exten="s", priority=1, variables={},
+                         caller_id="", timeout=30, channel_id=cid)
+    for cid in ("u1", "u2"):
+        urgent.originate("PJSIP/x", context="c", exten="s", priority=1, variables={},
+                         caller_id="", timeout=30, channel_id=cid)
+    assert given_back == ["n3", "n2"]
+    assert trunk.in_use(urgent=True) == 2 and trunk.in_use(urgent=False) == 1
+    for cid in ("u3", "u4"):                  # more urgent calls than lines: all placed
+        urgent.originate("PJSIP/x", context="c", exten="s", priority=1, variables={},
+                         caller_id="", timeout=30, channel_id=cid)
+    assert given_back == ["n3", "n2", "n1"] and trunk.in_use() == 4
+    assert trunk.free() == 0
+    unlimited = Trunk(clock)
+    assert unlimited.free() is None
