@@ -293,7 +293,28 @@ class Dispatcher:
         d = self.database.run(partial(store.due, campaign_ids=[s.id for s in running],
                                       now=now, limit=free))
         d.addCallback(self._begin_calls, now)
+        d.addCallback(lambda _: self._end_idle(running, now))
         return d
+
+    def _end_idle(self, running, now):
+        """
+        A running campaign with no call up may have nothing left (its last
+        call settled while it was paused): done, if the database agrees.
+        """
+        busy = {call.campaign_id for call in self.calls.values()}
+        idle = [s.id for s in running if s.id not in busy]
+        if not idle:
+            return None
+
+        def check(session):
+            return [cid for cid in idle if store.finish_if_done(session, cid, now)]
+
+        def ended(done):
+            for cid in done:
+                self.log.info("broadcast: campaign {campaign} done", campaign=cid)
+                self.campaigns.pop(cid, None)
+
+        return self.database.run(check).addCallback(ended)
 
     def _begin_calls(self, due, now):
         if not due:

@@ -556,3 +556,19 @@ def test_urgent_calls_take_lines_from_the_youngest_normal_ones():
     assert trunk.free() == 0
     unlimited = Trunk(clock)
     assert unlimited.free() is None
+
+
+def test_a_campaign_whose_last_call_ends_while_paused_is_done_once_resumed(lab):
+    one = lab(households=1)
+    cid = one.send()
+    one.tick()
+    (call,) = one.ringing()
+    with one.database.sessions.begin() as session:
+        store.change(session, cid, "pause", None)
+    one.tick()
+    one.answer(call, ["1"])
+    assert one.status(cid) == "paused"
+    with one.database.sessions.begin() as session:
+        store.change(session, cid, "resume", None)
+    one.tick()
+    assert one.status(cid) == "done"
