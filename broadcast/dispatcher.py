@@ -20,7 +20,8 @@ deliveries:
 
 A call is one ring group of the ring-group engine (L{switchboard.ringgroup})
 with one leg: its channel id, its fate (answered, busy, no answer, failed:
-the C{Hangup} cause tells busy apart) and calls not placed come from there.
+the AMI client reads busy from the C{Hangup} cause) and calls not placed
+come from there.
 An answered call runs the FastAGI script C{broadcast} (L{broadcast.handler}),
 which reports heard (1) or not; a call hung up before it did is
 C{unconfirmed}. Busy, no answer, unconfirmed and failed calls count: a
@@ -344,8 +345,7 @@ class Dispatcher:
         group = self.engine.group(
             self, call, context=CONTEXT, exten="s", caller_number=self.caller_number,
             caller_name="", ring_timeout=self.settings.ring_timeout,
-            name=f"BROADCAST {call.campaign_id}", prefix=f"bcast-{call.attempt_id}",
-            causes=True)
+            name=f"BROADCAST {call.campaign_id}", prefix=f"bcast-{call.attempt_id}")
         call.group = group
         self.by_attempt[call.attempt_id] = call
         self.placed += 1
@@ -400,8 +400,7 @@ class Dispatcher:
         if leg.state == LEG_CANCELLED:
             self.settle(call, call.stop or STOPPED, "hung up before it was answered")
         else:
-            self.settle(call, _LEG_OUTCOMES.get(leg.state, CALL_FAILED),
-                        f"{leg.state} (cause {leg.cause})" if leg.cause else leg.state)
+            self.settle(call, _LEG_OUTCOMES.get(leg.state, CALL_FAILED), leg.state)
 
     def not_placed(self, leg, link_down) -> None:
         call = leg.group.subject
@@ -413,9 +412,9 @@ class Dispatcher:
     def note_channel(self, uniqueid, channel) -> None:
         self.engine.note_channel(uniqueid, channel)
 
-    def note_hangup(self, uniqueid, cause=None) -> None:
-        """A channel is gone: a leg's cause, or an answered call's end."""
-        self.engine.note_hangup(uniqueid, cause)
+    def note_hangup(self, uniqueid) -> None:
+        """A channel is gone: an answered call's end."""
+        self.engine.note_hangup(uniqueid)
         call = self.calls.get(uniqueid)
         if call is not None and call.answered and call.settled is None:
             self.settle(call, call.stop or UNCONFIRMED, "hung up without pressing 1")

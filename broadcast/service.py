@@ -49,7 +49,7 @@ class BroadcastService:
         core.ami.subscribe("Newchannel", lambda event: self.dispatcher.note_channel(
             event.get("Uniqueid", ""), event.get("Channel", "")))
         core.ami.subscribe("Hangup", lambda event: self.dispatcher.note_hangup(
-            event.get("Uniqueid", ""), event.get("Cause")))
+            event.get("Uniqueid", "")))
 
     def start(self):
         d = self.dispatcher.start()

@@ -116,6 +116,11 @@ class Core:
     database: object  # switchboard.storage.Database (migrated)
     ami: object  # switchboard.ami.AMIClient
     reactor: object
+    #: A second AMI session for bulk work (AstDB's read-back): Asterisk runs
+    #: one session's actions one after another, so a read-back of 100,000
+    #: keys on the main link would hold every Originate behind it. None:
+    #: the main link.
+    bulk_ami: object = None
     #: The trunk's lines every feature's calls share (switchboard.ringgroup.Trunk):
     #: urgent calls (a #9) always get one, normal ones (a broadcast) yield to them.
     trunk: object = None

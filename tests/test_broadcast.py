@@ -126,7 +126,7 @@ class Lab:
         session = FakeSession(variables=dict(call.variables), keys=list(keys),
                               hangup_after=hangup_after)
         d = self.handler(session)
-        self.dispatcher.note_hangup(call.channel_id, "16")  # the call ends
+        self.dispatcher.note_hangup(call.channel_id)  # the call ends
         return session, d
 
     def close(self):
@@ -230,22 +230,21 @@ def test_answered_without_a_one_is_unconfirmed_and_called_again(lab):
     assert one.deliveries(cid)[number(1)] == ("failed", 2, "unconfirmed")
 
 
-def test_a_busy_phone_is_told_apart_by_the_hangup_cause(lab):
+def test_a_busy_phone_counts_a_call_not_placed_does_not(lab):
     one = lab(households=1)
     cid = one.send()
     one.tick()
     (call,) = one.ringing()
-    # Asterisk: Newchannel, then OriginateResponse reason 0, then Hangup cause 17.
-    one.dispatcher.note_channel(call.channel_id, "PJSIP/87650001-00000001")
-    call.refuse(reason=0, message="Failure (reason 0: failed)")
-    one.dispatcher.note_hangup(call.channel_id, "17")
+    call.finish("busy")   # the AMI client read the Hangup cause (17) of a reason-0 failure
     assert one.deliveries(cid)[number(1)] == ("pending", 1, "busy")
-    # Without a channel, reason 0 is a call not placed: not counted, soon again.
+    # Reason 0 and no cause: a call not placed, not counted, called again soon.
     one.tick(60)
     (call,) = one.ringing()
     call.refuse(reason=0, message="no such endpoint")
     assert one.deliveries(cid)[number(1)] == ("pending", 1, "busy")
     assert one.attempts()[-1][1] == "not-placed"
+    one.tick(10)
+    assert len(one.ringing()) == 1
 
 
 def test_quiet_hours_hold_normal_notices_not_urgent_ones(lab):
@@ -349,7 +348,7 @@ def test_an_answered_broadcast_call_is_hung_up_for_an_alarm_and_not_counted(lab)
     alarm.originate("PJSIP/n", context="a", exten="s", priority=1, variables={},
                     caller_id="", timeout=30, channel_id="alarm-1")
     assert call.channel_id in one.calls.hangups or "PJSIP/87650001-1" in one.calls.hangups
-    one.dispatcher.note_hangup(call.channel_id, "16")
+    one.dispatcher.note_hangup(call.channel_id)
     assert one.deliveries(cid)[number(1)] == ("pending", 0, "")
     assert one.attempts()[0][1] == "yielded"
 

@@ -44,6 +44,26 @@ class HealthPage(resource.Resource):
         return json.dumps(body, sort_keys=True).encode("utf-8") + b"\n"
 
 
+class StatusPage(resource.Resource):
+    """
+    C{GET /status.json}: L{switchboard.observe.status.Status.snapshot}.
+    A leaf of its own, so that a site with logins can serve it behind
+    them (C{guarded(StatusPage(status))}); this port serves it on loopback.
+    """
+
+    isLeaf = True
+
+    def __init__(self, status):
+        super().__init__()
+        self.status = status
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(self.status.snapshot(), ensure_ascii=False,
+                          sort_keys=True).encode("utf-8") + b"\n"
+
+
 class _Root(resource.Resource):
     """C{/}: its children, and 404 for anything else."""
 
@@ -51,11 +71,13 @@ class _Root(resource.Resource):
         return pages.notFound()
 
 
-def root(metrics, health) -> resource.Resource:
-    """The pages under C{/}: C{metrics} and C{healthz} (the rest: 404)."""
+def root(metrics, health, status=None) -> resource.Resource:
+    """The pages under C{/}: C{metrics}, C{healthz}, C{status.json} (the rest: 404)."""
     top = _Root()
     top.putChild(b"metrics", MetricsPage(metrics))
     top.putChild(b"healthz", HealthPage(health))
+    if status is not None:
+        top.putChild(b"status.json", StatusPage(status))
     return top
 
 
@@ -66,7 +88,7 @@ class QuietSite(server.Site):
         pass
 
 
-def site(metrics, health) -> server.Site:
-    made = QuietSite(root(metrics, health))
+def site(metrics, health, status=None) -> server.Site:
+    made = QuietSite(root(metrics, health, status))
     made.noisy = False
     return made

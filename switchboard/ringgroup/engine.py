@@ -59,17 +59,9 @@ LIVE = (RINGING, ANSWERED)
 RETRY = "retry"
 
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
-# OriginateResponse reasons meaning no call was made: Asterisk refused the
-# action (None: shutting down, no such endpoint...) or the channel never
-# came up (0). Trouble to retry, not what a party did.
-_NOT_PLACED_REASONS = (None, 0)
 _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
              "congestion": FAILED, "failed": FAILED}
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
-# Hangup causes (Q.850) of a call that failed before anyone answered, for a
-# group that reads them (C{causes=True}): busy and unanswered are what the
-# phone did, retried as such; anything else is a failed call.
-_CAUSES = {17: BUSY, 18: NO_ANSWER, 19: NO_ANSWER, 20: NO_ANSWER, 21: NO_ANSWER}
 
 
 class CallRefused(Exception):
@@ -110,8 +102,7 @@ class Leg:
     """One call placed for a group; C{id} is also the channel's unique id."""
 
     __slots__ = ("id", "group", "tag", "target", "dial", "attempt", "state", "channel",
-                 "changed", "resumed", "following", "quiet", "via_line", "retry", "then",
-                 "cause", "awaiting_cause")
+                 "changed", "resumed", "following", "quiet", "via_line", "retry", "then")
 
     def __init__(self, id, group, tag, target, dial, attempt=1):
         self.id = id
@@ -132,8 +123,6 @@ class Leg:
         self.via_line = False     # placed through a lent line (no AMI)
         self.retry = None         # the L{Retry} of its party
         self.then = None          # parties to ring after it, in order
-        self.cause = None         # the Hangup cause of its channel, once seen
-        self.awaiting_cause = None  # DelayedCall: its outcome waits for that cause
 
     @property
     def live(self) -> bool:
@@ -199,24 +188,14 @@ class RingEngine:
         if leg.state == CANCELLED:
             leg.group.hang_up(leg)
 
-    def note_hangup(self, uniqueid, cause=None) -> None:
+    def note_hangup(self, uniqueid) -> None:
         """
-        Asterisk hung up a channel (AMI C{Hangup}: C{Uniqueid}, C{Cause}); a
-        leg that follows that first call, still ringing when it is gone, was
-        not answered. (Other legs learn their outcome from their originate;
-        in a group that reads causes, a call Asterisk reported with reason 0
-        learns from C{cause} whether the phone was busy.)
+        Asterisk hung up a channel (AMI C{Hangup}: C{Uniqueid}); a leg that
+        follows that first call, still ringing when it is gone, was not
+        answered. (Other legs learn their outcome from their originate.)
         """
         leg = self.legs.get(uniqueid)
-        if leg is None:
-            return
-        try:
-            leg.cause = int(cause) if cause not in (None, "") else None
-        except ValueError:
-            leg.cause = None
-        if leg.awaiting_cause is not None:
-            leg.group._cause_known(leg)
-        elif leg.following and leg.group.current(leg):
+        if leg is not None and leg.following and leg.group.current(leg):
             leg.group._first_call_ended(leg)
 
 
@@ -231,18 +210,13 @@ class RingGroup:
     @param name: how logs name the group (C{"ALARM 12"}).
     @param prefix: leg ids are C{prefix-N-random}.
     @param leg_type: the class of its legs (an owner's subclass of L{Leg}).
-    @param causes: tell a busy or unanswered phone from a call not placed by
-        the C{Hangup} cause (L{RingEngine.note_hangup}) when Asterisk
-        reports its failure with reason 0: a leg whose channel Asterisk
-        created (its C{Newchannel} seen) waits up to C{cause_wait} seconds
-        for it, then counts as not placed as without it.
     """
 
     log = Logger()
 
     def __init__(self, engine, listener, subject=None, *, context, exten, caller_name="",
                  caller_number="", ring_timeout=30.0, originate_retry=2.0, key="",
-                 name="", prefix="swb", leg_type=Leg, causes=False, cause_wait=1.0):
+                 name="", prefix="swb", leg_type=Leg):
         self.engine = engine
         self.clock = engine.clock
         self.listener = listener
@@ -257,8 +231,6 @@ class RingGroup:
         self.name = name
         self.prefix = prefix
         self.leg_type = leg_type
-        self.causes = causes
-        self.cause_wait = cause_wait
         self.legs: dict = {}      # leg id -> Leg (the latest leg of an id)
         self.timers: list = []    # the owner's and the retries' DelayedCalls
         self.retries = 0          # retries waiting for their time
@@ -435,30 +407,10 @@ class RingGroup:
         if state == FAILED and leg.resumed:
             self._look_for_first_call(leg, detail)
             return
-        if state == FAILED and getattr(result, "reason", None) in _NOT_PLACED_REASONS:
-            if self.causes and (leg.channel is not None or leg.cause is not None):
-                # A channel was made: the phone itself failed (busy...); its
-                # Hangup, right behind this event, says how.
-                leg.awaiting_cause = self.clock.callLater(self.cause_wait, self._cause_known,
-                                                          leg, detail)
-                if leg.cause is not None:
-                    self._cause_known(leg, detail)
-                return
+        if result.not_placed:
             self._not_placed(Failure(CallRefused(detail or "Asterisk refused the call")), leg)
             return
         self.settle(leg, state, detail)
-
-    def _cause_known(self, leg, detail=""):
-        """C{leg}'s Hangup cause came (or did not, within C{cause_wait}): its outcome."""
-        waiting, leg.awaiting_cause = leg.awaiting_cause, None
-        if waiting is not None and waiting.active():
-            waiting.cancel()
-        if leg.state != RINGING or self.legs.get(leg.id) is not leg:
-            return
-        if leg.cause is None:
-            self._not_placed(Failure(CallRefused(detail or "Asterisk refused the call")), leg)
-            return
-        self.settle(leg, _CAUSES.get(leg.cause, FAILED), f"hangup cause {leg.cause}")
 
     def _not_placed(self, failure, leg):
         """
