@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 
 from broadcast import store
-from broadcast.models import ACTIVE, NORMAL, PRIORITIES, URGENT
+from broadcast.models import ACTIVE, CHANNELS, NORMAL, PRIORITIES, TEXT, URGENT, VOICE
 from switchboard.community.csvfile import quote
 from switchboard.community.models import from_utc
 from switchboard.community.targets import FORMS, TargetError, select_households
@@ -48,6 +48,9 @@ def register(subparsers) -> None:
                    help="when to start, the community's local time (default: now)")
     p.add_argument("--priority", choices=PRIORITIES, default=NORMAL,
                    help="urgent: called in quiet hours too, before normal campaigns")
+    p.add_argument("--channel", choices=CHANNELS, default=VOICE,
+                   help="voice: a call, 1 = heard (default); text: a text message "
+                        "(texting: in switchboard.yaml, SIP MESSAGE)")
     p.set_defaults(handler=send_command)
     p = sub.add_parser("status", help="progress of one campaign, or of the latest")
     p.add_argument("id", type=int, nargs="?")
@@ -82,7 +85,14 @@ def send_command(args, context) -> int:
     text = args.text.strip()
     if not text and not args.recording:
         return _fail("give the notice: --text TEXT or --recording SOUND")
-    if text and not args.recording:
+    if args.channel == TEXT:
+        from switchboard.texting.channel import MAX_BODY_BYTES
+        if not text or args.recording:
+            return _fail("a text notice is --text TEXT (no recording)")
+        if len(text.encode()) > MAX_BODY_BYTES:
+            return _fail(f"--text: {len(text.encode())} bytes, more than the "
+                         f"{MAX_BODY_BYTES} a text message carries")
+    elif text and not args.recording:
         problems = _speech_problems(context, text)
         if problems:
             for problem in problems:
@@ -104,9 +114,10 @@ def send_command(args, context) -> int:
         return _fail("nothing was sent")
     campaign_id = store.run(database, store.create, text=text, recording=args.recording,
                             priority=args.priority, target=args.to, targets=targets,
-                            start_at=start, now=_now_utc())
+                            start_at=start, now=_now_utc(), channel=args.channel)
     when = from_utc(start, context.tz).strftime("%Y-%m-%d %H:%M")
-    print(f"campaign {campaign_id}: {len(targets)} households, {args.priority}, "
+    print(f"campaign {campaign_id}: {len(targets)} households, {args.priority}"
+          + (", by text" if args.channel == TEXT else "") + ", "
           f"starts {when}", file=_out(context))
     return 0
 
@@ -188,7 +199,7 @@ def report_command(args, context) -> int:
         campaign, rows = store.run(context.database(), store.report, args.id)
     except store.CampaignError as e:
         return _fail(str(e))
-    table = [report_cells(row, context.tz) for row in rows]
+    table = [report_cells(row, context.tz, text=campaign.channel == TEXT) for row in rows]
     if args.csv:
         write_csv(args.csv, table, _out(context))
     else:
@@ -200,11 +211,12 @@ def report_command(args, context) -> int:
     return 0
 
 
-def report_cells(row, tz) -> list:
+def report_cells(row, tz, text=False) -> list:
     def when(stored):
         return from_utc(stored, tz).strftime("%Y-%m-%d %H:%M:%S") if stored else ""
     return [row.household_id if row.household_id is not None else "", row.address,
-            row.number, "yes" if row.heard else "no", row.why, row.attempts, row.calls,
+            row.number, ("sent" if text else "yes") if row.heard else "no", row.why,
+            row.attempts, row.calls,
             when(row.heard_at), when(row.last_call_at)]
 
 

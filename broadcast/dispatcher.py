@@ -49,7 +49,9 @@ from broadcast.models import (
     PAUSED,
     RUNNING,
     SCHEDULED,
+    SENT_IT,
     STOPPED,
+    TEXT,
     UNCONFIRMED,
     URGENT,
     YIELDED,
@@ -117,12 +119,14 @@ class Dispatcher:
     @param tz: the community's time zone (quiet hours).
     @param speech: a L{switchboard.speech.Speech}, or None (recordings only).
     @param trunk: the L{switchboard.ringgroup.Trunk}, or None (only C{lines} limits).
+    @param texts: the L{switchboard.texting.TextSender} text notices go through,
+        or None (text campaigns cannot run).
     """
 
     log = Logger()
 
     def __init__(self, database, engine, settings, dialer, tz, *, clock, speech=None,
-                 trunk=None, poll=1.0, caller_number=""):
+                 trunk=None, poll=1.0, caller_number="", texts=None):
         self.database = database
         self.engine = engine
         self.settings = settings
@@ -133,7 +137,9 @@ class Dispatcher:
         self.trunk = trunk
         self.poll = poll
         self.caller_number = caller_number
+        self.texts = texts
         self.calls: dict = {}        # leg id -> Call, placed and not settled
+        self.sending: dict = {}      # attempt id -> Call of a text notice on its way
         self.by_attempt: dict = {}   # attempt id -> Call
         self.campaigns: dict = {}    # id -> CampaignState (not ended)
         self._loop = None
@@ -209,14 +215,20 @@ class Dispatcher:
         """Render the campaign's notice and question (or take its recording), then start it."""
         active = state.active
         renderings = []
-        if active.recording:
+        if active.channel == TEXT:
+            # Nothing to render: the text goes as it is.
+            if self.texts is None:
+                renderings.append(defer.fail(ValueError("no text channel configured")))
+            else:
+                renderings.append(defer.succeed("text"))
+        elif active.recording:
             renderings.append(defer.succeed(active.recording))
         elif self.speech is None:
             renderings.append(defer.fail(ValueError("no speech engine to say the text and "
                                                     "no recording given")))
         else:
             renderings.append(defer.maybeDeferred(self.speech.render, active.text))
-        if self.speech is not None:
+        if self.speech is not None and active.channel != TEXT:
             question = defer.maybeDeferred(self.speech.render, QUESTION)
             question.addErrback(lambda f: None)  # the keys are pressed without it
         else:
@@ -272,7 +284,7 @@ class Dispatcher:
 
     def free_lines(self) -> int:
         """Calls that may be placed now: the broadcast's share, within the trunk's free lines."""
-        free = self.settings.lines - len(self.calls)
+        free = self.settings.lines - len(self.calls) - len(self.sending)
         if self.trunk is not None:
             trunk_free = self.trunk.free()
             if trunk_free is not None:
@@ -302,7 +314,8 @@ class Dispatcher:
         A running campaign with no call up may have nothing left (its last
         call settled while it was paused): done, if the database agrees.
         """
-        busy = {call.campaign_id for call in self.calls.values()}
+        busy = {call.campaign_id for call in
+                list(self.calls.values()) + list(self.sending.values())}
         idle = [s.id for s in running if s.id not in busy]
         if not idle:
             return None
@@ -336,8 +349,11 @@ class Dispatcher:
                     self._write(Call(item.campaign_id, item.id, attempt_id, item.number, None),
                                 STOPPED, "cancelled before it was placed")
                     continue
-                self._place(Call(item.campaign_id, item.id, attempt_id, item.number,
-                                 state.sounds))
+                call = Call(item.campaign_id, item.id, attempt_id, item.number, state.sounds)
+                if state.active.channel == TEXT:
+                    self._send_text(call, state.active.text)
+                else:
+                    self._place(call)
 
         return d.addCallback(place)
 
@@ -356,6 +372,21 @@ class Dispatcher:
         # Hangup): let go once no notice could still be playing.
         call.guard = self.clock.callLater(self.settings.ring_timeout + 900.0,
                                           self.settle, call, NOT_PLACED, "no end seen")
+
+    def _send_text(self, call, text) -> None:
+        """A text notice: sent (taken for sending) or failed, counted like a call."""
+        self.sending[call.attempt_id] = call
+        self.placed += 1
+        d = self.texts.send(call.number, text)
+
+        def sent(result):
+            self.sending.pop(call.attempt_id, None)
+            call.settled = self._write(call, SENT_IT if result.sent else CALL_FAILED,
+                                       result.detail)
+
+        d.addCallback(sent)
+        d.addErrback(lambda f: self.log.failure("broadcast: text to {number}", f,
+                                                number=call.number))
 
     def yield_line(self, channel_id) -> None:
         """The trunk took C{channel_id}'s line back for an urgent call: hang it up."""

@@ -26,6 +26,11 @@ DONE = "done"             # every delivery heard or given up
 FAILED = "failed"         # could not run at all (no sound to play): note says why
 ACTIVE = (SCHEDULED, RUNNING, PAUSED)
 
+# Campaign.channel: how the notice goes
+VOICE = "voice"           # a call, the notice played, 1 = heard
+TEXT = "text"             # a text message (switchboard.texting: SIP MESSAGE)
+CHANNELS = (VOICE, TEXT)
+
 # Campaign.priority
 NORMAL = "normal"         # not called in quiet hours
 URGENT = "urgent"         # called at any hour
@@ -35,6 +40,7 @@ PRIORITIES = (NORMAL, URGENT)
 PENDING = "pending"       # to be called (again) at next_at
 CALLING = "calling"       # a call is placed or up
 HEARD = "heard"           # the resident pressed 1
+SENT = "sent"             # a text notice handed on (no read receipt over SIP)
 GAVE_UP = "failed"        # every attempt allowed ended without a 1: outcome says the last
 DROPPED = "cancelled"     # the campaign was cancelled before it was heard
 
@@ -45,7 +51,8 @@ UNCONFIRMED = "unconfirmed"   # answered, no 1 (an answering machine, a hang-up)
 BUSY = "busy"
 NO_ANSWER = "no-answer"
 CALL_FAILED = "failed"
-COUNTED = (HEARD_IT, UNCONFIRMED, BUSY, NO_ANSWER, CALL_FAILED)
+SENT_IT = "sent"              # a text taken for sending
+COUNTED = (HEARD_IT, UNCONFIRMED, BUSY, NO_ANSWER, CALL_FAILED, SENT_IT)
 YIELDED = "yielded"           # hung up or not started: a #9 alarm needed the line
 NOT_PLACED = "not-placed"     # Asterisk could not place it (no AMI link...)
 INTERRUPTED = "interrupted"   # the server stopped while it was up
@@ -62,6 +69,7 @@ class Campaign(Base):
     #: A recording (Asterisk sound name) given instead of the text's rendering.
     recording: Mapped[str | None] = mapped_column(String(200), nullable=True)
     priority: Mapped[str] = mapped_column(String(10), default=NORMAL)
+    channel: Mapped[str] = mapped_column(String(8), default=VOICE, server_default=VOICE)
     status: Mapped[str] = mapped_column(String(12), default=SCHEDULED)
     #: The --to as staff gave it.
     target: Mapped[str] = mapped_column(String(300), default="")

@@ -8,6 +8,7 @@ from zope.interface import implementer
 from switchboard.features import IFeatureService
 from switchboard.ringgroup import AMICallPlacer, RingEngine
 from switchboard.speech import Speech
+from switchboard.texting import channel_from_settings
 
 from broadcast.dispatcher import Dispatcher
 from broadcast.handler import BroadcastHandler
@@ -43,7 +44,8 @@ class BroadcastService:
         self.dispatcher = Dispatcher(
             core.database, self.engine, section, settings.dialer, settings.tz, clock=reactor,
             speech=self.speech, trunk=trunk,
-            caller_number=section.caller_number or settings.hotline_number)
+            caller_number=section.caller_number or settings.hotline_number,
+            texts=channel_from_settings(settings, core.ami, reactor))
         self.handler = BroadcastHandler(self.dispatcher, plays=section.plays)
         self.handlers = {"broadcast": self.handler}
         core.ami.subscribe("Newchannel", lambda event: self.dispatcher.note_channel(
@@ -60,6 +62,8 @@ class BroadcastService:
 
     def stop(self):
         self.dispatcher.stop()
+        if self.dispatcher.texts is not None:
+            self.dispatcher.texts.stop()
 
     def reload(self, path=None):
         return None

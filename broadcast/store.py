@@ -32,6 +32,9 @@ from broadcast.models import (
     PENDING,
     RUNNING,
     SCHEDULED,
+    SENT,
+    SENT_IT,
+    VOICE,
     Attempt,
     Campaign,
     Delivery,
@@ -50,10 +53,12 @@ def run(database, work, *args, **kwargs):
 
 # Staff -------------------------------------------------------------------------------
 
-def create(session, *, text, recording, priority, target, targets, start_at, now) -> int:
+def create(session, *, text, recording, priority, target, targets, start_at, now,
+           channel=VOICE) -> int:
     """A campaign and a pending delivery for each of C{targets} (L{Target}); its id."""
     campaign = Campaign(text=text, recording=recording, priority=priority, status=SCHEDULED,
-                        target=target[:300], created_at=now, start_at=start_at, note="")
+                        target=target[:300], created_at=now, start_at=start_at, note="",
+                        channel=channel)
     session.add(campaign)
     session.flush()
     session.execute(Delivery.__table__.insert(), [
@@ -98,7 +103,7 @@ class Progress:
     priority: str
     text: str
     total: int
-    heard: int
+    heard: int        # voice: pressed 1; text: sent
     failed: int
     cancelled: int
     pending: int
@@ -148,7 +153,7 @@ def progress(session, campaign_ids=None) -> list[Progress]:
     for c in campaigns:
         n = counts.get(c.id, {})
         out.append(Progress(
-            c.id, c.status, c.priority, c.text, sum(n.values()), n.get(HEARD, 0),
+            c.id, c.status, c.priority, c.text, sum(n.values()), n.get(HEARD, 0) + n.get(SENT, 0),
             n.get(GAVE_UP, 0), n.get(DROPPED, 0), n.get(PENDING, 0), n.get(CALLING, 0),
             c.created_at, c.start_at, c.started_at, c.finished_at, c.note))
     return out
@@ -159,7 +164,7 @@ class ReportRow:
     household_id: int | None
     address: str
     number: str
-    heard: bool
+    heard: bool       # pressed 1 (voice), or the text was sent
     why: str          # what the last call came to, for one not heard
     attempts: int
     calls: int        # every call placed, those that did not count included
@@ -180,8 +185,9 @@ def report(session, campaign_id) -> tuple[Campaign, list[ReportRow]]:
     for d in session.execute(select(Delivery).where(Delivery.campaign_id == campaign_id)
                              .order_by(Delivery.id)).scalars():
         n, last = calls.get(d.id, (0, None))
-        why = "" if d.state == HEARD else _why(d)
-        rows.append(ReportRow(d.household_id, d.address, d.number, d.state == HEARD, why,
+        reached = d.state in (HEARD, SENT)
+        why = "" if reached else _why(d)
+        rows.append(ReportRow(d.household_id, d.address, d.number, reached, why,
                               d.attempts, n, d.heard_at, last))
     return campaign, rows
 
@@ -209,11 +215,12 @@ class Active:
     text: str
     recording: str | None
     start_at: datetime
+    channel: str = VOICE
 
 
 def active(session) -> list[Active]:
     """The campaigns not ended (scheduled, running, paused), oldest first."""
-    return [Active(c.id, c.status, c.priority, c.text, c.recording, c.start_at)
+    return [Active(c.id, c.status, c.priority, c.text, c.recording, c.start_at, c.channel)
             for c in session.execute(select(Campaign).where(Campaign.status.in_(ACTIVE))
                                      .order_by(Campaign.id)).scalars()]
 
@@ -302,6 +309,10 @@ def finish(session, attempt_id, delivery_id, outcome, now, *, retries, retry_aft
     if outcome == HEARD_IT:
         delivery.state, delivery.outcome, delivery.heard_at = HEARD, HEARD_IT, now
         return HEARD
+    if outcome == SENT_IT:
+        delivery.state, delivery.outcome, delivery.heard_at = SENT, SENT_IT, now
+        delivery.attempts += 1
+        return SENT
     if outcome in COUNTED:
         delivery.attempts += 1
         delivery.outcome = outcome

@@ -58,7 +58,8 @@ class FakeSpeech:
 class Lab:
     """A dispatcher on a fake placer, a clock and a real (synchronous) database."""
 
-    def __init__(self, tmp_path, households=6, *, trunk_lines=None, speech=None, **settings):
+    def __init__(self, tmp_path, households=6, *, trunk_lines=None, speech=None, texts=None,
+                 **settings):
         self.path = f"sqlite:///{tmp_path}/bc.db"
         self.database = Database(self.path)
         migrations.upgrade(self.database.engine)
@@ -75,6 +76,7 @@ class Lab:
         self.calls = FakeCallPlacer()
         self.trunk = Trunk(self.clock, lines=trunk_lines)
         self.speech = FakeSpeech() if speech is None else speech
+        self.texts = texts
         self.dispatcher = None
         self.start()
 
@@ -88,17 +90,18 @@ class Lab:
         self.engine = RingEngine(placer, self.clock)
         self.dispatcher = Dispatcher(self.database, self.engine, self.settings, DIALER, TZ,
                                      clock=self.clock, speech=self.speech, trunk=self.trunk,
-                                     poll=1.0, caller_number="12345")
+                                     poll=1.0, caller_number="12345", texts=self.texts)
         self.handler = BroadcastHandler(self.dispatcher, plays=self.settings.plays, wait=5.0)
         self.dispatcher.start()
 
-    def send(self, to="all", priority="normal", text="明天九点停水", at=None):
+    def send(self, to="all", priority="normal", text="明天九点停水", at=None, channel="voice"):
         targets = select_households(self.database, PLAN, to)
         now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc).replace(tzinfo=None)
         start = now if at is None else at
         with self.database.sessions.begin() as session:
             return store.create(session, text=text, recording=None, priority=priority,
-                                target=to, targets=targets, start_at=start, now=now)
+                                target=to, targets=targets, start_at=start, now=now,
+                                channel=channel)
 
     def tick(self, seconds=1.0):
         self.clock.advance(seconds)
@@ -473,6 +476,9 @@ def test_send_status_report_from_the_command_line(tmp_path, capsys):
     assert code == 1 and "names no registered household" in err
     code, _, err = run("broadcast", "send", "--to", "all")
     assert code == 1 and "--text TEXT or --recording" in err
+    code, _, err = run("broadcast", "send", "--channel", "text", "--text", "长" * 500,
+                       "--to", "all")
+    assert code == 1 and "1500 bytes, more than the 1300" in err
     code, out, _ = run("broadcast", "status", "1")
     assert code == 0 and "0/2 done" in out and "2 pending" in out
     database = Database(f"sqlite:///{tmp_path}/sb.db")
@@ -498,6 +504,9 @@ def test_send_status_report_from_the_command_line(tmp_path, capsys):
     from openpyxl import load_workbook
     values = [[c.value for c in row] for row in load_workbook(sheet).active.iter_rows()]
     assert values[2][3:5] == ["no", "busy"]
+    code, out, _ = run("broadcast", "send", "--channel", "text", "--text", "周六体检",
+                       "--to", "building:5")
+    assert (code, out.startswith("campaign 2: 1 households, normal, by text")) == (0, True)
 
 
 # The trunk (switchboard/ringgroup/trunk.py) -------------------------------------------
@@ -571,3 +580,56 @@ def test_a_campaign_whose_last_call_ends_while_paused_is_done_once_resumed(lab):
         store.change(session, cid, "resume", None)
     one.tick()
     assert one.status(cid) == "done"
+
+
+class FakeTexts:
+    """A L{switchboard.texting.TextSender} whose messages the test settles."""
+
+    def __init__(self):
+        self.sent = []   # (to, body, Deferred)
+
+    def send(self, to, body):
+        d = defer.Deferred()
+        self.sent.append((to, body, d))
+        return d
+
+
+def test_a_text_notice_is_sent_to_each_household_and_counted_like_a_call(lab):
+    from switchboard.texting import TextResult
+    texts = FakeTexts()
+    one = lab(households=4, lines=3, retries=1, retry_after=60.0, texts=texts)
+    cid = one.send(text="周六上午社区中心免费体检", channel="text")
+    one.tick()
+    assert one.calls.calls == [] and one.speech.rendered == []   # no call, nothing rendered
+    assert [(to, body) for to, body, _ in texts.sent] == \
+        [(number(i), "周六上午社区中心免费体检") for i in (1, 2, 3)]   # its share of lines
+    texts.sent[0][2].callback(TextResult(number(1), True, "queued"))
+    texts.sent[1][2].callback(TextResult(number(2), False, "no such endpoint"))
+    one.tick()
+    assert len(texts.sent) == 4                                  # a line is free again
+    texts.sent[2][2].callback(TextResult(number(3), True, "queued"))
+    texts.sent[3][2].callback(TextResult(number(4), True, "queued"))
+    one.tick(60)
+    texts.sent[4][2].callback(TextResult(number(2), False, "no such endpoint"))
+    assert one.deliveries(cid) == {number(1): ("sent", 1, "sent"),
+                                   number(2): ("failed", 2, "failed"),
+                                   number(3): ("sent", 1, "sent"),
+                                   number(4): ("sent", 1, "sent")}
+    assert one.status(cid) == "done"
+    with one.database.session() as session:
+        (progress,) = store.progress(session, [cid])
+        campaign, rows = store.report(session, cid)
+    assert (progress.heard, progress.failed, progress.done) == (3, 1, 4)
+    assert [(r.number[-4:], r.heard, r.why) for r in rows] == [
+        ("0001", True, ""), ("0002", False, "failed"), ("0003", True, ""), ("0004", True, "")]
+    from broadcast.cli import report_cells
+    assert report_cells(rows[0], TZ, text=True)[3] == "sent"
+
+
+def test_a_text_campaign_without_a_text_channel_fails_with_a_note(lab):
+    one = lab(households=1)
+    cid = one.send(channel="text")
+    one.tick()
+    with one.database.session() as session:
+        campaign = session.get(Campaign, cid)
+        assert campaign.status == "failed" and "no text channel" in campaign.note
