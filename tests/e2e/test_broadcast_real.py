@@ -229,3 +229,21 @@ def test_a_hash9_mid_campaign_rings_its_neighbours_at_once_and_broadcast_legs_yi
     rows = report(server, "1")
     for n in notice_numbers:
         assert (rows[n]["heard"], rows[n]["calls counted"]) == ("yes", "0"), rows[n]
+
+
+def test_a_text_notice_reaches_each_households_phone_as_a_sip_message(server, sipp, tmp_path):
+    numbers = PRESSES_1[:3]
+    phones = {n: sipp.phone(n, "text", timeout_s=30) for n in numbers}
+    server.start()
+    visit = tmp_path / "visit.csv"
+    visit.write_text("numbers\n" + "\n".join(numbers) + "\n", encoding="utf-8")
+    text = "周六上午九点，社区中心免费体检。"
+    out = server.cli("broadcast", "send", "--channel", "text", "--text", text, "--to",
+                     str(visit))
+    assert out.startswith("campaign 1: 3 households, normal, by text")
+    wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 30, interval=0.5,
+             message="the text campaign to end")
+    assert {n: phone.texts() for n, phone in phones.items()} == {n: [text] for n in numbers}
+    rows = report(server, "1")
+    assert {n: (rows[n]["heard"], rows[n]["calls placed"]) for n in numbers} == \
+        {n: ("sent", "1") for n in numbers}
