@@ -24,18 +24,20 @@ import sys
 from sqlalchemy import select
 
 from alarm import config as alarm_config
-from alarm import csvfile
-from alarm.models import CLOSED, Alarm, AlarmEvent, from_utc, now_utc
+from alarm.models import CLOSED, Alarm, AlarmEvent
 from switchboard.pgnotify import notify
 from alarm.recorder import room_name
-from alarm.registry import HouseholdData, Registry, RegistryError, parse_neighbour
+from switchboard.community import csvfile
+from switchboard.community.models import from_utc, now_utc
+from switchboard.community.registry import (
+    HouseholdData, Registry, RegistryError, parse_neighbour)
 from switchboard.numbers import InvalidNumber
 from switchboard.text import printable
 
 
 def register(subparsers) -> None:
     """Add C{households}, C{neighbours} and C{alarms} to the C{switchboard} command."""
-    households = subparsers.add_parser("households", help="the #9 alarm's registry of households")
+    households = subparsers.add_parser("households", help="the community's registry of households")
     hsub = households.add_subparsers(dest="households_command", metavar="ACTION")
     hsub.required = True
     p = hsub.add_parser("import", help="import households from CSV (all rows or none)")

@@ -65,7 +65,7 @@ class AlarmFeature:
     load_retry = 10.0
 
     def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False,
-                 bulk_ami=None):
+                 bulk_ami=None, trunk=None):
         self.settings = settings
         self.ami = ami
         self.bulk_ami = bulk_ami or ami
@@ -102,8 +102,12 @@ class AlarmFeature:
                                  settle=True)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
+        placer = AMICallPlacer(ami)
+        if trunk is not None:
+            # A #9's legs are urgent: they always get a line, other features' calls yield.
+            placer = trunk.placer(placer, urgent=True)
         self.coordinator = AlarmCoordinator(
-            settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
+            settings.dialer, placer, self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.texts = channel_from_settings(settings, ami, self._clock())
         self.coordinator.changes.subscribe(

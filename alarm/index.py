@@ -32,8 +32,8 @@ from sqlalchemy import select
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from alarm.models import Household, HouseholdNumber, Neighbour, format_address
-from alarm.registry import read_version
+from switchboard.community.models import Household, HouseholdNumber, Neighbour, format_address
+from switchboard.community.registry import read_version
 
 _SEPARATORS = str.maketrans("", "", " -().\u00a0\u3000")
 _ID = attrgetter("id")

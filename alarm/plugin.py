@@ -48,7 +48,7 @@ class Alarm:
     def make_service(self, core):
         from alarm.feature import AlarmFeature
         return AlarmFeature(core.settings, core.database, core.ami, reactor=core.reactor,
-                            bulk_ami=core.bulk_ami)
+                            bulk_ami=core.bulk_ami, trunk=core.trunk)
 
 
 feature = Alarm()

@@ -17,7 +17,8 @@ from sqlalchemy import func, insert, select, text, update
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from alarm.models import Alarm, AlarmEvent, Household, utc
+from alarm.models import Alarm, AlarmEvent
+from switchboard.community.models import Household, utc
 from switchboard.journal import Journal, WriteBehind
 from switchboard.listeners import Listeners
 

@@ -57,7 +57,7 @@ def build(url: str, households: int) -> float:
     """Write the registry with Core inserts; the seconds it took."""
     from datetime import datetime
 
-    from alarm.models import Household, HouseholdNumber, Neighbour, RegistryVersion
+    from switchboard.community.models import Household, HouseholdNumber, Neighbour, RegistryVersion
     from switchboard.storage import Database
 
     started = time.perf_counter()
@@ -175,7 +175,7 @@ def load_dict(database, numbers):
     """The naive way: every household's fields in a tuple, under each of its E.164 numbers."""
     from sqlalchemy import select
 
-    from alarm.models import Household, HouseholdNumber, Neighbour
+    from switchboard.community.models import Household, HouseholdNumber, Neighbour
 
     with database.engine.connect() as conn:
         own, ring = defaultdict(list), defaultdict(list)

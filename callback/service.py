@@ -15,13 +15,9 @@ from callback.voicemail import VoicemailWatcher
 
 def make_speech(described, reactor):
     """The renderer of the core's C{speech:} settings, or None (logged): stock sound only."""
-    try:
-        # A public sentence: Asterisk reads it as any user.
-        speech = Speech.from_settings(described, reactor=reactor, mode=0o644)
-    except Exception as e:
-        CallbackService.log.error("speech: {e}; *0 confirms with a stock sound", e=e)
-        return None
-    return speech if speech.available else None
+    # A public sentence: Asterisk reads it as any user.
+    return Speech.usable(described, reactor=reactor, mode=0o644, log=CallbackService.log,
+                         instead="*0 confirms with a stock sound")
 
 
 @implementer(IFeatureService)

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -36,15 +37,54 @@ a=fmtp:101 0-16
 """
 
 
-def dtmf_pcap(key: str) -> str:
+def dtmf_pcap(key: str, press: int = 0) -> str:
+    """
+    The pcap of C{key} as the C{press}-th key of a call. Every shipped pcap
+    carries the same RTP timestamp, and Asterisk takes an event with the
+    timestamp of the one that just ended for its repeat (and drops it): a
+    later press gets a copy whose timestamps and sequence numbers are moved on.
+    """
     name = {"*": "star", "#": "pound"}.get(key, key)
-    return f"{PCAPS}/dtmf_2833_{name}.pcap"
+    shipped = f"{PCAPS}/dtmf_2833_{name}.pcap"
+    if not press:
+        return shipped
+    # Beyond the spread of the shipped pcaps' own (sequence 7984-12080,
+    # timestamp 13280-92640): each press comes after any key before it.
+    timestamp, sequence = press * 160000, press * 5000
+    folder = os.path.join(tempfile.gettempdir(), "switchboard-sipp-pcaps")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"dtmf_2833_{name}_t{timestamp}_s{sequence}.pcap")
+    if not os.path.exists(path):
+        _shifted_pcap(shipped, path, timestamp=timestamp, sequence=sequence)
+    return path
+
+
+def _shifted_pcap(source: str, target: str, *, timestamp: int, sequence: int) -> None:
+    """Copy the Ethernet/IPv4/UDP/RTP pcap C{source} with its RTP clock moved on."""
+    with open(source, "rb") as f:
+        data = bytearray(f.read())
+    offset = 24
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = offset + 16
+        udp = packet + 14 + (data[packet + 14] & 0x0F) * 4
+        rtp = udp + 8
+        seq, ts = struct.unpack_from(">HI", data, rtp + 2)
+        struct.pack_into(">HI", data, rtp + 2, (seq + sequence) & 0xFFFF,
+                         (ts + timestamp) & 0xFFFFFFFF)
+        struct.pack_into(">H", data, udp + 6, 0)  # no UDP checksum (IPv4 allows it)
+        offset = packet + length
+    partial = target + f".{os.getpid()}"
+    with open(partial, "wb") as f:
+        f.write(data)
+    os.replace(partial, target)
 
 
 def _press(keys: str, gap_ms: int = 400) -> str:
     steps = []
-    for key in keys:
-        steps.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(key)}"/></action></nop>')
+    for press, key in enumerate(keys):
+        steps.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(key, press)}"/>'
+                     f'</action></nop>')
         steps.append(f'<pause milliseconds="{gap_ms}"/>')
     return "\n".join(steps)
 

@@ -11,8 +11,10 @@ are there.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from asterisk.config import Config, ParseError
@@ -64,9 +66,13 @@ def parse(path: str, contexts: dict | None = None, _including: tuple = ()) -> di
         raise ValueError(f"{path}: {e.strerror}")
     contexts = {} if contexts is None else contexts
     for included in config.includes:
-        beside = os.path.join(os.path.dirname(path), included)
-        # Extensions files that include the shipped dialplan by name find it in dialplans/.
-        parse(beside if os.path.exists(beside) else os.path.join(DIALPLANS, included), contexts,
+        # Extensions files that include the shipped dialplan (or a feature's
+        # snippet) by name find it in dialplans/ (or the feature's package).
+        found = [p for p in [os.path.join(os.path.dirname(path), included),
+                             os.path.join(DIALPLANS, included)]
+                 + [s for s in feature_dialplans() if os.path.basename(s) == included]
+                 if os.path.exists(p)]
+        parse(found[0] if found else os.path.join(DIALPLANS, included), contexts,
               _including + (real,))
     for category in config.categories:
         extens = contexts.setdefault(category.name, {})
@@ -121,6 +127,23 @@ def _unfiltered_exten(exten: str, step: Step) -> bool:
     return bool(_RAW_EXTEN.search(unfiltered))
 
 
+def feature_dialplans(features=None) -> list[str]:
+    """
+    The dialplan snippets features ship in their own package (C{*.conf}
+    beside their declaration's package, e.g. C{broadcast/broadcast.conf}),
+    which a site includes after switchboard.conf.
+    """
+    features = features_module.installed() if features is None else features
+    found = []
+    for feature in features:
+        top = type(feature).__module__.split(".")[0]
+        module = sys.modules.get(top)
+        folder = os.path.dirname(os.path.abspath(module.__file__)) if module else None
+        if folder and os.path.abspath(folder) != os.path.dirname(DIALPLANS):
+            found.extend(sorted(glob.glob(os.path.join(folder, "*.conf"))))
+    return found
+
+
 def required_contexts(features=None) -> dict:
     """Context -> the name of the feature relying on it (the installed features by default)."""
     features = features_module.installed() if features is None else features
@@ -136,6 +159,10 @@ def check(path: str, features=None) -> list[str]:
     """
     try:
         contexts = parse(path)
+        if os.path.realpath(path) == os.path.realpath(os.path.join(DIALPLANS, "switchboard.conf")):
+            # The shipped dialplan is switchboard.conf with the features' snippets.
+            for snippet in feature_dialplans(features):
+                parse(snippet, contexts)
     except ValueError as e:
         return [str(e)]
     problems = []

@@ -121,6 +121,9 @@ class Core:
     #: keys on the main link would hold every Originate behind it. None:
     #: the main link.
     bulk_ami: object = None
+    #: The trunk's lines every feature's calls share (switchboard.ringgroup.Trunk):
+    #: urgent calls (a #9) always get one, normal ones (a broadcast) yield to them.
+    trunk: object = None
 
 
 def installed() -> list:

@@ -27,6 +27,7 @@ from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
 from switchboard.ami.client import ORIGINATE_EVENTS
 from switchboard.logs import LineLogObserver
+from switchboard.ringgroup.trunk import Trunk
 from switchboard.storage import Database
 from switchboard.systemd import Notifier, Watchdog
 from switchboard.watch import FileWatcher
@@ -223,8 +224,11 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                                 watchdog_interval=watchdog_interval,
                                 ami_events=features_module.ami_events(features))
     server.database.migrate()
+    trunk = Trunk(server.reactor)
+    server.ami.subscribe("Hangup", lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
-                                reactor=server.reactor, bulk_ami=server.bulk_ami)
+                                reactor=server.reactor, bulk_ami=server.bulk_ami,
+                                trunk=trunk)
     for feature in features:
         running = feature.make_service(core)
         stray = set(running.handlers) - set(feature.agi_scripts)

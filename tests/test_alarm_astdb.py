@@ -6,11 +6,11 @@ import tempfile
 from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.astdb import AstDBSync
 from alarm.config import Stage
 from alarm.index import CallerIndex
-from alarm.registry import HouseholdData, Registry
+from switchboard.community.registry import HouseholdData, Registry
 from switchboard.ami import AMINotConnected
 
 from tests.test_alarm_support import (

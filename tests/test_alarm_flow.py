@@ -11,14 +11,14 @@ from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm import config as alarm_config
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.astdb import AstDBSync
 from alarm.coordinator import AlarmCoordinator
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
-from alarm.registry import Registry
+from switchboard.community.registry import Registry
 
 from tests.test_alarm_support import (
     DIALER,

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.index import CallerIndex, CallerTable, SnapshotBuilder, form_key
-from alarm.registry import HouseholdData, Registry
+from switchboard.community.registry import HouseholdData, Registry
 from switchboard.numbers import NumberPlan
 
 from tests.test_alarm_support import PLAN, SyncDatabase, database, number

@@ -6,12 +6,12 @@ import tempfile
 from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.astdb import AstDBSync
 from alarm.index import CallerIndex
 from alarm.models import Alarm
 from alarm.monitor import RegistryWatcher
-from alarm.registry import Registry
+from switchboard.community.registry import Registry
 
 from tests.test_alarm_support import DIALER, PLAN, Rig, number
 

@@ -16,12 +16,13 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.logger import capturedLogs, formatEvent
 
-from alarm import announcement, config, csvfile
+from alarm import announcement, config
+from switchboard.community import csvfile
 from alarm.announcement import announcement as sentence
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex, HouseholdSnapshot
 from alarm.monitor import RegistryWatcher
-from alarm.registry import HouseholdData, Registry
+from switchboard.community.registry import HouseholdData, Registry
 from alarm.speaking import Announcer
 from switchboard.speech import Speech
 from switchboard.speech.engine import VOICES

@@ -11,9 +11,9 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.feature import AlarmFeature
-from alarm.registry import Registry
+from switchboard.community.registry import Registry
 from switchboard.service import SwitchboardService
 
 from tests.test_alarm_support import PLAN, FakeAMI, FakeSession, SyncDatabase, database

@@ -10,6 +10,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 import alarm.models  # noqa: F401  (declares the tables)
+from switchboard.community import models as community
 from alarm.config import AlarmConfig, Stage
 from alarm.index import HouseholdSnapshot
 from alarm.recorder import AlarmRecorder
@@ -171,7 +172,7 @@ def household(hid=1, neighbours=10, *, own=1, building="3", unit="1", room="101"
 def add_household(db, hid=1, own=1):
     """A row for household C{hid} (alarms refer to it)."""
     with db.sessions.begin() as session:
-        session.add(alarm.models.Household(id=hid, building="3", unit="1", room="101"))
+        session.add(community.Household(id=hid, building="3", unit="1", room="101"))
 
 
 def timeline(db, alarm_id=None):

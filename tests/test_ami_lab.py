@@ -229,6 +229,7 @@ def _main(scenario, host, port, user, secret):
         import tempfile
 
         import alarm.models
+        from switchboard.community import models as community
         from alarm.config import AlarmConfig, Stage
         from alarm.coordinator import AlarmCoordinator
         from alarm.index import HouseholdSnapshot
@@ -245,7 +246,7 @@ def _main(scenario, host, port, user, secret):
         database = Database(f"sqlite:///{tempfile.mkdtemp()}/alarm.db", reactor=reactor)
         Base.metadata.create_all(database.engine)
         with database.sessions.begin() as session:
-            session.add(alarm.models.Household(id=1, building="3", unit="1", room="101"))
+            session.add(community.Household(id=1, building="3", unit="1", room="101"))
         # The neighbour's phone rings (and is never answered) for the ring timeout.
         plan = NumberPlan("CN", "591")
         dialer = Dialer(plan, {"default": "Local/ring@switchboard-lab-test"})

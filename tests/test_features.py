@@ -39,8 +39,8 @@ class RecordingAMI:
         return lambda *args, **kwargs: defer.succeed(None)
 
 
-def test_the_three_features_are_installed_by_name():
-    assert [f.name for f in features.installed()] == ["alarm", "callback", "hotline"]
+def test_the_features_are_installed_by_name():
+    assert [f.name for f in features.installed()] == ["alarm", "broadcast", "callback", "hotline"]
 
 
 @pytest.mark.parametrize("feature", features.installed(), ids=lambda f: f.name)
@@ -62,7 +62,7 @@ def test_the_server_serves_every_features_scripts_and_asks_for_their_events(tmp_
     from switchboard.service import build
     settings = replace(settings_module.load(CONFIG), database=f"sqlite:///{tmp_path}/db.sqlite")
     server = build(settings, MemoryReactorClock())
-    assert set(server.handlers) == {"hotline", "alarm", "alarm-responder", "callback"}
+    assert set(server.handlers) == {"hotline", "alarm", "alarm-responder", "callback", "broadcast"}
     assert server.ami_events == ("Hangup", "Newchannel", "OriginateResponse")
     server.database.close()
 
@@ -79,7 +79,7 @@ def test_astdb_is_kept_on_a_session_of_its_own_so_originates_never_wait_behind_i
     assert server.bulk_ami is not server.ami
     assert (server.bulk_ami._link.events, server.bulk_ami._link.only_events) == ("off", ())
     assert alarm.astdb.ami is server.bulk_ami
-    assert alarm.coordinator.engine.placer.client is server.ami
+    assert alarm.coordinator.engine.placer.inner.client is server.ami  # through the trunk
     resyncs = []
     alarm.astdb.resync = lambda force=False: resyncs.append("resync")
     alarm.index.loaded = True

@@ -20,7 +20,7 @@ from switchboard.storage import Base, Database
 from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixtures)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0001", "callback_0002", "hotline_0001")
+HEADS = ("alarm_0001", "broadcast_0002", "callback_0002", "hotline_0001")
 
 
 def differences(engine):
@@ -107,7 +107,7 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(request, nam
     before = rows(database.engine)
     assert before["neighbour"] == [(7, "+8659187650002", "Lin Tao")]
     done = migrations.upgrade(database.engine)
-    assert done.adopted == ("alarm_0001", "core_0001", "hotline_0001")
+    assert done.adopted == ("alarm_0001", "core_0001", "core_0002", "hotline_0001")
     assert done.after == HEADS
     assert rows(database.engine) == before
     assert "schema_version" not in tables(database.engine)
@@ -119,7 +119,7 @@ def test_a_branch_whose_tables_are_absent_is_created_the_others_adopted(sqlite):
                                           "ix_hotline_calls_uniqueid"))
     assert "hotline_calls" not in tables(sqlite.engine)
     done = migrations.upgrade(sqlite.engine)
-    assert done.adopted == ("alarm_0001", "core_0001")
+    assert done.adopted == ("alarm_0001", "core_0001", "core_0002")
     assert "hotline_calls" in tables(sqlite.engine)
     assert rows(sqlite.engine)["neighbour"] == [(7, "+8659187650002", "Lin Tao")]
     assert differences(sqlite.engine) == []
@@ -181,7 +181,8 @@ def test_rebuilding_a_parent_table_on_sqlite_keeps_its_children(sqlite):
 def test_every_feature_brings_its_own_branch():
     script = migrations.script_directory()
     bases = {r: script.get_revision(r) for r in script.get_bases()}
-    assert {b.name for b in migrations.branches()} == {"core", "hotline", "alarm", "callback"}
+    assert {b.name for b in migrations.branches()} == {"core", "hotline", "alarm", "callback",
+                                                          "broadcast"}
     for branch in migrations.branches():
         base, = [r for r in bases.values() if branch.name in r.branch_labels]
         assert os.path.dirname(base.path) == branch.versions
@@ -205,13 +206,14 @@ def test_db_commands(tmp_path, capsys):
     assert "made before migrations: `switchboard db upgrade` adopts it" in out
     code, out, _ = run("upgrade")
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
-                              "alarm_0001, core_0001, hotline_0001\n"
+                              "alarm_0001, core_0001, core_0002, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0001, callback_0002, hotline_0001\n")
+                              "alarm_0001, broadcast_0002, callback_0002, hotline_0001\n")
     code, out, _ = run("current")
     assert out.splitlines() == ["alarm        alarm_0001       (head)",
+                                "broadcast    broadcast_0002   (head)",
                                 "callback     callback_0002    (head)",
-                                "core         core_0001        (head)",
+                                "core         core_0002        (head)",
                                 "hotline      hotline_0001     (head)"]
     with create_engine(f"sqlite:///{tmp_path}/sb.db").begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0002' "
@@ -240,5 +242,49 @@ def test_a_revision_of_unchanged_models_has_nothing_to_do(tmp_path, monkeypatch)
     assert "down_revision: Union[str, Sequence[str], None] = 'alarm_0001'" in source
     upgrade = source[source.index("def upgrade()"):source.index("def downgrade()")]
     assert "pass" in upgrade and "op." not in upgrade
-    with pytest.raises(SchemaError, match="no migrations branch 'broadcast'"):
-        migrations.new_revision("broadcast", "x")
+    with pytest.raises(SchemaError, match="no migrations branch 'nosuchfeature'"):
+        migrations.new_revision("nosuchfeature", "x")
+
+
+def make_old_heads(engine):
+    """
+    A database as the switchboard of before the registry moved to the core
+    left it: the registry's tables made by alarm_0001, at the old heads.
+    """
+    make_pre_alembic(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE schema_version"))
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) "
+                                "NOT NULL, CONSTRAINT alembic_version_pkc "
+                                "PRIMARY KEY (version_num))"))
+        for head in ("alarm_0001", "hotline_0001"):  # callback_0001 came later
+            connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgres"])
+def test_a_database_at_the_heads_of_before_the_registry_moved_keeps_its_households(
+        request, name):
+    database = request.getfixturevalue(name)
+    make_old_heads(database.engine)
+    before = rows(database.engine)
+    states, legacy = migrations.current(database.engine)
+    assert not legacy
+    assert {s.branch: s.revision for s in states}["core"] == "core_0002"  # alarm_0001 made it
+    done = migrations.upgrade(database.engine)
+    assert done.before == ("alarm_0001", "hotline_0001")
+    assert done.after == HEADS
+    assert rows(database.engine) == before
+    assert differences(database.engine) == []
+
+
+def test_without_the_alarm_the_core_makes_the_registry(sqlite):
+    """A database whose alarm branch never ran gets the registry's tables from core_0002."""
+    from alembic import command
+    with migrations.migrating(sqlite.engine) as connection:
+        command.upgrade(migrations.config(connection), "hotline@head")
+    assert "alarm_household" not in tables(sqlite.engine)
+    with migrations.migrating(sqlite.engine) as connection:
+        command.upgrade(migrations.config(connection), "core@head")
+    assert {"alarm_household", "alarm_household_number", "alarm_neighbour",
+            "alarm_registry_version"} <= tables(sqlite.engine)
+    assert "alarm" not in tables(sqlite.engine)

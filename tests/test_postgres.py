@@ -4,9 +4,9 @@ import os
 
 from sqlalchemy import func, select
 
-from alarm import csvfile
+from switchboard.community import csvfile
 from alarm.models import Alarm
-from alarm.registry import Registry
+from switchboard.community.registry import Registry
 from switchboard.numbers import NumberPlan
 from switchboard.storage import Database
 from switchboard.calllog import CallRecord

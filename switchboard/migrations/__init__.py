@@ -38,7 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION_TABLE = "alembic_version"  # Alembic's record of the revisions applied
 LEGACY_TABLE = "schema_version"  # the hand-rolled version table before Alembic
 _LOCK_KEY = 0x5357424442  # PostgreSQL advisory lock: one migrating process at a time
-MODELS = "switchboard.journal"  # the core's tables (the journal's marks)
+#: The core's tables: the journal's marks and the community registry. A
+#: migrations package names its models module, or several separated by commas.
+MODELS = "switchboard.journal, switchboard.community.models"
 
 
 class SchemaError(Exception):
@@ -51,7 +53,11 @@ class Branch:
 
     name: str
     versions: str  # the folder of its revision files
-    models: str  # the module that declares its tables
+    models: str  # the module(s) that declare its tables, separated by commas
+
+    @property
+    def model_modules(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.models.split(",") if name.strip())
 
     @classmethod
     def of(cls, name: str, package: str) -> "Branch":
@@ -80,9 +86,10 @@ def import_models():
     """
     metadata = set()
     for branch in branches():
-        module = importlib.import_module(branch.models)
-        metadata.update(value.__table__.metadata for value in vars(module).values()
-                        if isinstance(value, type) and hasattr(value, "__table__"))
+        for name in branch.model_modules:
+            module = importlib.import_module(name)
+            metadata.update(value.__table__.metadata for value in vars(module).values()
+                            if isinstance(value, type) and hasattr(value, "__table__"))
     if len(metadata) != 1:
         raise SchemaError(f"the models of the branches declare their tables on "
                           f"{len(metadata)} metadata, not one (switchboard.storage.Base)")
@@ -218,8 +225,9 @@ REFUSED = ("the database was made before migrations, but its tables are not what
 
 def adopt(connection, script) -> tuple[str, ...]:
     """
-    Stamp a database made before Alembic at the base revision of each
-    branch whose tables it has, after checking them; drop the legacy
+    Stamp a database made before Alembic at the last revision of each
+    branch whose tables it has (the base, or a later one that creates
+    tables it has), after checking them; drop the legacy
     C{schema_version} table. Return the revisions stamped.
     """
     from alembic import command
@@ -230,22 +238,25 @@ def adopt(connection, script) -> tuple[str, ...]:
         return ()  # an empty database: the upgrade creates everything
     stamped = []
     problems = []
-    for base in sorted(script.get_bases()):
-        label = ", ".join(sorted(script.get_revision(base).branch_labels)) or base
-        expected = tables_created_by(script, base)
-        present = expected.keys() & existing
-        if not present:
-            continue  # this branch came later: the upgrade creates its tables
-        for table in sorted(expected):
-            if table not in existing:
-                problems.append(f"{label}: table {table} is missing")
-                continue
-            columns = {c["name"] for c in inspector.get_columns(table)}
-            if columns != expected[table]:
-                problems.append(
-                    f"{label}: table {table} has columns {sorted(columns)}, "
-                    f"revision {base} creates {sorted(expected[table])}")
-        stamped.append(base)
+    for head in sorted(script.get_heads()):
+        chain = _chain(script, head)[::-1]  # the branch's base first
+        label = ", ".join(sorted(chain[0].branch_labels)) or chain[0].revision
+        for revision in (r.revision for r in chain):
+            # The base, and after it each revision whose new tables a database
+            # made before migrations has (core_0002: the registry, once alarm_0001's).
+            expected = tables_created_by(script, revision)
+            if not expected.keys() & existing:
+                break  # this revision came later: the upgrade creates its tables
+            for table in sorted(expected):
+                if table not in existing:
+                    problems.append(f"{label}: table {table} is missing")
+                    continue
+                columns = {c["name"] for c in inspector.get_columns(table)}
+                if columns != expected[table]:
+                    problems.append(
+                        f"{label}: table {table} has columns {sorted(columns)}, "
+                        f"revision {revision} creates {sorted(expected[table])}")
+            stamped.append(revision)
     if LEGACY_TABLE in existing:
         versions = connection.execute(text(f"SELECT version FROM {LEGACY_TABLE}")).scalars()
         if any(v != 1 for v in versions):
@@ -272,9 +283,9 @@ def adopt(connection, script) -> tuple[str, ...]:
 
 def tables_created_by(script, base: str) -> dict[str, set[str]]:
     """
-    The tables (and their column names) that the base revision C{base}
-    creates, found by running it, after what it depends on, in a scratch
-    SQLite database.
+    The tables (and their column names) that the revision C{base} creates,
+    found by running it, after the revision it revises and what it depends
+    on, in a scratch SQLite database.
     """
     from alembic import command
     from sqlalchemy import create_engine, inspect
@@ -282,10 +293,9 @@ def tables_created_by(script, base: str) -> dict[str, set[str]]:
     try:
         with scratch.begin() as connection:
             cfg = config(connection)
-            dependencies = script.get_revision(base).dependencies or ()
-            for dependency in ((dependencies,) if isinstance(dependencies, str)
-                               else dependencies):
-                command.upgrade(cfg, dependency)
+            revision = script.get_revision(base)
+            for below in _as_tuple(revision.down_revision) + _as_tuple(revision.dependencies):
+                command.upgrade(cfg, below)
             before = set(inspect(connection).get_table_names())
             command.upgrade(cfg, base)
             inspector = inspect(connection)
@@ -369,10 +379,12 @@ def new_revision(branch_name: str, message: str, *, autogenerate: bool = True) -
                           f"{', '.join(sorted(by_name))} (a feature declares its own: "
                           f"IFeature.migrations, entry-point group {GROUP})")
     branch = by_name[branch_name]
-    models = importlib.import_module(branch.models)
-    tables = {value.__table__.name for value in vars(models).values()
-              if isinstance(value, type) and value.__module__ == branch.models
-              and hasattr(value, "__table__")}
+    tables = set()
+    for name in branch.model_modules:
+        models = importlib.import_module(name)
+        tables.update(value.__table__.name for value in vars(models).values()
+                      if isinstance(value, type) and value.__module__ == name
+                      and hasattr(value, "__table__"))
 
     def include_object(obj, name, type_, reflected, compare_to):
         table = name if type_ == "table" else getattr(obj, "table", None)

@@ -30,9 +30,10 @@ from switchboard.ringgroup.engine import (
 from switchboard.ringgroup.interfaces import ICallPlacer, IRingListener
 from switchboard.ringgroup.lines import CallerLines
 from switchboard.ringgroup.placer import AMICallPlacer
+from switchboard.ringgroup.trunk import NoLineFree, Trunk, TrunkPlacer
 
 __all__ = [
     "ANSWERED", "BUSY", "CANCELLED", "FAILED", "LIVE", "NO_ANSWER", "RETRY", "RINGING",
     "AMICallPlacer", "CallRefused", "CallerLines", "ICallPlacer", "IRingListener", "Leg",
-    "Party", "Retry", "RingEngine", "RingGroup",
+    "NoLineFree", "Party", "Retry", "RingEngine", "RingGroup", "Trunk", "TrunkPlacer",
 ]

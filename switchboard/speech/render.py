@@ -107,6 +107,20 @@ class Speech:
                    default_voice=described.voice, rate=described.rate, engine=engine,
                    reactor=reactor, mode=mode)
 
+    @classmethod
+    def usable(cls, described, *, reactor=None, mode: int = 0o640, log=None, instead=""):
+        """
+        L{from_settings} when its engine works, else None, logged as an error
+        saying what callers get C{instead} (a feature's fallback).
+        """
+        try:
+            speech = cls.from_settings(described, reactor=reactor, mode=mode)
+        except Exception as e:
+            if log is not None:
+                log.error("speech: {e}; {instead}", e=e, instead=instead)
+            return None
+        return speech if speech.available else None
+
     def __init__(self, sounds_dir: str, *, subdir: str = "switchboard-tts",
                  default_voice: str = "zh", rate: int = 8000, engine=None, reactor=None,
                  mode: int = 0o640, group: int | str | None = None, concurrency: int = 2,

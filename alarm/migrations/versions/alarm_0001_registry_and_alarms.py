@@ -1,4 +1,10 @@
-"""The alarm's tables as they were when migrations began: the registry and the alarms.
+"""The alarm's tables as they were when migrations began: the alarms and their timelines.
+
+The community registry (alarm_household, alarm_household_number,
+alarm_neighbour, alarm_registry_version) was created here too until it
+became the core's shared domain; its tables are now made by the core's
+core_0002, which this revision depends on, so a database at this revision
+has them whichever code created them (see core_0002's docstring).
 
 Revision ID: alarm_0001
 Revises:
@@ -11,55 +17,10 @@ import sqlalchemy as sa
 revision = "alarm_0001"
 down_revision = None
 branch_labels = ("alarm",)
-depends_on = "core_0001"  # alarms are written behind the core's journal
+depends_on = "core_0002"  # the registry's households, the journal alarms are written behind
 
 
 def upgrade() -> None:
-    op.create_table(
-        "alarm_household",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("community", sa.String(length=100), nullable=False),
-        sa.Column("building", sa.String(length=20), nullable=False),
-        sa.Column("unit", sa.String(length=20), nullable=False),
-        sa.Column("room", sa.String(length=20), nullable=False),
-        sa.Column("residents", sa.String(length=200), nullable=False),
-        sa.Column("notes", sa.Text(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
-        "alarm_registry_version",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("changed_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
-        "alarm_household_number",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("household_id", sa.Integer(), nullable=False),
-        sa.Column("number", sa.String(length=20), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["household_id"], ["alarm_household.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("number"),
-    )
-    op.create_index("ix_alarm_household_number_household_id", "alarm_household_number",
-                    ["household_id"])
-    op.create_table(
-        "alarm_neighbour",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("household_id", sa.Integer(), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("number", sa.String(length=20), nullable=False),
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.ForeignKeyConstraint(["household_id"], ["alarm_household.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("household_id", "position"),
-        sa.UniqueConstraint("household_id", "number"),
-    )
-    op.create_index("ix_alarm_neighbour_household_id", "alarm_neighbour", ["household_id"])
     op.create_table(
         "alarm",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -93,6 +54,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("alarm_event", "alarm", "alarm_neighbour", "alarm_household_number",
-                  "alarm_registry_version", "alarm_household"):
+    for table in ("alarm_event", "alarm"):
         op.drop_table(table)

@@ -7,9 +7,9 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from alarm import csvfile
-from alarm.models import Household, HouseholdNumber, Neighbour
-from alarm.registry import HouseholdData, Registry, RegistryError
+from switchboard.community import csvfile
+from switchboard.community.models import Household, HouseholdNumber, Neighbour
+from switchboard.community.registry import HouseholdData, Registry, RegistryError
 
 from tests.test_alarm_support import PLAN, database, number
 

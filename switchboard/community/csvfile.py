@@ -34,7 +34,8 @@ import os
 import zipfile
 from dataclasses import dataclass
 
-from alarm.registry import HouseholdData, Registry, RegistryError, normalise, parse_neighbour
+from switchboard.community.registry import (
+    HouseholdData, Registry, RegistryError, normalise, parse_neighbour)
 from switchboard.numbers import InvalidNumber
 
 COLUMNS = ("id", "numbers", "community", "building", "unit", "room", "residents", "notes",

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import selectinload
 
-from alarm.models import Household, HouseholdNumber, Neighbour, RegistryVersion, now_utc
+from switchboard.community.models import (
+    Household, HouseholdNumber, Neighbour, RegistryVersion, now_utc)
 from switchboard.numbers import InvalidNumber, NumberPlan
 from switchboard.pgnotify import notify
 

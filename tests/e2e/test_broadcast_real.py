@@ -1,0 +1,249 @@
+"""
+The voice broadcast end to end: a notice to twelve households of the lab,
+their SIPp phones answer and press 1, press 2 then 1, are busy, or never
+answer; the report staff get says exactly what the phones did.
+"""
+
+import csv
+import os
+import io
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.asterisk
+
+BROADCAST = ("broadcast: {lines: 4, retries: 1, retry_after: 4, ring_timeout: 6, "
+             "quiet_hours: null, plays: 3}\n")
+NOTICE = "明天上午九点到下午三点，三号楼到五号楼停水。"
+
+# The phones, in the order the households are registered (and called).
+BUSY_THEN_HEARD = ["87650021", "87650022"]
+NEVER_ANSWERS = ["87650023"]
+ALWAYS_BUSY = ["87650024"]
+PRESSES_1 = ["87650025", "87650026", "87650027", "87650028", "87650029"]
+PRESSES_2_THEN_1 = ["87650030", "87650031", "87650032"]
+ALL = BUSY_THEN_HEARD + NEVER_ANSWERS + ALWAYS_BUSY + PRESSES_1 + PRESSES_2_THEN_1
+
+
+def households_csv(path, numbers):
+    lines = ["numbers,community,building,unit,room,residents"]
+    for i, n in enumerate(numbers):
+        lines.append(f"{n},Hualin Garden,{3 + i % 3},1,{101 + i},Resident {i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def server(asterisk, tmp_path):
+    server = Server(tmp_path, extra=BROADCAST)
+    csv_path = tmp_path / "households.csv"
+    households_csv(csv_path, ALL)
+    server.cli("households", "import", str(csv_path))
+    yield server
+    server.stop()
+
+
+class Phones:
+    """
+    Each number's phones one after another: a SIPp phone handles one call.
+    The next starts C{gap} seconds after one ended, clear of the last SIP
+    retransmissions of its call (a stray BYE ends a fresh phone's call).
+    """
+
+    def __init__(self, sipp, plans, gap=1.5):
+        self.sipp = sipp
+        self.plans = {n: list(p) for n, p in plans.items()}
+        self.gap = gap
+        self.ended = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.current = {}
+        for number in self.plans:
+            self._next(number)
+        self.thread.start()
+
+    def _next(self, number):
+        if self.plans[number]:
+            behaviour, kw = self.plans[number].pop(0)
+            self.current[number] = self.sipp.phone(number, behaviour, timeout_s=120, **kw)
+        else:
+            self.current.pop(number, None)
+
+    def _run(self):
+        while not self.done.is_set():
+            for number, phone in list(self.current.items()):
+                if phone.process.poll() is None:
+                    continue
+                ended = self.ended.setdefault(number, time.monotonic())
+                if time.monotonic() - ended >= self.gap:
+                    del self.ended[number]
+                    self._next(number)
+            time.sleep(0.05)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)
+
+
+def report(server, campaign):
+    rows = list(csv.reader(io.StringIO(server.cli("broadcast", "report", campaign,
+                                                  "--csv", "-"))))
+    header = rows[0]
+    return {r[2].lstrip("'")[-8:]: dict(zip(header, r)) for r in rows[1:]}
+
+
+def test_a_notice_reaches_every_household_and_the_report_says_what_the_phones_did(
+        server, sipp):
+    answer = dict(ring_ms=500, before_ms=2500)
+    plans = {}
+    for n in BUSY_THEN_HEARD:
+        plans[n] = [("busy", {}), ("answer", dict(answer, keys="1"))]
+    for n in NEVER_ANSWERS:
+        plans[n] = [("ring", {}), ("ring", {})]
+    for n in ALWAYS_BUSY:
+        plans[n] = [("busy", {}), ("busy", {})]
+    for n in PRESSES_1:
+        plans[n] = [("answer", dict(answer, keys="1"))]
+    for n in PRESSES_2_THEN_1:
+        plans[n] = [("answer", dict(answer, keys="21"))]
+    phones = Phones(sipp, plans)
+    try:
+        server.start()
+        out = server.cli("broadcast", "send", "--text", NOTICE, "--to", "all")
+        assert out.startswith("campaign 1: 12 households")
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 120,
+                 interval=1.0, message="the campaign to end")
+    finally:
+        phones.stop()
+    status = server.cli("broadcast", "status", "1")
+    assert "12/12 done  10 heard  2 failed  0 pending" in status
+    rows = report(server, "1")
+    for n in PRESSES_1 + PRESSES_2_THEN_1:
+        assert (rows[n]["heard"], rows[n]["calls placed"]) == ("yes", "1"), rows[n]
+    for n in BUSY_THEN_HEARD:
+        assert (rows[n]["heard"], rows[n]["calls counted"], rows[n]["calls placed"]) == \
+            ("yes", "1", "2"), rows[n]
+    for n in NEVER_ANSWERS:
+        assert (rows[n]["heard"], rows[n]["why not"], rows[n]["calls placed"]) == \
+            ("no", "no-answer", "2"), rows[n]
+    for n in ALWAYS_BUSY:
+        assert (rows[n]["heard"], rows[n]["why not"], rows[n]["calls placed"]) == \
+            ("no", "busy", "2"), rows[n]
+    # Who pressed 2 first heard the notice twice.
+    with sqlite3.connect(server.db) as db:
+        repeats = dict(db.execute(
+            "SELECT substr(d.number, -8), max(a.repeats) FROM broadcast_attempt a "
+            "JOIN broadcast_delivery d ON d.id = a.delivery_id GROUP BY d.number").fetchall())
+    assert {n: repeats[n] for n in PRESSES_2_THEN_1} == {n: 1 for n in PRESSES_2_THEN_1}
+    assert {n: repeats[n] for n in PRESSES_1} == {n: 0 for n in PRESSES_1}
+    assert "broadcast: campaign 1 done" in server.log()
+
+
+def test_kill_9_mid_campaign_then_every_household_is_reached_once(server, sipp, tmp_path):
+    """Killed while calls are up: after the restart nobody who pressed 1 is called again."""
+    numbers = PRESSES_1 + PRESSES_2_THEN_1     # 8 households, 4 lines: two waves
+    slow = dict(ring_ms=500, before_ms=2500)
+    plans = {n: [("answer", dict(slow, keys="1")), ("answer", dict(slow, keys="1"))]
+             for n in numbers}
+    phones = Phones(sipp, plans)
+    try:
+        server.start()
+        visit = tmp_path / "visit.csv"
+        visit.write_text("numbers\n" + "\n".join(numbers) + "\n", encoding="utf-8")
+        out = server.cli("broadcast", "send", "--text", NOTICE, "--to", str(visit))
+        assert out.startswith("campaign 1: 8 households")
+        # The first wave has answered and pressed 1; kill during the second.
+        wait_for(lambda: " 4 heard" in server.cli("broadcast", "status", "1") or
+                 " 5 heard" in server.cli("broadcast", "status", "1"), 60, interval=0.2,
+                 message="the first households to hear it")
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        with sqlite3.connect(server.db) as db:
+            heard_before = {r[0][-8:] for r in db.execute(
+                "SELECT number FROM broadcast_delivery WHERE state = 'heard'")}
+        assert heard_before
+        server.start()
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 120,
+                 interval=1.0, message="the campaign to end after the restart")
+    finally:
+        phones.stop()
+    rows = report(server, "1")
+    assert sorted(rows) == sorted(numbers)
+    assert all(rows[n]["heard"] == "yes" for n in numbers), rows
+    for n in heard_before:
+        assert rows[n]["calls placed"] == "1", (n, rows[n])   # never called again
+
+
+def test_a_hash9_mid_campaign_rings_its_neighbours_at_once_and_broadcast_legs_yield(
+        asterisk, sipp, tmp_path):
+    """Trunk of 10 lines, 4 of them the broadcast's: a #9's ten legs take the trunk."""
+    from tests.conftest import PROJECT
+    from tests.e2e.server import first_invite_sent
+    server = Server(tmp_path, extra=BROADCAST.replace("lines: 4,", "lines: 4, trunk_lines: 10,")
+                    .replace("ring_timeout: 6", "ring_timeout: 20"))
+    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    csv_path = tmp_path / "extra.csv"
+    notice_numbers = PRESSES_1[:4]
+    households_csv(csv_path, notice_numbers)
+    server.cli("households", "import", str(csv_path))
+    visit = tmp_path / "visit.csv"
+    visit.write_text("numbers\n" + "\n".join(notice_numbers) + "\n", encoding="utf-8")
+    neighbours = [f"876500{n:02d}" for n in range(2, 12)]
+    plans = {n: [("ring", {}), ("answer", dict(ring_ms=500, before_ms=2500, keys="1"))]
+             for n in notice_numbers}
+    phones = Phones(sipp, plans)
+    ringing = {n: sipp.phone(n, "answer", ring_ms=1500, keys="1", before_ms=5000, timeout_s=60)
+               if n == "87650005" else sipp.phone(n, "ring", timeout_s=60) for n in neighbours}
+    try:
+        server.start()
+        server.cli("broadcast", "send", "--text", NOTICE, "--to", str(visit))
+        wait_for(lambda: all(phones.current[n].invite_times() for n in notice_numbers), 20,
+                 message="the notice's four calls to ring")
+        caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=16000, timeout_s=60)
+        sent = first_invite_sent(caller)
+        firsts = [wait_for(lambda p=p: p.invite_times(), 10, message="a neighbour's INVITE")[0]
+                  for p in ringing.values()]
+        latency = (max(firsts) - sent).total_seconds()
+        print(f"#9 mid-campaign: ten neighbours rang {latency * 1000:.0f} ms after the #9 INVITE")
+        assert latency < 1.0, f"the last neighbour rang {latency:.3f} s after the #9"
+        wait_for(lambda: server.log().count("gives its line to an urgent call") == 4, 10,
+                 message="the notice's calls to yield")
+        for n in notice_numbers:   # cancelled phones: the next ones answer the calls again
+            phones.current[n].stop()
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 120,
+                 interval=1.0, message="the campaign to end after the alarm")
+        caller.wait(40)
+    finally:
+        phones.stop()
+        server.stop()
+    assert "gives its line to an urgent call" in server.log()
+    with sqlite3.connect(server.db) as db:
+        outcomes = [r[0] for r in db.execute("SELECT outcome FROM broadcast_attempt")]
+    assert outcomes.count("yielded") == 4, outcomes
+    rows = report(server, "1")
+    for n in notice_numbers:
+        assert (rows[n]["heard"], rows[n]["calls counted"]) == ("yes", "0"), rows[n]
+
+
+def test_a_text_notice_reaches_each_households_phone_as_a_sip_message(server, sipp, tmp_path):
+    numbers = PRESSES_1[:3]
+    phones = {n: sipp.phone(n, "text", timeout_s=30) for n in numbers}
+    server.start()
+    visit = tmp_path / "visit.csv"
+    visit.write_text("numbers\n" + "\n".join(numbers) + "\n", encoding="utf-8")
+    text = "周六上午九点，社区中心免费体检。"
+    out = server.cli("broadcast", "send", "--channel", "text", "--text", text, "--to",
+                     str(visit))
+    assert out.startswith("campaign 1: 3 households, normal, by text")
+    wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 30, interval=0.5,
+             message="the text campaign to end")
+    assert {n: phone.texts() for n, phone in phones.items()} == {n: [text] for n in numbers}
+    rows = report(server, "1")
+    assert {n: (rows[n]["heard"], rows[n]["calls placed"]) for n in numbers} == \
+        {n: ("sent", "1") for n in numbers}
