@@ -11,6 +11,7 @@ from zope.interface import implementer
 from alarm import config as alarm_config
 from alarm.astdb import AstDBSync
 from alarm.coordinator import AlarmCoordinator
+from alarm.desk import AlarmDesk
 from alarm.guard import SilenceGuard
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
@@ -92,6 +93,8 @@ class AlarmFeature:
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
+        #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
+        self.desk = AlarmDesk(self.coordinator, database)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)

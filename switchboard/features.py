@@ -116,6 +116,10 @@ class Core:
     database: object  # switchboard.storage.Database (migrated)
     ami: object  # switchboard.ami.AMIClient
     reactor: object
+    #: The running parts of every feature (complete once they start): for a
+    #: feature that shows others' state through an interface of the core
+    #: (the duty board: L{switchboard.duty}).
+    services: tuple | list = ()
 
 
 def installed() -> list:

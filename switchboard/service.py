@@ -211,7 +211,7 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                                 ami_events=features_module.ami_events(features))
     server.database.migrate()
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
-                                reactor=server.reactor)
+                                reactor=server.reactor, services=server.features)
     for feature in features:
         running = feature.make_service(core)
         stray = set(running.handlers) - set(feature.agi_scripts)

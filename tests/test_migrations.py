@@ -20,7 +20,7 @@ from switchboard.storage import Base, Database
 from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixtures)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0001", "callback_0001", "hotline_0001")
+HEADS = ("alarm_0001", "board_0001", "callback_0001", "hotline_0001")
 
 
 def differences(engine):
@@ -181,7 +181,7 @@ def test_rebuilding_a_parent_table_on_sqlite_keeps_its_children(sqlite):
 def test_every_feature_brings_its_own_branch():
     script = migrations.script_directory()
     bases = {r: script.get_revision(r) for r in script.get_bases()}
-    assert {b.name for b in migrations.branches()} == {"core", "hotline", "alarm", "callback"}
+    assert {b.name for b in migrations.branches()} == {"core", "hotline", "alarm", "callback", "board"}
     for branch in migrations.branches():
         base, = [r for r in bases.values() if branch.name in r.branch_labels]
         assert os.path.dirname(base.path) == branch.versions
@@ -207,9 +207,10 @@ def test_db_commands(tmp_path, capsys):
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
                               "alarm_0001, core_0001, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0001, callback_0001, hotline_0001\n")
+                              "alarm_0001, board_0001, callback_0001, hotline_0001\n")
     code, out, _ = run("current")
     assert out.splitlines() == ["alarm        alarm_0001       (head)",
+                                "board        board_0001       (head)",
                                 "callback     callback_0001    (head)",
                                 "core         core_0001        (head)",
                                 "hotline      hotline_0001     (head)"]

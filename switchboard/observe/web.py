@@ -51,9 +51,14 @@ class _Root(resource.Resource):
         return pages.notFound()
 
 
-def root(metrics, health) -> resource.Resource:
-    """The pages under C{/}: C{metrics} and C{healthz} (the rest: 404)."""
+def root(metrics, health, pages=None) -> resource.Resource:
+    """
+    The pages under C{/}: C{metrics} and C{healthz}, and the features'
+    C{pages} (name -> resource, e.g. the duty board's C{board}); the rest: 404.
+    """
     top = _Root()
+    for name, page in (pages or {}).items():
+        top.putChild(name, page)
     top.putChild(b"metrics", MetricsPage(metrics))
     top.putChild(b"healthz", HealthPage(health))
     return top
@@ -66,7 +71,7 @@ class QuietSite(server.Site):
         pass
 
 
-def site(metrics, health) -> server.Site:
-    made = QuietSite(root(metrics, health))
+def site(metrics, health, pages=None) -> server.Site:
+    made = QuietSite(root(metrics, health, pages))
     made.noisy = False
     return made

@@ -1,0 +1,80 @@
+"""
+What the duty board reads from the #9 alarm and does to it, declared by the
+core so that the alarm can offer it and the board use it without either
+importing the other (features never import one another:
+L{switchboard.features}).
+
+The alarm's running part keeps an object providing L{IAlarmDesk} as one of
+its attributes; the board finds it among the running features
+(L{find}). Everything the desk hands out is plain data (dicts of str, int,
+float, None, lists): the board turns it into JSON once and sends the same
+bytes to every browser watching.
+
+An alarm's view::
+
+    {"id": 12, "status": "open" | "confirmed" | "closed" | "cancelled" | "native",
+     "caller": "...", "caller_number": "+86..." | None, "address": "...",
+     "residents": "...", "notes": "...", "opened": POSIX, "confirmed_at": POSIX | None,
+     "ended_at": POSIX | None, "outcome": "...",
+     "acknowledged": {"by": "NAME", "at": POSIX} | None,
+     "legs": [{"id": "...", "number": "+86...", "stage": "neighbours", "state": "ringing",
+               "changed": POSIX, "attempt": 1}, ...],
+     "next_stage": {"name": "duty", "at": POSIX} | None}
+
+A timeline entry::
+
+    {"alarm_id": 12, "kind": "confirmed", "at": POSIX, "number": "...", "detail": "..."}
+
+Leg states: C{ringing}, C{answered}, C{confirmed} (pressed 1: coming),
+C{declined} (pressed 2), C{unconfirmed} (answered, no key), C{busy},
+C{no-answer}, C{failed}, C{cancelled}.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+#: How staff may close an alarm from the board.
+OUTCOMES = ("emergency", "false-alarm", "test")
+
+
+class IAlarmDesk(Interface):
+    """The #9 alarm as the duty office sees and handles it."""
+
+    outcomes = Attribute("The outcomes an alarm may be closed with (L{OUTCOMES}).")
+
+    def open_alarms():
+        """The views of the alarms open now, newest first (a list; no I/O)."""
+
+    def watch(listener):
+        """
+        Call C{listener(view, entry)} on the reactor for every change of
+        every alarm from now on (C{view}: the alarm's view after the change,
+        or None for an alarm this server does not hold; C{entry}: the
+        timeline entry). Returns a callable that stops it.
+        """
+
+    def recent(limit):
+        """A Deferred firing with the last C{limit} alarms' views, each with its
+        C{"timeline"} (a list of entries), newest first (read on the database's pool)."""
+
+    def acknowledge(alarm_id, who):
+        """C{who} is handling alarm C{alarm_id}: on its timeline. Deferred -> bool (open?)."""
+
+    def note(alarm_id, who, text):
+        """A note by C{who} on the alarm's timeline. Deferred -> bool (alarm known?)."""
+
+    def close(alarm_id, who, outcome, text=""):
+        """
+        End the alarm (escalation stops, phones still ringing hang up) with
+        C{outcome} (one of L{OUTCOMES}), by C{who}. Deferred -> bool (was open?).
+        """
+
+
+def find(services):
+    """The first L{IAlarmDesk} among the attributes of the running C{services}, or None."""
+    for service in services:
+        for value in vars(service).values():
+            if IAlarmDesk.providedBy(value):
+                return value
+    return None
