@@ -313,6 +313,8 @@ class BoardResource(resource.Resource):
         given = request.getHeader(b"x-csrf-token")
         if given is None:
             given = _form(request).get("csrf")
+        elif isinstance(given, bytes):
+            given = given.decode("ascii", "replace")
         return auth.same(given, session.csrf)
 
 

@@ -74,7 +74,7 @@ class IAlarmDesk(Interface):
 def find(services):
     """The first L{IAlarmDesk} among the attributes of the running C{services}, or None."""
     for service in services:
-        for value in vars(service).values():
+        for value in getattr(service, "__dict__", {}).values():
             if IAlarmDesk.providedBy(value):
                 return value
     return None
