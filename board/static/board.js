@@ -39,6 +39,16 @@ const TEXT = {
   },
 };
 const ENDED = ["closed", "cancelled", "native", "failed"];
+// The timeline's kinds (alarm/changes.py) as the page says them; others as they are.
+const KINDS = {
+  zh: {opened: "发起", joined: "再次呼叫", "no-neighbours": "没有邻居", recovered: "重启后接管",
+       waiting: "等待", ringing: "呼叫", answered: "接听", confirmed: "按1确认", declined: "按2",
+       unconfirmed: "未按键", busy: "占线", "no-answer": "无人接听", failed: "未能呼出",
+       cancelled: "已取消", retry: "重拨", left: "离开", escalated: "升级", silent: "补呼",
+       "caller-left": "求助人挂机", closed: "结案", acknowledged: "接手处理", note: "备注",
+       native: "交由拨号计划"},
+  en: {},
+};
 
 const board = {
   lang: "zh", me: null, tz: "Asia/Shanghai", offset: 0, alarms: new Map(), entries: new Map(),
@@ -108,15 +118,16 @@ function card(view) {
   if (may && !ENDED.includes(view.status)) node.append(actions(view));
   const entries = board.entries.get(view.id) || [];
   if (entries.length) {
-    const list = el("ol", {class: "timeline"});
-    for (const e of entries) list.append(el("li", {text: line(e)}));
+    const list = el("ul", {class: "timeline"});
+    for (const e of entries.slice().reverse()) list.append(el("li", {text: line(e)}));  // newest first
     node.append(list);
   }
   return node;
 }
 
 function line(e) {
-  return clock(e.at) + "  " + e.kind + (e.number ? "  " + e.number : "") + (e.detail ? "  " + e.detail : "");
+  const kind = (KINDS[board.lang] || {})[e.kind] || e.kind;
+  return clock(e.at) + "  " + kind + (e.number ? "  " + e.number : "") + (e.detail ? "  " + e.detail : "");
 }
 
 function actions(view) {
@@ -125,7 +136,15 @@ function actions(view) {
   ack.addEventListener("click", () => act(view.id, "acknowledge", {}));
   const note = el("input", {type: "text", class: "note-text", maxlength: "250", placeholder: t("note")});
   const addNote = el("button", {type: "button", class: "act-note", text: t("add_note")});
-  addNote.addEventListener("click", () => { if (note.value.trim()) act(view.id, "note", {text: note.value}).then((ok) => { if (ok) note.value = ""; }); });
+  addNote.addEventListener("click", () => {
+    const text = note.value.trim();
+    if (!text) return;
+    note.value = "";  // now: the card may be redrawn before the answer comes
+    act(view.id, "note", {text}).then((ok) => {
+      const again = document.querySelector("#alarm-" + view.id + " .note-text");
+      if (!ok && again && !again.value) again.value = text;
+    });
+  });
   const outcome = el("select", {class: "outcome"}, el("option", {value: "", text: t("outcome")}));
   for (const o of board.me.outcomes) outcome.append(el("option", {value: o, text: t(o)}));
   const close = el("button", {type: "button", class: "act-close", text: t("close")});
