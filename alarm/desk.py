@@ -160,6 +160,13 @@ class AlarmDesk:
         self._tell(alarm, NOTE, who, text)
         return defer.succeed(True)
 
+    def ring(self, alarm_id, who, number) -> defer.Deferred:
+        number = self.coordinator.dialer.numbers.try_normalise(_clean(number, 40))
+        if not number:
+            return defer.fail(ValueError("not a phone number"))
+        leg = self.coordinator.ring_one_more(alarm_id, number, f"staff: {_clean(who, 60)}")
+        return defer.succeed(leg is not None)
+
     def close(self, alarm_id, who, outcome, text="") -> defer.Deferred:
         if outcome not in OUTCOME_TEXT:
             return defer.fail(ValueError(f"unknown outcome {outcome!r}"))

@@ -8,7 +8,7 @@ The board's HTTP side, under C{/board/} on the server's HTTP port:
   GET  /board/api/events     server-sent events: a snapshot of the open alarms, then
                              every change as it happens
   GET  /board/api/recent     the last alarms with their timelines
-  POST /board/api/alarms/ID/acknowledge | note | close   (duty and admin; CSRF token)
+  POST /board/api/alarms/ID/acknowledge | note | ring | close   (duty and admin; CSRF token)
 
 Every page and action but the login refuses a request without a session
 (the page sends the browser to the login; the API answers 401). Sessions
@@ -295,6 +295,12 @@ class BoardResource(resource.Resource):
             if not text:
                 return self._json(request, 400, {"error": "the note is empty"})
             d = desk.note(alarm_id, who, text)
+        elif action == "ring":
+            number = str(body.get("number") or "").strip()
+            if not number:
+                return self._json(request, 400, {"error": "no number to ring"})
+            d = defer.maybeDeferred(desk.ring, alarm_id, who, number)
+            d.addErrback(lambda f: f.trap(ValueError) and (400, {"error": str(f.value)}))
         elif action == "close":
             outcome = body.get("outcome")
             if outcome not in desk.outcomes:
@@ -304,9 +310,8 @@ class BoardResource(resource.Resource):
         else:
             return self._json(request, 404, {"error": f"no action {action!r}"})
         self.log.info("board: {who} {action} alarm {id}", who=who, action=action, id=alarm_id)
-        d = defer.maybeDeferred(lambda: d)
-        d.addCallback(lambda done: (200, {"ok": True}) if done else
-                      (409, {"error": f"alarm {alarm_id} is not open"}))
+        d.addCallback(lambda done: done if isinstance(done, tuple) else (200, {"ok": True})
+                      if done else (409, {"error": f"alarm {alarm_id} is not open"}))
         return self._later(request, d)
 
     def _csrf_ok(self, request, session) -> bool:

@@ -105,7 +105,7 @@ def main() -> int:
         hotline(phones)
         phones.stop_all()
         announcement_wav(log_path)
-        alarm(phones, login)
+        alarm(phones)
         keep_board(login)
     finally:
         phones.stop_all()
@@ -204,7 +204,7 @@ def hotline(phones: SippFactory) -> None:
     say(switchboard("calls", "--limit", "1").rstrip())
 
 
-def alarm(phones: SippFactory, login) -> None:
+def alarm(phones: SippFactory) -> None:
     say("\n== 2. Chen Mei (87650001, 华林花园3号楼1单元101室) dials #9 (on the board too)")
     neighbours = [f"876500{n:02d}" for n in range(2, 12)]
     for number in neighbours:

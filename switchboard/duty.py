@@ -64,6 +64,14 @@ class IAlarmDesk(Interface):
     def note(alarm_id, who, text):
         """A note by C{who} on the alarm's timeline. Deferred -> bool (alarm known?)."""
 
+    def ring(alarm_id, who, number):
+        """
+        Ring one more phone for the alarm now (a relative, a neighbour not
+        registered), asked by C{who}: answered, it hears who needs help and
+        presses 1 to join, as a neighbour. Deferred -> bool (was open?);
+        fails with ValueError for a number that is not one.
+        """
+
     def close(alarm_id, who, outcome, text=""):
         """
         End the alarm (escalation stops, phones still ringing hang up) with

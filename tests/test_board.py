@@ -486,3 +486,57 @@ class PageTests(SynchronousTestCase):
             script = f.read()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             self.assertNotIn(sink, script)
+
+
+class RingTests(Case):
+    def test_duty_staff_ring_one_more_phone_into_the_responders_context(self):
+        alarm = self.raise_(household(1, 2))
+        self.browser.log_in("王芳")
+        token = self.browser.csrf()
+        placed = len(self.rig.ami.calls)
+        r = self.browser.post_json(f"/board/api/alarms/{alarm.id}/ring",
+                                   {"number": "0591-87650099"}, csrf=token)
+        self.assertEqual(r.code, 200)
+        call, = self.rig.ami.calls[placed:]
+        self.assertEqual(call.channel, "PJSIP/87650099")
+        self.assertEqual(call.variables["SWITCHBOARD_ALARM"], str(alarm.id))
+        self.assertEqual(call.variables["SWITCHBOARD_STAGE"], "staff: 王芳")
+        self.successResultOf(self.rig.recorder.flush())
+        self.assertIn(("ringing", "+8659187650099", "staff: 王芳"), timeline(self.rig.db, alarm.id))
+        refused = self.browser.post_json(f"/board/api/alarms/{alarm.id}/ring",
+                                         {"number": "not a number"}, csrf=token)
+        self.assertEqual(refused.code, 400)
+        self.assertEqual(len(self.rig.ami.calls), placed + 1)
+
+    def test_a_viewer_cannot_ring(self):
+        alarm = self.raise_(household(1, 2))
+        self.browser.log_in("viewer")
+        placed = len(self.rig.ami.calls)
+        r = self.browser.post_json(f"/board/api/alarms/{alarm.id}/ring",
+                                   {"number": "87650099"}, csrf=self.browser.csrf())
+        self.assertEqual((r.code, len(self.rig.ami.calls)), (403, placed))
+
+
+class SettingsTests(SynchronousTestCase):
+    def test_the_board_section_is_checked_with_locations(self):
+        import os
+        from switchboard import settings as settings_module
+        from switchboard.yamlconf import ConfigError
+        folder = tempfile.mkdtemp()
+        path = os.path.join(folder, "s.yaml")
+        with open(path, "w") as f:
+            f.write("database: sqlite:///x.db\nnumbers: {region: CN, area_code: \"591\"}\n"
+                    "board: {language: fr, session_hours: 0, lockout_attempts: two, nonsense: 1}\n")
+        with self.assertRaises(ConfigError) as caught:
+            settings_module.load(path)
+        text = str(caught.exception)
+        for key in ("board.language", "board.session_hours", "board.lockout_attempts",
+                    "board.nonsense"):
+            self.assertIn(key, text)
+        self.assertIn("s.yaml:3:", text)
+        with open(path, "w") as f:
+            f.write("database: sqlite:///x.db\nnumbers: {region: CN, area_code: \"591\"}\n"
+                    "board: {language: en, secure_cookies: true, trusted_proxies: [127.0.0.1]}\n")
+        section = settings_module.load(path).section("board")
+        self.assertEqual((section.language, section.secure_cookies, section.trusted_proxies,
+                          section.session_hours), ("en", True, ("127.0.0.1",), 14.0))

@@ -12,7 +12,7 @@ const TEXT = {
     next: "下一级：{stage}，{left}后", next_now: "下一级：{stage}，即将呼叫",
     no_next: "无人确认时会再次呼叫值班电话", confirmed_by: "有人按1，正在赶来",
     ack_by: "{who} 正在处理（{at}）", acknowledge: "我来处理", note: "备注…", add_note: "添加备注",
-    close: "结案", outcome: "结果…", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
+    close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
     neighbours: "邻居", other: "English", other_lang: "en", timeline: "时间线",
     ringing: "正在响铃", answered: "已接听", "confirmed": "按1：马上到", declined: "按2：来不了",
@@ -29,7 +29,7 @@ const TEXT = {
     next: "Next: {stage} in {left}", next_now: "Next: {stage}, ringing now",
     no_next: "If nobody confirms, the duty phones are rung again", confirmed_by: "Someone pressed 1 and is coming",
     ack_by: "{who} is handling it ({at})", acknowledge: "I am handling it", note: "Note…", add_note: "Add note",
-    close: "Close", outcome: "Outcome…", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
+    close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
     neighbours: "neighbours", other: "中文", other_lang: "zh", timeline: "Timeline",
     ringing: "ringing", answered: "answered", "confirmed": "pressed 1: coming", declined: "pressed 2: cannot come",
@@ -149,19 +149,28 @@ function actions(view) {
   for (const o of board.me.outcomes) outcome.append(el("option", {value: o, text: t(o)}));
   const close = el("button", {type: "button", class: "act-close", text: t("close")});
   close.addEventListener("click", () => { if (outcome.value) act(view.id, "close", {outcome: outcome.value, text: note.value}); });
-  box.append(ack, note, addNote, outcome, close);
+  const number = el("input", {type: "tel", class: "ring-number", maxlength: "40", placeholder: t("ring_number")});
+  const ring = el("button", {type: "button", class: "act-ring", text: t("ring")});
+  ring.addEventListener("click", () => {
+    const text = number.value.trim();
+    if (!text) return;
+    number.value = "";
+    act(view.id, "ring", {number: text});
+  });
+  box.append(ack, note, addNote, outcome, close, number, ring);
   return box;
 }
 
 function render() {
   const list = document.getElementById("alarms");
   const views = [...board.alarms.values()].sort((a, b) => b.opened - a.opened);
-  // What is being typed survives the new cards: the note, the outcome, the focus.
+  // What is being typed survives the new cards: the inputs, the outcome, the focus.
   const typed = new Map();
   for (const node of list.querySelectorAll(".alarm")) {
-    const note = node.querySelector(".note-text"), outcome = node.querySelector(".outcome");
+    const values = {};
+    for (const field of node.querySelectorAll("input, select")) values[field.className] = field.value;
     const focused = node.contains(document.activeElement) ? document.activeElement.className : null;
-    typed.set(node.dataset.id, {note: note ? note.value : "", outcome: outcome ? outcome.value : "", focused});
+    typed.set(node.dataset.id, {values, focused});
   }
   list.textContent = "";
   for (const v of views) {
@@ -169,9 +178,9 @@ function render() {
     list.append(node);
     const was = typed.get(String(v.id));
     if (!was) continue;
-    const note = node.querySelector(".note-text"), outcome = node.querySelector(".outcome");
-    if (note) note.value = was.note;
-    if (outcome) outcome.value = was.outcome;
+    for (const field of node.querySelectorAll("input, select")) {
+      if (was.values[field.className] !== undefined) field.value = was.values[field.className];
+    }
     if (was.focused) { const again = node.getElementsByClassName(was.focused.split(" ").pop())[0]; if (again) again.focus(); }
   }
   document.getElementById("none").hidden = views.length > 0;
