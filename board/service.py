@@ -86,19 +86,21 @@ class BoardService:
             self.watchers.send(frame("change", {"now": self.reactor.seconds(), "view": view,
                                                 "entry": entry}))
 
+    def staff(self) -> defer.Deferred:
+        """Every staff member (L{staff_module.Member}), by name, read on the database's pool."""
+        return self.database.run(lambda session: [m for m, _ in staff_module.members(session)])
+
     def refresh_staff(self) -> defer.Deferred:
         """End the sessions of staff removed (or whose role changed) since they logged in."""
-        def read(session):
-            return {m.id: m for m, _ in staff_module.members(session)}
-
-        def compare(now):
+        def compare(members):
+            now = {m.id: m for m in members}
             for member in self.sessions.members():
                 if now.get(member.id) != member:
                     n = self.sessions.end_member(member.id)
                     self.log.info("board: {name} removed or changed: {n} session(s) ended",
                                   name=member.name, n=n)
 
-        d = self.database.run(read).addCallback(compare)
+        d = self.staff().addCallback(compare)
         d.addErrback(lambda f: self.log.failure("board: reading the staff", f))
         return d
 

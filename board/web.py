@@ -8,6 +8,7 @@ The board's HTTP side, under C{/board/} on the server's HTTP port:
   GET  /board/api/events     server-sent events: a snapshot of the open alarms, then
                              every change as it happens
   GET  /board/api/recent     the last alarms with their timelines
+  GET  /board/api/staff      (admin) the staff and who is logged in now
   POST /board/api/alarms/ID/acknowledge | note | ring | close   (duty and admin; CSRF token)
 
 Every page and action but the login refuses a request without a session
@@ -98,6 +99,8 @@ class BoardResource(resource.Resource):
                 return self.events(request)
             if route == "api/recent":
                 return self.recent(request)
+            if route == "api/staff":
+                return self.staff(request)
         elif method == b"POST":
             if route == "login":
                 return self.login(request)
@@ -274,6 +277,17 @@ class BoardResource(resource.Resource):
             limit = 20
         d = self.board.recent(limit)
         return self._later(request, d.addCallback(lambda alarms: (200, {"alarms": alarms})))
+
+    def staff(self, request):
+        """Admin only: every staff member, their role, and whether they are logged in now."""
+        session, refused = self._member(request, "admin")
+        if session is None:
+            return refused
+        online = {m.id for m in self.board.sessions.members()}
+        d = self.board.staff()
+        d.addCallback(lambda members: (200, {"staff": [
+            {"name": m.name, "role": m.role, "online": m.id in online} for m in members]}))
+        return self._later(request, d)
 
     def act(self, request, alarm_id, action):
         session, refused = self._member(request, "duty")

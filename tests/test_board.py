@@ -540,3 +540,16 @@ class SettingsTests(SynchronousTestCase):
         section = settings_module.load(path).section("board")
         self.assertEqual((section.language, section.secure_cookies, section.trusted_proxies,
                           section.session_hours), ("en", True, ("127.0.0.1",), 14.0))
+
+
+class AdminTests(Case):
+    def test_only_an_admin_sees_the_staff_and_who_is_logged_in(self):
+        self.browser.log_in("王芳")
+        self.assertEqual(self.browser.get("/board/api/staff").code, 403)
+        admin = FakeServer(self.site, peer="192.0.2.9")
+        admin.log_in("boss")
+        staff_now = admin.get("/board/api/staff").json()["staff"]
+        self.assertEqual([(m["name"], m["role"], m["online"]) for m in staff_now],
+                         [("boss", "admin", True), ("viewer", "viewer", False),
+                          ("王芳", "duty", True)])
+        self.assertEqual(FakeServer(self.site).get("/board/api/staff").code, 401)

@@ -14,7 +14,7 @@ const TEXT = {
     ack_by: "{who} 正在处理（{at}）", acknowledge: "我来处理", note: "备注…", add_note: "添加备注",
     close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
-    neighbours: "邻居", other: "English", other_lang: "en", timeline: "时间线",
+    staff: "值班人员", online: "在线", neighbours: "邻居", other: "English", other_lang: "en", timeline: "时间线",
     ringing: "正在响铃", answered: "已接听", "confirmed": "按1：马上到", declined: "按2：来不了",
     unconfirmed: "接听未按键", busy: "占线", "no-answer": "无人接听", "failed_leg": "未能呼出",
     cancelled: "已取消", status_open: "未确认", status_confirmed: "已确认", status_closed: "已结束",
@@ -31,7 +31,7 @@ const TEXT = {
     ack_by: "{who} is handling it ({at})", acknowledge: "I am handling it", note: "Note…", add_note: "Add note",
     close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
-    neighbours: "neighbours", other: "中文", other_lang: "zh", timeline: "Timeline",
+    staff: "Staff", online: "online", neighbours: "neighbours", other: "中文", other_lang: "zh", timeline: "Timeline",
     ringing: "ringing", answered: "answered", "confirmed": "pressed 1: coming", declined: "pressed 2: cannot come",
     unconfirmed: "answered, no key", busy: "busy", "no-answer": "no answer", "failed_leg": "not placed",
     cancelled: "cancelled", status_open: "not confirmed", status_confirmed: "confirmed", status_closed: "ended",
@@ -299,6 +299,17 @@ async function loadRecent() {
   }
 }
 
+async function loadStaff() {
+  const r = await fetch("/board/api/staff", {credentials: "same-origin"});
+  if (!r.ok) return;
+  const data = await r.json();
+  const list = el("ul", {class: "staff-list"});
+  for (const m of data.staff) list.append(el("li", {text: m.name + " · " + m.role + (m.online ? " · " + t("online") : "")}));
+  const section = el("section", {id: "staff"}, el("h2", {text: t("staff")}), list);
+  const old = document.getElementById("staff");
+  if (old) old.replaceWith(section); else document.querySelector("main").append(section);
+}
+
 async function start() {
   const asked = new URLSearchParams(location.search).get("lang");
   const r = await fetch("/board/api/me", {credentials: "same-origin"});
@@ -329,6 +340,7 @@ async function start() {
   favicon(false);
   connect();
   loadRecent();
+  if (board.me.role === "admin") { loadStaff(); setInterval(loadStaff, 60000); }
   setInterval(tick, 1000);
 }
 
