@@ -138,6 +138,29 @@ class AlarmDesk:
 
         return self.database.run(work)
 
+    def recover(self, alarm_ids) -> defer.Deferred:
+        """
+        After a restart: who acknowledged the alarms taken up again
+        (C{alarm_ids}), read back from their timelines, so that the board
+        still shows who is handling them.
+        """
+        ids = [int(i) for i in alarm_ids]
+
+        def work(session):
+            if not ids:
+                return []
+            return [(e.alarm_id, e.number, _seconds(e.at)) for e in session.execute(
+                select(AlarmEvent).where(AlarmEvent.alarm_id.in_(ids),
+                                         AlarmEvent.kind == ACKNOWLEDGED)
+                .order_by(AlarmEvent.id)).scalars()]
+
+        def remember(rows):
+            for alarm_id, who, at in rows:
+                self._acknowledged.setdefault(alarm_id, {"by": who or "", "at": at})
+            return len(rows)
+
+        return self.database.run(work).addCallback(remember)
+
     # Acting -------------------------------------------------------------------
 
     def _tell(self, alarm, kind, who, detail) -> None:

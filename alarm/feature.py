@@ -163,6 +163,9 @@ class AlarmFeature:
         recovered = yield self.coordinator.recover_open_alarms(households)
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
+            # Who was handling them, for the board (not awaited: calls come first).
+            self.desk.recover(a.id for a in recovered).addErrback(
+                lambda f: self.log.failure("reading the alarms' acknowledgements", f))
         self.guard.start()
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the

@@ -553,3 +553,16 @@ class AdminTests(Case):
                          [("boss", "admin", True), ("viewer", "viewer", False),
                           ("王芳", "duty", True)])
         self.assertEqual(FakeServer(self.site).get("/board/api/staff").code, 401)
+
+
+class RestartTests(Case):
+    def test_who_was_handling_an_alarm_is_read_back_after_a_restart(self):
+        alarm = self.raise_(household(1, 2))
+        self.successResultOf(self.desk.acknowledge(alarm.id, "王芳"))
+        at = self.clock.seconds()
+        self.successResultOf(self.rig.recorder.flush())
+        from alarm.desk import AlarmDesk
+        again = AlarmDesk(self.rig.coordinator, self.rig.sync)   # a new process's desk
+        self.assertIsNone(again.view(alarm)["acknowledged"])
+        self.assertEqual(self.successResultOf(again.recover([alarm.id, 999])), 1)
+        self.assertEqual(again.view(alarm)["acknowledged"], {"by": "王芳", "at": at})
