@@ -65,10 +65,11 @@ class AlarmDesk:
         return [self.view(a) for a in alarms if a.id is not None]
 
     def watch(self, listener):
-        def told(change):
-            view = self.view(change.alarm) if change.alarm is not None else None
-            listener(view, self.entry(change))
-        return self.coordinator.changes.subscribe(told)
+        return self.coordinator.changes.subscribe(lambda change: listener(self.entry(change)))
+
+    def alarm_view(self, alarm_id) -> dict | None:
+        alarm = self.coordinator.alarm(alarm_id)
+        return self.view(alarm) if alarm is not None and alarm.id is not None else None
 
     def _remember(self, change) -> None:
         if change.kind in _AT_ONCE:

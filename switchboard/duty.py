@@ -48,11 +48,14 @@ class IAlarmDesk(Interface):
 
     def watch(listener):
         """
-        Call C{listener(view, entry)} on the reactor for every change of
-        every alarm from now on (C{view}: the alarm's view after the change,
-        or None for an alarm this server does not hold; C{entry}: the
-        timeline entry). Returns a callable that stops it.
+        Call C{listener(entry)} on the reactor for every change of every
+        alarm from now on (the timeline entry: cheap, on the #9's path;
+        the views are read when they are shown, L{alarm_view}). Returns a
+        callable that stops it.
         """
+
+    def alarm_view(alarm_id):
+        """The view of the alarm C{alarm_id} now (ended ones for a while), or None."""
 
     def recent(limit):
         """A Deferred firing with the last C{limit} alarms' views, each with its

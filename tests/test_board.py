@@ -336,6 +336,13 @@ class EventTests(Case):
                 out.append((lines["event"], json.loads(lines["data"])))
         return out
 
+    def batch(self, transport):
+        """The last frame of changes, once the board has sent what it gathered."""
+        self.clock.advance(self.board.batch)
+        kind, data = self.frames(transport)[-1]
+        self.assertEqual(kind, "changes")
+        return data
+
     def test_a_snapshot_then_every_change_as_it_happens(self):
         self.browser.log_in("王芳")
         transport, channel = self.browser.open("GET", "/board/api/events", cookies=True)
@@ -346,24 +353,24 @@ class EventTests(Case):
         snapshot = household(1, 2, notes="轮椅 <b>wheelchair</b>")
         snapshot.residents = "陈梅"
         alarm = self.raise_(snapshot, caller='"<script>x</script>" <87650001>')
-        frames = self.frames(transport)
-        opened = next(data for kind, data in frames[1:] if data["entry"]["kind"] == "opened")
-        view = opened["view"]
+        self.assertEqual(len(self.frames(transport)), 1)   # gathered, not sent yet
+        data = self.batch(transport)
+        self.assertEqual([e["kind"] for e in data["entries"]], ["opened", "ringing", "ringing"])
+        view, = data["views"]
         self.assertEqual((view["id"], view["status"], view["residents"], view["notes"]),
                          (alarm.id, "open", "陈梅", "轮椅 <b>wheelchair</b>"))
         self.assertEqual(view["caller"], '"<script>x</script>" <87650001>')  # as data, not HTML
         self.assertEqual(view["next_stage"], {"name": "duty officer", "at": alarm.opened + 60})
-        states = [leg["state"] for leg in frames[-1][1]["view"]["legs"]]
-        self.assertEqual(states, ["ringing", "ringing"])
+        self.assertEqual([leg["state"] for leg in view["legs"]], ["ringing", "ringing"])
         # A neighbour answers and presses 1: the board hears both.
         leg = next(iter(alarm.legs.values()))
         self.successResultOf(self.rig.coordinator.answered(alarm.id, leg.id))
-        self.assertEqual(self.frames(transport)[-1][1]["view"]["legs"][0]["state"], "answered")
+        self.assertEqual(self.batch(transport)["views"][0]["legs"][0]["state"], "answered")
         self.successResultOf(self.rig.coordinator.confirm(alarm.id, leg.id))
-        last = self.frames(transport)[-1][1]
-        self.assertEqual(last["view"]["legs"][0]["state"], "confirmed")
-        self.assertEqual(last["view"]["status"], "confirmed")
-        self.assertIsNone(last["view"]["next_stage"])
+        last = self.batch(transport)["views"][0]
+        self.assertEqual(last["legs"][0]["state"], "confirmed")
+        self.assertEqual(last["status"], "confirmed")
+        self.assertIsNone(last["next_stage"])
         # A second screen opening now gets the alarm in its snapshot.
         other, _ = self.browser.open("GET", "/board/api/events")
         self.assertEqual([a["id"] for a in self.frames(other)[0][1]["alarms"]], [alarm.id])
@@ -384,9 +391,10 @@ class EventTests(Case):
         transport, channel = self.browser.open("GET", "/board/api/events")
         channel.connectionLost(Exception("gone"))
         self.assertEqual(len(self.board.watchers), 0)
-        self.raise_(household(1, 2))   # nothing raises
+        self.raise_(household(1, 2))   # nothing raises, nothing is gathered
+        self.assertEqual(self.board._entries, [])
 
-    def test_every_change_reaches_fifty_watchers_each_encoded_once(self):
+    def test_a_burst_reaches_fifty_watchers_in_one_frame_encoded_once(self):
         self.browser.log_in("王芳")
         streams = [self.browser.open("GET", "/board/api/events")[0] for _ in range(50)]
         import board.service
@@ -396,12 +404,14 @@ class EventTests(Case):
         for n in range(1, 6):
             add_household(self.rig.db, 10 + n)
             self.raise_(household(10 + n, 3, own=20 * n), caller=f"8765{20 * n:04d}")
-        self.assertEqual(len(encoded), 5 * (1 + 3))   # each alarm: opened, three legs ringing
+        self.clock.advance(self.board.batch)
+        (kind, data), = encoded
+        self.assertEqual(len(data["entries"]), 5 * (1 + 3))   # each: opened, three legs ringing
+        self.assertEqual(len(data["views"]), 5)
         for transport in streams:
             frames = self.frames(transport)
-            self.assertEqual(len(frames), 1 + len(encoded))
-            self.assertEqual([f[1]["entry"]["kind"] for f in frames[1:]],
-                             [a[1]["entry"]["kind"] for a in encoded])
+            self.assertEqual(len(frames), 2)
+            self.assertEqual(frames[1][1]["entries"], data["entries"])
 
 
 class DeskTests(Case):

@@ -228,26 +228,33 @@ function snapshot(data) {
   render();
 }
 
-function change(data) {
+function changes(data) {
+  // The changes of the last moments, and the views of the alarms they touched.
   board.offset = data.now - Date.now() / 1000;
-  const e = data.entry, v = data.view;
-  const entries = board.entries.get(e.alarm_id) || [];
-  entries.push(e);
-  board.entries.set(e.alarm_id, entries.slice(-30));
-  if (v && !ENDED.includes(v.status)) {
-    if (!board.seen.has(v.id)) {
-      board.seen.add(v.id);
-      board.fresh.add(v.id);
-      beep();
-    }
-    if (e.kind === "acknowledged") board.fresh.delete(v.id);
-    board.alarms.set(v.id, v);
-  } else {
-    board.alarms.delete(e.alarm_id);
-    board.fresh.delete(e.alarm_id);
-    board.entries.delete(e.alarm_id);
-    loadRecent();
+  let fresh = false, ended = false;
+  for (const e of data.entries) {
+    const entries = board.entries.get(e.alarm_id) || [];
+    entries.push(e);
+    board.entries.set(e.alarm_id, entries.slice(-30));
+    if (e.kind === "acknowledged") board.fresh.delete(e.alarm_id);
   }
+  for (const v of data.views) {
+    if (!ENDED.includes(v.status)) {
+      if (!board.seen.has(v.id)) {
+        board.seen.add(v.id);
+        board.fresh.add(v.id);
+        fresh = true;
+      }
+      board.alarms.set(v.id, v);
+    } else {
+      board.alarms.delete(v.id);
+      board.fresh.delete(v.id);
+      board.entries.delete(v.id);
+      ended = true;
+    }
+  }
+  if (fresh) beep();
+  if (ended) loadRecent();
   favicon(board.fresh.size > 0 || board.alarms.size > 0);
   render();
 }
@@ -258,7 +265,7 @@ function connect() {
   board.source = source;
   source.addEventListener("open", () => { link.textContent = t("live"); link.className = "link up"; });
   source.addEventListener("snapshot", (m) => snapshot(JSON.parse(m.data)));
-  source.addEventListener("change", (m) => change(JSON.parse(m.data)));
+  source.addEventListener("changes", (m) => changes(JSON.parse(m.data)));
   source.addEventListener("error", () => {
     link.textContent = t("lost"); link.className = "link down";
     fetch("/board/api/me", {credentials: "same-origin"}).then((r) => { if (r.status === 401) location.href = "/board/login"; });
