@@ -150,7 +150,6 @@ class Case(SynchronousTestCase):
             check_password=lambda h, p: defer.succeed(staff.matches(h, p)))
         self.board.start()
         self.addCleanup(self.board.stop)
-        from switchboard.observe.health import Health  # noqa: F401  (the real root)
         self.site = server.Site(observe_root(None, None, self.board.pages), reactor=self.clock)
         self.browser = FakeServer(self.site)
 
@@ -576,3 +575,31 @@ class RestartTests(Case):
         self.assertIsNone(again.view(alarm)["acknowledged"])
         self.assertEqual(self.successResultOf(again.recover([alarm.id, 999])), 1)
         self.assertEqual(again.view(alarm)["acknowledged"], {"by": "王芳", "at": at})
+
+
+class WiringTests(SynchronousTestCase):
+    def test_the_server_serves_the_board_on_its_http_port_and_finds_the_alarm_desk(self):
+        import os
+        from dataclasses import replace
+        from twisted.internet.testing import MemoryReactorClock
+        from switchboard import settings as settings_module
+        from switchboard.observe.service import ObserveService, pages
+        from switchboard.service import build
+        from tests.test_features import CONFIG
+        folder = tempfile.mkdtemp()
+        settings = replace(settings_module.load(CONFIG),
+                           database=f"sqlite:///{os.path.join(folder, 'db.sqlite')}")
+        reactor = MemoryReactorClock()
+        server = build(settings, reactor)
+        self.addCleanup(server.database.close)
+        running, = [f for f in server.features if isinstance(f, BoardService)]
+        self.assertIs(pages(server)[b"board"], running.pages[b"board"])
+        observe, = [s for s in server if isinstance(s, ObserveService)]
+        observe.startService()
+        self.addCleanup(observe.stopService)
+        (_, site, *_), = [p for p in reactor.tcpServers if p[0] == settings.http.port]
+        self.assertIs(site.resource.children[b"board"], running.pages[b"board"])
+        running.start()
+        self.addCleanup(running.stop)
+        alarm, = [f for f in server.features if type(f).__name__ == "AlarmFeature"]
+        self.assertIs(running.desk, alarm.desk)

@@ -52,7 +52,7 @@ const KINDS = {
 
 const board = {
   lang: "zh", me: null, tz: "Asia/Shanghai", offset: 0, alarms: new Map(), entries: new Map(),
-  seen: new Set(), fresh: new Set(), audio: null, title: document.title, source: null, loaded: false,
+  seen: new Set(), fresh: new Set(), audio: null, title: document.title, source: null,
 };
 
 function t(key, values) {
@@ -223,7 +223,6 @@ function snapshot(data) {
   board.offset = data.now - Date.now() / 1000;
   board.alarms = new Map(data.alarms.map((v) => [v.id, v]));
   for (const v of data.alarms) board.seen.add(v.id);
-  if (!board.loaded) board.loaded = true;
   favicon(board.alarms.size > 0);
   render();
 }
