@@ -78,10 +78,10 @@ def watch(port: int, token: str, count: int) -> int:
             while b"\n\n" in state["buffer"]:
                 block, state["buffer"] = state["buffer"].split(b"\n\n", 1)
                 if b"event: changes" in block:
-                    # the chunked encoding's size lines sit between frames: find the JSON
-                    text = block.decode("utf-8", "replace")
-                    payload = text[text.index("data: ") + 6:]
-                    state["entries"] += len(json.loads(payload)["entries"])
+                    # Entries are the frame's only objects with a "kind" (views have a
+                    # "status", legs a "state"): counted without parsing the JSON, so
+                    # that the watchers, on the same cores, take little from the server.
+                    state["entries"] += block.count(b'"kind":')
                     state["frames"] += 1
     print(json.dumps([s["entries"] for s in streams]), flush=True)
     return 0

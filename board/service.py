@@ -7,6 +7,8 @@ server's HTTP port (C{pages}: L{switchboard.observe}).
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -32,8 +34,13 @@ class BoardService:
     log = Logger()
     handlers: dict = {}
     watched = ()
-    #: Seconds of changes sent together (the page is live within this).
+    #: Seconds of changes sent together (the page is live within this)...
     batch = 0.05
+    #: ... or longer under a burst: the boards take at most this share of
+    #: the reactor (a frame that took 15 ms is followed by one 150 ms later).
+    share = 0.1
+    #: What the cost of a frame is measured with (real time, whatever the clock).
+    timer = staticmethod(time.perf_counter)
 
     def __init__(self, section, database, services, timezone, *, reactor=None,
                  check_password=None):
@@ -56,6 +63,7 @@ class BoardService:
         self._unwatch = None
         self._entries: list = []
         self._flush = None
+        self._cost = 0.0   # seconds the last frame took
         self._staff = task.LoopingCall(self.refresh_staff)
         self._staff.clock = reactor
         self.pages = {b"board": BoardResource(self)}
@@ -99,17 +107,20 @@ class BoardService:
             return
         self._entries.append(entry)
         if self._flush is None:
-            self._flush = self.reactor.callLater(self.batch, self.flush)
+            self._flush = self.reactor.callLater(max(self.batch, self._cost / self.share),
+                                                 self.flush)
 
     def flush(self) -> None:
         self._flush = None
         entries, self._entries = self._entries, []
         if not entries or not self.watchers:
             return
+        begun = self.timer()
         ids = list(dict.fromkeys(e["alarm_id"] for e in entries))
         views = [v for v in (self.desk.alarm_view(i) for i in ids) if v is not None]
         self.watchers.send(frame("changes", {"now": self.reactor.seconds(), "entries": entries,
                                              "views": views}))
+        self._cost = self.timer() - begun
 
     def staff(self) -> defer.Deferred:
         """Every staff member (L{staff_module.Member}), by name, read on the database's pool."""

@@ -148,6 +148,7 @@ class Case(SynchronousTestCase):
             BoardSettings(), self.rig.sync, [AlarmFeatureStandIn(self.desk)], "Asia/Shanghai",
             reactor=self.clock,
             check_password=lambda h, p: defer.succeed(staff.matches(h, p)))
+        self.board.timer = lambda: 0.0   # frames cost nothing: sent every batch
         self.board.start()
         self.addCleanup(self.board.stop)
         self.site = server.Site(observe_root(None, None, self.board.pages), reactor=self.clock)
@@ -384,6 +385,23 @@ class EventTests(Case):
         self.clock.advance(15)
         self.assertEqual(len(self.board.watchers), 0)
         self.assertTrue(transport.value().endswith(b"0\r\n\r\n"))  # the stream finished
+
+    def test_under_a_burst_frames_come_less_often_so_the_boards_take_a_tenth_of_the_reactor(
+            self):
+        self.browser.log_in("王芳")
+        transport, _ = self.browser.open("GET", "/board/api/events")
+        costs = iter([0.0, 0.03])   # the next frame took 30 ms
+        self.board.timer = lambda: next(costs)
+        self.raise_(household(1, 2))
+        self.clock.advance(self.board.batch)
+        self.assertEqual(len(self.frames(transport)), 2)
+        add_household(self.rig.db, 2)
+        self.raise_(household(2, 2, own=20), caller="87650020")
+        self.clock.advance(0.299)
+        self.assertEqual(len(self.frames(transport)), 2)   # 0.3 s after a 30 ms frame
+        self.board.timer = lambda: 0.0
+        self.clock.advance(0.001)
+        self.assertEqual(len(self.frames(transport)), 3)
 
     def test_a_closed_connection_stops_being_written_to(self):
         self.browser.log_in("王芳")
