@@ -19,6 +19,8 @@ from switchboard.duty import OUTCOMES, IAlarmDesk
 
 ACKNOWLEDGED = "acknowledged"
 NOTE = "note"
+CALLING_BACK = "calling-back"    # staff asked for the caller to be rung (who)
+CALLED_BACK = "called-back"      # and how that call went (the caller's number)
 #: The kinds after which the escalation is timed from then, not from the opening
 #: (the coordinator rings the first stage at once: L{AlarmCoordinator._schedule}).
 _AT_ONCE = ("no-neighbours", "recovered")
@@ -47,13 +49,15 @@ class AlarmDesk:
     """
     @param coordinator: the L{AlarmCoordinator} (its alarms, changes, close).
     @param database: the L{switchboard.storage.Database} (L{recent}).
+    @param ami: the AMI client (its C{originate}): L{call_back}.
     """
 
     outcomes = OUTCOMES
 
-    def __init__(self, coordinator, database):
+    def __init__(self, coordinator, database, ami=None):
         self.coordinator = coordinator
         self.database = database
+        self.ami = ami
         self._acknowledged: dict = {}   # alarm id -> {"by", "at"}
         self._timed_from: dict = {}     # alarm id -> when its stages are timed from
         coordinator.changes.subscribe(self._remember)
@@ -190,6 +194,39 @@ class AlarmDesk:
             return defer.fail(ValueError("not a phone number"))
         leg = self.coordinator.ring_one_more(alarm_id, number, f"staff: {_clean(who, 60)}")
         return defer.succeed(leg is not None)
+
+    def call_back(self, alarm_id, who) -> defer.Deferred:
+        """
+        Ring the caller's number and, answered, put them back in the alarm's
+        room (ConfBridge, the caller's profile, as on their #9): for a caller
+        whose line dropped. The request and the call's outcome go on the
+        timeline. Fires at once with whether the call was asked for.
+        """
+        alarm = self.coordinator.alarm(alarm_id)
+        if alarm is None or not alarm.active or not alarm.caller_number or self.ami is None:
+            return defer.succeed(False)
+        coordinator = self.coordinator
+        try:
+            dial = coordinator.dialer.dial_string(alarm.caller_number,
+                                                  coordinator.config.neighbour_trunk)
+        except Exception:
+            return defer.succeed(False)
+        self._tell(alarm, CALLING_BACK, who, f"calling {alarm.caller_number} back")
+        d = defer.maybeDeferred(
+            self.ami.originate, dial, application="ConfBridge",
+            data=f"{alarm.room},alarm_bridge,alarm_caller,alarm_caller_menu",
+            caller_id=alarm.group.caller_id(), timeout=coordinator.config.ring_timeout)
+
+        def ended(result):
+            outcome = getattr(result, "outcome", None) or "failed"
+            self._tell(alarm, CALLED_BACK, alarm.caller_number or "", outcome)
+
+        def failed(failure):
+            self._tell(alarm, CALLED_BACK, alarm.caller_number or "",
+                       f"failed: {failure.getErrorMessage()}"[:200])
+
+        d.addCallbacks(ended, failed)
+        return defer.succeed(True)
 
     def close(self, alarm_id, who, outcome, text="") -> defer.Deferred:
         if outcome not in OUTCOME_TEXT:

@@ -94,7 +94,7 @@ class AlarmFeature:
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
-        self.desk = AlarmDesk(self.coordinator, database)
+        self.desk = AlarmDesk(self.coordinator, database, ami)
         self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)

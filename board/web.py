@@ -9,7 +9,8 @@ The board's HTTP side, under C{/board/} on the server's HTTP port:
                              every change as it happens
   GET  /board/api/recent     the last alarms with their timelines
   GET  /board/api/staff      (admin) the staff and who is logged in now
-  POST /board/api/alarms/ID/acknowledge | note | ring | close   (duty and admin; CSRF token)
+  POST /board/api/alarms/ID/acknowledge | note | ring | call-back | close
+                             (duty and admin; CSRF token)
 
 Every page and action but the login refuses a request without a session
 (the page sends the browser to the login; the API answers 401). Sessions
@@ -309,6 +310,8 @@ class BoardResource(resource.Resource):
             if not text:
                 return self._json(request, 400, {"error": "the note is empty"})
             d = desk.note(alarm_id, who, text)
+        elif action == "call-back":
+            d = desk.call_back(alarm_id, who)
         elif action == "ring":
             number = str(body.get("number") or "").strip()
             if not number:

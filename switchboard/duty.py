@@ -75,6 +75,13 @@ class IAlarmDesk(Interface):
         fails with ValueError for a number that is not one.
         """
 
+    def call_back(alarm_id, who):
+        """
+        Ring the caller again and put them back with the responders (their
+        line dropped), asked by C{who}; the request and the call's outcome
+        go on the timeline. Deferred -> bool (asked for?).
+        """
+
     def close(alarm_id, who, outcome, text=""):
         """
         End the alarm (escalation stops, phones still ringing hang up) with

@@ -621,3 +621,48 @@ class WiringTests(SynchronousTestCase):
         self.addCleanup(running.stop)
         alarm, = [f for f in server.features if type(f).__name__ == "AlarmFeature"]
         self.assertIs(running.desk, alarm.desk)
+
+
+class CallBackTests(Case):
+    def setUp(self):
+        super().setUp()
+
+        class AMI:
+            def __init__(self):
+                self.asked = []
+
+            def originate(self, channel, **kwargs):
+                d = defer.Deferred()
+                self.asked.append((channel, kwargs, d))
+                return d
+
+        self.desk.ami = self.ami = AMI()
+
+    def test_the_caller_is_rung_back_into_the_alarms_room_and_the_outcome_recorded(self):
+        from switchboard.ami import OriginateResult
+        alarm = self.raise_(household(1, 2))
+        self.browser.log_in("王芳")
+        r = self.browser.post_json(f"/board/api/alarms/{alarm.id}/call-back", {},
+                                   csrf=self.browser.csrf())
+        self.assertEqual(r.code, 200)
+        (channel, kwargs, d), = self.ami.asked
+        self.assertEqual(channel, "PJSIP/87650001")
+        self.assertEqual((kwargs["application"], kwargs["data"]),
+                         ("ConfBridge", f"{alarm.room},alarm_bridge,alarm_caller,"
+                                        "alarm_caller_menu"))
+        self.assertEqual(kwargs["caller_id"], '"ALARM" <12345>')
+        d.callback(OriginateResult("x", "busy", 5, "busy"))
+        self.successResultOf(self.rig.recorder.flush())
+        events = timeline(self.rig.db, alarm.id)
+        self.assertIn(("calling-back", "王芳", "calling +8659187650001 back"), events)
+        self.assertIn(("called-back", "+8659187650001", "busy"), events)
+
+    def test_a_viewer_cannot_and_an_ended_alarm_is_not_called_back(self):
+        alarm = self.raise_(household(1, 2))
+        self.browser.log_in("viewer")
+        r = self.browser.post_json(f"/board/api/alarms/{alarm.id}/call-back", {},
+                                   csrf=self.browser.csrf())
+        self.assertEqual(r.code, 403)
+        self.successResultOf(self.rig.coordinator.close(alarm.id))
+        self.assertFalse(self.successResultOf(self.desk.call_back(alarm.id, "王芳")))
+        self.assertEqual(self.ami.asked, [])

@@ -12,7 +12,7 @@ const TEXT = {
     next: "下一级：{stage}，{left}后", next_now: "下一级：{stage}，即将呼叫",
     no_next: "无人确认时会再次呼叫值班电话", confirmed_by: "有人按1，正在赶来",
     ack_by: "{who} 正在处理（{at}）", acknowledge: "我来处理", note: "备注…", add_note: "添加备注",
-    close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
+    close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", call_back: "回拨求助人", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
     staff: "值班人员", online: "在线", neighbours: "邻居", other: "English", other_lang: "en", timeline: "时间线",
     ringing: "正在响铃", answered: "已接听", "confirmed": "按1：马上到", declined: "按2：来不了",
@@ -29,7 +29,7 @@ const TEXT = {
     next: "Next: {stage} in {left}", next_now: "Next: {stage}, ringing now",
     no_next: "If nobody confirms, the duty phones are rung again", confirmed_by: "Someone pressed 1 and is coming",
     ack_by: "{who} is handling it ({at})", acknowledge: "I am handling it", note: "Note…", add_note: "Add note",
-    close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
+    close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", call_back: "Call the caller back", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
     staff: "Staff", online: "online", neighbours: "neighbours", other: "中文", other_lang: "zh", timeline: "Timeline",
     ringing: "ringing", answered: "answered", "confirmed": "pressed 1: coming", declined: "pressed 2: cannot come",
@@ -46,7 +46,7 @@ const KINDS = {
        unconfirmed: "未按键", busy: "占线", "no-answer": "无人接听", failed: "未能呼出",
        cancelled: "已取消", retry: "重拨", left: "离开", escalated: "升级", silent: "补呼",
        "caller-left": "求助人挂机", closed: "结案", acknowledged: "接手处理", note: "备注",
-       native: "交由拨号计划"},
+       native: "交由拨号计划", "calling-back": "回拨", "called-back": "回拨结果"},
   en: {},
 };
 
@@ -158,6 +158,11 @@ function actions(view) {
     act(view.id, "ring", {number: text});
   });
   box.append(ack, note, addNote, outcome, close, number, ring);
+  if (view.caller_number) {
+    const back = el("button", {type: "button", class: "act-call-back", text: t("call_back")});
+    back.addEventListener("click", () => act(view.id, "call-back", {}));
+    box.append(back);
+  }
   return box;
 }
 
