@@ -133,6 +133,19 @@ def test_the_board_live_from_the_9_to_its_closing(asterisk, sipp, browser, tmp_p
         assert browser.execute_script("return window.pwned === undefined")
         assert "building 3, unit 1, room 101" in text(f"#alarm-{alarm_id} dd.address")
 
+        def on(selector, do):
+            """C{do(element)}, the element found again if the card was redrawn meanwhile."""
+            from selenium.common.exceptions import StaleElementReferenceException
+            for _ in range(20):
+                try:
+                    return do(browser.find_element(By.CSS_SELECTOR, selector))
+                except StaleElementReferenceException:
+                    time.sleep(0.05)
+            raise AssertionError(f"{selector} kept being redrawn")
+
+        def click(selector):
+            on(selector, lambda element: element.click())
+
         def leg_state(number):
             # Read in one script: the cards are redrawn as changes come.
             legs = browser.execute_script(
@@ -151,17 +164,23 @@ def test_the_board_live_from_the_9_to_its_closing(asterisk, sipp, browser, tmp_p
         os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         browser.save_screenshot(SCREENSHOT)
 
-        browser.find_element(By.CSS_SELECTOR, f"#alarm-{alarm_id} .act-ack").click()
+        # Call the caller back (AMI Originate into the alarm's room): their phone answers.
+        back = sipp.phone(CALLER, "answer", ring_ms=500, timeout_s=90)
+        click(f"#alarm-{alarm_id} .act-call-back")
+        wait_for(lambda: back.invite_times(), 10, message="the caller's phone rung back")
+        wait_for(lambda: re.search(r"called-back\s+\+8659187650001\s+answered",
+                                   server.cli("alarms", "show", alarm_id)), 15,
+                 message="the call back answered, on the timeline")
+
+        click(f"#alarm-{alarm_id} .act-ack")
         wait_for(lambda: OFFICER in text(f"#alarm-{alarm_id} .ack"), 5,
                  message="the acknowledgement on the board")
-        note = browser.find_element(By.CSS_SELECTOR, f"#alarm-{alarm_id} .note-text")
-        note.send_keys("已派保安上楼")
-        browser.find_element(By.CSS_SELECTOR, f"#alarm-{alarm_id} .act-note").click()
+        on(f"#alarm-{alarm_id} .note-text", lambda note: note.send_keys("已派保安上楼"))
+        click(f"#alarm-{alarm_id} .act-note")
         wait_for(lambda: "已派保安上楼" in text(f"#alarm-{alarm_id} .timeline"), 5,
                  message="the note on the board")
-        Select(browser.find_element(By.CSS_SELECTOR, f"#alarm-{alarm_id} .outcome")
-               ).select_by_value("test")
-        browser.find_element(By.CSS_SELECTOR, f"#alarm-{alarm_id} .act-close").click()
+        on(f"#alarm-{alarm_id} .outcome", lambda menu: Select(menu).select_by_value("test"))
+        click(f"#alarm-{alarm_id} .act-close")
         wait_for(lambda: not browser.find_elements(By.ID, f"alarm-{alarm_id}"), 5,
                  message="the closed alarm to leave the open ones")
         wait_for(lambda: browser.find_elements(By.ID, f"recent-{alarm_id}"), 5,
@@ -177,6 +196,7 @@ def test_the_board_live_from_the_9_to_its_closing(asterisk, sipp, browser, tmp_p
         assert f"note {OFFICER} 已派保安上楼" in " ".join(timeline.split())
         assert re.search(rf"closed\s+test: closed by {OFFICER}$", timeline, re.M)
         assert "confirmed" in timeline and "+8659187650005" in timeline
+        assert f"calling-back {OFFICER}" in " ".join(timeline.split())
         caller.wait(60)
     finally:
         server.stop()
