@@ -61,6 +61,11 @@ class AstDBSync:
         self.rate = rate
         self.batch = batch
         self.stale = True      # AstDB is not known to be in step
+        #: Clock seconds of the last resync that finished, and of the last that failed
+        #: (with its message): what the duty board's AstDB light says.
+        self.synced_at = None
+        self.failed_at = None
+        self.failure = None
         self._generation = 0
         self._lock = defer.DeferredLock()
 
@@ -124,13 +129,15 @@ class AstDBSync:
             # What is left was not found in the registry: deleted last.
             extra = [("del", key, None) for key in held]
             yield self._send(generation, actions + extra)
-        except Exception:
+        except Exception as e:
+            self.failed_at, self.failure = self.clock.seconds(), str(e) or type(e).__name__
             self.log.failure("AstDB {family} resync stopped (the next AMI connect starts "
                              "again)", family=FAMILY)
             return 0
         if generation != self._generation:
             return 0
         self.stale = False
+        self.synced_at = self.clock.seconds()
         self.log.info("AstDB {family}: {read} keys read back for {h} households in {s:.1f} s: "
                       "{right} right, {put} missing or changed (written), {extra} left over "
                       "(deleted)", family=FAMILY, read=read, h=len(households), right=right,

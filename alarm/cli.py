@@ -26,6 +26,7 @@ from sqlalchemy import select
 from alarm import config as alarm_config
 from alarm import csvfile
 from alarm.models import CLOSED, Alarm, AlarmEvent, from_utc, now_utc
+from switchboard.pgnotify import notify
 from alarm.recorder import room_name
 from alarm.registry import HouseholdData, Registry, RegistryError, parse_neighbour
 from switchboard.numbers import InvalidNumber
@@ -302,5 +303,6 @@ def alarms_close(args, context) -> int:
         now = now_utc()
         a.status, a.closed_at, a.outcome = CLOSED, now, how[:200]
         session.add(AlarmEvent(alarm_id=a.id, at=now, kind=CLOSED, detail=how[:300]))
+        notify(session, "alarms")
     print(f"alarm {args.id} closed")
     return 0

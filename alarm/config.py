@@ -23,7 +23,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_TEXT = 500
 
 _TOP = {"neighbours", "escalation", "caller", "responder", "caller_id_name",
-        "originate_retry", "prompts"}
+        "originate_retry", "prompts", "notify"}
+#: What an alarm's text messages (C{notify.when}) can be sent for.
+NOTIFY_EVENTS = ("opened", "escalated", "confirmed", "ended")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,19 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """
+    Who is texted about alarms (C{phones}: numbers or channels), C{when}
+    (which of L{NOTIFY_EVENTS}), and whether the household's notes for responders
+    go in the text (off by default: a text may be read on a shared phone).
+    """
+
+    phones: tuple = ()
+    when: tuple = ("opened", "escalated")
+    notes: bool = False
+
+
+@dataclass(frozen=True)
 class AlarmConfig:
     """Everything alarm.yaml says, checked. Times in seconds."""
 
@@ -126,6 +141,7 @@ class AlarmConfig:
     caller_id_name: str = "ALARM"
     originate_retry: float = 2.0
     prompts: Prompts = field(default_factory=Prompts)
+    notify: Notify = field(default_factory=Notify)
 
     @property
     def duty(self) -> Stage:
@@ -235,7 +251,30 @@ class _Check:
         kw["originate_retry"] = self.seconds(data, "originate_retry", "originate_retry",
                                              defaults.originate_retry, 0.1, 60)
         kw["prompts"] = self.prompts(data)
+        kw["notify"] = self.notify(data)
         return AlarmConfig(**kw)
+
+    def notify(self, data) -> Notify:
+        # "when", not "on": YAML 1.1 reads a key on as True.
+        m = self.section(data, "notify", {"text", "when", "notes"})
+        phones = []
+        listed = self.checker.typed(m, "text", list, "notify.text", [])
+        for j, value in enumerate(listed):
+            phone = self.phone(value, listed.where(j), f"notify.text[{j}]")
+            if phone:
+                phones.append(phone)
+        default = Notify()
+        when = self.checker.typed(m, "when", list, "notify.when", list(default.when))
+        events = []
+        for j, value in enumerate(when):
+            if value not in NOTIFY_EVENTS:
+                self.add(when.where(j) if hasattr(when, "where") else m.where("when"),
+                         f"notify.when[{j}]", f"{value!r} is not an alarm event",
+                         "one of: " + ", ".join(NOTIFY_EVENTS))
+            elif value not in events:
+                events.append(value)
+        notes = self.checker.typed(m, "notes", bool, "notify.notes", default.notes)
+        return Notify(phones=tuple(phones), when=tuple(events), notes=notes)
 
     def section(self, data, name, allowed):
         if name not in data:

@@ -18,9 +18,13 @@ from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
+from alarm.texts import DutyTexts
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
+from switchboard.pgnotify import PostgresListener, is_postgres
+from switchboard.reloads import IN_FORCE, REFUSED, UNCHANGED, LoadRecord
 from switchboard.ringgroup import AMICallPlacer
+from switchboard.texting import channel_from_settings
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.yamlconf import ConfigError
@@ -50,6 +54,10 @@ class AlarmFeature:
         L{ChildProcessParser} running L{alarm_config.load_bytes} by default.
     @param speech: the L{switchboard.speech.Speech} (default: built from
         C{settings.speech}; None when that fails).
+    @param bulk_ami: the AMI session AstDB is read back and written on
+        (L{switchboard.features.Core.bulk_ami}); default C{ami}. On a
+        session of its own, the read-back after a connect (4 s for 20,000
+        households) holds no neighbour's Originate behind it.
     """
 
     log = Logger()
@@ -57,9 +65,11 @@ class AlarmFeature:
     #: Seconds between two tries of a caller index load that failed.
     load_retry = 10.0
 
-    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False):
+    def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False,
+                 bulk_ami=None):
         self.settings = settings
         self.ami = ami
+        self.bulk_ami = bulk_ami or ami
         self.reactor = reactor
         self.watched = (settings.alarm,)
         self.handlers = {}
@@ -69,6 +79,8 @@ class AlarmFeature:
         self._waiting: list = []  # for the caller index's load
         self._retry = None
         self._stopped = False
+        #: The loads of alarm.yaml: put in force, refused (with what), unchanged.
+        self.loads = LoadRecord("alarm", reactor)
         try:
             raw = yamlconf.read_bytes(settings.alarm)
             self.config = alarm_config.load_bytes(raw, settings.alarm, settings.numbers,
@@ -76,9 +88,11 @@ class AlarmFeature:
             self._digest = hashlib.sha256(raw).digest()
         except ConfigError as e:
             self.config = None
+            self.loads.note(REFUSED, settings.alarm, e)
             self.log.critical("alarm file refused; #9 calls are rung natively by the dialplan "
                               "until it is fixed:\n{errors}", errors=str(e))
             return
+        self.loads.note(IN_FORCE, settings.alarm)
         config = self.config
         self.speech = self._speech(settings, reactor) if speech is False else speech
         self.announcer = Announcer(self.speech, clock=reactor)
@@ -92,12 +106,20 @@ class AlarmFeature:
         self.coordinator = AlarmCoordinator(
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
+        self.texts = channel_from_settings(settings, ami, self._clock())
+        self.coordinator.changes.subscribe(
+            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
         self.desk = AlarmDesk(self.coordinator, database, ami)
-        self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
+        self.astdb = AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor)
+        if self.bulk_ami is not ami:
+            self.bulk_ami.on_connect(lambda _: self._resync_astdb())
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)
+        #: On PostgreSQL, staff's changes (another process) are heard at once.
+        self.listener = (PostgresListener(settings.database, self.watcher.poke, self._clock())
+                         if is_postgres(settings.database) else None)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
                                                  settings.numbers, announcer=self.announcer)
         self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor,
@@ -106,6 +128,12 @@ class AlarmFeature:
         ami.subscribe("Newchannel",
                       lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
         ami.subscribe("Hangup", lambda event: self.coordinator.note_hangup(event.get("Uniqueid", "")))
+
+    def _clock(self):
+        if self.reactor is not None:
+            return self.reactor
+        from twisted.internet import reactor
+        return reactor
 
     def _speech(self, settings, reactor):
         """The renderer C{settings.speech} describes, or None (logged): stock sounds only."""
@@ -182,6 +210,8 @@ class AlarmFeature:
         if self._stopped:
             return
         self.watcher.start()
+        if self.listener is not None:
+            self.listener.start()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
@@ -207,9 +237,15 @@ class AlarmFeature:
         return d
 
     def ami_connected(self):
+        if self.bulk_ami is self.ami:
+            return self._resync_astdb()
+        return None
+
+    def _resync_astdb(self):
         if self.config is not None:
             # AstDB follows the whole registry: not the part of it loaded so far.
             return self.when_loaded().addCallback(lambda _: self.astdb.resync())
+        return None
 
     def reload(self, path=None):
         """
@@ -246,6 +282,7 @@ class AlarmFeature:
         return d.addCallback(lambda config: (config, digest))
 
     def _refused(self, failure, path):
+        self.loads.note(REFUSED, path, failure.value)
         if failure.check(ConfigError):
             self.log.error("alarm file {path} refused, the last good one stays in force:\n"
                            "{errors}", path=path, errors=str(failure.value))
@@ -256,9 +293,11 @@ class AlarmFeature:
 
     def _in_force(self, parsed):
         if parsed is None:
+            self.loads.note(UNCHANGED, self.settings.alarm)
             self.log.info("alarm file {path} unchanged", path=self.settings.alarm)
             return None
         config, self._digest = parsed
+        self.loads.note(IN_FORCE, self.settings.alarm)
         self.config = config
         self.coordinator.reconfigure(config)
         self.caller_handler.config = config
@@ -276,6 +315,9 @@ class AlarmFeature:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self.watcher.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.guard.stop()
+        self.texts.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()

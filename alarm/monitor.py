@@ -1,8 +1,8 @@
 """
 Noticing what staff changed with the CLI, which runs in another process.
 
-Every few seconds one cheap query reads the registry version; when it has
-moved, the caller index takes in the changed households and AstDB follows,
+Every few seconds one cheap query reads the registry version (at once when
+PostgreSQL tells of a change: L{RegistryWatcher.poke}); when it has moved, the caller index takes in the changed households and AstDB follows,
 and the announcements of the changed households are rendered (in the
 background: AstDB does not wait for a speech engine).
 Alarms that staff closed from the CLI (C{switchboard alarms close ID}) are
@@ -39,10 +39,39 @@ class RegistryWatcher:
         self.rendering = None
         self.interval = interval
         self.clock = clock
+        #: Rounds by result: C{changed} (households taken in), C{unchanged}, C{failed}.
+        self.refreshes = {"changed": 0, "unchanged": 0, "failed": 0}
         self._loop = None
+        self._checking = None   # the round under way (a Deferred)
+        self._again = False     # poked meanwhile: one more round after it
+
+    def poke(self, what=None) -> None:
+        """
+        Look now (a change was announced, L{switchboard.pgnotify}); if a
+        round is under way, one more follows it, so nothing announced
+        during a round is missed.
+        """
+        if self._loop is None:
+            return
+        if self._checking is not None:
+            self._again = True
+            return
+        self._round()
+
+    def _round(self):
+        self._checking = self.check()
+
+        def done(_):
+            self._checking = None
+            if self._again and self._loop is not None:
+                self._again = False
+                self._round()
+
+        self._checking.addBoth(done)
+        return self._checking
 
     def start(self) -> None:
-        self._loop = task.LoopingCall(self.check)
+        self._loop = task.LoopingCall(self.poke)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=False)
 
@@ -62,7 +91,11 @@ class RegistryWatcher:
                                       else self.announcer.changed(changes))
                 if self.astdb is not None:
                     yield self.astdb.apply(changes)
+                self.refreshes["changed"] += 1
+            else:
+                self.refreshes["unchanged"] += 1
         except Exception:
+            self.refreshes["failed"] += 1
             self.log.failure("registry refresh")
         if self.coordinator is None or self.recorder is None:
             return

@@ -47,7 +47,8 @@ class Alarm:
 
     def make_service(self, core):
         from alarm.feature import AlarmFeature
-        return AlarmFeature(core.settings, core.database, core.ami, reactor=core.reactor)
+        return AlarmFeature(core.settings, core.database, core.ami, reactor=core.reactor,
+                            bulk_ami=core.bulk_ami)
 
 
 feature = Alarm()

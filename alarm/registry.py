@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from alarm.models import Household, HouseholdNumber, Neighbour, RegistryVersion, now_utc
 from switchboard.numbers import InvalidNumber, NumberPlan
+from switchboard.pgnotify import notify
 
 #: Control characters (C0, DEL, C1), line and paragraph separators and the
 #: bidirectional overrides that make text display other than it reads.
@@ -306,7 +307,11 @@ def read_version(session) -> int:
 
 
 def bump_version(session) -> None:
-    """Mark the registry changed (in the caller's transaction)."""
+    """
+    Mark the registry changed (in the caller's transaction); on PostgreSQL
+    running servers hear of it when it commits (L{switchboard.pgnotify}).
+    """
+    notify(session, "registry")
     row = session.get(RegistryVersion, 1)
     if row is None:
         session.add(RegistryVersion(id=1, version=1, changed_at=now_utc()))

@@ -14,9 +14,12 @@ first it corrects, then it finds AstDB in step.
 
 Measured for each: the whole time, the read-back (C{DBGetTree}) alone, the
 longest the reactor did not run a 10 ms timer, the process's peak memory,
-and how long a dialplan-side AstDB read (C{asterisk -rx "database get"},
-run over and over meanwhile) took at most: Asterisk holds its AstDB lock
-while it streams the tree.
+how long a dialplan-side AstDB read (C{asterisk -rx "database get"}, run
+over and over meanwhile) took at most: Asterisk holds its AstDB lock while
+it streams the tree; and how long an action on the alarm's own AMI link (a
+C{Ping}, sent every 50 ms, as an Originate would be) waited at most. The
+server keeps AstDB on a session of its own (C{Core.bulk_ami}); the last
+run puts the read-back on the alarm's link, as before, for the ratio.
 
 Run it as root in the lab's network namespace, with
 C{SWITCHBOARD_LAB_ROOT} set like the lab tests.
@@ -99,8 +102,39 @@ class DialplanProbe:
         self._thread.join()
 
 
-def measure(reactor, sync, label):
-    """One resync, timed, with the reactor's lateness and the dialplan probe."""
+class LinkProbe:
+    """Pings C{ami} every 50 ms (one at a time): the longest an action waited."""
+
+    def __init__(self, reactor, ami):
+        from twisted.internet import task
+        self.ami = ami
+        self.longest = 0.0
+        self.answered = 0
+        self._sent = None
+        self._loop = task.LoopingCall(self._tick)
+        self._loop.clock = reactor
+
+    def _tick(self):
+        if self._sent is not None:
+            self.longest = max(self.longest, time.monotonic() - self._sent)
+            return
+        self._sent = time.monotonic()
+        self.ami.send_action("Ping", timeout=120).addBoth(self._answered)
+
+    def _answered(self, _):
+        self.longest = max(self.longest, time.monotonic() - self._sent)
+        self.answered += 1
+        self._sent = None
+
+    def start(self):
+        self._loop.start(0.05)
+
+    def stop(self):
+        self._loop.stop()
+
+
+def measure(reactor, sync, label, alarm_link=None):
+    """One resync, timed, with the reactor's lateness, the dialplan and link probes."""
     from twisted.internet import task
     from twisted.logger import Logger, formatEvent
 
@@ -122,16 +156,24 @@ def measure(reactor, sync, label):
     logged = []
     sync.log = Logger(observer=logged.append)
     probe = DialplanProbe().__enter__()
+    link = LinkProbe(reactor, alarm_link) if alarm_link is not None else None
+    if link is not None:
+        link.start()
 
     def done(sent):
         loop.stop()
         probe.__exit__()
+        waited = ""
+        if link is not None:
+            link.stop()
+            waited = (f"; an action on the alarm's link waited at most "
+                      f"{link.longest * 1000:.0f} ms ({link.answered} pings)")
         text = formatEvent(logged[-1]) if logged else "(nothing logged)"
         rss = alarm_lookup.rss()
         print(f"{label}: {time.monotonic() - started:.1f} s, {sent} written; reactor late "
               f"at most {late[0] * 1000:.0f} ms; dialplan AstDB read at most "
-              f"{max(probe.times, default=0) * 1000:.0f} ms ({len(probe.times)} reads); "
-              f"RSS {rss['VmRSS']:.0f} MiB, peak {rss['VmHWM']:.0f} MiB\n  {text}", flush=True)
+              f"{max(probe.times, default=0) * 1000:.0f} ms ({len(probe.times)} reads)"
+              f"{waited}; RSS {rss['VmRSS']:.0f} MiB, peak {rss['VmHWM']:.0f} MiB\n  {text}", flush=True)
         if os.environ.get("BENCH_STALLS"):
             print("  stalls over 30 ms (s after start, ms):", stalls)
         return sent
@@ -184,7 +226,10 @@ def _run(url, args) -> int:
         lab_ami = LabAsterisk()
         ami = AMIClient(*lab_ami.ami, lab_ami.ami_user, lab_ami.ami_secret, reactor=reactor,
                         events=AMI_EVENTS, only_events=ami_event_names())
-        sync = AstDBSync(ami, index, dialer, config, clock=reactor)
+        bulk = AMIClient(*lab_ami.ami, lab_ami.ami_user, lab_ami.ami_secret, reactor=reactor,
+                         events="off")
+        sync = AstDBSync(bulk, index, dialer, config, clock=reactor)
+        shared = AstDBSync(ami, index, dialer, config, clock=reactor)
         held = old_family(sync, index, args.changed)
         lab("stop")
         write_astdb(held)
@@ -193,10 +238,14 @@ def _run(url, args) -> int:
         drops = []
         ami.on_disconnect(lambda *_: drops.append(time.monotonic()))
         ami.start()
+        bulk.start()
         yield ami.when_connected()
-        yield measure(reactor, sync, "after connect, older registry in AstDB")
-        yield measure(reactor, sync, "again, AstDB in step")
+        yield bulk.when_connected()
+        yield measure(reactor, sync, "after connect, older registry in AstDB", ami)
+        yield measure(reactor, sync, "again, AstDB in step", ami)
+        yield measure(reactor, shared, "again, read back on the alarm's own link (before)", ami)
         print(f"AMI link dropped {len(drops)} time(s) meanwhile", flush=True)
+        yield bulk.stop()
         yield ami.stop()
         database.close()
 

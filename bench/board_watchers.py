@@ -139,7 +139,7 @@ def run(args) -> int:
         sent.append(before)
 
     board.flush = counting_flush
-    port = reactor.listenTCP(0, web_server.Site(root(None, None, board.pages)),
+    port = reactor.listenTCP(0, web_server.Site(root(None, None, pages=board.pages)),
                              interface="127.0.0.1")
     token = board.sessions.start(Member(1, "bench", "viewer")).token
     placed: dict = {}   # alarm id -> perf_counter of each leg placed

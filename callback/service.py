@@ -10,6 +10,7 @@ from switchboard.speech import Speech
 
 from callback.handler import CallbackHandler
 from callback.requests import Requests
+from callback.voicemail import VoicemailWatcher
 
 
 def make_speech(described, reactor):
@@ -27,18 +28,27 @@ def make_speech(described, reactor):
 class CallbackService:
     """
     Serves AGI script C{callback}; renders the confirmation at start (in the
-    background: calls meanwhile hear the stock sound).
+    background: calls meanwhile hear the stock sound); turns the voicemails
+    left at the offices into requests (L{VoicemailWatcher}).
 
     @param speech: a L{Speech}, or None for the stock sound only.
+    @param voicemail_spool: Asterisk's voicemail spool on this host (None:
+        voicemails are not watched).
+    @ivar requests: the L{Requests} (its C{snapshot()} is what a board shows).
     """
 
     log = Logger()
     watched = ()
 
-    def __init__(self, database, numbers, prompt: str, *, speech=None, reactor=None):
+    def __init__(self, database, numbers, prompt: str, *, speech=None, reactor=None,
+                 voicemail_spool=None, voicemail_contexts=()):
         self.prompt = prompt
         self.speech = speech
-        self.requests = Requests(database)
+        self.requests = Requests(database, clock=reactor)
+        self.voicemail = None
+        if voicemail_spool and voicemail_contexts:
+            self.voicemail = VoicemailWatcher(self.requests, voicemail_spool, voicemail_contexts,
+                                              numbers, clock=reactor)
         self.handler = CallbackHandler(self.requests, numbers, confirmation=self._confirmation,
                                        clock=reactor)
         self.handlers = {"callback": self.handler}
@@ -52,9 +62,13 @@ class CallbackService:
             self.rendering = self.speech.render(self.prompt)
             self.rendering.addErrback(lambda f: self.log.failure(
                 "callback prompt not rendered; *0 confirms with a stock sound", f))
+        if self.voicemail is not None:
+            self.voicemail.start()
         return None
 
     def stop(self):
+        if self.voicemail is not None:
+            self.voicemail.stop()
         return None
 
     def reload(self, path=None):

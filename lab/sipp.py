@@ -129,8 +129,16 @@ def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_m
     """
     A phone that receives one call. C{behaviour}: C{ring} (rings until
     cancelled), C{busy}, C{answer} (answers after C{ring_ms}, presses
-    C{keys} after C{before_ms}, stays until the far end hangs up).
+    C{keys} after C{before_ms}, stays until the far end hangs up), or
+    C{text} (takes one SIP MESSAGE, a text, instead of a call).
     """
+    if behaviour == "text":
+        return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone text">
+  <recv request="MESSAGE" crlf="true"/>
+{_respond(200, "OK")}
+</scenario>
+"""
     steps = ['  <recv request="INVITE" crlf="true"/>']
     if behaviour == "busy":
         steps.append(_respond(486, "Busy Here"))
@@ -205,6 +213,23 @@ class Sipp:
         for m in pattern.finditer(text):
             at = datetime.strptime(f"{m.group(1)} {m.group(2)[:15]}", "%Y-%m-%d %H:%M:%S.%f")
             out.append((at, m.group(4), m.group(5).strip()))
+        return out
+
+    def texts(self) -> list[str]:
+        """The bodies of the SIP MESSAGEs received (UTF-8 text)."""
+        try:
+            with open(self.messages_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for part in re.split(rb"\n-{10,} [^\n]*\n", b"\n" + raw):
+            head, _, rest = part.partition(b"\n\n")
+            if b"message received" not in head or not rest.startswith(b"MESSAGE "):
+                continue
+            message = rest.replace(b"\r\n", b"\n")
+            _, _, body = message.partition(b"\n\n")
+            out.append(body.rstrip(b"\n").decode("utf-8", "replace"))
         return out
 
     def invite_times(self) -> list[datetime]:

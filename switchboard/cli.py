@@ -6,6 +6,7 @@ The C{switchboard} command.
   switchboard check-dialplan [FILE]  check the dialplan's fallbacks and targets
   switchboard say "TEXT" --to FILE.wav  render a prompt to listen to it
   switchboard db current|upgrade   the database's schema (migrations)
+  switchboard status [--json]      the running server's health lights and routing
 
 and each installed feature's commands (L{switchboard.features}), e.g. the
 hotline's C{check}, C{route}, C{calls}; the alarm's C{households},
@@ -23,6 +24,7 @@ from switchboard import features
 from switchboard import settings as settings_module
 from switchboard.migrations import SchemaError
 from switchboard.migrations import cli as db_cli
+from switchboard.observe import cli as status_cli
 from switchboard.speech import cli as speech_cli
 from switchboard.yamlconf import ConfigError
 
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     for feature in features.installed():  # an import error of one is a bug: it surfaces
         feature.add_commands(sub)
     speech_cli.register(sub)
+    status_cli.register(sub)
     return parser
 
 

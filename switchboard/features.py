@@ -116,6 +116,11 @@ class Core:
     database: object  # switchboard.storage.Database (migrated)
     ami: object  # switchboard.ami.AMIClient
     reactor: object
+    #: A second AMI session for bulk work (AstDB's read-back): Asterisk runs
+    #: one session's actions one after another, so a read-back of 100,000
+    #: keys on the main link would hold every Originate behind it. None:
+    #: the main link.
+    bulk_ami: object = None
     #: The running parts of every feature (complete once they start): for a
     #: feature that shows others' state through an interface of the core
     #: (the duty board: L{switchboard.duty}).

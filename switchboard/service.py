@@ -25,6 +25,7 @@ from twisted.logger import LogLevel, Logger, globalLogBeginner
 from switchboard import features as features_module
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
+from switchboard.ami.client import ORIGINATE_EVENTS
 from switchboard.logs import LineLogObserver
 from switchboard.storage import Database
 from switchboard.systemd import Notifier, Watchdog
@@ -43,9 +44,10 @@ AMI_EVENTS = "call"
 
 
 def ami_event_names(features=None) -> tuple:
-    """The AMI event names the (installed) features read."""
-    return features_module.ami_events(
+    """The AMI event names the (installed) features and the originates read."""
+    names = features_module.ami_events(
         features_module.installed() if features is None else features)
+    return tuple(sorted(set(names) | set(ORIGINATE_EVENTS)))
 
 
 class SwitchboardService(service.MultiService):
@@ -65,7 +67,7 @@ class SwitchboardService(service.MultiService):
 
     def __init__(self, settings, *, reactor=None, database=None, ami=None, settle=None,
                  notifier=None, watchdog_interval=None, ami_grace: float = 5.0,
-                 ami_events=None):
+                 ami_events=None, bulk_ami=None):
         """
         @param ami_events: the AMI event names to ask for (default: those
             the installed features read, L{ami_event_names}).
@@ -73,6 +75,9 @@ class SwitchboardService(service.MultiService):
             FastAGI port opens (L{settle_memory} in the running server).
         @param notifier: a L{Notifier} (default: none, outside systemd).
         @param watchdog_interval: seconds between two C{WATCHDOG=1}, or None.
+        @param bulk_ami: the AMI session for bulk work (L{features_module.Core.bulk_ami});
+            default: a second session of the same user, without events, when
+            C{ami} is not given, else C{ami} itself.
         """
         super().__init__()
         from twisted.internet import reactor as default_reactor
@@ -84,6 +89,10 @@ class SwitchboardService(service.MultiService):
         self.ami = ami or AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
                                     settings.ami.secret, reactor=self.reactor, events=AMI_EVENTS,
                                     only_events=self.ami_events)
+        if bulk_ami is None and ami is None:
+            bulk_ami = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                                 settings.ami.secret, reactor=self.reactor, events="off")
+        self.bulk_ami = bulk_ami or self.ami
         self.handlers: dict = {}
         self.features: list = []
         agi = settings.agi
@@ -125,6 +134,8 @@ class SwitchboardService(service.MultiService):
             self.settle()
         self.ami.on_connect(self._ami_connected)
         self.ami.start()
+        if self.bulk_ami is not self.ami:
+            self.bulk_ami.start()
         self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
                                            backlog=self.settings.agi.backlog,
                                            interface=self.settings.agi.listen)
@@ -180,6 +191,8 @@ class SwitchboardService(service.MultiService):
                     yield feature.stop()
                 except Exception:
                     self.log.failure("stopping {feature}", feature=type(feature).__name__)
+        if self.bulk_ami is not self.ami:
+            yield self.bulk_ami.stop()
         yield self.ami.stop()
         self.watchdog.stop()
         yield super().stopService()
@@ -211,7 +224,8 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                                 ami_events=features_module.ami_events(features))
     server.database.migrate()
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
-                                reactor=server.reactor, services=server.features)
+                                reactor=server.reactor, bulk_ami=server.bulk_ami,
+                                services=server.features)
     for feature in features:
         running = feature.make_service(core)
         stray = set(running.handlers) - set(feature.agi_scripts)

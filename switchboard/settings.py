@@ -30,6 +30,8 @@ from switchboard import features as features_module
 from switchboard import yamlconf
 from switchboard.dialing import Dialer
 from switchboard.numbers import InvalidNumber, NumberPlan
+from switchboard.texting.settings import TextingSettings
+from switchboard.texting.settings import read_settings as read_texting
 
 #: The environment variable, and the systemd credential's name, of the AMI secret.
 SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
@@ -37,7 +39,7 @@ CREDENTIAL_NAME = "ami-secret"
 
 #: The core's keys of switchboard.yaml; the features declare theirs.
 _TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "hotline_number", "journal",
-        "speech", "http"}
+        "speech", "http", "texting"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Settings:
     journal: str = ""
     speech: SpeechSettings = SpeechSettings()
     http: HTTPSettings = HTTPSettings()
+    texting: TextingSettings = TextingSettings()
     #: Each feature's section: feature name -> what its C{read_settings} returned.
     sections: dict = field(default_factory=dict)
 
@@ -221,13 +224,14 @@ def load(path: str, environ=None, features=None) -> Settings:
         journal = resolve("../var/journal")
     speech = _speech(check, data, resolve)
     http = _http(check, data)
+    texting = read_texting(check, data)
     sections = {feature.name: feature.read_settings(data, check, resolve)
                 for feature in features}
     check.raise_if_any()
     return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks),
                     hotline_number=hotline, journal=journal, speech=speech, http=http,
-                    sections=sections)
+                    texting=texting, sections=sections)
 
 
 def _http(check, data) -> HTTPSettings:

@@ -272,6 +272,12 @@ class Checker:
             for name in value:
                 if name not in allowed:
                     where = value.key_locations.get(name) if isinstance(value, LocatedDict) else location
+                    if isinstance(name, bool):
+                        # YAML 1.1 reads a bare on/off/yes/no as true/false.
+                        self.add(where, f"{key}.{name}" if key else str(name),
+                                 f"a key written on, off, yes or no is read as {name} by YAML",
+                                 "quote it ('on') if it is a name; " + _suggest(str(name), allowed))
+                        continue
                     self.add(where, f"{key}.{name}" if key else str(name), "unknown key",
                              _suggest(str(name), allowed))
         return value

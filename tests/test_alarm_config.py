@@ -213,6 +213,9 @@ def test_reload_parses_off_the_reactor_and_keeps_the_last_good(tmp_path, monkeyp
     feature.reload()
     reactor.pool.run()
     assert len(parser.requests) == 1
+    # Counted for /metrics and the status page: the start-up load, the change, the same bytes.
+    assert feature.loads.counts == {"in_force": 2, "refused": 0, "unchanged": 1}
+    assert feature.loads.last_error is None
 
 
 def test_huge_alarm_file_refused_by_its_size_and_last_good_serves(tmp_path):
@@ -237,6 +240,9 @@ def test_huge_alarm_file_refused_by_its_size_and_last_good_serves(tmp_path):
     [refused] = [e for e in logged if "refused" in e.get("log_format", "")]
     assert (f"{path}:1:1: the file has {yamlconf.MAX_FILE_BYTES + 1} bytes, more than the "
             f"{yamlconf.MAX_FILE_BYTES} a configuration file may have") == refused["errors"]
+    assert feature.loads.counts["refused"] == 1
+    [error] = feature.loads.snapshot()["errors"]
+    assert (error["file"], error["line"], error["column"]) == (str(path), 1, 1)
     # At start-up the same file is refused the same way (the dialplan rings natively).
     with pytest.raises(ConfigError, match="more than the"):
         config.load(str(path), PLAN, ("default",))

@@ -79,3 +79,40 @@ def test_clock_loop_stops():
     watcher.stop()
     clock.advance(10)
     assert Index.calls == 3
+
+
+class SlowIndex:
+    """An index whose refreshes the test finishes by hand."""
+
+    def __init__(self):
+        self.refreshes = []
+
+    def refresh(self):
+        d = defer.Deferred()
+        self.refreshes.append(d)
+        return d
+
+
+class PokeTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.index = SlowIndex()
+        self.watcher = RegistryWatcher(self.index, interval=5, clock=self.clock)
+
+    def test_a_poke_looks_at_once_and_one_during_a_round_makes_one_more(self):
+        self.watcher.poke("registry")
+        self.assertEqual(self.index.refreshes, [], "not started: not watching")
+        self.watcher.start()
+        self.addCleanup(self.watcher.stop)
+        self.watcher.poke("registry")
+        self.assertEqual(len(self.index.refreshes), 1)
+        self.watcher.poke("registry")
+        self.watcher.poke("alarms")
+        self.clock.advance(5)          # the periodic look, during the round too
+        self.assertEqual(len(self.index.refreshes), 1)
+        self.index.refreshes[0].callback([])
+        self.assertEqual(len(self.index.refreshes), 2, "one more round, not three")
+        self.index.refreshes[1].callback([])
+        self.assertEqual(len(self.index.refreshes), 2)
+        self.clock.advance(5)
+        self.assertEqual(len(self.index.refreshes), 3)

@@ -318,6 +318,82 @@ class OriginateTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).outcome, "busy")
         self.assertEqual([e.action_id for e in seen], ["t-2"])  # subscribers see it too
 
+    # A phone that is busy, declines or is not there: reason 0 and the cause
+
+    def channel_event(self, name, uniqueid, *extra):
+        self.ast.says(block(f"Event: {name}", "Privilege: call,all",
+                            "Channel: PJSIP/87650001-00000001", f"Uniqueid: {uniqueid}",
+                            *extra))
+
+    def failed_with_cause(self, cause, *, hangup_first=False):
+        d = self.originate(channel_id="c1")
+        self.queued()
+        self.channel_event("Newchannel", "c1")
+        if hangup_first:
+            self.channel_event("Hangup", "c1", f"Cause: {cause}")
+        self.ast.says(response_event("t-2", "Failure", 0, uniqueid="c1"))
+        if not hangup_first:
+            self.assertNoResult(d)  # the Hangup just behind says why
+            self.channel_event("Hangup", "c1", f"Cause: {cause}")
+        return self.successResultOf(d)
+
+    def test_a_busy_phone_is_told_by_its_hangup_cause(self):
+        # What Asterisk 22 sends for a PJSIP phone answering 486 (see the
+        # originate transcript): reason 0, then the Hangup with cause 17.
+        result = self.failed_with_cause(17)
+        self.assertEqual((result.outcome, result.reason, result.cause), ("busy", 0, 17))
+        self.assertFalse(result.not_placed)
+        self.assertIn("hangup cause 17: user busy", result.message)
+        self.assertEqual([c.func.__name__ for c in self.reactor.getDelayedCalls()], ["_ping"])
+
+    def test_the_hangup_may_come_first(self):
+        result = self.failed_with_cause(17, hangup_first=True)
+        self.assertEqual(result.outcome, "busy")
+
+    def test_causes_of_the_phone_and_of_the_network(self):
+        for cause, outcome, not_placed in ((21, "busy", False), (19, "no-answer", False),
+                                           (20, "failed", False), (34, "failed", True),
+                                           (16, "failed", True)):
+            self.setUp()
+            result = self.failed_with_cause(cause)
+            self.assertEqual((result.outcome, result.not_placed), (outcome, not_placed), cause)
+
+    def test_no_hangup_in_time_leaves_a_call_not_placed(self):
+        d = self.originate(channel_id="c1")
+        self.queued()
+        self.channel_event("Newchannel", "c1")
+        self.ast.says(response_event("t-2", "Failure", 0, uniqueid="c1"))
+        self.reactor.advance(self.client.cause_wait - 0.01)
+        self.assertNoResult(d)
+        self.reactor.advance(0.01)
+        result = self.successResultOf(d)
+        self.assertTrue(result.not_placed)
+        self.channel_event("Hangup", "c1", "Cause: 17")  # too late: nothing happens
+        self.assertFalse(self.client._calls)
+
+    def test_no_channel_made_is_not_waited_for(self):
+        # An unknown endpoint: Asterisk makes no channel, sends no Hangup.
+        d = self.originate(channel_id="c1")
+        self.queued()
+        self.ast.says(response_event("t-2", "Failure", 0, uniqueid="c1"))
+        self.assertTrue(self.successResultOf(d).not_placed)
+        self.assertFalse(self.client._calls)
+
+    def test_link_lost_while_waiting_for_the_cause_keeps_the_outcome(self):
+        d = self.originate(channel_id="c1")
+        self.queued()
+        self.channel_event("Newchannel", "c1")
+        self.ast.says(response_event("t-2", "Failure", 0, uniqueid="c1"))
+        self.ast.close(ConnectionLost())
+        self.assertTrue(self.successResultOf(d).not_placed)
+
+    def test_hangups_are_built_only_while_a_call_may_end(self):
+        client, _, _ = started()
+        self.assertFalse(client.wants_event("Hangup"))
+        client.originate("PJSIP/1", application="Wait", channel_id="c9")
+        self.assertTrue(client.wants_event("Hangup"))
+        self.assertTrue(client.wants_event("Newchannel"))
+
     def test_refused_at_once_is_a_failed_outcome(self):
         d = self.originate(channel_id="c1")
         self.ast.respond("t-2", "Message: Permission denied", status="Error")

@@ -82,10 +82,11 @@ class TranscriptTests(SynchronousTestCase):
             "state_gone": None,     # Getvar: "No such channel"
             "hangup_gone": False,   # Hangup: "No such channel"
             # A PJSIP phone answering 486 at once: Asterisk 22 reports the
-            # originate as a failure (reason 0); only the channel's Hangup
-            # (cause 17, user busy) tells it was busy.
-            "busy": ["failed", 0, "rec-busy", "rec-busy"],
+            # originate as a failure (reason 0); the channel's Hangup just
+            # behind it (cause 17, user busy) tells it was busy.
+            "busy": ["busy", 0, "rec-busy", "rec-busy"],
             "no_answer": ["no-answer", 3, "rec-ring", "rec-ring"],
+            # No such endpoint: no channel was made, no cause to wait for.
             "unknown": ["failed", 0, "rec-unknown", "rec-unknown"],
         })
         self.assertEqual(sent, ["Login", "Filter", "Originate", "Getvar", "Hangup", "Getvar",

@@ -151,7 +151,7 @@ class Case(SynchronousTestCase):
         self.board.timer = lambda: 0.0   # frames cost nothing: sent every batch
         self.board.start()
         self.addCleanup(self.board.stop)
-        self.site = server.Site(observe_root(None, None, self.board.pages), reactor=self.clock)
+        self.site = server.Site(observe_root(None, None, pages=self.board.pages), reactor=self.clock)
         self.browser = FakeServer(self.site)
 
     def raise_(self, snapshot=None, caller="87650001"):

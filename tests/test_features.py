@@ -67,6 +67,29 @@ def test_the_server_serves_every_features_scripts_and_asks_for_their_events(tmp_
     server.database.close()
 
 
+def test_astdb_is_kept_on_a_session_of_its_own_so_originates_never_wait_behind_it(tmp_path):
+    # Asterisk runs one session's actions one after another: on the main
+    # link, an AstDB read-back (4 s for 20,000 households) would hold every
+    # neighbour's Originate behind it.
+    from dataclasses import replace
+    from switchboard.service import build
+    settings = replace(settings_module.load(CONFIG), database=f"sqlite:///{tmp_path}/db.sqlite")
+    server = build(settings, MemoryReactorClock())
+    alarm = next(f for f in server.features if type(f).__name__ == "AlarmFeature")
+    assert server.bulk_ami is not server.ami
+    assert (server.bulk_ami._link.events, server.bulk_ami._link.only_events) == ("off", ())
+    assert alarm.astdb.ami is server.bulk_ami
+    assert alarm.coordinator.engine.placer.client is server.ami
+    resyncs = []
+    alarm.astdb.resync = lambda force=False: resyncs.append("resync")
+    alarm.index.loaded = True
+    alarm.ami_connected()            # the main link: not AstDB's
+    assert resyncs == []
+    server.bulk_ami.linkUp(None)     # AstDB's own session logged in
+    assert resyncs == ["resync"]
+    server.database.close()
+
+
 def _entry_points(monkeypatch, *values):
     points = [EntryPoint(name, value, features.GROUP) for name, value in values]
     monkeypatch.setattr(features, "entry_points", lambda group: points)

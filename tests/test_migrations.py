@@ -20,7 +20,7 @@ from switchboard.storage import Base, Database
 from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixtures)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0001", "board_0001", "callback_0001", "hotline_0001")
+HEADS = ("alarm_0001", "board_0001", "callback_0002", "hotline_0001")
 
 
 def differences(engine):
@@ -207,11 +207,11 @@ def test_db_commands(tmp_path, capsys):
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
                               "alarm_0001, core_0001, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0001, board_0001, callback_0001, hotline_0001\n")
+                              "alarm_0001, board_0001, callback_0002, hotline_0001\n")
     code, out, _ = run("current")
     assert out.splitlines() == ["alarm        alarm_0001       (head)",
                                 "board        board_0001       (head)",
-                                "callback     callback_0001    (head)",
+                                "callback     callback_0002    (head)",
                                 "core         core_0001        (head)",
                                 "hotline      hotline_0001     (head)"]
     with create_engine(f"sqlite:///{tmp_path}/sb.db").begin() as connection:

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from switchboard.ami import AMIClient, AMIConnectionLost, AMINotConnected
+from switchboard.ami import AMIClient, AMIConnectionLost, AMINotConnected, OriginateResult
 from switchboard.ringgroup import (
     ANSWERED,
     BUSY,
@@ -240,6 +240,22 @@ class NotPlacedTests(Case):
         self.assertEqual([c.channel_id for c in self.placer.calls], [leg.id] * 3)
         self.assertEqual([kind for _, kind, _ in self.owner.notes],
                          [RINGING, FAILED, RETRY, RINGING, FAILED])
+
+    def test_a_phone_that_says_why_is_an_outcome_not_trouble(self):
+        # Reason 0 with the phone's hangup cause (not registered, busy):
+        # what the party did, rung again by its Retry, not every 2 s.
+        self.group.ring_all([party(1, Retry((BUSY, FAILED), 1, 10.0)),
+                             party(2, Retry((BUSY, FAILED), 1, 10.0))])
+        for call, cause in zip(self.placer.calls, (20, 17)):
+            call.deferred.callback(OriginateResult(call.channel_id, "failed", 0,
+                                                   "Failure (reason 0: failed)").with_cause(cause))
+        self.assertEqual(self.fates(), [("+8659187650001", FAILED, True),
+                                        ("+8659187650002", BUSY, True)])
+        self.assertEqual(self.owner.not_placed_legs, [])
+        self.clock.advance(9.9)
+        self.assertEqual(len(self.placer.calls), 2)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.placer.calls), 4)
 
     def test_tried_again_every_few_seconds_under_one_id(self):
         self.placer.refuse_calls = (None, "Asterisk is shutting down")

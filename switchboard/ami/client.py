@@ -32,15 +32,21 @@ _DB_MISSING = ("database entry not found", "database entry could not be deleted"
 _NO_CHANNEL = "no such channel"
 # ConfbridgeList's answers for a room nobody is in (app_confbridge.c).
 _NO_ROOM = ("no conference by that name found.", "no active conferences.")
+#: The events L{AMIClient.originate} reads: the outcome, and the called
+#: channel's Newchannel and Hangup for why a call failed.
+ORIGINATE_EVENTS = ("Hangup", "Newchannel", "OriginateResponse")
 
 
 class _PendingOriginate:
-    __slots__ = ("channel_id", "deferred", "timer")
+    __slots__ = ("channel_id", "deferred", "timer", "made", "cause", "result")
 
     def __init__(self, channel_id, deferred):
         self.channel_id = channel_id
         self.deferred = deferred
         self.timer = None
+        self.made = False   # its channel was created (Newchannel seen)
+        self.cause = None   # the called channel's hangup cause, once seen
+        self.result = None  # a reason-0 outcome waiting for that cause
 
 
 class AMIClient:
@@ -76,6 +82,12 @@ class AMIClient:
         manager user may read) or a list of classes such as C{"call"}.
     @param only_events: event names; if given, after each login Asterisk
         is asked to send only these (see L{ManagerLink._filterEvents}).
+        L{ORIGINATE_EVENTS} must be among them for L{originate} to learn
+        its outcomes.
+    @param cause_wait: seconds a reason-0 originate outcome waits for the
+        called channel's C{Hangup} to tell why (busy, no answer,
+        unreachable; see L{OriginateResult.with_cause}). Asterisk sends it
+        within milliseconds of the outcome.
     """
 
     log = Logger()
@@ -84,7 +96,7 @@ class AMIClient:
                  max_delay=3.0, ping_interval=10.0, ping_timeout=5.0, action_timeout=10.0,
                  originate_margin=10.0, connect_timeout=5.0, random=None, jitter=0.25,
                  client_id=None, events="on", only_events=(), late_answer=0.5,
-                 probe_timeout=1.5):
+                 probe_timeout=1.5, cause_wait=1.0):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -92,9 +104,13 @@ class AMIClient:
         self.late_answer = late_answer
         self.probe_timeout = probe_timeout
         self.originate_margin = originate_margin
+        self.cause_wait = cause_wait
         self._next_id = action_id_source(client_id)
         self._subscriptions = Subscriptions()
         self._originates = {}
+        # Originates with a channel id whose call may still end: by that id
+        # (the called channel's Uniqueid), for the cause of its Hangup.
+        self._calls = {}
         self._connect_waiters = []
         self._on_connect = []
         self._on_disconnect = []
@@ -164,6 +180,11 @@ class AMIClient:
 
     def linkDown(self, protocol, reason):
         pending, self._originates = self._originates, {}
+        calls, self._calls = self._calls, {}
+        for waiting in calls.values():
+            if waiting.result is not None:  # its outcome came: only the cause is lost
+                _cancel(waiting.timer)
+                waiting.deferred.callback(waiting.result)
         for action_id, waiting in pending.items():
             _cancel(waiting.timer)
             waiting.deferred.errback(AMIConnectionLost(
@@ -173,16 +194,63 @@ class AMIClient:
             self._notify(callback, "on_disconnect")
 
     def wants_event(self, name):
-        """Events worth building: an originate's outcome, or one subscribed to."""
-        return name.lower() == "originateresponse" or self._subscriptions.wants(name)
+        """
+        Events worth building: an originate's outcome, a Hangup while an
+        originated call may still end, or one subscribed to.
+        """
+        folded = name.lower()
+        return (folded == "originateresponse"
+                or (bool(self._calls) and folded in ("hangup", "newchannel"))
+                or self._subscriptions.wants(name))
 
     def linkEvent(self, event):
-        if (event.event or "").lower() == "originateresponse":
-            waiting = self._originates.pop(event.action_id, None)
-            if waiting is not None:
-                _cancel(waiting.timer)
-                waiting.deferred.callback(result_from_event(event, waiting.channel_id))
+        name = (event.event or "").lower()
+        if name == "originateresponse":
+            self._originateOutcome(event)
+        elif self._calls and name in ("hangup", "newchannel"):
+            self._callEvent(name, event)
         self._subscriptions.dispatch(event)
+
+    def _originateOutcome(self, event):
+        waiting = self._originates.pop(event.action_id, None)
+        if waiting is None:
+            return
+        _cancel(waiting.timer)
+        result = result_from_event(event, waiting.channel_id)
+        if result.reason != 0 or not waiting.made:
+            self._calls.pop(waiting.channel_id, None)
+            waiting.deferred.callback(result)
+        elif waiting.cause is not None:
+            self._calls.pop(waiting.channel_id, None)
+            waiting.deferred.callback(result.with_cause(waiting.cause))
+        else:
+            # A channel was made and failed: its Hangup, just behind, says why.
+            # (An unknown endpoint makes none: that stays a call not placed.)
+            waiting.result = result
+            self._calls[waiting.channel_id] = waiting
+            waiting.timer = self.reactor.callLater(self.cause_wait, self._causeUnknown,
+                                                   waiting.channel_id)
+
+    def _callEvent(self, name, event):
+        waiting = self._calls.get(event.get("Uniqueid"))
+        if waiting is None:
+            return
+        if name == "newchannel":
+            waiting.made = True
+            return
+        try:
+            waiting.cause = int(event.get("Cause", ""))
+        except ValueError:
+            return
+        if waiting.result is not None:
+            del self._calls[waiting.channel_id]
+            _cancel(waiting.timer)
+            waiting.deferred.callback(waiting.result.with_cause(waiting.cause))
+
+    def _causeUnknown(self, channel_id):
+        waiting = self._calls.pop(channel_id, None)
+        if waiting is not None:
+            waiting.deferred.callback(waiting.result)
 
     def _notify(self, callback, what):
         d = defer.maybeDeferred(callback, self)
@@ -357,6 +425,8 @@ class AMIClient:
         waiting = _PendingOriginate(channel_id, defer.Deferred())
         # Registered before sending: the event may come before the response.
         self._originates[action_id] = waiting
+        if channel_id is not None:
+            self._calls[channel_id] = waiting
         limit = timeout + self.originate_margin
         waiting.timer = self.reactor.callLater(limit, self._originateExpired, action_id, limit)
         queued = protocol.sendAction("Originate", headers, action_id=action_id)
@@ -381,6 +451,7 @@ class AMIClient:
         waiting = self._originates.pop(action_id, None)
         if waiting is None:
             return None  # the outcome arrived first, or the link is down
+        self._calls.pop(waiting.channel_id, None)
         _cancel(waiting.timer)
         if failure.check(AMIActionError):
             waiting.deferred.callback(OriginateResult(
@@ -393,6 +464,7 @@ class AMIClient:
     def _originateExpired(self, action_id, limit):
         waiting = self._originates.pop(action_id, None)
         if waiting is not None:
+            self._calls.pop(waiting.channel_id, None)
             waiting.deferred.errback(AMITimeout(
                 f"no OriginateResponse for {action_id} within {limit:g} s"))
 

@@ -4,7 +4,7 @@ Originate: the action's headers and the meaning of its outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from switchboard.ami.errors import AMIArgumentError
 from switchboard.ami.message import check_value
@@ -24,6 +24,26 @@ _REASONS = {
     8: CONGESTION,  # congestion
     1: NO_ANSWER,   # hung up (rejected) before answering
 }
+
+# Hangup causes (Q.850, Asterisk's causes.h) that say what the called phone
+# did. A PJSIP phone answering 486 Busy ends its channel with cause 17 and no
+# BUSY control frame, so the OriginateResponse says only "reason 0" (pbx.c,
+# pbx_dial_reason); the channel's Hangup event, right behind it, says why.
+# Causes not listed here (congestion, network trouble, no cause) leave a
+# reason-0 originate what it was: a call not placed.
+PARTY_CAUSES = {
+    17: BUSY,       # user busy
+    21: BUSY,       # call rejected (declined at the phone)
+    18: NO_ANSWER,  # no user responding
+    19: NO_ANSWER,  # user alerting, no answer
+    1: FAILED,      # unallocated number
+    3: FAILED,      # no route to destination
+    20: FAILED,     # subscriber absent (not registered)
+    27: FAILED,     # destination out of order
+}
+_CAUSE_TEXT = {17: "user busy", 21: "call rejected", 18: "no user responding",
+               19: "no answer", 1: "unallocated number", 3: "no route to destination",
+               20: "not registered", 27: "destination out of order"}
 
 # Characters Asterisk's argument splitter gives a meaning to in a Variable
 # header ("a=1,b=2" is two variables; quotes and parentheses group); a
@@ -46,6 +66,8 @@ class OriginateResult:
     @ivar channel: the C{Channel} header of the event (the channel's name
         once it exists), or L{None}.
     @ivar uniqueid: the C{Uniqueid} Asterisk reported, or L{None}.
+    @ivar cause: the hangup cause of the called channel when it told what
+        the phone did (L{PARTY_CAUSES}), else L{None}.
     """
 
     channel_id: str | None
@@ -54,10 +76,32 @@ class OriginateResult:
     message: str
     channel: str | None = None
     uniqueid: str | None = None
+    cause: int | None = None
 
     @property
     def answered(self) -> bool:
         return self.outcome == ANSWERED
+
+    @property
+    def not_placed(self) -> bool:
+        """
+        No call reached the party: Asterisk refused the action (reason
+        L{None}) or the channel failed (reason 0) with no cause from the
+        phone. Trouble to try again, not something the party did.
+        """
+        return self.outcome == FAILED and self.reason in (None, 0) and self.cause is None
+
+    def with_cause(self, cause) -> "OriginateResult":
+        """
+        This reason-0 result told by the called channel's hangup C{cause}:
+        busy, no answer or unreachable when the cause says what the phone
+        did (L{PARTY_CAUSES}), else unchanged.
+        """
+        outcome = PARTY_CAUSES.get(cause)
+        if outcome is None or self.reason != 0:
+            return self
+        return replace(self, outcome=outcome, cause=cause,
+                       message=f"{self.message}; hangup cause {cause}: {_CAUSE_TEXT[cause]}")
 
 
 def outcome_for_reason(reason):

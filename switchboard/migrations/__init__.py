@@ -116,11 +116,19 @@ class Upgrade:
     before: tuple[str, ...]
     after: tuple[str, ...]
     adopted: tuple[str, ...] = ()
+    #: Contract migrations not applied (L{phases}): they wait for C{--contract}.
+    waiting: tuple[str, ...] = ()
 
 
-def upgrade(engine) -> Upgrade:
-    """Bring the database of C{engine} to the head of every branch."""
+def upgrade(engine, *, contract=False) -> Upgrade:
+    """
+    Bring the database of C{engine} to the head of every branch; without
+    C{contract}, stop each branch before its first contract migration
+    (L{phases}), which an instance still on the old code would not survive.
+    """
     from alembic import command
+
+    from switchboard.migrations.phases import expand_targets
     with migrating(engine) as connection:
         cfg = config(connection)
         script = script_directory(cfg)
@@ -129,8 +137,14 @@ def upgrade(engine) -> Upgrade:
         adopted = () if before else adopt(connection, script)
         if adopted:
             before = current_heads(connection)
-        command.upgrade(cfg, "heads")
-        return Upgrade(before, current_heads(connection), adopted)
+        waiting = ()
+        if contract:
+            command.upgrade(cfg, "heads")
+        else:
+            targets, waiting = expand_targets(script, _ancestors(script, before))
+            for target in targets:
+                command.upgrade(cfg, target)
+        return Upgrade(before, current_heads(connection), adopted, tuple(waiting))
 
 
 def current_heads(connection) -> tuple[str, ...]:

@@ -2,8 +2,9 @@
 The database's schema commands:
 
   switchboard db current                  where each branch (core, each feature) stands
-  switchboard db upgrade                  apply the migrations (adopting a database
-                                          made before migrations)
+  switchboard db upgrade [--contract]     apply the migrations (adopting a database
+                                          made before migrations); contract ones
+                                          (drops, renames) only with --contract
   switchboard db revision BRANCH -m MSG   write a branch's next migration (developers)
 
 The server and the commands that open the database upgrade it themselves;
@@ -25,6 +26,9 @@ def register(subparsers) -> None:
     current = sub.add_parser("current", help="where each branch of the schema stands")
     current.set_defaults(handler=current_command)
     upgrade = sub.add_parser("upgrade", help="apply the migrations to the configured database")
+    upgrade.add_argument("--contract", action="store_true",
+                         help="also apply contract migrations (drops, renames): only once "
+                              "every instance runs this version")
     upgrade.set_defaults(handler=upgrade_command)
     revision = sub.add_parser("revision", help="write a branch's next migration (developers)")
     revision.add_argument("branch", help="core, or a feature's branch (e.g. alarm)")
@@ -58,7 +62,7 @@ def current_command(args, context) -> int:
 def upgrade_command(args, context) -> int:
     database = _database(context)
     try:
-        done = migrations.upgrade(database.engine)
+        done = migrations.upgrade(database.engine, contract=args.contract)
     finally:
         database.close()
     if done.adopted:
@@ -67,6 +71,9 @@ def upgrade_command(args, context) -> int:
         print(f"already up to date: {', '.join(done.after)}")
     else:
         print(f"upgraded: {', '.join(done.before) or 'empty'} -> {', '.join(done.after)}")
+    if done.waiting:
+        print(f"contract migrations waiting: {', '.join(done.waiting)}; run `switchboard db "
+              f"upgrade --contract` once every instance runs this version")
     return 0
 
 

@@ -126,6 +126,25 @@ class Metrics:
         """A L{RoutingStore}: the routing in force, files refused."""
         self.readings.routing.append(store)
 
+    def watch_loads(self, record) -> None:
+        """
+        The L{switchboard.reloads.LoadRecord} of a configuration file other
+        than the routing (which has its own metrics): C{alarm} for alarm.yaml.
+        """
+        self.readings.loads[record.what] = record
+
+    def watch_registry(self, watcher) -> None:
+        """The households registry's watcher (its C{refreshes} by result)."""
+        self.readings.registry.append(watcher)
+
+    def watch_astdb(self, sync) -> None:
+        """An AstDB copy kept in step (its C{stale})."""
+        self.readings.astdb.append(sync)
+
+    def watch_voicemail(self, watcher) -> None:
+        """What turns voicemails into requests (its C{recorded})."""
+        self.readings.voicemail.append(watcher)
+
     def watch_calls(self, call_log) -> None:
         """A L{CallLog}: each ended call by outcome."""
         call_log.listeners.add(lambda call: self.calls.labels(call.outcome or "failed").inc())
@@ -215,6 +234,10 @@ class _Readings:
         self.routing: list = []
         self.writers: dict = {}
         self.alarms = None
+        self.loads: dict = {}
+        self.registry: list = []
+        self.astdb: list = []
+        self.voicemail: list = []
 
     def describe(self):
         return []  # families vary with what is watched: collected at each scrape
@@ -257,6 +280,33 @@ class _Readings:
                 failing.add_metric([name], writer.failures)
             yield pending
             yield failing
+        for what, record in sorted(self.loads.items()):
+            loads = CounterMetricFamily(
+                PREFIX + f"{what}_file_loads", f"Loads of the {what} file, by result: in_force "
+                "(put in force; the first load counts), refused (errors: the last good one "
+                "serves), unchanged (read again, same bytes).", labels=["result"])
+            for result, n in sorted(record.counts.items()):
+                loads.add_metric([result], n)
+            yield loads
+            yield _gauge(f"{what}_file_refused", f"1 when the last {what} file read was "
+                         "refused.", 1 if record.last_error is not None else 0)
+        if self.registry:
+            refreshes = CounterMetricFamily(
+                PREFIX + "alarm_registry_refreshes", "Looks at the households registry, by "
+                "result: changed (households taken in), unchanged, failed.", labels=["result"])
+            for result in ("changed", "unchanged", "failed"):
+                refreshes.add_metric([result], sum(w.refreshes[result] for w in self.registry))
+            yield refreshes
+        if self.astdb:
+            yield _gauge("astdb_in_step", "1 when AstDB's copy of the registry (the native "
+                         "fallback's) was last found in step.",
+                         0 if any(s.stale for s in self.astdb) else 1)
+        if self.voicemail:
+            voicemails = CounterMetricFamily(
+                PREFIX + "voicemail_requests", "Voicemails left at the offices taken in as "
+                "requests to call back.")
+            voicemails.add_metric([], sum(w.recorded for w in self.voicemail))
+            yield voicemails
         if self.alarms is not None:
             yield _gauge("alarms_open", "Alarms open now (raised or taken up after a "
                                         "restart, not ended).", self.alarms())

@@ -44,6 +44,26 @@ class HealthPage(resource.Resource):
         return json.dumps(body, sort_keys=True).encode("utf-8") + b"\n"
 
 
+class StatusPage(resource.Resource):
+    """
+    C{GET /status.json}: L{switchboard.observe.status.Status.snapshot}.
+    A leaf of its own, so that a site with logins can serve it behind
+    them (C{guarded(StatusPage(status))}); this port serves it on loopback.
+    """
+
+    isLeaf = True
+
+    def __init__(self, status):
+        super().__init__()
+        self.status = status
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(self.status.snapshot(), ensure_ascii=False,
+                          sort_keys=True).encode("utf-8") + b"\n"
+
+
 class _Root(resource.Resource):
     """C{/}: its children, and 404 for anything else."""
 
@@ -51,16 +71,19 @@ class _Root(resource.Resource):
         return pages.notFound()
 
 
-def root(metrics, health, pages=None) -> resource.Resource:
+def root(metrics, health, status=None, pages=None) -> resource.Resource:
     """
-    The pages under C{/}: C{metrics} and C{healthz}, and the features'
-    C{pages} (name -> resource, e.g. the duty board's C{board}); the rest: 404.
+    The pages under C{/}: C{metrics}, C{healthz}, C{status.json}, and the
+    features' C{pages} (name -> resource, e.g. the duty board's C{board});
+    the rest: 404.
     """
     top = _Root()
     for name, page in (pages or {}).items():
         top.putChild(name, page)
     top.putChild(b"metrics", MetricsPage(metrics))
     top.putChild(b"healthz", HealthPage(health))
+    if status is not None:
+        top.putChild(b"status.json", StatusPage(status))
     return top
 
 
@@ -71,7 +94,7 @@ class QuietSite(server.Site):
         pass
 
 
-def site(metrics, health, pages=None) -> server.Site:
-    made = QuietSite(root(metrics, health, pages))
+def site(metrics, health, status=None, pages=None) -> server.Site:
+    made = QuietSite(root(metrics, health, status, pages))
     made.noisy = False
     return made

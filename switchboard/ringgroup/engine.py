@@ -59,10 +59,6 @@ LIVE = (RINGING, ANSWERED)
 RETRY = "retry"
 
 _LINK_TROUBLE = (AMINotConnected, AMIConnectionLost, AMITimeout)
-# OriginateResponse reasons meaning no call was made: Asterisk refused the
-# action (None: shutting down, no such endpoint...) or the channel never
-# came up (0). Trouble to retry, not what a party did.
-_NOT_PLACED_REASONS = (None, 0)
 _OUTCOMES = {"answered": ANSWERED, "busy": BUSY, "no-answer": NO_ANSWER,
              "congestion": FAILED, "failed": FAILED}
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
@@ -411,7 +407,7 @@ class RingGroup:
         if state == FAILED and leg.resumed:
             self._look_for_first_call(leg, detail)
             return
-        if state == FAILED and getattr(result, "reason", None) in _NOT_PLACED_REASONS:
+        if result.not_placed:
             self._not_placed(Failure(CallRefused(detail or "Asterisk refused the call")), leg)
             return
         self.settle(leg, state, detail)

@@ -28,6 +28,7 @@ from switchboard.numbers import NumberPlan
 from switchboard.routing.model import Routing
 from switchboard.routing.parsing import ChildProcessParser
 from switchboard.routing.schema import load_bytes
+from switchboard.reloads import IN_FORCE, REFUSED, UNCHANGED, LoadRecord
 from switchboard.yamlconf import ConfigError, read_bytes
 
 
@@ -40,6 +41,7 @@ class RoutingStore:
     @ivar last_error: the L{ConfigError} of the last refused file, L{None}
         after a successful load.
     @ivar refusals: how many files have been refused.
+    @ivar loads: the L{LoadRecord} of the loads (when, refused with what).
     """
 
     log = Logger()
@@ -66,6 +68,7 @@ class RoutingStore:
         self.generation = 0
         self.last_error: Optional[ConfigError] = None
         self.refusals = 0
+        self.loads = LoadRecord("routing", reactor)
         self._running = False
         self._waiting: list = []
         self._parser = parser
@@ -167,6 +170,7 @@ class RoutingStore:
         routing, digest = parsed
         if routing is self.current:
             self.last_error = None
+            self.loads.note(UNCHANGED, routing.path)
             self.log.info("routing {path} unchanged (generation {generation})",
                           path=routing.path, generation=self.generation)
             self.rendering = self.render(routing)  # what failed before may render now
@@ -175,6 +179,7 @@ class RoutingStore:
         self.current = routing
         self.generation += 1
         self.last_error = None
+        self.loads.note(IN_FORCE, routing.path)
         self.log.info("routing {path} in force (generation {generation}): {summary}",
                       path=routing.path, generation=self.generation, summary=routing.summary())
         self.rendering = self.render(routing)
@@ -218,6 +223,7 @@ class RoutingStore:
     def _refused(self, error: ConfigError, path: str) -> None:
         self.last_error = error
         self.refusals += 1
+        self.loads.note(REFUSED, path, error)
         keeping = (f"keeping generation {self.generation}" if self.current is not None
                    else "no routing in force")
         self.log.error("routing {path} refused ({keeping}):\n{problems}", path=path,

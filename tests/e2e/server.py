@@ -112,6 +112,23 @@ class Server:
             self.process.wait()
 
 
+def alarm_server(tmp_path_factory, name, alarm_text) -> Server:
+    """A server of its own (not started): C{alarm_text} as its alarm.yaml, the sample registry."""
+    workdir = tmp_path_factory.mktemp(name)
+    alarm = workdir / "alarm.yaml"
+    alarm.write_text(alarm_text)
+    server = Server(workdir, alarm=str(alarm))
+    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    return server
+
+
+def start_in_step(server) -> Server:
+    """Start C{server} and wait until AstDB holds its registry."""
+    server.start()
+    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    return server
+
+
 def lab_sounds() -> str:
     """Where the lab Asterisk (in its chroot) reads sounds, seen from the host."""
     root = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")

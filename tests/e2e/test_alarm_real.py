@@ -4,15 +4,14 @@ neighbour phones ring, answer and press keys (RTP DTMF), and the switchboard
 server records every step.
 """
 
-import os
 import re
 import signal
 from datetime import datetime
 
 import pytest
 
-from tests.conftest import PROJECT, wait_for
-from tests.e2e.server import Server, first_invite_sent, sleep
+from tests.conftest import wait_for
+from tests.e2e.server import alarm_server, first_invite_sent, sleep, start_in_step
 
 pytestmark = pytest.mark.asterisk
 
@@ -33,25 +32,15 @@ NEIGHBOURS = [f"876500{n:02d}" for n in range(2, 12)]
 
 @pytest.fixture(scope="module")
 def server(asterisk, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("alarm")
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    server = Server(workdir, alarm=str(alarm))
-    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
-    server.start()
-    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    server = start_in_step(alarm_server(tmp_path_factory, "alarm", ALARM))
     yield server
     server.stop()
 
 
 def another_server(tmp_path_factory, name, old, new):
     """A server of its own with the sample registry, C{old} changed to C{new} in its config."""
-    workdir = tmp_path_factory.mktemp(name)
-    alarm = workdir / "alarm.yaml"
-    alarm.write_text(ALARM)
-    other = Server(workdir, alarm=str(alarm))
+    other = alarm_server(tmp_path_factory, name, ALARM)
     other.rewrite_config(old, new)
-    other.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     return other
 
 
@@ -125,6 +114,26 @@ def test_the_caller_cancels_a_false_alarm_with_star(server, sipp):
         wait_for(lambda p=phone: p.received("CANCEL"), 10, message="ringing legs stopped")
     assert "status" not in timeline(server, alarm_id) or True
     assert "cancelled" in server.cli("alarms")
+
+
+def test_a_busy_neighbour_is_busy_on_the_timeline_not_a_call_not_placed(server, sipp):
+    # A PJSIP phone answering 486 makes Asterisk report the originate as
+    # "reason 0"; the channel's hangup cause (17) tells it was busy.
+    before = alarm_ids(server)
+    busy = sipp.phone("87650005", "busy", timeout_s=40)
+    ringing = [sipp.phone(n, "ring", timeout_s=40) for n in ("87650007", "87650004", "87650008")]
+    caller = sipp.call("#9", "87650006", keys="*", before_ms=5000, hold_ms=3000, timeout_s=40)
+    alarm_id = newest_alarm(server, before)
+    wait_for(lambda: re.search(r"busy\s+\+8659187650005", timeline(server, alarm_id)), 10,
+             message="the busy neighbour on the timeline")
+    wait_for(lambda: "cancelled" in timeline(server, alarm_id), 20, message="the cancellation")
+    caller.wait(30)
+    for phone in ringing:
+        wait_for(lambda p=phone: p.received("CANCEL"), 10, message="ringing legs stopped")
+    text = timeline(server, alarm_id)
+    assert "not placed" not in text, text
+    # Busy is an outcome (retry_unanswered: 0): not rung again every 2 s.
+    assert len(busy.invite_times()) == 1, busy.invite_times()
 
 
 def test_with_the_database_locked_the_neighbours_ring_at_once_and_it_is_recorded_later(
