@@ -46,6 +46,7 @@ class Feature:
 
 def settings(tmp_path, *, alarm=None):
     from alarm.plugin import AlarmSettings
+    from board.plugin import BoardSettings
     from callback.plugin import CallbackSettings
     from switchboard.hotline.plugin import HotlineSettings
     return Settings(path=str(tmp_path / "s.yaml"), agi=AGISettings(port=4599, key="test-key"),
@@ -55,7 +56,7 @@ def settings(tmp_path, *, alarm=None):
                     speech=SpeechSettings(sounds_dir=str(tmp_path / "sounds")),
                     sections={"hotline": HotlineSettings(routing=str(tmp_path / "r.yaml")),
                               "alarm": AlarmSettings(alarm=alarm or str(tmp_path / "a.yaml")),
-                              "callback": CallbackSettings()})
+                              "callback": CallbackSettings(), "board": BoardSettings()})
 
 
 def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):
