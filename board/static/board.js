@@ -14,7 +14,10 @@ const TEXT = {
     ack_by: "{who} 正在处理（{at}）", acknowledge: "我来处理", note: "备注…", add_note: "添加备注",
     close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", call_back: "回拨求助人", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
-    staff: "值班人员", online: "在线", neighbours: "邻居", other: "English", other_lang: "en", timeline: "时间线",
+    staff: "值班人员", online: "在线", neighbours: "邻居", health: "服务状态",
+    light_ami: "AMI 连接", light_astdb: "AstDB 同步", light_database: "数据库", light_config: "配置文件",
+    ok: "正常", failing: "故障", unknown: "未知", refused_file: "{file} 被拒绝（{at}）：",
+    dept_open: "开放", dept_closed: "关闭", dept_holiday: "假日", until: "{at} 起{state}", other: "English", other_lang: "en", timeline: "时间线",
     ringing: "正在响铃", answered: "已接听", "confirmed": "按1：马上到", declined: "按2：来不了",
     unconfirmed: "接听未按键", busy: "占线", "no-answer": "无人接听", "failed_leg": "未能呼出",
     cancelled: "已取消", status_open: "未确认", status_confirmed: "已确认", status_closed: "已结束",
@@ -31,7 +34,10 @@ const TEXT = {
     ack_by: "{who} is handling it ({at})", acknowledge: "I am handling it", note: "Note…", add_note: "Add note",
     close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", call_back: "Call the caller back", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
-    staff: "Staff", online: "online", neighbours: "neighbours", other: "中文", other_lang: "zh", timeline: "Timeline",
+    staff: "Staff", online: "online", neighbours: "neighbours", health: "Service",
+    light_ami: "AMI link", light_astdb: "AstDB sync", light_database: "Database", light_config: "Configuration",
+    ok: "ok", failing: "failing", unknown: "unknown", refused_file: "{file} refused ({at}):",
+    dept_open: "open", dept_closed: "closed", dept_holiday: "holiday", until: "{state} from {at}", other: "中文", other_lang: "zh", timeline: "Timeline",
     ringing: "ringing", answered: "answered", "confirmed": "pressed 1: coming", declined: "pressed 2: cannot come",
     unconfirmed: "answered, no key", busy: "busy", "no-answer": "no answer", "failed_leg": "not placed",
     cancelled: "cancelled", status_open: "not confirmed", status_confirmed: "confirmed", status_closed: "ended",
@@ -321,6 +327,38 @@ async function loadStaff() {
   if (old) old.replaceWith(section); else document.querySelector("main").append(section);
 }
 
+async function loadHealth() {
+  // The status lights (/status.json on the same port): AMI, AstDB, database, files; the routing now.
+  let data;
+  try {
+    const r = await fetch("/status.json", {credentials: "same-origin"});
+    if (!r.ok) return;
+    data = await r.json();
+  } catch (err) { return; }
+  const lights = document.getElementById("lights");
+  lights.textContent = "";
+  for (const [name, light] of Object.entries(data.lights || {})) {
+    lights.append(el("li", {class: light, "data-light": name, text: t("light_" + name) + "：" + t(light)}));
+  }
+  const refused = document.getElementById("refused");
+  refused.textContent = "";
+  for (const f of data.files || []) {
+    if (!f.refused) continue;
+    const at = f.last_refused ? clock(Date.parse(f.last_refused) / 1000, true) : "";
+    refused.append(el("li", {text: t("refused_file", {file: f.refused_file || f.file, at})
+                                   + " " + (f.errors || []).map((e) => e.text).join("; ")}));
+  }
+  const table = document.getElementById("departments");
+  table.textContent = "";
+  for (const d of data.departments || []) {
+    const state = t("dept_" + d.state) === "dept_" + d.state ? d.state : t("dept_" + d.state);
+    const next = d.next_change ? t("until", {at: clock(Date.parse(d.next_change) / 1000),
+                                          state: t("dept_" + d.next_state) === "dept_" + d.next_state ? d.next_state : t("dept_" + d.next_state)}) : "";
+    table.append(el("tr", {}, el("td", {text: d.label || d.name}), el("td", {class: d.state, text: state}),
+                    el("td", {text: next})));
+  }
+}
+
 async function start() {
   const asked = new URLSearchParams(location.search).get("lang");
   const r = await fetch("/board/api/me", {credentials: "same-origin"});
@@ -351,6 +389,8 @@ async function start() {
   favicon(false);
   connect();
   loadRecent();
+  loadHealth();
+  setInterval(loadHealth, 15000);
   if (board.me.role === "admin") { loadStaff(); setInterval(loadStaff, 60000); }
   setInterval(tick, 1000);
 }

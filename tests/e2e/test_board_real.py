@@ -100,6 +100,10 @@ def test_the_board_live_from_the_9_to_its_closing(asterisk, sipp, browser, tmp_p
                  message="the board's live link")
         assert "值班看板" in browser.title
         browser.find_element(By.ID, "sound").click()   # the one click browsers want for sound
+        # The health lights and today's routing, from /status.json.
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#lights li.ok[data-light=ami]"),
+                 20, message="the AMI light on")
+        assert browser.find_elements(By.CSS_SELECTOR, "#departments tr")
 
         for n in NEIGHBOURS:
             if n == "87650005":
