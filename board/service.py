@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -60,7 +60,9 @@ class BoardService:
         self.check_password = check_password or (
             lambda h, p: password_check(reactor, h, p))
         self.desk = None
+        self.requests = None   # the residents' requests (IRequestDesk), if a feature has them
         self._unwatch = None
+        self._unwatch_requests = None
         self._entries: list = []
         self._flush = None
         self._cost = 0.0   # seconds the last frame took
@@ -71,6 +73,9 @@ class BoardService:
     # The running part -------------------------------------------------------------
 
     def start(self):
+        self.requests = duty.find(self.services, duty.IRequestDesk)
+        if self.requests is not None:
+            self._unwatch_requests = self.requests.watch(self._request_changed)
         self.desk = duty.find(self.services)
         if self.desk is None:
             self.log.warn("board: no #9 alarm running: the board shows no alarms")
@@ -83,6 +88,9 @@ class BoardService:
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
+        if self._unwatch_requests is not None:
+            self._unwatch_requests()
+            self._unwatch_requests = None
         if self._staff.running:
             self._staff.stop()
         if self._flush is not None and self._flush.active():
@@ -109,6 +117,11 @@ class BoardService:
         if self._flush is None:
             self._flush = self.reactor.callLater(max(self.batch, self._cost / self.share),
                                                  self.flush)
+
+    def _request_changed(self, request_id, what) -> None:
+        """A request came, was done or called back: the boards read the list again."""
+        if self.watchers:
+            self.watchers.send(frame("requests", {"id": request_id, "what": what}))
 
     def flush(self) -> None:
         self._flush = None
@@ -201,6 +214,10 @@ class BoardService:
         alarms = self.desk.open_alarms() if self.desk is not None else []
         first = frame("snapshot", {"now": self.reactor.seconds(), "alarms": alarms})
         return self.watchers.add(request, session, first)
+
+    def off_reactor(self, f, *args) -> defer.Deferred:
+        """C{f(*args)} on the reactor's thread pool (file reads)."""
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
 
     def recent(self, limit) -> defer.Deferred:
         if self.desk is None:

@@ -9,6 +9,9 @@ The board's HTTP side, under C{/board/} on the server's HTTP port:
                              every change as it happens
   GET  /board/api/recent     the last alarms with their timelines
   GET  /board/api/staff      (admin) the staff and who is logged in now
+  GET  /board/api/requests   the residents' requests to be called back (open, done)
+  GET  /board/api/requests/ID/recording   a voicemail's recording
+  POST /board/api/requests/ID/done | call-back   (duty and admin; CSRF token)
   POST /board/api/alarms/ID/acknowledge | note | ring | call-back | close
                              (duty and admin; CSRF token)
 
@@ -42,6 +45,9 @@ PUBLIC = {"board.css"}
 COOKIE = b"sb_session"
 LOGIN_COOKIE = b"sb_login"
 MAX_BODY = 16 * 1024
+#: A voicemail's recording served to the browser (a few minutes of 8 kHz audio).
+RECORDING_LIMIT = 20 * 1024 * 1024
+AUDIO = {".wav": "audio/wav", ".gsm": "audio/x-gsm", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; media-src 'self' data:; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -102,6 +108,11 @@ class BoardResource(resource.Resource):
                 return self.recent(request)
             if route == "api/staff":
                 return self.staff(request)
+            if route == "api/requests":
+                return self.requests(request)
+            if len(path) == 4 and path[:2] == ["api", "requests"] and ACTION.match(path[2]) \
+                    and path[3] == "recording":
+                return self.recording(request, int(path[2]))
         elif method == b"POST":
             if route == "login":
                 return self.login(request)
@@ -109,6 +120,8 @@ class BoardResource(resource.Resource):
                 return self.logout(request)
             if len(path) == 4 and path[:2] == ["api", "alarms"] and ACTION.match(path[2]):
                 return self.act(request, int(path[2]), path[3])
+            if len(path) == 4 and path[:2] == ["api", "requests"] and ACTION.match(path[2]):
+                return self.handle_request(request, int(path[2]), path[3])
         else:
             return self._json(request, 405, {"error": "method not allowed"})
         if self.board.session(request) is None:  # no telling what exists to strangers
@@ -288,6 +301,73 @@ class BoardResource(resource.Resource):
         d = self.board.staff()
         d.addCallback(lambda members: (200, {"staff": [
             {"name": m.name, "role": m.role, "online": m.id in online} for m in members]}))
+        return self._later(request, d)
+
+    def requests(self, request):
+        session, refused = self._member(request)
+        if session is None:
+            return refused
+        desk = self.board.requests
+        if desk is None:
+            return self._json(request, 200, {"open": [], "done": [], "overdue": 0})
+        return self._later(request, desk.snapshot().addCallback(lambda shot: (200, shot)))
+
+    def recording(self, request, request_id):
+        """A voicemail's recording, to listen to in the browser (viewers too)."""
+        session, refused = self._member(request)
+        if session is None:
+            return refused
+        desk = self.board.requests
+        if desk is None:
+            return self._json(request, 404, {"error": "no requests here"})
+        d = desk.recording(request_id)
+
+        def read(path):
+            if not path or not os.path.isfile(path):
+                return None
+            with open(path, "rb") as f:
+                return f.read(RECORDING_LIMIT + 1)
+
+        def answer(body, path):
+            if body is None:
+                return 404, {"error": "no recording"}
+            if len(body) > RECORDING_LIMIT:
+                return 413, {"error": "recording too large"}
+            kind = AUDIO.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
+            request.setHeader(b"Content-Type", kind.encode("ascii"))
+            return 200, body
+
+        d.addCallback(lambda path: self.board.off_reactor(read, path).addCallback(answer, path))
+        d.addErrback(lambda f: f.trap(LookupError) and (404, {"error": "no such request"}))
+        return self._later(request, d)
+
+    def handle_request(self, request, request_id, action):
+        session, refused = self._member(request, "duty")
+        if session is None:
+            return refused
+        if not self._csrf_ok(request, session):
+            return self._json(request, 403, {"error": "CSRF token missing or wrong"})
+        body = _json_body(request)
+        if body is None:
+            return self._json(request, 400, {"error": "the body must be a JSON object"})
+        desk = self.board.requests
+        if desk is None:
+            return self._json(request, 404, {"error": "no requests here"})
+        who = session.member.name
+        if action == "done":
+            d = desk.done(request_id, who, str(body.get("note") or "").strip()[:2000])
+        elif action == "call-back":
+            phone = str(body.get("from") or "").strip()
+            if not phone:
+                return self._json(request, 400, {"error": "which phone to call back from?"})
+            d = desk.call_back(request_id, who, phone[:64])
+        else:
+            return self._json(request, 404, {"error": f"no action {action!r}"})
+        self.log.info("board: {who} {action} request {id}", who=who, action=action,
+                      id=request_id)
+        d.addCallback(lambda _: (200, {"ok": True}))
+        d.addErrback(lambda f: f.trap(LookupError) and (404, {"error": "no such request"}))
+        d.addErrback(lambda f: f.trap(ValueError) and (400, {"error": str(f.value)}))
         return self._later(request, d)
 
     def act(self, request, alarm_id, action):

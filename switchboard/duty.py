@@ -89,10 +89,33 @@ class IAlarmDesk(Interface):
         """
 
 
-def find(services):
-    """The first L{IAlarmDesk} among the attributes of the running C{services}, or None."""
+class IRequestDesk(Interface):
+    """The residents' requests to be called back (*0, voicemails left at the offices)."""
+
+    def snapshot():
+        """A Deferred firing with C{{"open": [...], "done": [...], "overdue": N}}, each
+        request a dict (id, kind, caller, office, office_label, requested_at, overdue,
+        recording, done_by, note, called_back_at...)."""
+
+    def watch(listener):
+        """Call C{listener(request_id, what)} for each new, done or called-back request;
+        returns a callable that stops it."""
+
+    def done(request_id, who, note):
+        """Mark it done with a note, by C{who}: a Deferred (fails with LookupError)."""
+
+    def call_back(request_id, who, from_phone):
+        """Ring C{from_phone} (staff), then the resident from it: a Deferred firing once
+        asked for (fails with LookupError, or ValueError for a phone that is not one)."""
+
+    def recording(request_id):
+        """A Deferred firing with the voicemail's file on this host, or None."""
+
+
+def find(services, interface=IAlarmDesk):
+    """The first provider of C{interface} among the attributes of the running C{services}."""
     for service in services:
         for value in getattr(service, "__dict__", {}).values():
-            if IAlarmDesk.providedBy(value):
+            if interface.providedBy(value):
                 return value
     return None

@@ -666,3 +666,137 @@ class CallBackTests(Case):
         self.successResultOf(self.rig.coordinator.close(alarm.id))
         self.assertFalse(self.successResultOf(self.desk.call_back(alarm.id, "王芳")))
         self.assertEqual(self.ami.asked, [])
+
+
+class RequestsStandIn:
+    """What the callback feature offers the board (IRequestDesk), in memory."""
+
+    def __init__(self, recording):
+        from switchboard.listeners import Listeners
+        self.listeners = Listeners()
+        self.rows = {7: {"id": 7, "kind": "voicemail", "caller": "<b>87650003</b>",
+                         "office_label": "居委会", "requested_at": "2026-12-02T01:00:00+00:00",
+                         "overdue": True, "recording": recording, "called_back_at": None}}
+        self.done_calls, self.calls = [], []
+
+    def snapshot(self):
+        return defer.succeed({"open": list(self.rows.values()), "done": [], "overdue": 1})
+
+    def watch(self, listener):
+        self.listeners.add(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def done(self, request_id, who, note):
+        if request_id not in self.rows:
+            return defer.fail(LookupError("no request"))
+        self.done_calls.append((request_id, who, note))
+        self.listeners(request_id, "done")
+        return defer.succeed(None)
+
+    def call_back(self, request_id, who, from_phone):
+        if from_phone == "nonsense":
+            return defer.fail(ValueError("--from 'nonsense': not a phone number or channel"))
+        self.calls.append((request_id, who, from_phone))
+        return defer.succeed(True)
+
+    def recording(self, request_id):
+        row = self.rows.get(request_id)
+        return defer.succeed(row["recording"]) if row else defer.fail(LookupError("no"))
+
+
+class RequestTests(Case):
+    def setUp(self):
+        super().setUp()
+        import os
+        self.wav = os.path.join(self.tmp, "msg0000.wav")
+        with open(self.wav, "wb") as f:
+            f.write(b"RIFF....WAVEfmt ")
+        self.requests = RequestsStandIn(self.wav)
+        self.board.stop()
+        self.board.services.append(AlarmFeatureStandIn(None))
+        self.board.services[-1].requests = self.requests
+        self.board.start()
+        self.board.off_reactor = lambda f, *a: defer.succeed(f(*a))
+
+    def test_the_callback_offers_the_interface_and_only_what_provides_it_is_found(self):
+        from zope.interface.verify import verifyObject
+        from callback.desk import RequestDesk
+        self.assertTrue(verifyObject(duty.IRequestDesk, RequestDesk(None, None, None)))
+        self.assertIs(self.board.requests, None)  # the stand-in does not declare it...
+
+    def test_requests_are_listed_heard_done_and_called_back_by_duty_staff(self):
+        from zope.interface import alsoProvides
+        alsoProvides(self.requests, duty.IRequestDesk)
+        self.board.stop()
+        self.board.start()
+        self.assertIs(self.board.requests, self.requests)
+        self.assertEqual(self.browser.get("/board/api/requests").code, 401)
+        self.assertEqual(self.browser.get("/board/api/requests/7/recording").code, 401)
+        self.browser.log_in("viewer")
+        listed = self.browser.get("/board/api/requests").json()
+        self.assertEqual(listed["open"][0]["caller"], "<b>87650003</b>")   # data, not HTML
+        audio = self.browser.get("/board/api/requests/7/recording")
+        self.assertEqual((audio.code, audio.header("content-type"), audio.body),
+                         (200, "audio/wav", b"RIFF....WAVEfmt "))
+        self.assertEqual(self.browser.get("/board/api/requests/8/recording").code, 404)
+        token = self.browser.csrf()
+        self.assertEqual(self.browser.post_json("/board/api/requests/7/done", {"note": "x"},
+                                                csrf=token).code, 403)   # a viewer
+        duty_staff = FakeServer(self.site, peer="192.0.2.10")
+        duty_staff.log_in("王芳")
+        stream, _ = duty_staff.open("GET", "/board/api/events")
+        token = duty_staff.csrf()
+        self.assertEqual(duty_staff.post_json("/board/api/requests/7/done", {"note": "已回电"}).code,
+                         403)   # no CSRF token
+        r = duty_staff.post_json("/board/api/requests/7/done", {"note": "已回电"}, csrf=token)
+        self.assertEqual(r.code, 200)
+        self.assertEqual(self.requests.done_calls, [(7, "王芳", "已回电")])
+        self.assertIn(b"event: requests", stream.value())
+        self.assertEqual(duty_staff.post_json("/board/api/requests/9/done", {}, csrf=token).code,
+                         404)
+        r = duty_staff.post_json("/board/api/requests/7/call-back", {"from": "87650190"},
+                                 csrf=token)
+        self.assertEqual(r.code, 200)
+        self.assertEqual(self.requests.calls, [(7, "王芳", "87650190")])
+        self.assertEqual(duty_staff.post_json("/board/api/requests/7/call-back",
+                                              {"from": "nonsense"}, csrf=token).code, 400)
+        self.assertEqual(duty_staff.post_json("/board/api/requests/7/call-back", {},
+                                              csrf=token).code, 400)
+
+
+class RequestDeskTests(SynchronousTestCase):
+    def test_the_callbacks_desk_over_real_requests(self):
+        from datetime import datetime, timezone
+        import callback.models  # noqa: F401
+        from callback.desk import RequestDesk
+        from callback.requests import Requests
+        from tests.test_alarm_support import DIALER, SyncDatabase, database
+        from switchboard.ami import OriginateResult
+        db = database(tempfile.mkdtemp())
+        requests = Requests(SyncDatabase(db))
+        self.successResultOf(requests.add("87650003", "1.1", datetime.now(timezone.utc)))
+
+        class AMI:
+            asked = []
+
+            def originate(self, channel, **kwargs):
+                self.asked.append((channel, kwargs))
+                return defer.succeed(OriginateResult("x", "answered", 4, "answered"))
+
+        desk = RequestDesk(requests, AMI(), DIALER)
+        heard = []
+        stop = desk.watch(lambda request_id, what: heard.append((request_id, what)))
+        shot = self.successResultOf(desk.snapshot())
+        request_id = shot["open"][0]["id"]
+        self.assertTrue(self.successResultOf(desk.call_back(request_id, "王芳", "87650190")))
+        (channel, kwargs), = AMI.asked
+        self.assertEqual((channel, kwargs["application"]), ("PJSIP/87650190", "Dial"))
+        self.assertIn("PJSIP/87650003", kwargs["data"])
+        self.successResultOf(desk.done(request_id, "王芳", "已回电"))
+        done = self.successResultOf(desk.snapshot())["done"][0]
+        self.assertEqual((done["done_by"], done["note"]), ("王芳", "已回电"))
+        self.assertIsNotNone(done["called_back_at"])
+        self.assertEqual([w for _, w in heard], ["called back", "done"])
+        self.assertIsNone(self.successResultOf(desk.recording(request_id)))
+        self.failureResultOf(desk.done(999, "王芳", ""), LookupError)
+        stop()

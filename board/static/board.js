@@ -15,6 +15,9 @@ const TEXT = {
     close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", call_back: "回拨求助人", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
     staff: "值班人员", online: "在线", neighbours: "邻居", health: "服务状态",
+    requests: "服务请求", no_requests: "没有待回电的请求。", overdue: "超过一天", voicemail: "留言",
+    callback: "回电请求", call_from: "用哪部电话回拨…", call_back_req: "回拨", done: "已处理",
+    done_note: "处理情况…", called_back: "已回拨（{from}，{at}）",
     light_ami: "AMI 连接", light_astdb: "AstDB 同步", light_database: "数据库", light_config: "配置文件",
     ok: "正常", failing: "故障", unknown: "未知", refused_file: "{file} 被拒绝（{at}）：",
     dept_open: "开放", dept_closed: "关闭", dept_holiday: "假日", until: "{at} 起{state}", other: "English", other_lang: "en", timeline: "时间线",
@@ -35,6 +38,9 @@ const TEXT = {
     close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", call_back: "Call the caller back", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
     staff: "Staff", online: "online", neighbours: "neighbours", health: "Service",
+    requests: "Requests", no_requests: "No request waiting for a call back.", overdue: "over a day",
+    voicemail: "voicemail", callback: "call-me-back", call_from: "Call back from phone…",
+    call_back_req: "Call back", done: "Done", done_note: "What was done…", called_back: "called back ({from}, {at})",
     light_ami: "AMI link", light_astdb: "AstDB sync", light_database: "Database", light_config: "Configuration",
     ok: "ok", failing: "failing", unknown: "unknown", refused_file: "{file} refused ({at}):",
     dept_open: "open", dept_closed: "closed", dept_holiday: "holiday", until: "{state} from {at}", other: "中文", other_lang: "zh", timeline: "Timeline",
@@ -276,6 +282,7 @@ function connect() {
   source.addEventListener("open", () => { link.textContent = t("live"); link.className = "link up"; });
   source.addEventListener("snapshot", (m) => snapshot(JSON.parse(m.data)));
   source.addEventListener("changes", (m) => changes(JSON.parse(m.data)));
+  source.addEventListener("requests", () => loadRequests());
   source.addEventListener("error", () => {
     link.textContent = t("lost"); link.className = "link down";
     fetch("/board/api/me", {credentials: "same-origin"}).then((r) => { if (r.status === 401) location.href = "/board/login"; });
@@ -325,6 +332,44 @@ async function loadStaff() {
   const section = el("section", {id: "staff"}, el("h2", {text: t("staff")}), list);
   const old = document.getElementById("staff");
   if (old) old.replaceWith(section); else document.querySelector("main").append(section);
+}
+
+async function loadRequests() {
+  const r = await fetch("/board/api/requests", {credentials: "same-origin"});
+  if (!r.ok) return;
+  const data = await r.json();
+  const list = document.getElementById("request-list");
+  list.textContent = "";
+  document.getElementById("no-requests").hidden = data.open.length > 0;
+  for (const q of data.open) {
+    const when = clock(Date.parse(q.requested_at) / 1000, true);
+    const item = el("div", {class: "request" + (q.overdue ? " overdue" : ""), id: "request-" + q.id},
+      el("div", {text: t(q.kind) + " · " + q.caller + (q.office_label ? " → " + q.office_label : "")
+                       + " · " + when + (q.overdue ? " · " + t("overdue") : "")}));
+    if (q.called_back_at) item.append(el("div", {text: t("called_back", {from: q.called_back_from || "", at: clock(Date.parse(q.called_back_at) / 1000)})}));
+    if (q.recording) item.append(el("audio", {controls: "", preload: "none", src: "/board/api/requests/" + q.id + "/recording"}));
+    if (board.me.may_act) {
+      const box = el("div", {class: "actions"});
+      const phone = el("input", {type: "tel", class: "call-from", maxlength: "64", placeholder: t("call_from")});
+      const call = el("button", {type: "button", class: "req-call", text: t("call_back_req")});
+      call.addEventListener("click", () => { if (phone.value.trim()) requestAct(q.id, "call-back", {from: phone.value.trim()}); });
+      const note = el("input", {type: "text", class: "done-note", maxlength: "500", placeholder: t("done_note")});
+      const done = el("button", {type: "button", class: "req-done", text: t("done")});
+      done.addEventListener("click", () => requestAct(q.id, "done", {note: note.value}));
+      box.append(phone, call, note, done);
+      item.append(box);
+    }
+    list.append(item);
+  }
+}
+
+async function requestAct(id, action, body) {
+  const r = await fetch("/board/api/requests/" + id + "/" + action, {
+    method: "POST", credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": board.me.csrf},
+    body: JSON.stringify(body)});
+  if (!r.ok) { const answer = await r.json().catch(() => ({})); alert(t("failed", {why: answer.error || r.status})); }
+  loadRequests();
 }
 
 async function loadHealth() {
@@ -391,6 +436,8 @@ async function start() {
   loadRecent();
   loadHealth();
   setInterval(loadHealth, 15000);
+  loadRequests();
+  setInterval(loadRequests, 60000);  // "over a day" comes with time, not with a change
   if (board.me.role === "admin") { loadStaff(); setInterval(loadStaff, 60000); }
   setInterval(tick, 1000);
 }
