@@ -14,6 +14,8 @@ from callback.models import CallbackRequest
 from callback.requests import NoSuchRequest
 from callback.ringback import call_back
 from switchboard.duty import IRequestDesk
+from switchboard.routing.glance import mailbox_labels
+from switchboard.routing.store import RoutingStore
 
 
 @implementer(IRequestDesk)
@@ -21,17 +23,30 @@ class RequestDesk:
     """
     @param requests: the L{callback.requests.Requests}.
     @param ami: the AMI client (C{originate}); @param dialer: numbers to channels.
+    @param services: the running features: the routing in force names the offices.
     """
 
     log = Logger()
 
-    def __init__(self, requests, ami, dialer):
+    def __init__(self, requests, ami, dialer, services=()):
         self.requests = requests
         self.ami = ami
         self.dialer = dialer
+        self.services = services
+        self._labels = (None, {})   # (the routing they were read from, mailbox -> label)
+
+    def labels(self) -> dict:
+        """The offices' names for their mailboxes, from the routing in force (if any)."""
+        for service in self.services:
+            for part in getattr(service, "__dict__", {}).values():
+                if isinstance(part, RoutingStore) and part.current is not None:
+                    if self._labels[0] is not part.current:
+                        self._labels = (part.current, mailbox_labels(part.current))
+                    return self._labels[1]
+        return {}
 
     def snapshot(self):
-        return self.requests.snapshot()
+        return self.requests.snapshot(labels=self.labels())
 
     def watch(self, listener):
         self.requests.listeners.add(listener)

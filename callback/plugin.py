@@ -84,7 +84,7 @@ class Callback:
                                speech=make_speech(settings.speech, core.reactor),
                                reactor=core.reactor, voicemail_spool=mine.voicemail_spool,
                                voicemail_contexts=mine.voicemail_contexts,
-                               ami=core.ami, dialer=settings.dialer)
+                               ami=core.ami, dialer=settings.dialer, services=core.services)
 
 
 feature = Callback()

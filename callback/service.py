@@ -42,12 +42,13 @@ class CallbackService:
     watched = ()
 
     def __init__(self, database, numbers, prompt: str, *, speech=None, reactor=None,
-                 voicemail_spool=None, voicemail_contexts=(), ami=None, dialer=None):
+                 voicemail_spool=None, voicemail_contexts=(), ami=None, dialer=None,
+                 services=()):
         self.prompt = prompt
         self.speech = speech
         self.requests = Requests(database, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IRequestDesk}).
-        self.desk = RequestDesk(self.requests, ami, dialer)
+        self.desk = RequestDesk(self.requests, ami, dialer, services)
         self.voicemail = None
         if voicemail_spool and voicemail_contexts:
             self.voicemail = VoicemailWatcher(self.requests, voicemail_spool, voicemail_contexts,

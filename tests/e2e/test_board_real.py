@@ -227,3 +227,63 @@ def test_a_phone_sized_screen_and_a_viewer_without_actions(asterisk, browser, tm
         time.sleep(0.2)
     finally:
         server.stop()
+
+
+def test_a_voicemail_request_heard_called_back_and_done_from_the_board(asterisk, sipp, browser,
+                                                                         tmp_path):
+    """A resident leaves a voicemail at an office; the board lists it live, plays it,
+    calls the resident back through a staff phone and marks it done."""
+    from selenium.webdriver.common.by import By
+    from tests.e2e.test_requests_real import RESIDENT, ROUTING, STAFF, spool
+    shutil.rmtree(os.path.join(spool(), "switchboard", "200"), ignore_errors=True)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING, encoding="utf-8")
+    server = Server(tmp_path, routing=str(routing),
+                    extra=f"callback: {{voicemail_spool: {spool()}}}\n")
+    add_staff(server, OFFICER, "duty", PASSWORD)
+    try:
+        server.start()
+        browser.get(BOARD + "login")
+        browser.find_element(By.ID, "name").send_keys(OFFICER)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login").click()
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#link.up"), 10,
+                 message="the board's live link")
+        caller = sipp.call("12345", RESIDENT, keys="1", before_ms=1500, hold_ms=9000,
+                           timeout_s=40)
+        assert caller.wait(40) == 0
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#request-list .request"), 30,
+                 message="the voicemail on the board")
+        text = browser.execute_script(
+            "return document.querySelector('#request-list .request').innerText")
+        assert f"+86591{RESIDENT}" in text and "居委会留言箱" in text
+        request_id = browser.execute_script(
+            "return document.querySelector('#request-list .request').id.split('-')[1]")
+        # The recording, as the page's <audio> fetches it (with the session's cookie).
+        heard = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const src = document.querySelector('#request-list audio').getAttribute('src');"
+            "fetch(src).then(r => r.arrayBuffer().then(b => done([r.status,"
+            " r.headers.get('content-type'), new TextDecoder().decode(b.slice(0, 4))])));")
+        assert heard == [200, "audio/wav", "RIFF"], heard
+
+        staff = sipp.phone(STAFF, "answer", ring_ms=300, timeout_s=40)
+        resident = sipp.phone(RESIDENT, "answer", ring_ms=300, timeout_s=40)
+        browser.find_element(By.CSS_SELECTOR, f"#request-{request_id} .call-from").send_keys(STAFF)
+        browser.find_element(By.CSS_SELECTOR, f"#request-{request_id} .req-call").click()
+        wait_for(lambda: resident.invite_times(), 20, message="the resident rung back")
+        assert staff.invite_times()[0] < resident.invite_times()[0]
+
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#request-{request_id}"), 5,
+                 message="the request still listed")
+        browser.find_element(By.CSS_SELECTOR, f"#request-{request_id} .done-note").send_keys(
+            "回过电话了")
+        browser.find_element(By.CSS_SELECTOR, f"#request-{request_id} .req-done").click()
+        wait_for(lambda: not browser.find_elements(By.ID, f"request-{request_id}"), 10,
+                 message="the done request to leave the list")
+        done = server.cli("requests", "list", "--all")
+        print(done)
+        assert "[done]" in done and "回过电话了" in done and "called back" in done
+        assert OFFICER in done
+    finally:
+        server.stop()
