@@ -342,14 +342,9 @@ class BoardResource(resource.Resource):
         return self._later(request, d)
 
     def handle_request(self, request, request_id, action):
-        session, refused = self._member(request, "duty")
+        session, body, refused = self._acting(request)
         if session is None:
             return refused
-        if not self._csrf_ok(request, session):
-            return self._json(request, 403, {"error": "CSRF token missing or wrong"})
-        body = _json_body(request)
-        if body is None:
-            return self._json(request, 400, {"error": "the body must be a JSON object"})
         desk = self.board.requests
         if desk is None:
             return self._json(request, 404, {"error": "no requests here"})
@@ -371,14 +366,9 @@ class BoardResource(resource.Resource):
         return self._later(request, d)
 
     def act(self, request, alarm_id, action):
-        session, refused = self._member(request, "duty")
+        session, body, refused = self._acting(request)
         if session is None:
             return refused
-        if not self._csrf_ok(request, session):
-            return self._json(request, 403, {"error": "CSRF token missing or wrong"})
-        body = _json_body(request)
-        if body is None:
-            return self._json(request, 400, {"error": "the body must be a JSON object"})
         who = session.member.name
         desk = self.board.desk
         if desk is None:
@@ -410,6 +400,22 @@ class BoardResource(resource.Resource):
         d.addCallback(lambda done: done if isinstance(done, tuple) else (200, {"ok": True})
                       if done else (409, {"error": f"alarm {alarm_id} is not open"}))
         return self._later(request, d)
+
+    def _acting(self, request):
+        """
+        C{(session, JSON body, None)} for a POST by duty staff or an admin
+        with the session's CSRF token; else C{(None, None, the refusal)}.
+        """
+        session, refused = self._member(request, "duty")
+        if session is None:
+            return None, None, refused
+        if not self._csrf_ok(request, session):
+            return None, None, self._json(request, 403, {"error": "CSRF token missing or wrong"})
+        body = _json_body(request)
+        if body is None:
+            return None, None, self._json(request, 400,
+                                          {"error": "the body must be a JSON object"})
+        return session, body, None
 
     def _csrf_ok(self, request, session) -> bool:
         given = request.getHeader(b"x-csrf-token")
