@@ -328,6 +328,18 @@ class AlarmCoordinator:
         retry = self._neighbour_retry if stage == NEIGHBOURS else None
         return alarm.group.ring(target, dial, stage, retry=retry)
 
+    def ring_one_more(self, alarm_id, target, tag) -> Leg | None:
+        """
+        Ring C{target} (E.164) for the open alarm C{alarm_id} now, as staff
+        asked (the duty board): a leg of its group like a neighbour's, into
+        the responder's context (hears who needs help, presses 1 to join).
+        None if the alarm is not open or the number cannot be dialled.
+        """
+        alarm = self.alarm(alarm_id)
+        if alarm is None or not alarm.active:
+            return None
+        return self._ring(alarm, tag, target, self.config.neighbour_trunk)
+
     def _dial(self, target, trunk):
         key = (target, trunk)
         dial = self._dials.get(key)

@@ -11,6 +11,7 @@ from zope.interface import implementer
 from alarm import config as alarm_config
 from alarm.astdb import AstDBSync
 from alarm.coordinator import AlarmCoordinator
+from alarm.desk import AlarmDesk
 from alarm.guard import SilenceGuard
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
@@ -113,6 +114,8 @@ class AlarmFeature:
         self.coordinator.changes.subscribe(
             DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
+        #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
+        self.desk = AlarmDesk(self.coordinator, database, ami)
         self.astdb = AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor)
         if self.bulk_ami is not ami:
             self.bulk_ami.on_connect(lambda _: self._resync_astdb())
@@ -192,6 +195,9 @@ class AlarmFeature:
         recovered = yield self.coordinator.recover_open_alarms(households)
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
+            # Who was handling them, for the board (not awaited: calls come first).
+            self.desk.recover(a.id for a in recovered).addErrback(
+                lambda f: self.log.failure("reading the alarms' acknowledgements", f))
         self.guard.start()
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the

@@ -83,7 +83,8 @@ class Callback:
         return CallbackService(core.database, settings.numbers, mine.prompt,
                                speech=make_speech(settings.speech, core.reactor),
                                reactor=core.reactor, voicemail_spool=mine.voicemail_spool,
-                               voicemail_contexts=mine.voicemail_contexts)
+                               voicemail_contexts=mine.voicemail_contexts,
+                               ami=core.ami, dialer=settings.dialer, services=core.services)
 
 
 feature = Callback()

@@ -9,6 +9,7 @@ from switchboard.features import IFeatureService
 from switchboard.speech import Speech
 
 from callback.handler import CallbackHandler
+from callback.desk import RequestDesk
 from callback.requests import Requests
 from callback.voicemail import VoicemailWatcher
 
@@ -37,10 +38,13 @@ class CallbackService:
     watched = ()
 
     def __init__(self, database, numbers, prompt: str, *, speech=None, reactor=None,
-                 voicemail_spool=None, voicemail_contexts=()):
+                 voicemail_spool=None, voicemail_contexts=(), ami=None, dialer=None,
+                 services=()):
         self.prompt = prompt
         self.speech = speech
         self.requests = Requests(database, clock=reactor)
+        #: What the duty board reads and does (L{switchboard.duty.IRequestDesk}).
+        self.desk = RequestDesk(self.requests, ami, dialer, services)
         self.voicemail = None
         if voicemail_spool and voicemail_contexts:
             self.voicemail = VoicemailWatcher(self.requests, voicemail_spool, voicemail_contexts,

@@ -6,6 +6,9 @@ and neighbours.
 1. a resident calls the hotline 12345 and presses 1 (the residents' committee);
 2. a resident dials #9: ten neighbours' phones ring at once, one presses 1
    and is put through; the alarm's timeline is printed.
+3. the duty board (http://127.0.0.1:8573/board/) shows it live: a duty
+   account "demo" is made with a random password, printed once; at a
+   terminal the server and its board stay up afterwards until Ctrl-C.
 
 Run it with ./dev demo (root: the lab Asterisk runs in a chroot).
 """
@@ -28,6 +31,7 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 WORK = os.path.join(PROJECT, "var", "demo")
 TIMEZONE = "Asia/Shanghai"  # config/switchboard.yaml's
+BOARD = "http://127.0.0.1:8573/board/"  # config/switchboard.yaml's http: port
 # The lab Asterisk's manager secret (lab/asterisk/manager.conf), given the
 # way config/switchboard.yaml asks: in the environment, not in the file.
 ENVIRONMENT = dict(os.environ, SWITCHBOARD_AMI_SECRET="lab-secret-not-for-production")
@@ -86,6 +90,7 @@ def main() -> int:
     say("== importing the sample households (config/households.csv)")
     say(switchboard("households", "import", os.path.join(PROJECT, "config", "households.csv")).strip())
     say(switchboard("households", "import", chen_mei_in_chinese()).strip())
+    login = demo_staff()
     say("== starting switchboard run")
     log_path = os.path.join(WORK, "server.log")
     log = open(log_path, "w")
@@ -96,10 +101,12 @@ def main() -> int:
     os.makedirs(phones.workdir, exist_ok=True)
     try:
         wait_for(lambda: "AMI connected" in open(log_path).read(), 30, "the server")
+        say(f"   the duty board: {BOARD}  login {login[0]} / {login[1]} (shown once)")
         hotline(phones)
         phones.stop_all()
         announcement_wav(log_path)
         alarm(phones)
+        keep_board(login)
     finally:
         phones.stop_all()
         server.terminate()
@@ -107,6 +114,34 @@ def main() -> int:
         subprocess.run([LAB, "stop"], capture_output=True)
     say(f"\nserver log: {log_path}")
     return 0
+
+
+def demo_staff() -> tuple:
+    """A duty account for the board, with a random password (printed once, never stored)."""
+    import secrets
+    password = secrets.token_urlsafe(12)
+    result = subprocess.run([sys.executable, "-m", "switchboard.cli", "--config",
+                             os.path.join(WORK, "switchboard.yaml"), "staff", "add", "demo",
+                             "--role", "duty", "--password-stdin"], cwd=PROJECT,
+                            input=password + "\n", capture_output=True, text=True,
+                            env=ENVIRONMENT)
+    if result.returncode != 0:
+        raise SystemExit(f"switchboard staff add failed:\n{result.stderr}")
+    return "demo", password
+
+
+def keep_board(login) -> None:
+    """At a terminal, the server (and its board) stays up until Ctrl-C."""
+    if not sys.stdin.isatty():
+        say(f"\n(not a terminal: the server stops; at one, the board at {BOARD} stays up)")
+        return
+    say(f"\n== the duty board stays up: {BOARD}  login {login[0]} / {login[1]}")
+    say("   (the demo's alarm is under 最近的警报 with its timeline; Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say("")
 
 
 def chen_mei_in_chinese() -> str:
@@ -170,7 +205,7 @@ def hotline(phones: SippFactory) -> None:
 
 
 def alarm(phones: SippFactory) -> None:
-    say("\n== 2. Chen Mei (87650001, 华林花园3号楼1单元101室) dials #9")
+    say("\n== 2. Chen Mei (87650001, 华林花园3号楼1单元101室) dials #9 (on the board too)")
     neighbours = [f"876500{n:02d}" for n in range(2, 12)]
     for number in neighbours:
         if number == "87650005":

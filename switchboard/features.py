@@ -124,6 +124,10 @@ class Core:
     #: The trunk's lines every feature's calls share (switchboard.ringgroup.Trunk):
     #: urgent calls (a #9) always get one, normal ones (a broadcast) yield to them.
     trunk: object = None
+    #: The running parts of every feature (complete once they start): for a
+    #: feature that shows others' state through an interface of the core
+    #: (the duty board: L{switchboard.duty}).
+    services: tuple | list = ()
 
 
 def installed() -> list:

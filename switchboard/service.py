@@ -228,7 +228,7 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
     server.ami.subscribe("Hangup", lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
                                 reactor=server.reactor, bulk_ami=server.bulk_ami,
-                                trunk=trunk)
+                                trunk=trunk, services=server.features)
     for feature in features:
         running = feature.make_service(core)
         stray = set(running.handlers) - set(feature.agi_scripts)

@@ -40,7 +40,8 @@ class RecordingAMI:
 
 
 def test_the_features_are_installed_by_name():
-    assert [f.name for f in features.installed()] == ["alarm", "broadcast", "callback", "hotline"]
+    assert [f.name for f in features.installed()] == ["alarm", "board", "broadcast", "callback",
+                                                      "hotline"]
 
 
 @pytest.mark.parametrize("feature", features.installed(), ids=lambda f: f.name)
@@ -176,4 +177,4 @@ def test_the_command_has_every_features_commands():
     from switchboard.cli import build_parser
     commands = build_parser()._subparsers._group_actions[0].choices
     assert {"check", "route", "calls", "households", "neighbours", "alarms",
-            "callbacks", "db", "say", "run"} <= set(commands)
+            "callbacks", "staff", "db", "say", "run"} <= set(commands)

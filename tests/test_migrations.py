@@ -20,7 +20,7 @@ from switchboard.storage import Base, Database
 from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixtures)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0001", "broadcast_0002", "callback_0002", "hotline_0001")
+HEADS = ("alarm_0001", "board_0001", "broadcast_0002", "callback_0002", "hotline_0001")
 
 
 def differences(engine):
@@ -182,7 +182,7 @@ def test_every_feature_brings_its_own_branch():
     script = migrations.script_directory()
     bases = {r: script.get_revision(r) for r in script.get_bases()}
     assert {b.name for b in migrations.branches()} == {"core", "hotline", "alarm", "callback",
-                                                          "broadcast"}
+                                                          "broadcast", "board"}
     for branch in migrations.branches():
         base, = [r for r in bases.values() if branch.name in r.branch_labels]
         assert os.path.dirname(base.path) == branch.versions
@@ -208,9 +208,10 @@ def test_db_commands(tmp_path, capsys):
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
                               "alarm_0001, core_0001, core_0002, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0001, broadcast_0002, callback_0002, hotline_0001\n")
+                              "alarm_0001, board_0001, broadcast_0002, callback_0002, hotline_0001\n")
     code, out, _ = run("current")
     assert out.splitlines() == ["alarm        alarm_0001       (head)",
+                                "board        board_0001       (head)",
                                 "broadcast    broadcast_0002   (head)",
                                 "callback     callback_0002    (head)",
                                 "core         core_0002        (head)",

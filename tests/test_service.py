@@ -46,6 +46,7 @@ class Feature:
 
 def settings(tmp_path, *, alarm=None):
     from alarm.plugin import AlarmSettings
+    from board.plugin import BoardSettings
     from broadcast.config import BroadcastSettings
     from callback.plugin import CallbackSettings
     from switchboard.hotline.plugin import HotlineSettings
@@ -57,7 +58,7 @@ def settings(tmp_path, *, alarm=None):
                     sections={"hotline": HotlineSettings(routing=str(tmp_path / "r.yaml")),
                               "alarm": AlarmSettings(alarm=alarm or str(tmp_path / "a.yaml")),
                               "callback": CallbackSettings(),
-                              "broadcast": BroadcastSettings()})
+                              "broadcast": BroadcastSettings(), "board": BoardSettings()})
 
 
 def test_features_start_before_the_port_opens_and_stop_in_reverse(tmp_path):

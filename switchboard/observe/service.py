@@ -73,6 +73,14 @@ def kind_of(part):
     return None
 
 
+def pages(server) -> dict:
+    """The pages the features serve on the HTTP port (their C{pages}: name -> resource)."""
+    found = {}
+    for feature in server.features:
+        found.update(getattr(feature, "pages", None) or {})
+    return found
+
+
 def fastagi_listening(server) -> bool:
     """Whether C{server}'s FastAGI port is open (and not closing)."""
     port = server.port
@@ -111,7 +119,8 @@ class ObserveService(service.Service):
         if not http.enabled:
             return
         try:
-            self.port = self.reactor.listenTCP(http.port, site(self.metrics, self.health, self.status),
+            self.port = self.reactor.listenTCP(http.port, site(self.metrics, self.health, self.status,
+                                                               pages=pages(self.server)),
                                                interface=http.listen)
         except CannotListenError as e:
             self.log.critical("HTTP: cannot listen on {host}:{port} ({error}): no /metrics "

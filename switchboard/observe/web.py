@@ -71,9 +71,15 @@ class _Root(resource.Resource):
         return pages.notFound()
 
 
-def root(metrics, health, status=None) -> resource.Resource:
-    """The pages under C{/}: C{metrics}, C{healthz}, C{status.json} (the rest: 404)."""
+def root(metrics, health, status=None, pages=None) -> resource.Resource:
+    """
+    The pages under C{/}: C{metrics}, C{healthz}, C{status.json}, and the
+    features' C{pages} (name -> resource, e.g. the duty board's C{board});
+    the rest: 404.
+    """
     top = _Root()
+    for name, page in (pages or {}).items():
+        top.putChild(name, page)
     top.putChild(b"metrics", MetricsPage(metrics))
     top.putChild(b"healthz", HealthPage(health))
     if status is not None:
@@ -88,7 +94,7 @@ class QuietSite(server.Site):
         pass
 
 
-def site(metrics, health, status=None) -> server.Site:
-    made = QuietSite(root(metrics, health, status))
+def site(metrics, health, status=None, pages=None) -> server.Site:
+    made = QuietSite(root(metrics, health, status, pages))
     made.noisy = False
     return made
