@@ -13,6 +13,8 @@ from alarm.registry import HouseholdData, Registry, RegistryError
 
 from tests.test_alarm_support import PLAN, database, number
 
+pytestmark = pytest.mark.database
+
 HEADER = "id,numbers,community,building,unit,room,residents,notes,neighbours\n"
 
 
