@@ -16,7 +16,9 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
+from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
+from switchboard import election
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard.ringgroup import AMICallPlacer
@@ -92,7 +94,14 @@ class AlarmFeature:
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,
             hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
-        self.astdb = AstDBSync(ami, self.index, settings.dialer, config, clock=reactor)
+        # Several instances may share a PostgreSQL: AstDB is written by the
+        # elected one only (alarm/singletons.py); on SQLite this one leads.
+        from twisted.internet import reactor as default_reactor
+        self.elector = election.for_database(database, "switchboard alarm singleton duties",
+                                             reactor or default_reactor)
+        self.elector.listeners.append(self._leading)
+        self.astdb = LeaderOnlyAstDB(
+            AstDBSync(ami, self.index, settings.dialer, config, clock=reactor), self.elector)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
@@ -161,6 +170,7 @@ class AlarmFeature:
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
         self.guard.start()
+        self.elector.start()
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the
         # reactor ~0.3 s) and opened the FastAGI port.
@@ -199,6 +209,13 @@ class AlarmFeature:
         d = defer.Deferred()
         self._waiting.append(d)
         return d
+
+    def _leading(self, leading: bool) -> None:
+        """Taking the lead: AstDB read back and put right, as on an AMI connect."""
+        if leading and self.ami.connected and not self._stopped:
+            d = self.ami_connected()
+            if d is not None:
+                d.addErrback(lambda f: self.log.failure("AstDB resync on taking the lead", f))
 
     def ami_connected(self):
         if self.config is not None:
@@ -271,5 +288,6 @@ class AlarmFeature:
             self._retry.cancel()
         self.watcher.stop()
         self.guard.stop()
+        yield self.elector.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()
