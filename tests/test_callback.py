@@ -163,6 +163,8 @@ def test_the_dialplan_snippet_falls_back_when_the_server_does_not_confirm():
     assert check(DIALPLAN, features=[]) == []
     steps = parse(DIALPLAN)["switchboard-callback"]["*0"]
     apps = [s.app for s in steps]
-    assert apps[apps.index("AGI") + 1] == "GotoIf"
-    assert "Playback" in apps and "callback?key=${SWITCHBOARD_KEY}" in steps[apps.index("AGI")].args
+    agi = apps.index("Gosub")  # switchboard-agi: each FastAGI server in turn
+    assert apps[agi + 1] == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
+    assert "Playback" in apps
+    assert steps[agi].args == "switchboard-agi,s,1(callback?key=${SWITCHBOARD_KEY})"
     assert os.path.basename(DIALPLAN) == "callback.conf"
