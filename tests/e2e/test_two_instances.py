@@ -17,18 +17,11 @@ import pytest
 
 from tests.conftest import PROJECT, wait_for
 from tests.e2e.server import Server, first_invite_sent
+from tests.e2e.test_alarm_real import ALARM
 from tests.postgres import require_cluster
 
 pytestmark = pytest.mark.asterisk
 
-ALARM = """\
-neighbours: {max: 10, ring_timeout: 8, confirm_within: 20, retry_unanswered: 0}
-escalation:
-  repeat_every: 0
-  stages:
-    - {name: duty officer, after: 12, phones: ["87650190"]}
-responder: {attempts: 3, digit_timeout: 4}
-"""
 PORTS = (4581, 4582)
 LEADS = "this instance leads"
 
