@@ -156,6 +156,7 @@ class Elector:
         self.leading = False
         self.listeners: list[Callable[[bool], object]] = []
         self._asking = None     # the question in flight, with its timeout
+        self._abandoned = None  # a question timed out: none asked until it returns
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = clock
 
@@ -174,6 +175,8 @@ class Elector:
     def tick(self) -> None:
         if self._asking is not None:
             return  # the last question has not answered yet (its timeout runs)
+        if self._abandoned is not None and not self._abandoned.called:
+            return  # the thread is still stuck in it: questions would pile up behind
         d = self.lock.held() if self.leading else self.lock.acquire()
         if d.called:  # answered at once (AlwaysLeader, a fake): no timer needed
             d.addCallbacks(self._answer, self._failed)
@@ -207,6 +210,7 @@ class Elector:
 
     def _timed_out(self, d):
         self._asking = None
+        self._abandoned = d
         if self.leading:
             self.log.error("{name}: the database did not answer within {t} s: stepping down",
                            name=self.name, t=self.timeout)
