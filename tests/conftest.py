@@ -114,6 +114,12 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def pytest_unconfigure(config):
+    """The run's throwaway PostgreSQL goes with it (tests/postgres.py)."""
+    from tests.postgres import stop_cluster
+    stop_cluster()
+
+
 def pytest_collection_modifyitems(config, items):
     """
     In the PostgreSQL pass (SWITCHBOARD_TEST_DATABASE=postgresql) only the

@@ -153,8 +153,16 @@ def cluster() -> Cluster:
         except Unavailable as e:
             _failure = str(e)
             raise
-        atexit.register(_cluster.stop)
+        atexit.register(stop_cluster)
     return _cluster
+
+
+def stop_cluster() -> None:
+    """Stop the run's cluster, if one was started (the end of the run; atexit as a backstop)."""
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        _cluster = None
 
 
 def require_cluster() -> Cluster:
