@@ -17,8 +17,10 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
+from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
 from alarm.texts import DutyTexts
+from switchboard import election
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
 from switchboard.pgnotify import PostgresListener, is_postgres
@@ -116,7 +118,14 @@ class AlarmFeature:
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
         self.desk = AlarmDesk(self.coordinator, database, ami)
-        self.astdb = AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor)
+        # Several instances may share a PostgreSQL: AstDB is written by the
+        # elected one only (alarm/singletons.py); on SQLite this one leads.
+        self.elector = election.for_database(database, "switchboard alarm singleton duties",
+                                             self._clock())
+        self.elector.listeners.append(self._leading)
+        self.astdb = LeaderOnlyAstDB(
+            AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor),
+            self.elector)
         if self.bulk_ami is not ami:
             self.bulk_ami.on_connect(lambda _: self._resync_astdb())
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
@@ -199,6 +208,7 @@ class AlarmFeature:
             self.desk.recover(a.id for a in recovered).addErrback(
                 lambda f: self.log.failure("reading the alarms' acknowledgements", f))
         self.guard.start()
+        self.elector.start()
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the
         # reactor ~0.3 s) and opened the FastAGI port.
@@ -239,6 +249,13 @@ class AlarmFeature:
         d = defer.Deferred()
         self._waiting.append(d)
         return d
+
+    def _leading(self, leading: bool) -> None:
+        """Taking the lead: AstDB read back and put right, as on an AMI connect."""
+        if leading and self.bulk_ami.connected and not self._stopped:
+            d = self._resync_astdb()
+            if d is not None:
+                d.addErrback(lambda f: self.log.failure("AstDB resync on taking the lead", f))
 
     def ami_connected(self):
         if self.bulk_ami is self.ami:
@@ -323,5 +340,6 @@ class AlarmFeature:
             self.listener.stop()
         self.guard.stop()
         self.texts.stop()
+        yield self.elector.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from tests import databases
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 
@@ -110,3 +112,57 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def pytest_unconfigure(config):
+    """The run's throwaway PostgreSQL goes with it (tests/postgres.py)."""
+    from tests.postgres import stop_cluster
+    stop_cluster()
+
+
+def pytest_collection_modifyitems(config, items):
+    """
+    In the PostgreSQL pass (SWITCHBOARD_TEST_DATABASE=postgresql) only the
+    tests marked C{database} run, less those marked C{sqlite_pass}.
+    """
+    if not databases.ON_POSTGRES:
+        return
+    keep, drop = [], []
+    for item in items:
+        wanted = item.get_closest_marker("database") and not item.get_closest_marker("sqlite_pass")
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _database_backend(request, monkeypatch):
+    """
+    Keep the two passes honest: a test that makes a database engine must be
+    marked C{database} (else it never runs on PostgreSQL), and in the
+    PostgreSQL pass it must not open SQLite (it wrote its own URL instead of
+    asking L{tests.databases.url}). The test's PostgreSQL databases are
+    dropped when it ends.
+    """
+    from switchboard import storage
+    made = []
+    real = storage.make_engine
+
+    def spy(url, *args, **kwargs):
+        made.append(url)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "make_engine", spy)
+    try:
+        yield
+    finally:
+        databases.drop_all()
+    lab = request.node.get_closest_marker("asterisk")  # the lab's server: SQLite only
+    if made and not lab and not request.node.get_closest_marker("database"):
+        pytest.fail(f"{request.node.nodeid} opens a database ({made[0]}) but is not marked "
+                    "'database': it would not run on PostgreSQL", pytrace=False)
+    if databases.ON_POSTGRES and [u for u in made if u.startswith("sqlite")]:
+        pytest.fail(f"{request.node.nodeid} opens SQLite in the PostgreSQL pass: ask "
+                    "tests.databases.url() for its database, or mark it 'sqlite_pass'",
+                    pytrace=False)

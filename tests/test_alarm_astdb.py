@@ -1,5 +1,6 @@
 """The AstDB copy of the registry for the dialplan's native fallback."""
 
+import pytest
 import os
 import tempfile
 
@@ -22,6 +23,8 @@ from tests.test_alarm_support import (
     database,
     number,
 )
+
+pytestmark = pytest.mark.database
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "config", "households.csv")
 

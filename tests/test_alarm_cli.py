@@ -10,7 +10,10 @@ from alarm.recorder import AlarmRecorder
 from switchboard.cli import main
 from switchboard.storage import Database
 
+from tests import databases
 from tests.test_alarm_support import DIALER, FakeAMI, SyncDatabase, config, household
+
+pytestmark = pytest.mark.database
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(PROJECT, "config", "households.csv")
@@ -20,7 +23,7 @@ SAMPLE = os.path.join(PROJECT, "config", "households.csv")
 def sb(tmp_path, capsys):
     path = tmp_path / "switchboard.yaml"
     path.write_text(f"""
-database: sqlite:///{tmp_path}/sb.db
+database: {databases.url(tmp_path, "sb")}
 numbers: {{region: CN, area_code: "591"}}
 timezone: Asia/Shanghai
 alarm: {PROJECT}/config/alarm.yaml
@@ -32,7 +35,7 @@ hotline_number: "12345"
         out, err = capsys.readouterr()
         return code, out, err
 
-    run.db = lambda: Database(f"sqlite:///{tmp_path}/sb.db")
+    run.db = lambda: Database(databases.url(tmp_path, "sb"))
     run.tmp = tmp_path
     return run
 

@@ -1,5 +1,6 @@
 """The alarm engine with a task.Clock, a fake AMI and a real SQLite database."""
 
+import pytest
 from sqlalchemy import select
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,6 +17,8 @@ from tests.test_alarm_support import (
     number,
     timeline,
 )
+
+pytestmark = pytest.mark.database
 
 
 class Case(SynchronousTestCase):

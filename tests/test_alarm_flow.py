@@ -4,6 +4,7 @@ of Asterisk: registry -> caller index -> #9 handler -> coordinator -> AMI
 originates -> responder handler -> timeline; AstDB kept in step.
 """
 
+import pytest
 import os
 import tempfile
 
@@ -30,6 +31,8 @@ from tests.test_alarm_support import (
     database,
     timeline,
 )
+
+pytestmark = pytest.mark.database
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,5 +1,6 @@
 """The caller's and the responders' FastAGI handlers, with fake sessions."""
 
+import pytest
 import tempfile
 
 from twisted.internet import defer
@@ -19,6 +20,8 @@ from tests.test_alarm_support import (
     number,
     timeline,
 )
+
+pytestmark = pytest.mark.database
 
 
 class FakeIndex:

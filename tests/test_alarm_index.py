@@ -12,6 +12,8 @@ from switchboard.numbers import NumberPlan
 
 from tests.test_alarm_support import PLAN, SyncDatabase, database, number
 
+pytestmark = pytest.mark.database
+
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "config", "households.csv")
 
 

@@ -1,5 +1,6 @@
 """The server notices what the CLI (another process) changed."""
 
+import pytest
 import os
 import tempfile
 
@@ -14,6 +15,8 @@ from alarm.monitor import RegistryWatcher
 from switchboard.community.registry import Registry
 
 from tests.test_alarm_support import DIALER, PLAN, Rig, number
+
+pytestmark = pytest.mark.database
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "config", "households.csv")
 

@@ -1,5 +1,6 @@
 """The alarm recorder: the id at once from the journal, the database written behind in order, never dropped."""
 
+import pytest
 import os
 import sqlite3
 import stat
@@ -12,6 +13,8 @@ from alarm.recorder import AlarmRecorder
 from switchboard.journal import Journal
 
 from tests.test_alarm_support import SyncDatabase, alarm_row, database, timeline
+
+pytestmark = pytest.mark.database
 
 
 class RecorderTests(SynchronousTestCase):
@@ -140,6 +143,7 @@ class RecorderTests(SynchronousTestCase):
         self.assertEqual(third.open_alarm(at=0, caller_raw="", caller_number=None,
                                           household_id=None, address="").result, alarm_id + 2)
 
+    @pytest.mark.sqlite_pass  # another process holding SQLite's write lock
     def test_a_real_locked_database(self):
         # Another process holds SQLite's write lock (BEGIN EXCLUSIVE).
         other = sqlite3.connect(os.path.join(self.folder, "alarm.db"), timeout=0)

@@ -313,6 +313,7 @@ class AnnouncerTests(SynchronousTestCase):
             'prompts:\n  responder_intro: {say: "紧急求助！"}\n  responder_ask: [vm-press]\n')))
 
 
+@pytest.mark.database
 class WatcherTests(SynchronousTestCase):
     """A household changed with the CLI (another process) gets its sentence rendered."""
 
@@ -363,6 +364,7 @@ prompts:
 """
 
 
+@pytest.mark.database
 class HeardTests(SynchronousTestCase):
     def setUp(self):
         self.rig = Rig(tempfile.mkdtemp())

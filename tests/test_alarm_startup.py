@@ -19,6 +19,8 @@ from switchboard.service import SwitchboardService
 from tests.test_alarm_support import PLAN, FakeAMI, FakeSession, SyncDatabase, database
 from tests.test_service import settings
 
+pytestmark = pytest.mark.database
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

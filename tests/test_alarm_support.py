@@ -18,6 +18,7 @@ from switchboard.ringgroup.testing import FakeCallPlacer
 from switchboard.dialing import Dialer
 from switchboard.numbers import NumberPlan
 from switchboard.storage import Base, Database
+from tests import databases
 from tests.support.agi import FakeSession  # noqa: F401  (the alarm tests' session)
 
 PLAN = NumberPlan("CN", "591")
@@ -33,7 +34,7 @@ def number(n: int) -> str:
 
 
 def database(tmp_path) -> Database:
-    db = Database(f"sqlite:///{tmp_path}/alarm.db")
+    db = Database(databases.url(tmp_path, "alarm"))
     Base.metadata.create_all(db.engine)
     return db
 

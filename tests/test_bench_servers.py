@@ -6,6 +6,7 @@ raw responder keeps the record the hotline keeps.
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import json
 import shutil
@@ -21,7 +22,10 @@ from bench import agi_servers
 from bench.agi_load import AsteriskCall, environment
 from switchboard.agi import FastAGIFactory
 from switchboard.calllog import CallLog, CallRecord
+from tests import databases
 from tests.test_hotline_support import SyncDatabase
+
+pytestmark = pytest.mark.database
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -109,7 +113,7 @@ class ServersTests(SynchronousTestCase):
         self.clock = task.Clock()
 
     def call_log(self, name):
-        database = SyncDatabase(f"sqlite:///{self.folder}/{name}.db")
+        database = SyncDatabase(databases.url(self.folder, name))
         database.migrate()
         self.addCleanup(database.close)
         return CallLog(database, clock=self.clock)
@@ -122,7 +126,7 @@ class ServersTests(SynchronousTestCase):
 
     def hotline(self):
         handler, _reload, _description = agi_servers.wire_hotline(
-            database_url=f"sqlite:///{self.folder}/wired.db")
+            database_url=databases.url(self.folder, "wired"))
         self.addCleanup(handler.call_log.database.close)
         handler.call_log = self.call_log("hotline")
         return handler

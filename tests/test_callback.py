@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import os
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from callback.requests import Requests
 from callback.service import CallbackService
 from switchboard.agi.reply import Playback
 from switchboard.numbers import NumberPlan
+from tests import databases
 from tests.test_hotline_support import FakeSession
 
 PLAN = NumberPlan("CN", "591")
@@ -80,11 +82,12 @@ class HandlerTests(SynchronousTestCase):
 def _database(tmp_path):
     from switchboard import migrations
     from switchboard.storage import Database
-    database = Database(f"sqlite:///{tmp_path}/db.sqlite")
+    database = Database(databases.url(tmp_path, "db"))
     migrations.upgrade(database.engine)
     return database
 
 
+@pytest.mark.database
 def test_requests_are_written_on_the_pool_and_listed_newest_first(tmp_path):
     database = _database(tmp_path)
     ran = []
@@ -108,15 +111,16 @@ def test_requests_are_written_on_the_pool_and_listed_newest_first(tmp_path):
     database.close()
 
 
+@pytest.mark.database
 def test_switchboard_callbacks_lists_them_in_local_time(tmp_path, capsys):
     from switchboard.cli import main
     config = tmp_path / "switchboard.yaml"
-    config.write_text(f"database: sqlite:///{tmp_path}/sb.db\n")
+    config.write_text(f"database: {databases.url(tmp_path, 'sb')}\n")
     assert main(["--config", str(config), "callbacks"]) == 0
     assert capsys.readouterr().out == "no callback requests\n"
     from switchboard.storage import Database
     from callback.models import CallbackRequest
-    database = Database(f"sqlite:///{tmp_path}/sb.db")
+    database = Database(databases.url(tmp_path, "sb"))
     with database.session() as session:
         session.add(CallbackRequest(caller="+8659187650001", uniqueid="1.1",
                                     requested_at=datetime(2026, 3, 1, 1, 30, tzinfo=timezone.utc)))
@@ -159,6 +163,8 @@ def test_the_dialplan_snippet_falls_back_when_the_server_does_not_confirm():
     assert check(DIALPLAN, features=[]) == []
     steps = parse(DIALPLAN)["switchboard-callback"]["*0"]
     apps = [s.app for s in steps]
-    assert apps[apps.index("AGI") + 1] == "GotoIf"
-    assert "Playback" in apps and "callback?key=${SWITCHBOARD_KEY}" in steps[apps.index("AGI")].args
+    agi = apps.index("Gosub")  # switchboard-agi: each FastAGI server in turn
+    assert apps[agi + 1] == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
+    assert "Playback" in apps
+    assert steps[agi].args == "switchboard-agi,s,1(callback?key=${SWITCHBOARD_KEY})"
     assert os.path.basename(DIALPLAN) == "callback.conf"

@@ -6,6 +6,7 @@ caller's path, retried until the database takes them, across restarts.
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import shutil
@@ -21,7 +22,10 @@ from switchboard.calllog import (ANSWERED, FAILED, IN_PROGRESS, INTERRUPTED, VOI
                                  CallLog, CallRecord, utc)
 from switchboard.journal import Journal
 from switchboard.storage import Base
+from tests import databases
 from tests.test_hotline_support import SyncDatabase
+
+pytestmark = pytest.mark.database
 
 T0 = datetime(2026, 10, 8, 2, 0, tzinfo=timezone.utc)
 
@@ -79,7 +83,7 @@ class CallLogTests(SynchronousTestCase):
         self.clock = task.Clock()   # no test leaves a timer on the real reactor
         self.folder = folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, folder, True)
-        self.database = SyncDatabase(f"sqlite:///{folder}/calls.db")
+        self.database = SyncDatabase(databases.url(folder, "calls"))
         Base.metadata.create_all(self.database.engine, tables=[CallRecord.__table__])
         self.addCleanup(self.database.close)
 
@@ -156,6 +160,7 @@ class CallLogTests(SynchronousTestCase):
         (row,) = self.rows()
         self.assertEqual((row.outcome, utc(row.ended)), (ANSWERED, T0 + timedelta(seconds=70)))
 
+    @pytest.mark.sqlite_pass  # another process holding SQLite's write lock
     def test_refused_writes_are_retried_never_lost(self):
         # Before: a failed write was logged and its rows were gone (3 of 3).
         from twisted.internet import task

@@ -13,6 +13,8 @@ from switchboard.community.registry import HouseholdData, Registry, RegistryErro
 
 from tests.test_alarm_support import PLAN, database, number
 
+pytestmark = pytest.mark.database
+
 HEADER = "id,numbers,community,building,unit,room,residents,notes,neighbours\n"
 
 

@@ -23,10 +23,11 @@ def test_the_lab_and_sample_extensions_have_no_problems():
 def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
     apps = [s.app for s in steps]
-    agi = apps.index("AGI")
-    assert steps[agi].args == "${SWITCHBOARD_AGI}/alarm?key=${SWITCHBOARD_KEY}"
+    agi = apps.index("Gosub")
+    assert steps[agi].args == "switchboard-agi,s,1(alarm?key=${SWITCHBOARD_KEY})"
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
-    assert [s.args for s in steps[agi:] if s.app == "Gosub"] == ["switchboard-alarm-ring,s,1"] * 2
+    assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == \
+        ["switchboard-alarm-ring,s,1"] * 2
 
 
 def test_the_native_ring_all_dials_one_local_leg_per_phone():
@@ -42,11 +43,13 @@ def test_the_native_ring_all_dials_one_local_leg_per_phone():
 
 
 def test_every_agi_of_the_shipped_dialplan_passes_the_key():
-    agis = [s.args for steps in [x for c in parse(DIALPLAN).values() for x in c.values()]
-            for s in steps if s.app == "AGI"]
-    assert len(agis) == 3
-    assert all(a.startswith("${SWITCHBOARD_AGI}/") and a.endswith("?key=${SWITCHBOARD_KEY}")
-               for a in agis), agis
+    steps = [s for c in parse(DIALPLAN).values() for x in c.values() for s in x]
+    # One AGI(), in switchboard-agi, which tries each server of SWITCHBOARD_AGI in turn.
+    assert [s.args for s in steps if s.app == "AGI"] == ["${CUT(SWITCHBOARD_AGI,&,${i})}/${ARG1}"]
+    scripts = [s.args for s in steps if s.app == "Gosub" and "switchboard-agi," in s.args]
+    assert len(scripts) == 3
+    assert all(a.startswith("switchboard-agi,s,1(") and a.endswith("?key=${SWITCHBOARD_KEY})")
+               for a in scripts), scripts
     for path in (os.path.join(PROJECT, "lab", "extensions.conf"),
                  os.path.join(PROJECT, "dialplans", "extensions.conf.sample")):
         with open(path) as f:
@@ -100,3 +103,14 @@ def test_exten_dialled_from_an_any_character_pattern_is_reported(tmp_path):
     problems = [p for p in check(str(path)) if "${EXTEN}" in p]
     assert [p.split(":")[1] for p in problems] == ["2", "3"]
     assert "123&PJSIP/other" in problems[0]
+
+
+def test_the_next_server_is_tried_only_when_the_last_could_not_be_reached():
+    steps = parse(DIALPLAN)["switchboard-agi"]["s"]
+    agi = [s.app for s in steps].index("AGI")
+    retry = steps[agi + 1]
+    assert retry.app == "GotoIf" and retry.args.endswith("?next")
+    # Not after a session the server took (AGISTATUS SUCCESS), nor one that set
+    # its result; not on SWITCHBOARD_ROOM, which a neighbour's leg has from the start.
+    assert '"${AGISTATUS}" = "FAILURE"' in retry.args
+    assert '"${SWITCHBOARD_RESULT}" = ""' in retry.args and "ROOM" not in retry.args

@@ -6,6 +6,7 @@ entry-point group, naming none.
 
 from __future__ import annotations
 
+from tests import databases
 import os
 from importlib.metadata import EntryPoint
 
@@ -44,12 +45,13 @@ def test_the_features_are_installed_by_name():
                                                       "hotline"]
 
 
+@pytest.mark.database
 @pytest.mark.parametrize("feature", features.installed(), ids=lambda f: f.name)
 def test_each_feature_provides_ifeature_and_its_service_ifeatureservice(feature, tmp_path):
     assert verifyObject(IFeature, feature)
     settings = settings_module.load(CONFIG)
     from switchboard.storage import Database
-    database = Database(f"sqlite:///{tmp_path}/db.sqlite")
+    database = Database(databases.url(tmp_path, "db"))
     core = Core(settings=settings, database=database, ami=RecordingAMI(),
                 reactor=MemoryReactorClock())
     service = feature.make_service(core)
@@ -58,10 +60,11 @@ def test_each_feature_provides_ifeature_and_its_service_ifeatureservice(feature,
     database.close()
 
 
+@pytest.mark.database
 def test_the_server_serves_every_features_scripts_and_asks_for_their_events(tmp_path):
     from dataclasses import replace
     from switchboard.service import build
-    settings = replace(settings_module.load(CONFIG), database=f"sqlite:///{tmp_path}/db.sqlite")
+    settings = replace(settings_module.load(CONFIG), database=databases.url(tmp_path, "db"))
     server = build(settings, MemoryReactorClock())
     assert set(server.handlers) == {"hotline", "alarm", "alarm-responder", "callback", "broadcast"}
     assert server.ami_events == ("Hangup", "Newchannel", "OriginateResponse")

@@ -15,6 +15,7 @@ import pytest
 from switchboard.calllog import Call, CallLog, CallRecord
 from switchboard.hotline import cli
 from switchboard.storage import Base
+from tests import databases
 from tests.test_hotline_support import PLAN, ROUTING, SHANGHAI, SyncDatabase
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,8 +185,9 @@ def test_route_refuses_a_bad_file(tmp_path):
     assert context.output().splitlines()[-1] == f"{path}: 4 problem(s): fix them first"
 
 
+@pytest.mark.database
 def test_calls_lists_recent_calls(tmp_path):
-    database = SyncDatabase(f"sqlite:///{tmp_path}/calls.db")
+    database = SyncDatabase(databases.url(tmp_path, "calls"))
     Base.metadata.create_all(database.engine, tables=[CallRecord.__table__])
     start = datetime(2026, 10, 8, 2, 0, tzinfo=timezone.utc)
     log = CallLog(database)
@@ -205,8 +207,9 @@ def test_calls_lists_recent_calls(tmp_path):
     database.close()
 
 
+@pytest.mark.database
 def test_calls_shows_a_caller_chosen_text_without_its_control_characters(tmp_path):
-    database = SyncDatabase(f"sqlite:///{tmp_path}/calls.db")
+    database = SyncDatabase(databases.url(tmp_path, "calls"))
     Base.metadata.create_all(database.engine, tables=[CallRecord.__table__])
     start = datetime(2026, 10, 8, 2, 0, tzinfo=timezone.utc)
     CallLog(database).record(Call(started=start, caller="8765\x1b[2J\n0001", outcome="abandoned",
@@ -220,8 +223,9 @@ def test_calls_shows_a_caller_chosen_text_without_its_control_characters(tmp_pat
     database.close()
 
 
+@pytest.mark.database
 def test_calls_when_there_are_none(tmp_path):
-    database = SyncDatabase(f"sqlite:///{tmp_path}/calls.db")
+    database = SyncDatabase(databases.url(tmp_path, "calls"))
     Base.metadata.create_all(database.engine, tables=[CallRecord.__table__])
     context = Context(database=database)
     assert run(context, "calls") == 0

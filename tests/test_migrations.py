@@ -19,6 +19,8 @@ from switchboard.migrations import SchemaError
 from switchboard.storage import Base, Database
 from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixtures)
 
+pytestmark = [pytest.mark.database, pytest.mark.sqlite_pass]  # tries both databases itself
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 HEADS = ("alarm_0001", "board_0001", "broadcast_0002", "callback_0002", "hotline_0001")
 

@@ -7,6 +7,7 @@ and once over a real socket on 127.0.0.1.
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import shutil
@@ -54,6 +55,7 @@ def render(page, path=b""):
     return (request.responseCode or 200, request.responseHeaders, body)
 
 
+@pytest.mark.database
 class AlarmMetricsTests(SynchronousTestCase):
     """The real alarm engine's timeline, counted: rings, confirmations, legs, endings."""
 
@@ -123,6 +125,7 @@ class AlarmMetricsTests(SynchronousTestCase):
         self.assertEqual(value(self.metrics, "switchboard_alarm_escalations_total"), 1)
 
 
+@pytest.mark.database
 class AlarmTimingTests(SynchronousTestCase):
     """The timings from the timeline's times, whatever order the legs come in."""
 
@@ -185,6 +188,7 @@ class AlarmTimingTests(SynchronousTestCase):
               state.NO_ANSWER, state.FAILED, state.LEG_CANCELLED), set(models.ENDED)))
 
 
+@pytest.mark.database
 class CallsAndWritesTests(SynchronousTestCase):
     def setUp(self):
         import switchboard.calllog  # noqa: F401  (declares hotline_calls)
@@ -412,6 +416,7 @@ def _server(tmp, reactor, http=HTTPSettings(port=0)):
     return SwitchboardService(s, reactor=reactor, ami=AMI())
 
 
+@pytest.mark.database
 class ServiceTests(SynchronousTestCase):
     """The HTTP port comes with the server, on loopback by default."""
 
@@ -459,6 +464,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(len(feature.call_log.listeners), 1)
 
 
+@pytest.mark.database
 class RealPortTests(TestCase):
     """Over a real socket on 127.0.0.1 (an ephemeral port): what Prometheus and curl see."""
 

@@ -1,5 +1,6 @@
 """The same schema and records on PostgreSQL, the production database."""
 
+import pytest
 import os
 
 from sqlalchemy import func, select
@@ -10,13 +11,15 @@ from switchboard.community.registry import Registry
 from switchboard.numbers import NumberPlan
 from switchboard.storage import Database
 from switchboard.calllog import CallRecord
-from tests.postgres import postgres_url  # noqa: F401  (fixture)
+from tests.postgres import fresh_postgres_url  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.database, pytest.mark.sqlite_pass]  # tries both databases itself
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_migrate_import_and_read_back_on_postgresql(postgres_url):  # noqa: F811
-    db = Database(postgres_url)
+def test_migrate_import_and_read_back_on_postgresql(fresh_postgres_url):  # noqa: F811
+    db = Database(fresh_postgres_url)
     heads = db.migrate()
     assert "alarm_0001" in heads
     assert db.migrate() == heads  # idempotent
@@ -30,7 +33,7 @@ def test_migrate_import_and_read_back_on_postgresql(postgres_url):  # noqa: F811
     db.close()
 
 
-def test_a_batch_with_an_overlong_caller_id_is_written_whole_on_postgresql(postgres_url):  # noqa: F811,E501
+def test_a_batch_with_an_overlong_caller_id_is_written_whole_on_postgresql(fresh_postgres_url):  # noqa: F811,E501
     # Before: one caller ID over 64 characters failed the whole batch of
     # 100 records on PostgreSQL, and the error printed ten callers' numbers.
     from twisted.internet import task
@@ -38,9 +41,9 @@ def test_a_batch_with_an_overlong_caller_id_is_written_whole_on_postgresql(postg
     from switchboard.calllog import CallLog
     from tests.test_calllog import call
     from tests.test_hotline_support import SyncDatabase
-    db = Database(postgres_url)
+    db = Database(fresh_postgres_url)
     db.migrate()
-    sync = SyncDatabase(postgres_url)
+    sync = SyncDatabase(fresh_postgres_url)
     log = CallLog(sync, clock=task.Clock())
     hostile = "+86591" + "8" * 200 + "\n<script>"
     with capturedLogs() as events:

@@ -1,5 +1,7 @@
 """The service's wiring, with a memory reactor and stand-in features and AMI."""
 
+from tests import databases
+import pytest
 import gc
 
 from twisted.internet import defer
@@ -8,6 +10,8 @@ from twisted.internet.testing import MemoryReactorClock
 from switchboard.service import SwitchboardService, settle_memory
 from switchboard.settings import AGISettings, AMISettings, Settings, SpeechSettings
 from switchboard.numbers import NumberPlan
+
+pytestmark = pytest.mark.database
 
 
 class FakeAMI:
@@ -51,7 +55,7 @@ def settings(tmp_path, *, alarm=None):
     from callback.plugin import CallbackSettings
     from switchboard.hotline.plugin import HotlineSettings
     return Settings(path=str(tmp_path / "s.yaml"), agi=AGISettings(port=4599, key="test-key"),
-                    ami=AMISettings(), database=f"sqlite:///{tmp_path}/db.sqlite",
+                    ami=AMISettings(), database=databases.url(tmp_path, "db"),
                     numbers=NumberPlan("CN", "591"), timezone="Asia/Shanghai",
                     trunks={"default": "PJSIP/{number}"}, hotline_number="12345",
                     speech=SpeechSettings(sounds_dir=str(tmp_path / "sounds")),

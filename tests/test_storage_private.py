@@ -7,6 +7,8 @@ import pytest
 
 from switchboard.storage import Database
 
+pytestmark = [pytest.mark.database, pytest.mark.sqlite_pass]  # about SQLite files
+
 
 @pytest.fixture(autouse=True)
 def umask():

@@ -95,6 +95,7 @@ def server(tmp_path, path, ami, events, interval=2.5, grace=5.0):
     return reactor, service
 
 
+@pytest.mark.database
 def test_ready_once_the_port_is_open_and_ami_logged_in(tmp_path, notify_socket):
     path, received = notify_socket
     ami, events = FakeAMI(), []
@@ -118,6 +119,7 @@ def test_ready_once_the_port_is_open_and_ami_logged_in(tmp_path, notify_socket):
     assert received() == []
 
 
+@pytest.mark.database
 def test_ready_without_ami_once_the_grace_has_gone_by(tmp_path, notify_socket):
     # The alarm is served without AMI (the dialplan rings natively), so a
     # refused or unreachable AMI must not keep systemd waiting for ever.
@@ -132,6 +134,7 @@ def test_ready_without_ami_once_the_grace_has_gone_by(tmp_path, notify_socket):
     assert received() == []  # no watchdog asked for, none fed
 
 
+@pytest.mark.database
 def test_a_server_stopped_before_it_was_ready_never_says_ready(tmp_path, notify_socket):
     path, received = notify_socket
     reactor, service = server(tmp_path, path, FakeAMI(), [], interval=None)

@@ -14,10 +14,10 @@ from datetime import datetime
 from tests.conftest import PROJECT, port_open, wait_for
 
 CONFIG = """\
-agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300,
+agi: {{listen: 127.0.0.1, port: {port}, allow: [127.0.0.1], idle_timeout: 300,
        key: lab-agi-key-not-for-production}}
 ami: {{host: 127.0.0.1, port: 5038, username: switchboard, secret: lab-secret-not-for-production}}
-database: sqlite:///{db}
+database: {database}
 numbers: {{region: CN, area_code: "591"}}
 timezone: Asia/Shanghai
 trunks: {{default: "PJSIP/{{number}}"}}
@@ -38,14 +38,20 @@ def write_private(path: str, text: str) -> None:
 class Server:
     """A C{switchboard run} process with its own configuration and database."""
 
-    def __init__(self, workdir, routing=None, alarm=None, extra: str = ""):
-        """C{extra}: more lines of switchboard.yaml (e.g. C{speech:})."""
+    def __init__(self, workdir, routing=None, alarm=None, extra: str = "", *, port: int = 4573,
+                 database: str | None = None):
+        """
+        C{extra}: more lines of switchboard.yaml (e.g. C{speech:}); C{port}:
+        its FastAGI port; C{database}: a URL (default: SQLite in C{workdir}).
+        """
         self.workdir = str(workdir)
+        self.port = port
         self.config = os.path.join(self.workdir, "switchboard.yaml")
         self.db = os.path.join(self.workdir, "switchboard.db")
         self.logfile = os.path.join(self.workdir, "server.log")
         write_private(self.config, CONFIG.format(
-            db=self.db, routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
+            port=port, database=database or f"sqlite:///{self.db}",
+            routing=routing or os.path.join(PROJECT, "config", "routing.yaml"),
             alarm=alarm or os.path.join(PROJECT, "config", "alarm.yaml")) + extra
             # Renderings go where the lab Asterisk reads sounds, never to the host's.
             + ("" if "speech:" in extra else f"speech: {{sounds_dir: {lab_sounds()}}}\n"))
@@ -63,8 +69,8 @@ class Server:
         Start it; wait until it serves (and, with C{ami}, until AMI is
         connected). C{env} is added to its environment.
         """
-        if port_open("127.0.0.1", 4573):
-            raise AssertionError("port 4573 is taken: is another switchboard running?")
+        if port_open("127.0.0.1", self.port):
+            raise AssertionError(f"port {self.port} is taken: is another switchboard running?")
         log = open(self.logfile, "a")
         # The log file is appended to across restarts: read this run's part.
         begun = len(self.log())

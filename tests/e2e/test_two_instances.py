@@ -1,0 +1,97 @@
+"""
+Two switchboard instances on different FastAGI ports, one PostgreSQL, one lab
+Asterisk whose SWITCHBOARD_AGI lists both: one leads the singleton duties
+(AstDB), the other takes over when it is killed, and a #9 dialled while the
+first server is down is served by the second (switchboard-agi), end to end.
+
+Run with C{pytest -s} to see the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from tests.conftest import PROJECT, wait_for
+from tests.e2e.server import Server, first_invite_sent
+from tests.e2e.test_alarm_real import ALARM
+from tests.postgres import require_cluster
+
+pytestmark = pytest.mark.asterisk
+
+PORTS = (4581, 4582)
+LEADS = "this instance leads"
+
+
+@pytest.fixture
+def pair(asterisk, tmp_path):
+    """Two servers on one fresh PostgreSQL database (not started); the lab's AGI after."""
+    cluster = require_cluster()
+    url = cluster.create_database()
+    alarm = tmp_path / "alarm.yaml"
+    alarm.write_text(ALARM)
+    servers = []
+    for n, port in enumerate(PORTS):
+        workdir = tmp_path / f"instance{n}"
+        workdir.mkdir()
+        servers.append(Server(workdir, alarm=str(alarm), port=port, database=url,
+                              extra=f"journal: {workdir}/journal\n"
+                                    f"http: {{port: {8591 + n}}}\n"))
+    servers[0].cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
+                 + "&".join(f"agi://127.0.0.1:{p}" for p in PORTS))
+    try:
+        yield servers
+    finally:
+        asterisk.cli("dialplan set global SWITCHBOARD_AGI agi://127.0.0.1:4573")
+        for server in servers:
+            server.kill()
+        cluster.drop_database(url)
+
+
+def leads(server) -> bool:
+    text = server.log()
+    return text.rfind(LEADS) > text.rfind("this instance no longer leads")
+
+
+def test_one_leads_the_other_takes_over_and_serves_a_hash9(pair, sipp, asterisk):
+    first, second = pair
+    first.start()
+    wait_for(lambda: leads(first), 10, message="the first instance to lead")
+    wait_for(lambda: "AstDB swb_alarm" in first.log(), 20, message="the first's AstDB sync")
+    second.start()
+    time.sleep(3)
+    assert not leads(second), "two leaders"
+    assert "AstDB swb_alarm" not in second.log()  # AstDB is written by the leader only
+
+    first.kill()  # kill -9: its database connection ends with it
+    killed = time.monotonic()
+    wait_for(lambda: leads(second), 10, interval=0.05, message="the second to lead")
+    took = time.monotonic() - killed
+    wait_for(lambda: "AstDB swb_alarm" in second.log(), 20, message="the second's AstDB sync")
+
+    # A #9 now: the first FastAGI server refuses, the second serves it.
+    phones = {n: sipp.phone(n, "answer", ring_ms=1500, keys="1", before_ms=5000, timeout_s=60)
+              if n == "87650005" else sipp.phone(n, "ring", timeout_s=60)
+              for n in ("87650002", "87650003", "87650004", "87650005")}
+    caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=14000, timeout_s=60)
+    invite = first_invite_sent(caller)
+    rung = wait_for(lambda: phones["87650002"].invite_times(), 15, message="a neighbour ringing")
+    first_ring = (rung[0] - invite).total_seconds()
+    alarms = wait_for(lambda: re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", second.cli("alarms")), 10,
+                      message="the alarm on record")
+    alarm_id = alarms[0]
+    wait_for(lambda: "confirmed" in second.cli("alarms", "show", alarm_id), 25,
+             message="the neighbour's 1")
+    caller.wait(40)
+    text = second.cli("alarms", "show", alarm_id)
+    print(f"\nthe second instance led {took:.2f} s after the first was killed; #9 with the "
+          f"first FastAGI server down: first neighbour rang {first_ring:.3f} s after the INVITE")
+    assert re.search(r"confirmed\s+\+8659187650005", text)
+    assert took < 3
+    log = asterisk.log(3000)
+    assert "Connecting to '127.0.0.1:4581' failed" in log
+    assert f"(alarm-{alarm_id},alarm_bridge,alarm_responder)" in log
