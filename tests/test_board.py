@@ -6,6 +6,8 @@ the live events, escaping, and the alarm's desk on a real coordinator.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import tempfile
 
@@ -22,6 +24,9 @@ from board.service import BoardService
 from switchboard import duty
 from switchboard.observe.web import root as observe_root
 from tests.test_alarm_support import Rig, add_household, household, timeline
+from tests import databases
+
+pytestmark = pytest.mark.database
 
 PASSWORD = "correct horse battery"
 
@@ -606,7 +611,7 @@ class WiringTests(SynchronousTestCase):
         from tests.test_features import CONFIG
         folder = tempfile.mkdtemp()
         settings = replace(settings_module.load(CONFIG),
-                           database=f"sqlite:///{os.path.join(folder, 'db.sqlite')}")
+                           database=databases.url(folder, "db"))
         reactor = MemoryReactorClock()
         server = build(settings, reactor)
         self.addCleanup(server.database.close)

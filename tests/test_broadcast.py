@@ -32,6 +32,9 @@ from switchboard.ringgroup import AMICallPlacer, RingEngine, Trunk  # noqa: F401
 from switchboard.ringgroup.testing import FakeCallPlacer
 from switchboard.storage import Database
 from tests.support.agi import HANGUP, FakeSession
+from tests import databases
+
+pytestmark = pytest.mark.database
 
 PLAN = NumberPlan("CN", "591")
 DIALER = Dialer(PLAN, {"default": "PJSIP/{number}"})
@@ -60,7 +63,7 @@ class Lab:
 
     def __init__(self, tmp_path, households=6, *, trunk_lines=None, speech=None, texts=None,
                  **settings):
-        self.path = f"sqlite:///{tmp_path}/bc.db"
+        self.path = databases.url(tmp_path, "bc")
         self.database = Database(self.path)
         migrations.upgrade(self.database.engine)
         self.database.run = self.run
@@ -455,7 +458,7 @@ def test_check_dialplan_wants_the_broadcast_context(tmp_path):
 def test_send_status_report_from_the_command_line(tmp_path, capsys):
     from switchboard.cli import main
     config = tmp_path / "switchboard.yaml"
-    config.write_text(f"database: sqlite:///{tmp_path}/sb.db\n"
+    config.write_text(f"database: {databases.url(tmp_path, 'sb')}\n"
                       "numbers: {region: CN, area_code: \"591\"}\n"
                       f"alarm: {os.path.abspath('config/alarm.yaml')}\n")
     households = tmp_path / "h.csv"
@@ -481,7 +484,7 @@ def test_send_status_report_from_the_command_line(tmp_path, capsys):
     assert code == 1 and "1500 bytes, more than the 1300" in err
     code, out, _ = run("broadcast", "status", "1")
     assert code == 0 and "0/2 done" in out and "2 pending" in out
-    database = Database(f"sqlite:///{tmp_path}/sb.db")
+    database = Database(databases.url(tmp_path, "sb"))
     with database.sessions.begin() as session:
         first = session.execute(select(Delivery).order_by(Delivery.id)).scalars().first()
         first.state, first.outcome = "heard", "heard"

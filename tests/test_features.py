@@ -71,13 +71,14 @@ def test_the_server_serves_every_features_scripts_and_asks_for_their_events(tmp_
     server.database.close()
 
 
+@pytest.mark.database
 def test_astdb_is_kept_on_a_session_of_its_own_so_originates_never_wait_behind_it(tmp_path):
     # Asterisk runs one session's actions one after another: on the main
     # link, an AstDB read-back (4 s for 20,000 households) would hold every
     # neighbour's Originate behind it.
     from dataclasses import replace
     from switchboard.service import build
-    settings = replace(settings_module.load(CONFIG), database=f"sqlite:///{tmp_path}/db.sqlite")
+    settings = replace(settings_module.load(CONFIG), database=databases.url(tmp_path, "db"))
     server = build(settings, MemoryReactorClock())
     alarm = next(f for f in server.features if type(f).__name__ == "AlarmFeature")
     assert server.bulk_ami is not server.ami

@@ -19,6 +19,9 @@ from switchboard.service import build
 from tests.conftest import PROJECT
 from tests.test_hotline_support import ROUTING
 from tests.test_service import settings
+import pytest
+
+pytestmark = pytest.mark.database
 
 DASHBOARD = os.path.join(PROJECT, "docs", "grafana-dashboard.json")
 _NAME = re.compile(r"\bswitchboard_[a-z0-9_]+")

@@ -23,6 +23,9 @@ from callback.voicemail import VoicemailWatcher, caller_number, scan
 from switchboard import migrations
 from switchboard.ami.originate import OriginateResult
 from tests.test_hotline_support import DIALER, PLAN, SHANGHAI, SyncDatabase
+from tests import databases
+
+pytestmark = pytest.mark.database
 
 LEFT = 1_796_300_000  # 2026-12-03 ...
 
@@ -46,7 +49,7 @@ def leave(spool, box, n, msg_id, *, context="switchboard", folder="INBOX", sound
 
 
 def database(tmp_path):
-    db = SyncDatabase(f"sqlite:///{tmp_path}/db.sqlite")
+    db = SyncDatabase(databases.url(tmp_path, "db"))
     migrations.upgrade(db.engine)
     return db
 

@@ -11,6 +11,8 @@ import textwrap
 from datetime import datetime
 from types import SimpleNamespace
 
+import pytest
+
 from twisted.internet import task
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -261,6 +263,7 @@ def test_switchboard_status_prints_the_lights_and_fails_when_one_is_red(tmp_path
     assert "is it running?" in "".join(out)
 
 
+@pytest.mark.database
 def test_the_service_wires_the_status_to_the_parts(tmp_path):
     from switchboard.observe.service import attach
     from switchboard.hotline.feature import HotlineFeature
