@@ -18,7 +18,7 @@ from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
 from switchboard.features import IFeatureService
-from switchboard.journal import Journal
+from switchboard.journal import Journal, ThreadSyncer
 from switchboard.ringgroup import AMICallPlacer
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
@@ -86,7 +86,10 @@ class AlarmFeature:
         self.preparing = []
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
                                  settle=True)
-        journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
+        # An alarm's opening is fsynced on a thread of its own: the reactor
+        # serves other calls meanwhile, and a burst's alarms share fsyncs.
+        journal = (Journal(settings.journal, "alarm", syncer=ThreadSyncer(reactor))
+                   if getattr(settings, "journal", "") else None)
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,

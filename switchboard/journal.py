@@ -6,7 +6,11 @@ L{Journal} is an append-only file, one JSON object a line, each line with a
 CRC-32 of its text: a line torn by a crash or a power cut is detected and
 skipped (and logged), never misread. An append is one C{write()} on the
 calling thread (microseconds; in the kernel's page cache, so it survives
-kill -9); a durable one also fsyncs (survives a power cut).
+kill -9); a durable one also fsyncs (survives a power cut). Given a
+C{syncer} (L{ThreadSyncer}), L{Journal.append_durable} fsyncs on a thread
+of its own and tells when the record is on disk: the reactor does not wait
+for the disk, and the appends made while one fsync runs share the next one
+(a group commit: a burst of alarms costs a few fsyncs, not one each).
 
 L{WriteBehind} applies the journal's records to the database in order, on
 its thread pool, retrying with growing delays until the database takes
@@ -72,13 +76,20 @@ class Journal:
 
     log = Logger()
 
-    def __init__(self, folder, name, *, fsync=os.fsync):
+    def __init__(self, folder, name, *, fsync=os.fsync, syncer=None):
         self.folder = folder
         self.name = name
         self.path = os.path.join(folder, name + ".journal") if folder else None
         self.fsync = fsync
+        #: Runs C{f()} off the reactor: C{syncer(f)} -> Deferred (L{ThreadSyncer});
+        #: None: L{append_durable} fsyncs on the calling thread.
+        self.syncer = syncer
         self._fd = None
         self.appended = 0
+        self._written = 0        # durable appends written so far
+        self._synced = 0         # ... of which on disk
+        self._syncing = False
+        self._waiting: list = []  # (number of the append, Deferred), in order
 
     def open(self) -> list:
         """Open for appending; return the records already in the file, in order."""
@@ -113,6 +124,54 @@ class Journal:
         if durable:
             self.fsync(self._fd)
 
+    def append_durable(self, record: dict) -> defer.Deferred:
+        """
+        Write C{record} now (a failed write raises here, as L{append}); fire
+        once it is on disk. With a L{syncer} the fsync runs off the calling
+        thread, one fsync for every record written while the one before ran.
+        """
+        if self.syncer is None or self._fd is None:
+            self.append(record, durable=True)
+            return defer.succeed(None)
+        self.append(record)
+        self._written += 1
+        d = defer.Deferred()
+        self._waiting.append((self._written, d))
+        self._sync()
+        return d
+
+    def _sync(self):
+        if self._syncing or not self._waiting or self._fd is None:
+            return
+        self._syncing = True
+        upto = self._written
+        # A copy of the descriptor: a rewrite may close the journal's own
+        # meanwhile (its new file is fsynced whole, pending records included).
+        fd = os.dup(self._fd)
+        fsync = self.fsync
+
+        def work():
+            try:
+                fsync(fd)
+            finally:
+                os.close(fd)
+
+        d = defer.maybeDeferred(self.syncer, work)
+        d.addBoth(self._synced_upto, upto)
+
+    def _synced_upto(self, result, upto):
+        self._syncing = False
+        done = [d for n, d in self._waiting if n <= upto]
+        self._waiting = [(n, d) for n, d in self._waiting if n > upto]
+        if not isinstance(result, defer.Failure):
+            self._synced = upto
+        for d in done:
+            if isinstance(result, defer.Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
+        self._sync()
+
     def rewrite(self, records) -> None:
         """Replace the file, atomically, by one holding just C{records}."""
         if self.path is None:
@@ -143,6 +202,28 @@ class Journal:
             self.sync()
             os.close(self._fd)
             self._fd = None
+
+
+class ThreadSyncer:
+    """
+    Runs a journal's fsyncs on one thread of its own (not the database's
+    pool, where a slow transaction would hold them up), started on first use
+    and stopped with the reactor. C{syncer(f)} -> Deferred of C{f()}.
+    """
+
+    def __init__(self, reactor, name="journal-fsync"):
+        self.reactor = reactor
+        self.name = name
+        self._pool = None
+
+    def __call__(self, f) -> defer.Deferred:
+        from twisted.internet.threads import deferToThreadPool
+        if self._pool is None:
+            from twisted.python.threadpool import ThreadPool
+            self._pool = ThreadPool(1, 1, name=self.name)
+            self._pool.start()
+            self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+        return deferToThreadPool(self.reactor, self._pool, f)
 
 
 def describe(failure) -> str:
@@ -285,6 +366,18 @@ class WriteBehind:
         self.journal.append(record, durable)
         self._queue.append(record)
         self._kick(self.delay)
+
+    def add_durable(self, record: dict) -> defer.Deferred:
+        """
+        Journal C{record} now and fire once it is on disk (L{Journal.append_durable});
+        write it to the database behind. A failed write raises here.
+        """
+        self._seq += 1
+        record["seq"] = self._seq
+        synced = self.journal.append_durable(record)
+        self._queue.append(record)
+        self._kick(self.delay)
+        return synced
 
     def pending(self) -> int:
         return len(self._queue)

@@ -208,3 +208,94 @@ class RecorderTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.recorder.closed_among([first, second])),
                          [(second, "cancelled by caller")])
         self.assertEqual(self.successResultOf(self.recorder.closed_among([])), [])
+
+
+class HeldSyncer:
+    """A journal's syncer whose fsyncs wait until the test runs them (L{finish})."""
+
+    def __init__(self):
+        self.held = []   # (work, Deferred)
+
+    def __call__(self, work):
+        from twisted.internet import defer
+        d = defer.Deferred()
+        self.held.append((work, d))
+        return d
+
+    def finish(self):
+        work, d = self.held.pop(0)
+        try:
+            work()
+        except OSError as e:
+            d.errback(e)
+        else:
+            d.callback(None)
+
+
+class GroupCommitTests(SynchronousTestCase):
+    """A journal with a syncer: alarms are on disk before they are told, fsyncs are shared."""
+
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+        self.db = database(self.folder)
+        self.clock = task.Clock()
+        self.syncer = HeldSyncer()
+        self.fsyncs = []
+        self.failing = False
+
+        def fsync(fd):
+            if self.failing:
+                raise OSError(5, "Input/output error")
+            self.fsyncs.append(os.fstat(fd).st_size)
+
+        journal = Journal(os.path.join(self.folder, "journal"), "alarm", fsync=fsync,
+                          syncer=self.syncer)
+        self.recorder = AlarmRecorder(SyncDatabase(self.db), journal, clock=self.clock)
+        self.successResultOf(self.recorder.start())
+        self.told = []
+        self.recorder.listeners.add(lambda *entry: self.told.append(entry[:2]))
+        self.fsyncs.clear()
+
+    def open(self, caller):
+        return self.recorder.open_alarm(at=self.clock.seconds(), caller_raw=caller,
+                                        caller_number=None, household_id=None, address="",
+                                        detail="#9")
+
+    def test_an_alarm_is_told_only_once_its_fsync_is_done(self):
+        d = self.open("87650001")
+        self.assertNoResult(d)
+        self.assertEqual(self.told, [], "nobody hears of it before it is on disk")
+        self.syncer.finish()
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertEqual(self.told, [(1, "opened")])
+        self.assertEqual(len(self.fsyncs), 1)
+
+    def test_alarms_written_during_an_fsync_share_the_next(self):
+        first = self.open("87650001")
+        rest = [self.open(f"8765000{i}") for i in (2, 3, 4)]
+        self.assertEqual(len(self.syncer.held), 1, "one fsync at a time")
+        self.syncer.finish()
+        self.assertEqual(self.successResultOf(first), 1)
+        for d in rest:
+            self.assertNoResult(d)   # written after the first fsync began
+        self.assertEqual(len(self.syncer.held), 1, "the three share one fsync")
+        self.syncer.finish()
+        self.assertEqual([self.successResultOf(d) for d in rest], [2, 3, 4])
+        self.assertEqual(len(self.fsyncs), 2)
+        # The second fsync saw the whole file: all four openings.
+        opened = [r for r in Journal(os.path.join(self.folder, "journal"), "alarm").open()
+                  if r.get("op") == "open"]
+        self.assertEqual([r["id"] for r in opened], [1, 2, 3, 4])
+
+    def test_a_failed_fsync_leaves_the_alarm_not_recorded(self):
+        self.failing = True
+        d = self.open("87650001")
+        self.syncer.finish()
+        self.failureResultOf(d, OSError)
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(self.told, [(None, "not-recorded")])
+        # The next alarm is tried afresh.
+        self.failing = False
+        d = self.open("87650002")
+        self.syncer.finish()
+        self.assertEqual(self.successResultOf(d), 2)
