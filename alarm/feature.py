@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -88,7 +89,9 @@ class AlarmFeature:
                                  settle=True)
         # An alarm's opening is fsynced on a thread of its own: the reactor
         # serves other calls meanwhile, and a burst's alarms share fsyncs.
-        journal = (Journal(settings.journal, "alarm", syncer=ThreadSyncer(reactor))
+        # (A reactor without threads, a test's clock: fsynced where it is written.)
+        syncer = ThreadSyncer(reactor) if IReactorThreads.providedBy(reactor) else None
+        journal = (Journal(settings.journal, "alarm", syncer=syncer)
                    if getattr(settings, "journal", "") else None)
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
