@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 from twisted.internet import defer, threads
-from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -19,7 +18,7 @@ from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
 from switchboard.features import IFeatureService
-from switchboard.journal import Journal, ThreadSyncer
+from switchboard.journal import Journal, TurnSyncer
 from switchboard.ringgroup import AMICallPlacer
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
@@ -87,11 +86,9 @@ class AlarmFeature:
         self.preparing = []
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
                                  settle=True)
-        # An alarm's opening is fsynced on a thread of its own: the reactor
-        # serves other calls meanwhile, and a burst's alarms share fsyncs.
-        # (A reactor without threads, a test's clock: fsynced where it is written.)
-        syncer = ThreadSyncer(reactor) if IReactorThreads.providedBy(reactor) else None
-        journal = (Journal(settings.journal, "alarm", syncer=syncer)
+        # An alarm's opening is fsynced once the reactor has handled what is
+        # ready: the alarms raised meanwhile (a burst) share the fsync.
+        journal = (Journal(settings.journal, "alarm", syncer=TurnSyncer(reactor))
                    if getattr(settings, "journal", "") else None)
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(

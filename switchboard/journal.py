@@ -7,10 +7,10 @@ CRC-32 of its text: a line torn by a crash or a power cut is detected and
 skipped (and logged), never misread. An append is one C{write()} on the
 calling thread (microseconds; in the kernel's page cache, so it survives
 kill -9); a durable one also fsyncs (survives a power cut). Given a
-C{syncer} (L{ThreadSyncer}), L{Journal.append_durable} fsyncs on a thread
-of its own and tells when the record is on disk: the reactor does not wait
-for the disk, and the appends made while one fsync runs share the next one
-(a group commit: a burst of alarms costs a few fsyncs, not one each).
+C{syncer} (L{TurnSyncer}), L{Journal.append_durable} fsyncs once the
+reactor has handled what is ready, and tells when the record is on disk:
+the records written meanwhile share that fsync (a group commit: a burst of
+alarms costs a few fsyncs, not one each).
 
 L{WriteBehind} applies the journal's records to the database in order, on
 its thread pool, retrying with growing delays until the database takes
@@ -81,8 +81,8 @@ class Journal:
         self.name = name
         self.path = os.path.join(folder, name + ".journal") if folder else None
         self.fsync = fsync
-        #: Runs C{f()} off the reactor: C{syncer(f)} -> Deferred (L{ThreadSyncer});
-        #: None: L{append_durable} fsyncs on the calling thread.
+        #: Runs C{f()} a little later: C{syncer(f)} -> Deferred (L{TurnSyncer});
+        #: None: L{append_durable} fsyncs at once.
         self.syncer = syncer
         self._fd = None
         self.appended = 0
@@ -127,8 +127,8 @@ class Journal:
     def append_durable(self, record: dict) -> defer.Deferred:
         """
         Write C{record} now (a failed write raises here, as L{append}); fire
-        once it is on disk. With a L{syncer} the fsync runs off the calling
-        thread, one fsync for every record written while the one before ran.
+        once it is on disk. With a L{syncer} the fsync runs when the syncer
+        says, one fsync for every record written until then.
         """
         if self.syncer is None or self._fd is None:
             self.append(record, durable=True)
@@ -141,32 +141,32 @@ class Journal:
         return d
 
     def _sync(self):
-        if self._syncing or not self._waiting or self._fd is None:
+        if self._syncing or not self._waiting:
             return
         self._syncing = True
-        upto = self._written
-        # A copy of the descriptor: a rewrite may close the journal's own
-        # meanwhile (its new file is fsynced whole, pending records included).
-        fd = os.dup(self._fd)
-        fsync = self.fsync
 
         def work():
-            try:
-                fsync(fd)
-            finally:
-                os.close(fd)
+            # Everything written by now, those written after this fsync was
+            # asked for included: they share it.
+            upto = self._written
+            if self._fd is not None:
+                self.fsync(self._fd)
+            return upto
 
         d = defer.maybeDeferred(self.syncer, work)
-        d.addBoth(self._synced_upto, upto)
+        d.addBoth(self._synced_upto)
 
-    def _synced_upto(self, result, upto):
+    def _synced_upto(self, result):
         self._syncing = False
+        failed = isinstance(result, defer.Failure)
+        # A failed fsync fails every record waiting (none is known on disk).
+        upto = self._written if failed else result
         done = [d for n, d in self._waiting if n <= upto]
         self._waiting = [(n, d) for n, d in self._waiting if n > upto]
-        if not isinstance(result, defer.Failure):
+        if not failed:
             self._synced = upto
         for d in done:
-            if isinstance(result, defer.Failure):
+            if failed:
                 d.errback(result)
             else:
                 d.callback(None)
@@ -204,26 +204,31 @@ class Journal:
             self._fd = None
 
 
-class ThreadSyncer:
+class TurnSyncer:
     """
-    Runs a journal's fsyncs on one thread of its own (not the database's
-    pool, where a slow transaction would hold them up), started on first use
-    and stopped with the reactor. C{syncer(f)} -> Deferred of C{f()}.
+    Runs a journal's fsync once the reactor has handled what is ready now
+    (C{callLater(0)}): the durable records written in one turn of the
+    reactor (a burst: many FastAGI sessions ready at once) share one fsync,
+    on the reactor's own thread (a thread of its own cost each alarm a GIL
+    handoff, tens of ms under load). C{syncer(f)} -> Deferred of C{f()}.
     """
 
-    def __init__(self, reactor, name="journal-fsync"):
-        self.reactor = reactor
-        self.name = name
-        self._pool = None
+    def __init__(self, clock):
+        self.clock = clock
 
     def __call__(self, f) -> defer.Deferred:
-        from twisted.internet.threads import deferToThreadPool
-        if self._pool is None:
-            from twisted.python.threadpool import ThreadPool
-            self._pool = ThreadPool(1, 1, name=self.name)
-            self._pool.start()
-            self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
-        return deferToThreadPool(self.reactor, self._pool, f)
+        d = defer.Deferred()
+
+        def run():
+            try:
+                result = f()
+            except Exception:
+                d.errback()
+            else:
+                d.callback(result)
+
+        self.clock.callLater(0, run)
+        return d
 
 
 def describe(failure) -> str:

@@ -225,11 +225,11 @@ class HeldSyncer:
     def finish(self):
         work, d = self.held.pop(0)
         try:
-            work()
+            result = work()
         except OSError as e:
             d.errback(e)
         else:
-            d.callback(None)
+            d.callback(result)
 
 
 class GroupCommitTests(SynchronousTestCase):
@@ -270,22 +270,35 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertEqual(self.told, [(1, "opened")])
         self.assertEqual(len(self.fsyncs), 1)
 
-    def test_alarms_written_during_an_fsync_share_the_next(self):
-        first = self.open("87650001")
-        rest = [self.open(f"8765000{i}") for i in (2, 3, 4)]
-        self.assertEqual(len(self.syncer.held), 1, "one fsync at a time")
+    def test_alarms_written_before_the_fsync_runs_share_it(self):
+        first = [self.open(f"8765000{i}") for i in (1, 2, 3)]
+        self.assertEqual(len(self.syncer.held), 1, "one fsync asked for the three")
         self.syncer.finish()
-        self.assertEqual(self.successResultOf(first), 1)
-        for d in rest:
-            self.assertNoResult(d)   # written after the first fsync began
-        self.assertEqual(len(self.syncer.held), 1, "the three share one fsync")
+        self.assertEqual([self.successResultOf(d) for d in first], [1, 2, 3])
+        self.assertEqual(len(self.fsyncs), 1)
+        # Later alarms ask for one more, which sees the whole file.
+        later = [self.open(f"8765000{i}") for i in (4, 5)]
+        for d in later:
+            self.assertNoResult(d)
         self.syncer.finish()
-        self.assertEqual([self.successResultOf(d) for d in rest], [2, 3, 4])
+        self.assertEqual([self.successResultOf(d) for d in later], [4, 5])
         self.assertEqual(len(self.fsyncs), 2)
-        # The second fsync saw the whole file: all four openings.
         opened = [r for r in Journal(os.path.join(self.folder, "journal"), "alarm").open()
                   if r.get("op") == "open"]
-        self.assertEqual([r["id"] for r in opened], [1, 2, 3, 4])
+        self.assertEqual([r["id"] for r in opened], [1, 2, 3, 4, 5])
+        self.assertEqual(self.fsyncs[-1], os.path.getsize(
+            os.path.join(self.folder, "journal", "alarm.journal")))
+
+    def test_one_fsync_a_reactor_turn(self):
+        from switchboard.journal import TurnSyncer
+        self.recorder.journal.syncer = TurnSyncer(self.clock)
+        both = [self.open("87650001"), self.open("87650002")]
+        for d in both:
+            self.assertNoResult(d)      # not before the turn's fsync
+        self.assertEqual(self.fsyncs, [])
+        self.clock.advance(0)
+        self.assertEqual([self.successResultOf(d) for d in both], [1, 2])
+        self.assertEqual(len(self.fsyncs), 1)
 
     def test_a_failed_fsync_leaves_the_alarm_not_recorded(self):
         self.failing = True
