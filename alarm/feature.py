@@ -18,7 +18,7 @@ from alarm.monitor import RegistryWatcher
 from alarm.recorder import AlarmRecorder
 from alarm.speaking import Announcer, make_speech
 from switchboard.features import IFeatureService
-from switchboard.journal import Journal, TurnSyncer
+from switchboard.journal import Journal
 from switchboard.ringgroup import AMICallPlacer
 from switchboard import yamlconf
 from switchboard.routing.parsing import ChildProcessParser
@@ -86,10 +86,7 @@ class AlarmFeature:
         self.preparing = []
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
                                  settle=True)
-        # An alarm's opening is fsynced once the reactor has handled what is
-        # ready: the alarms raised meanwhile (a burst) share the fsync.
-        journal = (Journal(settings.journal, "alarm", syncer=TurnSyncer(reactor))
-                   if getattr(settings, "journal", "") else None)
+        journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         self.recorder = AlarmRecorder(database, journal, clock=reactor)
         self.coordinator = AlarmCoordinator(
             settings.dialer, AMICallPlacer(ami), self.recorder, config, reactor,

@@ -174,24 +174,15 @@ class AlarmRecorder:
         opened = dict(at=float(at), kind="opened", leg=None,
                       number=_text(caller_raw, 80) or None, detail=_text(detail, 300) or "")
         try:
-            synced = self.writer.add_durable(
-                {"op": "open", "id": alarm_id, "row": row, "event": opened})
+            self.writer.add({"op": "open", "id": alarm_id, "row": row, "event": opened},
+                            durable=True)
         except OSError:
-            return defer.fail(self._not_recorded(defer.Failure(), at))
-
-        def on_disk(_):
-            self.listeners(alarm_id, "opened", float(at), None)
-            return alarm_id
-
-        # Fires once fsynced: only then may a phone ring (on a thread when
-        # the journal has a syncer: a burst's alarms share fsyncs).
-        return synced.addCallbacks(on_disk, self._not_recorded, errbackArgs=(at,))
-
-    def _not_recorded(self, failure, at):
-        # Not on record (disk full, read-only, fsync failed): the dialplan rings natively.
-        self.log.failure("ALARM NOT RECORDED: the journal cannot be written", failure)
-        self.listeners(None, "not-recorded", float(at), None)
-        return failure
+            # Not on record (disk full, read-only): the dialplan rings natively.
+            self.log.failure("ALARM NOT RECORDED: the journal cannot be written")
+            self.listeners(None, "not-recorded", float(at), None)
+            return defer.fail()
+        self.listeners(alarm_id, "opened", float(at), None)
+        return defer.succeed(alarm_id)
 
     # The timeline ---------------------------------------------------------
 

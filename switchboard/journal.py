@@ -6,11 +6,7 @@ L{Journal} is an append-only file, one JSON object a line, each line with a
 CRC-32 of its text: a line torn by a crash or a power cut is detected and
 skipped (and logged), never misread. An append is one C{write()} on the
 calling thread (microseconds; in the kernel's page cache, so it survives
-kill -9); a durable one also fsyncs (survives a power cut). Given a
-C{syncer} (L{TurnSyncer}), L{Journal.append_durable} fsyncs once the
-reactor has handled what is ready, and tells when the record is on disk:
-the records written meanwhile share that fsync (a group commit: a burst of
-alarms costs a few fsyncs, not one each).
+kill -9); a durable one also fsyncs (survives a power cut).
 
 L{WriteBehind} applies the journal's records to the database in order, on
 its thread pool, retrying with growing delays until the database takes
@@ -76,20 +72,13 @@ class Journal:
 
     log = Logger()
 
-    def __init__(self, folder, name, *, fsync=os.fsync, syncer=None):
+    def __init__(self, folder, name, *, fsync=os.fsync):
         self.folder = folder
         self.name = name
         self.path = os.path.join(folder, name + ".journal") if folder else None
         self.fsync = fsync
-        #: Runs C{f()} a little later: C{syncer(f)} -> Deferred (L{TurnSyncer});
-        #: None: L{append_durable} fsyncs at once.
-        self.syncer = syncer
         self._fd = None
         self.appended = 0
-        self._written = 0        # durable appends written so far
-        self._synced = 0         # ... of which on disk
-        self._syncing = False
-        self._waiting: list = []  # (number of the append, Deferred), in order
 
     def open(self) -> list:
         """Open for appending; return the records already in the file, in order."""
@@ -124,54 +113,6 @@ class Journal:
         if durable:
             self.fsync(self._fd)
 
-    def append_durable(self, record: dict) -> defer.Deferred:
-        """
-        Write C{record} now (a failed write raises here, as L{append}); fire
-        once it is on disk. With a L{syncer} the fsync runs when the syncer
-        says, one fsync for every record written until then.
-        """
-        if self.syncer is None or self._fd is None:
-            self.append(record, durable=True)
-            return defer.succeed(None)
-        self.append(record)
-        self._written += 1
-        d = defer.Deferred()
-        self._waiting.append((self._written, d))
-        self._sync()
-        return d
-
-    def _sync(self):
-        if self._syncing or not self._waiting:
-            return
-        self._syncing = True
-
-        def work():
-            # Everything written by now, those written after this fsync was
-            # asked for included: they share it.
-            upto = self._written
-            if self._fd is not None:
-                self.fsync(self._fd)
-            return upto
-
-        d = defer.maybeDeferred(self.syncer, work)
-        d.addBoth(self._synced_upto)
-
-    def _synced_upto(self, result):
-        self._syncing = False
-        failed = isinstance(result, defer.Failure)
-        # A failed fsync fails every record waiting (none is known on disk).
-        upto = self._written if failed else result
-        done = [d for n, d in self._waiting if n <= upto]
-        self._waiting = [(n, d) for n, d in self._waiting if n > upto]
-        if not failed:
-            self._synced = upto
-        for d in done:
-            if failed:
-                d.errback(result)
-            else:
-                d.callback(None)
-        self._sync()
-
     def rewrite(self, records) -> None:
         """Replace the file, atomically, by one holding just C{records}."""
         if self.path is None:
@@ -202,33 +143,6 @@ class Journal:
             self.sync()
             os.close(self._fd)
             self._fd = None
-
-
-class TurnSyncer:
-    """
-    Runs a journal's fsync once the reactor has handled what is ready now
-    (C{callLater(0)}): the durable records written in one turn of the
-    reactor (a burst: many FastAGI sessions ready at once) share one fsync,
-    on the reactor's own thread (a thread of its own cost each alarm a GIL
-    handoff, tens of ms under load). C{syncer(f)} -> Deferred of C{f()}.
-    """
-
-    def __init__(self, clock):
-        self.clock = clock
-
-    def __call__(self, f) -> defer.Deferred:
-        d = defer.Deferred()
-
-        def run():
-            try:
-                result = f()
-            except Exception:
-                d.errback()
-            else:
-                d.callback(result)
-
-        self.clock.callLater(0, run)
-        return d
 
 
 def describe(failure) -> str:
@@ -371,18 +285,6 @@ class WriteBehind:
         self.journal.append(record, durable)
         self._queue.append(record)
         self._kick(self.delay)
-
-    def add_durable(self, record: dict) -> defer.Deferred:
-        """
-        Journal C{record} now and fire once it is on disk (L{Journal.append_durable});
-        write it to the database behind. A failed write raises here.
-        """
-        self._seq += 1
-        record["seq"] = self._seq
-        synced = self.journal.append_durable(record)
-        self._queue.append(record)
-        self._kick(self.delay)
-        return synced
 
     def pending(self) -> int:
         return len(self._queue)

@@ -168,26 +168,6 @@ class RingAllTests(Case):
         self.assertGreater(second.id, first.id, "no id given twice")
         self.assertEqual(len(self.ami.calls), 13)
 
-    def test_no_phone_rings_before_the_alarm_is_fsynced(self):
-        from alarm.recorder import AlarmRecorder
-        from switchboard.journal import Journal
-        from tests.test_alarm_recorder import HeldSyncer
-        syncer = HeldSyncer()
-        recorder = AlarmRecorder(self.rig.sync, Journal(self.rig.journal_folder, "alarm",
-                                                        syncer=syncer), clock=self.rig.clock)
-        self.successResultOf(recorder.start())
-        self.coordinator.recorder = recorder
-        first = self.coordinator.raise_alarm("87650001", household(1))
-        second = self.coordinator.raise_alarm("87650020", household(2, 3, own=20))
-        self.assertNoResult(first)
-        self.assertNoResult(second)
-        self.assertEqual(self.ami.calls, [], "nothing rings before the alarm is on disk")
-        self.assertEqual(len(syncer.held), 1, "one fsync for both")
-        syncer.finish()
-        self.successResultOf(first)
-        self.successResultOf(second)
-        self.assertEqual(len(self.ami.calls), 13)
-
     def test_journal_unwritable_nothing_rings_from_here(self):
         def full(record, durable=False):
             raise OSError(28, "No space left on device")

@@ -93,7 +93,6 @@ def server(tmp_path):
 def alarm_of(feature, callerid):
     session = FakeSession({"callerid": callerid, "channel": f"PJSIP/{callerid}-00000001"})
     feature.handlers["alarm"](session)
-    feature.coordinator.clock.advance(0)  # the turn's fsync: the alarm is on disk
     return feature.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
 
 
