@@ -37,6 +37,8 @@ import argparse
 import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -206,8 +208,11 @@ def phases(server, first_alarm, took):
         print(f"      {name:<58}{percentile(v, 50) * 1e3:>6.1f}{percentile(v, 99) * 1e3:>8.1f}")
 
 
-def burst(bench, mode, first, count, hold_ms):
-    """C{count} calls at once from households C{first}..; what rang, how fast."""
+def burst(bench, mode, first, count, hold_ms, rang_all=None):
+    """
+    C{count} calls at once from households C{first}..; what rang, how fast.
+    C{rang_all()} is called once every leg rang (or the phones fell silent).
+    """
     before = bench.invites()
     first_alarm = bench.server.last_alarm() + 1
     log_at = alarm_lab.log_size()
@@ -223,6 +228,8 @@ def burst(bench, mode, first, count, hold_ms):
         if now != seen:
             seen, changed = now, time.monotonic()
         time.sleep(0.1)
+    if rang_all is not None:
+        rang_all()
     call.wait(hold_ms / 1000 + 90)
     call.stop()
     wait_for(lambda: bench.ringing() == 0, 40, 0.5)
@@ -236,6 +243,8 @@ def burst(bench, mode, first, count, hold_ms):
            "ended": sum(1 for m in call.calls().values() if ended in m),
            "per_phone": sorted(len(c) for c in rang.values()),
            "problems": alarm_lab.log_problems(log_at)}
+    if sent:
+        out["window"] = (sent[0], (times[-1] if times else sent[-1]) + 0.5)
     if times and sent:
         out["rang"] = [sent[-1] - sent[0], percentile(times, 50) - sent[0],
                        percentile(times, 99) - sent[0], times[-1] - sent[0]]
@@ -268,6 +277,7 @@ def burst(bench, mode, first, count, hold_ms):
 def print_burst(alarm, native):
     print(f"\n(b) burst: {alarm['count']} calls placed at once (SIPp -r 200), each ringing "
           f"the ten phones; s from the first caller's INVITE")
+    print(f"    first INVITE at {alarm['window'][0]:.3f} (host clock)" if "window" in alarm else "")
     print(f"    {'':<20}{'legs rang':>11}{'callers in':>12}{'50% rang':>10}{'99% rang':>10}"
           f"{'all rang':>10}")
     for mode, r in (("alarm", alarm), ("native", native)):
@@ -295,6 +305,19 @@ def print_burst(alarm, native):
           f"{alarm['closed_by_bench']}")
 
 
+def profile(server, path):
+    """py-spy sampling the server (every thread, idle too) until sent SIGINT."""
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(spy):
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    process = subprocess.Popen([spy, "record", "--pid", str(server.process.pid), "--idle",
+                                "--threads", "--rate", "250", "--nonblocking", "--format", "raw",
+                                "--output", path], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first call
+    return process
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.alarm_fanout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -304,6 +327,12 @@ def main(argv=None) -> int:
                         help="burst: alarms placed at once (default %(default)s; 0: none)")
     parser.add_argument("--quick", action="store_true", help="10 alarms, a burst of 20")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--probe", action="store_true",
+                        help="run the server under bench.alarm_probe and split the burst's "
+                             "time before each alarm is raised")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="py-spy samples of the server during the burst (collapsed stacks, "
+                             "idle included) to FILE, summarised by bench.profile_summary")
     args = parser.parse_args(argv)
     if args.quick:
         args.alarms, args.burst = min(args.alarms, 10), min(args.burst, 20)
@@ -325,7 +354,9 @@ def main(argv=None) -> int:
 
     cpu = alarm_lab.CpuWatch()
     workdir = tempfile.mkdtemp(prefix="switchboard-fanout-")
-    server, phones = Server(workdir, ALARM), []
+    probe = os.path.join(workdir, "probe.json") if args.probe else None
+    server, phones = Server(workdir, ALARM, probe), []
+    alarm = None
     households = args.alarms + args.burst + 1  # the last one warms up
     try:
         path = os.path.join(workdir, "households.csv")
@@ -343,7 +374,14 @@ def main(argv=None) -> int:
         if args.alarms:
             latency(bench, args.alarms)
         if args.burst:
-            alarm = burst(bench, "alarm", args.alarms, args.burst, 8000)
+            spy = profile(server, args.profile) if args.profile else None
+
+            def rang_all():
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(60)
+
+            alarm = burst(bench, "alarm", args.alarms, args.burst, 8000, rang_all)
             wait_for(lambda: bench.ringing() == 0, 30, 0.5)
             native = burst(bench, "native", args.alarms, args.burst, 8000)
             print_burst(alarm, native)
@@ -352,6 +390,12 @@ def main(argv=None) -> int:
         for p in phones:
             p.stop()
         server.stop()
+        if probe and alarm and "window" in alarm and os.path.exists(probe):
+            from bench import probe_summary
+            probe_summary.print_summary(probe, alarm["window"])
+        if args.profile and os.path.exists(args.profile):
+            from bench import profile_summary
+            profile_summary.print_summary(args.profile)
         print(cpu.others())
         left = alarm_lab.hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
         if left:

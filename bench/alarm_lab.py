@@ -29,7 +29,8 @@ from lab.sipp import ASTERISK, dtmf_pcap
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
-LAB_LOG = "/var/lib/switchboard/asterisk-root/var/log/asterisk/messages.log"
+LAB_ROOT = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")
+LAB_LOG = os.path.join(LAB_ROOT, "var/log/asterisk/messages.log")
 
 CONFIG = """\
 agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300,
@@ -287,8 +288,10 @@ def wait_for(predicate, timeout, interval=0.05):
 class Server:
     """A C{switchboard run} with its own workdir, database and alarm.yaml (C{alarm})."""
 
-    def __init__(self, workdir: str, alarm: str):
+    def __init__(self, workdir: str, alarm: str, probe: str | None = None):
         self.workdir = workdir
+        # bench.alarm_probe's notes go there when the server stops.
+        self.probe = probe
         self.db = os.path.join(workdir, "switchboard.db")
         self.config = os.path.join(workdir, "switchboard.yaml")
         self.logfile = os.path.join(workdir, "server.log")
@@ -317,8 +320,10 @@ class Server:
 
     def start(self) -> None:
         with open(self.logfile, "a") as log:
+            launcher = (["bench.alarm_probe", self.probe, "--"] if self.probe
+                        else ["switchboard.cli"])
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "switchboard.cli", "--config", self.config, "run"],
+                [sys.executable, "-m", *launcher, "--config", self.config, "run"],
                 cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         ready = wait_for(lambda: self.process.poll() is not None or (
             "switchboard ready" in self.log() and "AstDB swb_alarm" in self.log()), 60, 0.2)

@@ -88,6 +88,27 @@ class TestEncoding:
         with pytest.raises(AMIArgumentError):
             m.action("DBPut", [(name, "x")])
 
+    def test_the_refused_value_is_named_among_good_ones(self):
+        # Values are scanned all at once; the one refused is still named.
+        good = [("Family", "f"), ("Key", "k")] * 5
+        m.action("DBPut", good)  # its names are now known to be safe
+        with pytest.raises(AMIArgumentError, match="'Val'"):
+            m.action("DBPut", good + [("Val", "a\r\nAction: Hangup")] + good)
+        with pytest.raises(AMIArgumentError, match="'Family'"):
+            m.encode([("Key", "k"), ("Family", "f\0")])
+
+    def test_a_known_name_does_not_vouch_for_a_similar_one(self):
+        m.action("DBPut", [("Val", "x")])
+        for name in ("Val ", "Val:", "Val\n", ("Val",)):
+            with pytest.raises(AMIArgumentError):
+                m.action("DBPut", [(name, "x")])
+
+    def test_non_text_values_are_written_as_before(self):
+        assert m.action("Originate", [("Timeout", 20000), ("Async", True), ("Skip", None),
+                                      ("Variable", ["a=1", None, "b=2"])]).encode() == (
+            b"Action: Originate\r\nTimeout: 20000\r\nAsync: true\r\n"
+            b"Variable: a=1\r\nVariable: b=2\r\n\r\n")
+
     @pytest.mark.parametrize("name", ["Ping\r\nAction: Hangup", "Ping:", ""])
     def test_bad_action_names_are_refused(self, name):
         with pytest.raises(AMIArgumentError):

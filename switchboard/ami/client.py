@@ -415,7 +415,7 @@ class AMIClient:
                 application=application, data=data, variables=variables,
                 caller_id=caller_id, timeout=timeout, channel_id=channel_id,
                 other_channel_id=other_channel_id)
-            _message.action("Originate", headers)
+            _message.normalise(headers)  # refused here, before the link is looked at
         except AMIArgumentError:
             return defer.fail()
         protocol = self._link.current

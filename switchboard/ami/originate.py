@@ -127,9 +127,14 @@ def result_from_event(event, channel_id=None):
     )
 
 
+_ESCAPES = str.maketrans({c: "\\" + c for c in _SPECIAL})
+# Variable names already found valid (the same few on every call).
+_VALID_NAMES: set = set()
+
+
 def escape_argument(text):
     """C{text} with Asterisk's argument separators made literal."""
-    return "".join("\\" + c if c in _SPECIAL else c for c in text)
+    return text.translate(_ESCAPES)
 
 
 def variable_header(name, value):
@@ -140,8 +145,11 @@ def variable_header(name, value):
         characters, or C{value} holds CR, LF or NUL.
     """
     name, value = str(name), "" if value is None else str(value)
-    if not name or "=" in name or any(c.isspace() or c == "\0" for c in name):
-        raise AMIArgumentError(f"invalid channel variable name {name!r}")
+    if name not in _VALID_NAMES:
+        if not name or "=" in name or any(c.isspace() or c == "\0" for c in name):
+            raise AMIArgumentError(f"invalid channel variable name {name!r}")
+        if len(_VALID_NAMES) < 1024:
+            _VALID_NAMES.add(name)
     check_value(f"Variable {name}", value)
     return f"{escape_argument(name)}={escape_argument(value)}"
 
