@@ -147,6 +147,13 @@ class AstDBSync:
         self.stale = True
         self.old_family = True
         try:
+            actions, extra = [], []
+            for key, want in ((DUTY_KEY, self.duty()), (AREA_KEY, self.area())):
+                held = yield self.ami.db_get(FAMILY, key)
+                if want and held != want:
+                    actions.append(("put", FAMILY, key, want))
+                elif not want and held is not None:
+                    extra.append(("del", FAMILY, key, None))
             # What the registry says, by bucket (worked out on a thread).
             wanted = {}
             households = list(self.index)
@@ -157,13 +164,6 @@ class AstDBSync:
                 part = yield self.run_in_thread(_by_bucket, self.entries, chunk)
                 for bucket, pairs in part.items():
                     wanted.setdefault(bucket, {}).update(pairs)
-            actions, extra = [], []
-            for key, want in ((DUTY_KEY, self.duty()), (AREA_KEY, self.area())):
-                held = yield self.ami.db_get(FAMILY, key)
-                if want and held != want:
-                    actions.append(("put", FAMILY, key, want))
-                elif not want and held is not None:
-                    extra.append(("del", FAMILY, key, None))
             # What AstDB holds, one bucket at a time: the AstDB lock is free between.
             read = right = 0
             self.longest_read = 0.0
