@@ -166,12 +166,13 @@ class AstDBSync:
                     wanted.setdefault(bucket, {}).update(pairs)
             # What AstDB holds, one bucket at a time: the AstDB lock is free between.
             read = right = 0
-            self.longest_read = 0.0
+            self.longest_read = reading = 0.0
             for bucket in BUCKETS:
                 held = {}
                 asked = self.clock.seconds()
                 yield self.ami.db_tree(FAMILY, held.__setitem__, key=bucket)
-                self.longest_read = max(self.longest_read, self.clock.seconds() - asked)
+                took = self.clock.seconds() - asked
+                self.longest_read, reading = max(self.longest_read, took), reading + took
                 if generation != self._generation:
                     return 0
                 read += len(held)
@@ -195,11 +196,11 @@ class AstDBSync:
             return 0
         self.stale = False
         self.synced_at = self.clock.seconds()
-        self.log.info("AstDB {family}: {read} keys read back in {buckets} parts (longest "
-                      "{longest:.3f} s) for {h} households in {s:.1f} s: {right} right, {put} "
-                      "missing or changed (written), {extra} left over (deleted); {old}: "
-                      "{retired} keys deleted, then the rest", family=FAMILY, read=read, buckets=len(BUCKETS),
-                      longest=self.longest_read, h=len(households), right=right,
+        self.log.info("AstDB {family}: {read} keys read back in {buckets} parts in {reading:.1f} "
+                      "s (longest {longest:.3f} s) for {h} households, all in {s:.1f} s: "
+                      "{right} right, {put} missing or changed (written), {extra} left over "
+                      "(deleted); {old}: {retired} keys deleted, then the rest", family=FAMILY,
+                      read=read, buckets=len(BUCKETS), reading=reading, longest=self.longest_read, h=len(households), right=right,
                       put=len(actions), extra=len(extra), old=OLD_FAMILY, retired=retired,
                       s=self.clock.seconds() - started)
         return len(actions) + len(extra) + retired
