@@ -155,13 +155,12 @@ class AstDBSync:
                 elif not want and held is not None:
                     extra.append(("del", FAMILY, key, None))
             # What the registry says, by bucket (worked out on a thread).
-            wanted = {}
             households = list(self.index)
-            for start in range(0, len(households), self.batch):
-                if generation != self._generation:
-                    return 0
-                chunk = households[start:start + self.batch]
-                part = yield self.run_in_thread(_by_bucket, self.entries, chunk)
+            parts = yield self._work_out(generation, _by_bucket, self.entries, households)
+            if parts is None:
+                return 0
+            wanted = {}
+            for part in parts:
                 for bucket, pairs in part.items():
                     wanted.setdefault(bucket, {}).update(pairs)
             # What AstDB holds, one bucket at a time: the AstDB lock is free between.
@@ -225,19 +224,31 @@ class AstDBSync:
                 break
         sent = 0
         if found:
+            parts = yield self._work_out(generation, _old_keys, self.old_keys, households)
+            if parts is None:
+                return 0
             dels = [("del", OLD_FAMILY, DUTY_KEY, None), ("del", OLD_FAMILY, "stamp", None)]
-            for start in range(0, len(households), self.batch):
-                if generation != self._generation:
-                    return 0
-                chunk = households[start:start + self.batch]
-                keys = yield self.run_in_thread(_old_keys, self.old_keys, chunk)
-                dels += [("del", OLD_FAMILY, key, None) for key in keys]
+            dels += [("del", OLD_FAMILY, key, None) for keys in parts for key in keys]
             sent = yield self._send(generation, dels)
             if generation != self._generation:
                 return 0
         yield self.ami.db_deltree(OLD_FAMILY)
         self.old_family = False
         return sent
+
+    @defer.inlineCallbacks
+    def _work_out(self, generation, f, each, households):
+        """
+        C{f(each, chunk)} on a thread for every C{batch} of C{households}:
+        the list of its results, or None once a newer resync has begun.
+        """
+        results = []
+        for start in range(0, len(households), self.batch):
+            if generation != self._generation:
+                return None
+            chunk = households[start:start + self.batch]
+            results.append((yield self.run_in_thread(f, each, chunk)))
+        return results
 
     # Changes ----------------------------------------------------------------------
 
