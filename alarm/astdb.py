@@ -2,24 +2,37 @@
 The AstDB copy of the registry that the dialplan rings from when this
 server cannot be reached.
 
-Family C{swb_alarm}: for every caller-ID form of every registered landline
-(L{NumberPlan.variants}), key = that form and value = the C{&}-joined dial
-string of the household's neighbours (L{Dialer.ring_all}); key C{duty} = the
-first escalation stage's phones. A household without neighbours has no key,
-so the dialplan rings the duty phones for it.
+Family C{swb_ring}: one key per registered landline, C{<bucket>/<digits>},
+where C{<digits>} is the number in E.164 without C{+} (C{8659187650001})
+and C{<bucket>} its last two digits (C{01}); value = the C{&}-joined dial
+string of the household's neighbours (L{Dialer.ring_all}). Key C{duty} =
+the first escalation stage's phones; key C{area} = the local area code, by
+which the dialplan (C{switchboard-alarm-lookup}) brings whatever form the
+exchange presents a caller ID in (L{NumberPlan.variants}: local, 0591...,
+591..., +86..., 86..., 0086...) to those digits before it reads the key. A
+household without neighbours has no key, so the dialplan rings the duty
+phones for it.
 
-After every AMI (re)connect the family is read back (C{DBGetTree}) and
-compared, key by key, with what the registry says it must hold: Asterisk
-keeps AstDB across restarts, and what is there may come from another
-registry, an older server, a resync cut short or a hand edit. Only the
+After every AMI (re)connect the family is read back and compared, key by
+key, with what the registry says it must hold: Asterisk keeps AstDB across
+restarts, and what is there may come from another registry, an older
+server, a resync cut short or a hand edit. It is read one bucket at a time
+(C{DBGetTree} with a C{Key}, a hundred of them): Asterisk holds its AstDB
+lock while it streams a tree, and a dialplan C{DB()} read waits for it, so
+no read holds it for more than about a hundredth of the family. Only the
 differences are sent: missing and changed keys first, then keys of
-households that are gone (worked out on a thread, sent at a bounded rate
-with a bounded number of actions in flight, so 200,000 households do not
-flood Asterisk). The family is never emptied on the way: should this
-server stop halfway, every household still finds its neighbours, old or
-new, in the dialplan. Nothing is trusted without being read: there is no
-version stamp to agree on (a key C{stamp} left by older servers is
-deleted).
+households that are gone (sent at a bounded rate with a bounded number of
+actions in flight, so 200,000 households do not flood Asterisk). The family
+is never emptied on the way: should this server stop halfway, every
+household still finds its neighbours, old or new, in the dialplan. Nothing
+is trusted without being read: there is no version stamp to agree on.
+
+Older servers kept family C{swb_alarm}, one flat key per caller-ID form.
+The dialplan still reads it when C{swb_ring} has no key for a caller. It is
+deleted once C{swb_ring} is in step, on every connect (so that a key an
+older server or a hand left there goes too): first the keys of this
+registry's landlines, one at a time at the bounded rate, when a look at a
+few of them finds any; then one C{DBDelTree} for whatever is left.
 """
 
 from __future__ import annotations
@@ -28,16 +41,27 @@ from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-FAMILY = "swb_alarm"
+FAMILY = "swb_ring"
+OLD_FAMILY = "swb_alarm"
 DUTY_KEY = "duty"
+AREA_KEY = "area"
+#: The subtrees the family is read back in: the last two digits of the number.
+BUCKETS = tuple(f"{n:02d}" for n in range(100))
+
+
+def landline_key(e164: str) -> str:
+    """The key of landline C{e164} in C{swb_ring}: C{<last two digits>/<digits>}."""
+    digits = e164.lstrip("+")
+    return f"{digits[-2:]}/{digits}"
 
 
 class AstDBSync:
     """
-    Keeps AstDB family C{swb_alarm} in step with the L{CallerIndex}.
+    Keeps AstDB family C{swb_ring} in step with the L{CallerIndex}, and
+    retires the older servers' flat family C{swb_alarm}.
 
     @param ami: the C{AMIClient} (C{db_put}, C{db_get}, C{db_del},
-        C{db_tree}, C{connected}).
+        C{db_tree}, C{db_deltree}, C{connected}).
     @param run_in_thread: C{f(*args) -> Deferred} running C{f} off the
         reactor (default: the reactor's thread pool).
     @param window: most C{DBPut}/C{DBDel} actions awaiting their answer.
@@ -61,11 +85,16 @@ class AstDBSync:
         self.rate = rate
         self.batch = batch
         self.stale = True      # AstDB is not known to be in step
+        #: Whether C{swb_alarm} may hold keys (until a resync deleted it; again from
+        #: each connect on): changes then delete a household's keys there too.
+        self.old_family = True
         #: Clock seconds of the last resync that finished, and of the last that failed
         #: (with its message): what the duty board's AstDB light says.
         self.synced_at = None
         self.failed_at = None
         self.failure = None
+        #: The longest one bucket's read-back took in the last resync (clock seconds).
+        self.longest_read = 0.0
         self._generation = 0
         self._lock = defer.DeferredLock()
 
@@ -75,15 +104,23 @@ class AstDBSync:
         stage = self.config.duty
         return self.dialer.ring_all(stage.phones, stage.trunk)
 
+    def area(self) -> str:
+        return self.dialer.numbers.area_code or ""
+
     def entries(self, snapshot) -> list:
         """The (key, value) pairs of one household (none without neighbours)."""
         if snapshot is None or not snapshot.neighbours:
             return []
         value = self.dialer.ring_all(snapshot.neighbours, self.config.neighbour_trunk)
-        numbers = self.dialer.numbers
-        return [(form, value) for n in snapshot.numbers for form in numbers.variants(n)]
+        return [(landline_key(n), value) for n in snapshot.numbers]
 
     def keys(self, snapshot) -> set:
+        if snapshot is None:
+            return set()
+        return {landline_key(n) for n in snapshot.numbers}
+
+    def old_keys(self, snapshot) -> set:
+        """The household's keys in C{swb_alarm}, as older servers wrote them: every form."""
         if snapshot is None:
             return set()
         numbers = self.dialer.numbers
@@ -108,27 +145,47 @@ class AstDBSync:
             return 0
         started = self.clock.seconds()
         self.stale = True
+        self.old_family = True
         try:
-            held = {}
-            yield self.ami.db_tree(FAMILY, held.__setitem__)
-            if generation != self._generation:
-                return 0
-            read = len(held)
-            actions = []
-            if held.pop(DUTY_KEY, None) != self.duty():
-                actions.append(("put", DUTY_KEY, self.duty()))
+            actions, extra = [], []
+            for key, want in ((DUTY_KEY, self.duty()), (AREA_KEY, self.area())):
+                held = yield self.ami.db_get(FAMILY, key)
+                if want and held != want:
+                    actions.append(("put", FAMILY, key, want))
+                elif not want and held is not None:
+                    extra.append(("del", FAMILY, key, None))
+            # What the registry says, by bucket (worked out on a thread).
             households = list(self.index)
-            right = 0
-            for start in range(0, len(households), self.batch):
+            parts = yield self._work_out(generation, _by_bucket, self.entries, households)
+            if parts is None:
+                return 0
+            wanted = {}
+            for part in parts:
+                for bucket, pairs in part.items():
+                    wanted.setdefault(bucket, {}).update(pairs)
+            # What AstDB holds, one bucket at a time: the AstDB lock is free between.
+            read = right = 0
+            self.longest_read = reading = 0.0
+            for bucket in BUCKETS:
+                held = {}
+                asked = self.clock.seconds()
+                yield self.ami.db_tree(FAMILY, held.__setitem__, key=bucket)
+                took = self.clock.seconds() - asked
+                self.longest_read, reading = max(self.longest_read, took), reading + took
                 if generation != self._generation:
                     return 0
-                chunk = households[start:start + self.batch]
-                puts, same = yield self.run_in_thread(_compare, self.entries, chunk, held)
-                right += same
-                actions += puts
-            # What is left was not found in the registry: deleted last.
-            extra = [("del", key, None) for key in held]
+                read += len(held)
+                for key, value in wanted.pop(bucket, {}).items():
+                    if held.pop(key, None) == value:
+                        right += 1
+                    else:
+                        actions.append(("put", FAMILY, key, value))
+                # What is left was not found in the registry: deleted last.
+                extra += [("del", FAMILY, key, None) for key in held]
             yield self._send(generation, actions + extra)
+            if generation != self._generation:
+                return 0
+            retired = yield self._retire_old_family(generation, households)
         except Exception as e:
             self.failed_at, self.failure = self.clock.seconds(), str(e) or type(e).__name__
             self.log.failure("AstDB {family} resync stopped (the next AMI connect starts "
@@ -138,11 +195,60 @@ class AstDBSync:
             return 0
         self.stale = False
         self.synced_at = self.clock.seconds()
-        self.log.info("AstDB {family}: {read} keys read back for {h} households in {s:.1f} s: "
+        self.log.info("AstDB {family}: {read} keys read back in {buckets} parts in {reading:.1f} "
+                      "s (longest {longest:.3f} s) for {h} households, all in {s:.1f} s: "
                       "{right} right, {put} missing or changed (written), {extra} left over "
-                      "(deleted)", family=FAMILY, read=read, h=len(households), right=right,
-                      put=len(actions), extra=len(extra), s=self.clock.seconds() - started)
-        return len(actions) + len(extra)
+                      "(deleted); {old}: {retired} keys deleted, then the rest", family=FAMILY,
+                      read=read, buckets=len(BUCKETS), reading=reading, longest=self.longest_read, h=len(households), right=right,
+                      put=len(actions), extra=len(extra), old=OLD_FAMILY, retired=retired,
+                      s=self.clock.seconds() - started)
+        return len(actions) + len(extra) + retired
+
+    @defer.inlineCallbacks
+    def _retire_old_family(self, generation, households):
+        """
+        Delete C{swb_alarm}, now that C{swb_ring} holds every household. A
+        C{DBDelTree} of a big family would hold the AstDB lock for as long
+        as it takes, so when a look at C{duty} and a few landlines' keys
+        finds an older server's copy, this registry's keys go first, one
+        C{DBDel} each at the bounded rate; the C{DBDelTree} that always
+        follows takes whatever is left (keys of households gone since, a
+        stamp, hand edits). Fires with the number of C{DBDel} sent.
+        """
+        step = max(1, len(households) // 3)
+        probe = [DUTY_KEY] + [n.lstrip("+") for s in households[::step][:3] for n in s.numbers[:1]]
+        found = False
+        for key in probe:
+            if (yield self.ami.db_get(OLD_FAMILY, key)) is not None:
+                found = True
+                break
+        sent = 0
+        if found:
+            parts = yield self._work_out(generation, _old_keys, self.old_keys, households)
+            if parts is None:
+                return 0
+            dels = [("del", OLD_FAMILY, DUTY_KEY, None), ("del", OLD_FAMILY, "stamp", None)]
+            dels += [("del", OLD_FAMILY, key, None) for keys in parts for key in keys]
+            sent = yield self._send(generation, dels)
+            if generation != self._generation:
+                return 0
+        yield self.ami.db_deltree(OLD_FAMILY)
+        self.old_family = False
+        return sent
+
+    @defer.inlineCallbacks
+    def _work_out(self, generation, f, each, households):
+        """
+        C{f(each, chunk)} on a thread for every C{batch} of C{households}:
+        the list of its results, or None once a newer resync has begun.
+        """
+        results = []
+        for start in range(0, len(households), self.batch):
+            if generation != self._generation:
+                return None
+            chunk = households[start:start + self.batch]
+            results.append((yield self.run_in_thread(f, each, chunk)))
+        return results
 
     # Changes ----------------------------------------------------------------------
 
@@ -163,13 +269,21 @@ class AstDBSync:
 
     @defer.inlineCallbacks
     def _apply(self, generation, changes):
+        retiring = self.old_family
+
         def work():
-            actions = []
+            puts, dels = [], []
             for old, new in changes:
                 now = dict(self.entries(new))
-                actions += [("del", k, None) for k in self.keys(old) - set(now)]
-                actions += [("put", k, v) for k, v in now.items()]
-            return actions
+                puts += [("put", FAMILY, k, v) for k, v in now.items()]
+                dels += [("del", FAMILY, k, None) for k in self.keys(old) - set(now)]
+                if retiring:
+                    # While swb_alarm may be there the dialplan falls back to it
+                    # for a caller without a key here: no old neighbours for a
+                    # household gone or without neighbours now.
+                    dels += [("del", OLD_FAMILY, k, None)
+                             for k in self.old_keys(old) | self.old_keys(new)]
+            return puts + dels
 
         try:
             actions = yield self.run_in_thread(work)
@@ -207,20 +321,18 @@ class AstDBSync:
         return _Pump(self, generation, actions).start()
 
 
-def _compare(entries, households, held):
-    """
-    On a thread: the puts that make C{held} (what AstDB has, key -> value)
-    hold C{households}' entries, and how many were right already. Every key
-    found is taken out of C{held}, which is left with the keys nobody owns.
-    """
-    puts, right = [], 0
+def _by_bucket(entries, households):
+    """On a thread: C{households}' entries, bucket -> {key: value}."""
+    out = {}
     for snapshot in households:
         for key, value in entries(snapshot):
-            if held.pop(key, None) == value:
-                right += 1
-            else:
-                puts.append(("put", key, value))
-    return puts, right
+            out.setdefault(key.partition("/")[0], {})[key] = value
+    return out
+
+
+def _old_keys(old_keys, households):
+    """On a thread: C{households}' keys in the old flat family."""
+    return [key for snapshot in households for key in old_keys(snapshot)]
 
 
 class _Pump:
@@ -267,13 +379,13 @@ class _Pump:
             action = next(self.actions, None)
             if action is None:
                 return self._finish()
-            kind, key, value = action
+            kind, family, key, value = action
             self.in_flight += 1
             self.sent += 1
             if kind == "put":
-                d = sync.ami.db_put(FAMILY, key, value)
+                d = sync.ami.db_put(family, key, value)
             else:
-                d = sync.ami.db_del(FAMILY, key)
+                d = sync.ami.db_del(family, key)
             d.addBoth(self._answered)
 
     def _tick(self):

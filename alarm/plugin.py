@@ -33,7 +33,12 @@ class Alarm:
     migrations = "alarm.migrations"
     settings_keys = ("alarm", "households")
     dialplan_contexts = ("switchboard-alarm", "switchboard-alarm-responder",
-                         "switchboard-alarm-ring", "switchboard-alarm-leg")
+                         "switchboard-alarm-ring", "switchboard-alarm-leg",
+                         "switchboard-alarm-lookup")
+    #: Context -> the AstDB family it must read (C{switchboard check-dialplan}):
+    #: the server writes the neighbours there (L{alarm.astdb}), and deletes the
+    #: older family a dialplan not updated would still read.
+    dialplan_astdb = {"switchboard-alarm-lookup": "swb_ring"}
 
     def read_settings(self, data, check, resolve) -> AlarmSettings:
         households = check.typed(data, "households", str, "households", None)

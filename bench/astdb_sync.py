@@ -3,23 +3,29 @@ C{python -m bench.astdb_sync [--households 20000] [--changed 0.01]}: how
 long the AstDB read-back and compare takes against the lab Asterisk.
 
 A SQLite registry of N households (L{bench.alarm_lookup.build}: one landline
-each, ten neighbours each; six caller-ID forms a landline) is loaded into
-the caller index as the server loads it. The lab Asterisk is stopped and
-its AstDB file given the family an older registry left: every key of this
-one, except that a share C{--changed} of the households rings other
-neighbours, as many again have no key, and as many keys belong to nobody;
-plus the C{stamp} key of the old versions. Asterisk is started again, and
-L{AstDBSync.resync} runs twice over the real AMI link, as after a connect:
-first it corrects, then it finds AstDB in step.
+each, ten neighbours each) is loaded into the caller index as the server
+loads it. The lab Asterisk is stopped and its AstDB file given what an older
+server and an older registry left: the old flat family C{swb_alarm}, one key
+per caller-ID form (six a landline), every key of this registry except that
+a share C{--changed} of the households rings other neighbours, as many
+again have no key, and as many keys belong to nobody; plus the C{stamp} key
+of the old versions. Asterisk is started again.
 
-Measured for each: the whole time, the read-back (C{DBGetTree}) alone, the
-longest the reactor did not run a 10 ms timer, the process's peak memory,
-how long a dialplan-side AstDB read (C{asterisk -rx "database get"}, run
-over and over meanwhile) took at most: Asterisk holds its AstDB lock while
-it streams the tree; and how long an action on the alarm's own AMI link (a
-C{Ping}, sent every 50 ms, as an Originate would be) waited at most. The
-server keeps AstDB on a session of its own (C{Core.bulk_ami}); the last
-run puts the read-back on the alarm's link, as before, for the ratio.
+Before: that family read back in one C{DBGetTree}, as older servers did
+after every connect (skipped with C{--no-before}: at 200,000 households it
+holds the AstDB lock for minutes). Then L{AstDBSync.resync} runs over the
+real AMI link, as after a connect: first it moves the neighbours to
+C{swb_ring} (one key a landline) and deletes the old family, then it finds
+AstDB in step, reading it back in 100 buckets.
+
+Measured for each: the whole time, the read-back alone and its longest
+bucket, the longest the reactor did not run a 10 ms timer, the process's
+peak memory, how long a dialplan-side AstDB read (C{asterisk -rx "database
+get"}, run over and over meanwhile) took at most: Asterisk holds its AstDB
+lock while it streams a tree; and how long an action on the alarm's own AMI
+link (a C{Ping}, sent every 50 ms, as an Originate would be) waited at most.
+The server keeps AstDB on a session of its own (C{Core.bulk_ami}); the last
+run puts the read-back on the alarm's link, for the ratio.
 
 Run it as root in the lab's network namespace, with
 C{SWITCHBOARD_LAB_ROOT} set like the lab tests.
@@ -43,7 +49,7 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 ROOT = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")
 ASTDB = os.path.join(ROOT, "var", "lib", "asterisk", "astdb.sqlite3")
-FAMILY = "swb_alarm"
+OLD_FAMILY = "swb_alarm"
 
 
 def lab(*args) -> str:
@@ -57,7 +63,8 @@ def old_family(sync, index, share: float) -> dict:
     every = max(1, round(1 / share)) if share else 0
     held = {"duty": sync.duty(), "stamp": f"v{index.version} 8b6ad77d"}
     for n, snapshot in enumerate(households):
-        pairs = sync.entries(snapshot)
+        value = dict(sync.entries(snapshot))
+        pairs = [(form, v) for v in value.values() for form in sync.old_keys(snapshot)]
         if every and n % every == 1:
             continue                                   # added since: no key
         if every and n % every == 0:
@@ -71,11 +78,13 @@ def old_family(sync, index, share: float) -> dict:
 
 
 def write_astdb(held: dict) -> None:
-    """Replace the family in Asterisk's AstDB file (Asterisk stopped)."""
+    """Give Asterisk's AstDB file the old family only (Asterisk stopped)."""
+    from alarm.astdb import FAMILY
     with sqlite3.connect(ASTDB) as db:
-        db.execute("DELETE FROM astdb WHERE key LIKE ?", (f"/{FAMILY}/%",))
+        for family in (FAMILY, OLD_FAMILY):
+            db.execute("DELETE FROM astdb WHERE key LIKE ?", (f"/{family}/%",))
         db.executemany("INSERT INTO astdb (key, value) VALUES (?, ?)",
-                       ((f"/{FAMILY}/{k}", v) for k, v in held.items()))
+                       ((f"/{OLD_FAMILY}/{k}", v) for k, v in held.items()))
 
 
 class DialplanProbe:
@@ -89,7 +98,7 @@ class DialplanProbe:
     def _run(self):
         while not self._stop.is_set():
             started = time.monotonic()
-            subprocess.run([LAB, "cli", f"database get {FAMILY} duty"], capture_output=True,
+            subprocess.run([LAB, "cli", "database get swb_ring duty"], capture_output=True,
                            timeout=120)
             self.times.append(time.monotonic() - started)
 
@@ -171,9 +180,7 @@ def measure(reactor, sync, label, alarm_link=None):
         text = formatEvent(logged[-1]) if logged else "(nothing logged)"
         rss = alarm_lookup.rss()
         print(f"{label}: {time.monotonic() - started:.1f} s, {sent} written; reactor late "
-              f"at most {late[0] * 1000:.0f} ms; dialplan AstDB read at most "
-              f"{max(probe.times, default=0) * 1000:.0f} ms ({len(probe.times)} reads)"
-              f"{waited}; RSS {rss['VmRSS']:.0f} MiB, peak {rss['VmHWM']:.0f} MiB\n  {text}", flush=True)
+              f"at most {late[0] * 1000:.0f} ms; {reads(probe.times)}{waited}; RSS {rss['VmRSS']:.0f} MiB, peak {rss['VmHWM']:.0f} MiB\n  {text}", flush=True)
         if os.environ.get("BENCH_STALLS"):
             print("  stalls over 30 ms (s after start, ms):", stalls)
         return sent
@@ -181,11 +188,41 @@ def measure(reactor, sync, label, alarm_link=None):
     return sync.resync().addCallback(done)
 
 
+def reads(times) -> str:
+    """The dialplan probe's figures: at most, the median, how many."""
+    ordered = sorted(times) or [0]
+    return (f"dialplan AstDB read at most {ordered[-1] * 1000:.0f} ms, median "
+            f"{ordered[len(ordered) // 2] * 1000:.0f} ms ({len(times)} reads)")
+
+
+def measure_idle(seconds=3.0):
+    """The dialplan probe with nothing else going on: what one CLI read costs anyway."""
+    with DialplanProbe() as probe:
+        time.sleep(seconds)
+    print(f"idle: {reads(probe.times)}", flush=True)
+
+
+def measure_before(ami):
+    """The old family read back in one DBGetTree, as older servers did: timed, probed."""
+    started = time.monotonic()
+    probe = DialplanProbe().__enter__()
+
+    def done(result):
+        probe.__exit__()
+        what = f"{result} keys" if isinstance(result, int) else f"failed: {result.value!r}"
+        print(f"before: {OLD_FAMILY} read back in one DBGetTree: {what} in "
+              f"{time.monotonic() - started:.1f} s; {reads(probe.times)}", flush=True)
+
+    return ami.db_tree(OLD_FAMILY, lambda k, v: None, timeout=120).addBoth(done)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--households", type=int, default=20000)
     parser.add_argument("--changed", type=float, default=0.01,
                         help="share of households changed, added and removed since")
+    parser.add_argument("--no-before", dest="before", action="store_false",
+                        help="do not read the old family back in one DBGetTree first")
     args = parser.parse_args(argv)
     if not os.path.exists(ASTDB):
         raise SystemExit(f"no lab AstDB at {ASTDB}: set SWITCHBOARD_LAB_ROOT, start the lab")
@@ -200,7 +237,7 @@ def main(argv=None) -> int:
 
 
 def _run(url, args) -> int:
-    from twisted.internet import defer, task
+    from twisted.internet import defer, task, threads
 
     from alarm import config as alarm_config
     from alarm.astdb import AstDBSync
@@ -234,16 +271,21 @@ def _run(url, args) -> int:
         lab("stop")
         write_astdb(held)
         lab("start")
-        print(f"AstDB given {len(held)} keys of an older registry", flush=True)
+        print(f"AstDB given {len(held)} keys of an older registry in {OLD_FAMILY}", flush=True)
         drops = []
         ami.on_disconnect(lambda *_: drops.append(time.monotonic()))
         ami.start()
         bulk.start()
         yield ami.when_connected()
         yield bulk.when_connected()
+        yield threads.deferToThread(measure_idle)
+        if args.before:
+            yield measure_before(bulk)
+            if not bulk.connected:
+                yield bulk.when_connected()
         yield measure(reactor, sync, "after connect, older registry in AstDB", ami)
         yield measure(reactor, sync, "again, AstDB in step", ami)
-        yield measure(reactor, shared, "again, read back on the alarm's own link (before)", ami)
+        yield measure(reactor, shared, "again, read back on the alarm's own link", ami)
         print(f"AMI link dropped {len(drops)} time(s) meanwhile", flush=True)
         yield bulk.stop()
         yield ami.stop()

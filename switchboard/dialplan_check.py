@@ -151,6 +151,13 @@ def required_contexts(features=None) -> dict:
             for context in feature.dialplan_contexts}
 
 
+def _astdb_reads(features=None) -> list:
+    """(context, AstDB family it must read, feature name) the features declare."""
+    features = features_module.installed() if features is None else features
+    return [(context, family, feature.name) for feature in features
+            for context, family in getattr(feature, "dialplan_astdb", {}).items()]
+
+
 def check(path: str, features=None) -> list[str]:
     """
     Every problem found in the dialplan at C{path}, each naming its line.
@@ -170,6 +177,12 @@ def check(path: str, features=None) -> list[str]:
         if name not in contexts:
             problems.append(f"{path}: missing context [{name}] the server relies on "
                             f"(feature {feature})")
+    for context, family, feature in _astdb_reads(features):
+        steps = [s for extens in contexts.get(context, {}).values() for s in extens]
+        if steps and not any(f"DB({family}/" in s.args for s in steps):
+            problems.append(f"{path}:{steps[0].line}: [{context}] reads no DB({family}/...): "
+                            f"feature {feature} keeps its AstDB copy there, and the native "
+                            "fallback would find nothing")
     for context, extens in contexts.items():
         for exten, steps in extens.items():
             labels = {s.label for s in steps if s.label}

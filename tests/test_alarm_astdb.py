@@ -7,8 +7,8 @@ import tempfile
 from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
+from alarm.astdb import BUCKETS, AstDBSync, landline_key
 from switchboard.community import csvfile
-from alarm.astdb import AstDBSync
 from alarm.config import Stage
 from alarm.index import CallerIndex
 from switchboard.community.registry import HouseholdData, Registry
@@ -48,86 +48,127 @@ class Case(SynchronousTestCase):
     def writes(self):
         return [a for a in self.ami.actions if a[0] not in ("get", "tree")]
 
+    def ring(self):
+        return self.ami.family("swb_ring")
+
+    def old(self):
+        return self.ami.family("swb_alarm")
+
+
+def key(n):
+    """The swb_ring key of lab phone 8765NNNN."""
+    return landline_key(number(n))
+
+
+FIRST = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
+
 
 class ResyncTests(Case):
-    def test_every_form_of_every_landline(self):
+    def test_one_key_per_landline_read_back_bucket_by_bucket(self):
         written = self.successResultOf(self.sync.resync())
-        held = self.ami.family()
-        self.assertEqual(self.ami.actions[:2], [("tree", "swb_alarm"),
-                                               ("put", "swb_alarm", "duty", "PJSIP/87650190")])
-        first = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
-        for form in ("87650001", "059187650001", "59187650001", "+8659187650001",
-                     "8659187650001", "008659187650001"):
-            self.assertEqual(held[form], first, form)
-        self.assertEqual(held["87650012"], "PJSIP/87650011&PJSIP/87650010&PJSIP/87650009")
-        self.assertEqual(len(held), 12 * 6 + 1)  # six forms per landline, and duty
+        held = self.ring()
+        self.assertEqual(key(1), "01/8659187650001")
+        self.assertEqual(held[key(1)], FIRST)
+        self.assertEqual(held[key(12)], "PJSIP/87650011&PJSIP/87650010&PJSIP/87650009")
+        self.assertEqual(held["duty"], "PJSIP/87650190")
+        self.assertEqual(held["area"], "591")  # what the dialplan completes local numbers with
+        self.assertEqual(len(held), 12 + 2)
         self.assertEqual(written, len(held))
+        # Never the whole family at once: a hundred subtrees, one after another.
+        trees = [a for a in self.ami.actions if a[0] == "tree"]
+        self.assertEqual(trees, [("tree", "swb_ring", b) for b in BUCKETS])
+        self.assertEqual(self.ami.actions[-1], ("deltree", "swb_alarm"))
 
     def test_household_without_neighbours_has_no_key(self):
         self.registry.set_neighbours("87650012", [])
         self.successResultOf(self.index.load())
         self.successResultOf(self.sync.resync())
-        self.assertNotIn("87650012", self.ami.family())
-        self.assertIn("87650011", self.ami.family())
+        self.assertNotIn(key(12), self.ring())
+        self.assertIn(key(11), self.ring())
 
     def test_rewritten_in_place_then_left_overs_deleted(self):
         self.successResultOf(self.sync.resync())
         # While this server was away: a household lost its neighbours, a
         # landline left the registry, and AstDB holds a key nobody owns.
         self.registry.set_neighbours("87650012", [])
-        self.ami.astdb[("swb_alarm", "87659999")] = "PJSIP/87650001"
+        self.ami.astdb[("swb_ring", key(9999))] = "PJSIP/87650001"
         self.successResultOf(self.index.load())
         self.ami.actions.clear()
         held_during = []
-        self.ami.db_result = lambda: defer.succeed(
-            held_during.append(self.ami.family().get("87650001")))
+        self.ami.db_result = lambda: defer.succeed(held_during.append(self.ring().get(key(1))))
         self.successResultOf(self.sync.resync())
-        self.assertNotIn(("deltree", "swb_alarm"), self.ami.actions)
         # Every household kept a value the whole time: old or new, never none.
         self.assertNotIn(None, held_during)
-        held = self.ami.family()
-        self.assertNotIn("87659999", held)
-        self.assertNotIn("87650012", held)
-        self.assertNotIn("+8659187650012", held)
-        self.assertIn("87650011", held)
+        held = self.ring()
+        self.assertNotIn(key(9999), held)
+        self.assertNotIn(key(12), held)
+        self.assertIn(key(11), held)
         deleted = sorted(a[2] for a in self.ami.actions if a[0] == "del")
-        self.assertEqual(len(deleted), 7)  # six forms of one landline, and the stray key
-        self.assertEqual(self.writes()[-1][0], "del", "deleted after everything is written")
+        self.assertEqual(deleted, sorted([key(12), key(9999)]))
+        self.assertEqual(self.writes()[-2][0], "del", "deleted after everything is written")
 
     def test_in_step_after_reconnect(self):
         self.successResultOf(self.sync.resync())
         self.ami.actions.clear()
         self.assertEqual(self.successResultOf(self.sync.resync()), 0)
-        self.assertEqual(self.ami.actions, [("tree", "swb_alarm")], "read back, nothing written")
+        self.assertEqual(self.writes(), [("deltree", "swb_alarm")], "read back, nothing written")
+        self.assertEqual(len([a for a in self.ami.actions if a[0] == "tree"]), 100)
         # A changed duty phone is the one key written.
         self.sync.config = config(stages=(Stage("duty", 60.0, ("PJSIP/duty-office",)),))
         self.assertEqual(self.successResultOf(self.sync.resync()), 1)
-        self.assertEqual(self.ami.family()["duty"], "PJSIP/duty-office")
+        self.assertEqual(self.ring()["duty"], "PJSIP/duty-office")
 
-    def test_another_registry_with_the_same_number_of_changes_is_put_right(self):
-        # What an older registry left in AstDB, under the "stamp" an older
-        # server would have taken for the current one (same change count).
-        self.ami.astdb[("swb_alarm", "stamp")] = f"v{self.index.version} 0badc0de"
+    def test_an_older_servers_flat_family_is_replaced_never_leaving_a_gap(self):
+        # What an older server left: every caller-ID form of every landline
+        # (other neighbours for 87650001), the stamp it trusted, a household
+        # gone since.
         old = "&".join(f"PJSIP/8765{n:04d}" for n in range(150, 160))
-        for form in PLAN.variants(number(1)):
-            self.ami.astdb[("swb_alarm", form)] = old
+        for snapshot in self.index:
+            for e164 in snapshot.numbers:
+                for form in PLAN.variants(e164):
+                    self.ami.astdb[("swb_alarm", form)] = old
+        self.ami.astdb[("swb_alarm", "stamp")] = f"v{self.index.version} 0badc0de"
         self.ami.astdb[("swb_alarm", "duty")] = "PJSIP/87650190"
+        self.ami.astdb[("swb_alarm", "87659999")] = old
+        every_form = PLAN.variants(number(1))
+
+        def found():
+            # What the dialplan finds for 87650001 in any form: the new key, else the old.
+            new = self.ring().get(key(1))
+            return [new or self.old().get(form) for form in every_form]
+
+        seen = []
+        self.ami.db_result = lambda: defer.succeed(seen.append(found()))
         self.successResultOf(self.sync.resync())
-        held = self.ami.family()
-        current = "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12))
-        for form in PLAN.variants(number(1)):
-            self.assertEqual(held[form], current)
-        # Households the old registry did not know have their keys too.
-        self.assertEqual(len(held), 12 * 6 + 1)
-        self.assertNotIn("stamp", held)
+        self.assertTrue(seen)
+        self.assertTrue(all(v is not None for values in seen for v in values), "never a gap")
+        self.assertEqual(self.old(), {}, "the old family is gone, keys of gone households too")
+        self.assertEqual(self.ring()[key(1)], FIRST)
+        writes = self.writes()
+        last_put = max(i for i, a in enumerate(writes) if a[0] == "put")
+        first_old_del = min(i for i, a in enumerate(writes) if a[1] == "swb_alarm")
+        self.assertLess(last_put, first_old_del, "the old family goes after the new is written")
+        # This registry's keys one at a time (bounded), the rest in one DBDelTree.
+        old_dels = {a[2] for a in writes if a[0] == "del" and a[1] == "swb_alarm"}
+        self.assertEqual(len(old_dels), 12 * 6 + 2)
+        self.assertEqual(writes[-1], ("deltree", "swb_alarm"))
         self.assertFalse(self.sync.stale)
+        self.assertFalse(self.sync.old_family)
+
+    def test_a_stray_old_key_alone_is_deleted_too(self):
+        self.ami.astdb[("swb_alarm", "87659999")] = "PJSIP/87650001"
+        self.successResultOf(self.sync.resync())
+        self.assertEqual(self.old(), {})
+        self.assertEqual([a for a in self.writes() if a[1] == "swb_alarm"],
+                         [("deltree", "swb_alarm")], "no key of this registry found there")
 
     def test_a_key_edited_by_hand_is_put_right(self):
         self.successResultOf(self.sync.resync())
-        self.ami.astdb[("swb_alarm", "+8659187650003")] = "PJSIP/87650199"
+        right = self.ring()[key(3)]
+        self.ami.astdb[("swb_ring", key(3))] = "PJSIP/87650199"
         self.ami.actions.clear()
         self.assertEqual(self.successResultOf(self.sync.resync()), 1)
-        self.assertEqual(self.ami.family()["+8659187650003"], self.ami.family()["87650003"])
+        self.assertEqual(self.ring()[key(3)], right)
 
     def test_window_and_rate(self):
         pending = []
@@ -150,17 +191,17 @@ class ResyncTests(Case):
                 waiting.callback(True)
             self.clock.advance(0.1)
         self.assertEqual(most, 5)
-        self.assertEqual(written, [12 * 6 + 1])
-        # 72 household keys at 10 a second, after a first burst of one window.
-        self.assertGreaterEqual(self.clock.seconds(), (72 - 5) / 10)
-        self.assertEqual(len(self.ami.family()), 12 * 6 + 1)
+        self.assertEqual(written, [12 + 2])
+        # 14 keys at 10 a second, after a first burst of one window.
+        self.assertGreaterEqual(self.clock.seconds(), (14 - 5) / 10)
+        self.assertEqual(len(self.ring()), 12 + 2)
 
     def test_link_lost_midway_then_rewritten(self):
         calls = []
 
         def flaky():
             calls.append(1)
-            if len(calls) > 10:
+            if len(calls) > 6:
                 return defer.fail(AMINotConnected("link down"))
             return defer.succeed(True)
 
@@ -170,7 +211,7 @@ class ResyncTests(Case):
         self.assertTrue(self.sync.stale)
         self.ami.db_result = None
         self.successResultOf(self.sync.resync())
-        self.assertEqual(len(self.ami.family()), 12 * 6 + 1)
+        self.assertEqual(len(self.ring()), 12 + 2)
         self.assertFalse(self.sync.stale)
 
     def test_newer_resync_stops_older(self):
@@ -181,8 +222,8 @@ class ResyncTests(Case):
         self.sync.run_in_thread = inline
         gate.callback(None)
         self.assertEqual(self.successResultOf(first), 0, "stopped by the newer one")
-        self.assertEqual(self.successResultOf(second), 12 * 6 + 1)
-        self.assertEqual(self.ami.actions.count(("tree", "swb_alarm")), 2)
+        self.assertEqual(self.successResultOf(second), 12 + 2)
+        self.assertEqual(self.ami.actions.count(("tree", "swb_ring", "01")), 1)
 
 
 class ChangeTests(Case):
@@ -198,28 +239,36 @@ class ChangeTests(Case):
     def test_neighbours_changed(self):
         self.registry.set_neighbours("87650003", [(number(7), ""), (number(8), "")])
         self.refresh()
-        puts = {a[2] for a in self.writes() if a[0] == "put"}
-        self.assertEqual(puts, set(PLAN.variants(number(3))))
-        self.assertEqual(self.ami.family()["87650003"], "PJSIP/87650007&PJSIP/87650008")
+        self.assertEqual(self.writes(), [("put", "swb_ring", key(3),
+                                          "PJSIP/87650007&PJSIP/87650008")])
 
-    def test_landline_changed_old_forms_removed(self):
+    def test_landline_changed_old_key_removed(self):
         h = self.registry.find("87650004")
         data = HouseholdData(numbers=[number(40)], building="3", unit="1", room="202",
                              neighbours=[(n.number, n.name) for n in h.neighbours], id=h.id)
         self.registry.store([data])
         self.refresh()
-        family = self.ami.family()
-        self.assertNotIn("87650004", family)
-        self.assertNotIn("+8659187650004", family)
-        self.assertEqual(family["87650040"], family["059187650040"])
-        dels = {a[2] for a in self.writes() if a[0] == "del"}
-        self.assertEqual(dels, set(PLAN.variants(number(4))))
+        family = self.ring()
+        self.assertNotIn(key(4), family)
+        self.assertIn(key(40), family)
+        self.assertEqual([a[2] for a in self.writes() if a[0] == "del"], [key(4)])
 
     def test_household_removed(self):
         self.registry.remove("87650005")
         self.refresh()
-        self.assertNotIn("87650005", self.ami.family())
-        self.assertEqual(len(self.ami.family()), 11 * 6 + 1)
+        self.assertNotIn(key(5), self.ring())
+        self.assertEqual(len(self.ring()), 11 + 2)
+
+    def test_household_removed_while_the_old_family_may_be_there(self):
+        # Before a resync deleted swb_alarm, the dialplan would find the
+        # household's old key there once its swb_ring key is gone.
+        for form in PLAN.variants(number(5)):
+            self.ami.astdb[("swb_alarm", form)] = "PJSIP/87650006"
+        self.sync.old_family = True
+        self.registry.remove("87650005")
+        self.refresh()
+        self.assertNotIn(key(5), self.ring())
+        self.assertEqual(self.old(), {})
 
     def test_nothing_changed(self):
         self.assertEqual(self.refresh(), 0)
@@ -234,9 +283,9 @@ class ChangeTests(Case):
         # The next connect reads AstDB back and writes what differs.
         self.ami.connected = True
         self.successResultOf(self.sync.resync())
-        self.assertEqual(self.ami.family()["87650003"], "PJSIP/87650007")
+        self.assertEqual(self.ring()[key(3)], "PJSIP/87650007")
 
     def test_duty_changed(self):
         new = config(stages=(Stage("duty", 60.0, ("PJSIP/duty-office", number(191))),))
         self.successResultOf(self.sync.duty_changed(new))
-        self.assertEqual(self.ami.family()["duty"], "PJSIP/duty-office&PJSIP/87650191")
+        self.assertEqual(self.ring()["duty"], "PJSIP/duty-office&PJSIP/87650191")

@@ -125,7 +125,7 @@ class FlowTests(SynchronousTestCase):
         self.assertIn(("confirmed", "+8659187650005"), kinds)
         self.assertEqual(kinds[-1], ("closed", None))
         # The native fallback's copy was there all along.
-        self.assertEqual(self.ami.family()["059187650001"],
+        self.assertEqual(self.ami.family("swb_ring")["01/8659187650001"],
                          "&".join(f"PJSIP/8765{n:04d}" for n in range(2, 12)))
 
     def test_restart_in_the_middle(self):

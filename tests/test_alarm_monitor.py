@@ -42,7 +42,7 @@ class WatcherTests(SynchronousTestCase):
         self.assertEqual(len(self.index.lookup("87650003").neighbours), 10)
         self.rig.clock.advance(5)
         self.assertEqual(self.index.lookup("87650003").neighbours, (number(9),))
-        self.assertEqual(self.rig.ami.family()["059187650003"], "PJSIP/87650009")
+        self.assertEqual(self.rig.ami.family("swb_ring")["03/8659187650003"], "PJSIP/87650009")
 
     def test_alarm_closed_by_staff_stops_here(self):
         alarm = self.successResultOf(self.rig.coordinator.raise_alarm(
@@ -62,7 +62,7 @@ class WatcherTests(SynchronousTestCase):
         self.registry.set_neighbours("87650003", [])
         self.rig.clock.advance(5)
         self.assertEqual(self.index.lookup("87650003").neighbours, ())
-        self.assertNotIn("87650003", self.rig.ami.family())
+        self.assertNotIn("03/8659187650003", self.rig.ami.family("swb_ring"))
 
 
 def test_clock_loop_stops():

@@ -131,9 +131,9 @@ def test_astdb_is_resynchronised_only_from_the_loaded_index(server):
     for callback in ami.connect_callbacks:
         callback(ami)
     # An empty index would have AstDB's households deleted: not before the load.
-    assert ("tree", "swb_alarm") not in ami.actions
+    assert ("get", "swb_ring", "duty") not in ami.actions
     sync.release_load()
-    assert ("tree", "swb_alarm") in ami.actions
+    assert ("get", "swb_ring", "duty") in ami.actions
 
 
 def test_a_failed_load_is_tried_again(server):

@@ -124,9 +124,10 @@ class FakeAMI(FakeCallPlacer):
     def db_put(self, family, key, value):
         return self._db("put", family, key, value)
 
-    def db_tree(self, family, each):
-        self.actions.append(("tree", family))
-        entries = [(k[1], v) for k, v in self.astdb.items() if k[0] == family]
+    def db_tree(self, family, each, key=None):
+        self.actions.append(("tree", family) if key is None else ("tree", family, key))
+        entries = [(k[1], v) for k, v in self.astdb.items() if k[0] == family
+                   and (key is None or k[1].startswith(key + "/"))]
         for key, value in entries:
             each(key, value)
         return defer.succeed(len(entries))
@@ -139,7 +140,7 @@ class FakeAMI(FakeCallPlacer):
         return self._db("del", family, key)
 
     def db_deltree(self, family, key=None):
-        return self._db("deltree", family)
+        return self._db("deltree", family)  # the whole family: all the alarm deletes
 
     def family(self, family="swb_alarm"):
         """What AstDB holds in C{family}: key -> value."""

@@ -332,6 +332,22 @@ class KeepaliveTests(SynchronousTestCase):
         reactor.advance(15)
         self.assertTrue(ast.transport.disconnected)
 
+    def test_db_tree_of_a_subtree(self):
+        # One bucket of the alarm's family: Asterisk holds its AstDB lock for
+        # that subtree only while it streams it.
+        client, reactor, ast = started()
+        seen = []
+        tree = client.db_tree("swb_ring", lambda key, value: seen.append((key, value)), key="01")
+        sent = ast.written()
+        self.assertIn(b"Action: DBGetTree\r\n", sent)
+        self.assertIn(b"Family: swb_ring\r\nKey: 01\r\n", sent)
+        ast.respond("t-2", "Message: Result will follow", "EventList: start")
+        ast.event("DBGetTreeResponse", "Key: /swb_ring/01/8659187650001", "Val: PJSIP/87650002",
+                  "ActionID: t-2")
+        ast.event("DBGetTreeComplete", "ActionID: t-2", "EventList: Complete", "ListItems: 1")
+        self.assertEqual(self.successResultOf(tree), 1)
+        self.assertEqual(seen, [("01/8659187650001", "PJSIP/87650002")])
+
     def test_an_error_answer_to_ping_still_proves_the_link(self):
         client, reactor, ast = started(ping_interval=10.0, ping_timeout=5.0)
         reactor.advance(10)

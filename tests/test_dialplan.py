@@ -26,8 +26,22 @@ def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     agi = apps.index("Gosub")
     assert steps[agi].args == "switchboard-agi,s,1(alarm?key=${SWITCHBOARD_KEY})"
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
-    assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == \
-        ["switchboard-alarm-ring,s,1"] * 2
+    assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == (
+        ["switchboard-alarm-lookup,s,1"] + ["switchboard-alarm-ring,s,1"] * 2)
+
+
+def test_a_fallback_that_reads_no_swb_ring_key_is_reported(tmp_path):
+    # A dialplan still reading only the old flat family would find nothing
+    # once the server has moved the neighbours to swb_ring.
+    text = open(DIALPLAN).read().replace("DB(swb_ring/${n:-2}/${n})", "DB(swb_alarm/${n})")
+    text = text.replace("DB(swb_ring/${k:-2}/${k})", "DB(swb_alarm/${k})")
+    text = text.replace("DB(swb_ring/area)", "DB(swb_alarm/area)")
+    old = tmp_path / "switchboard.conf"
+    old.write_text(text)
+    problems = check(str(old))
+    assert len(problems) == 1 and "[switchboard-alarm-lookup] reads no DB(swb_ring/...)" \
+        in problems[0], problems
+    assert check(DIALPLAN) == []
 
 
 def test_the_native_ring_all_dials_one_local_leg_per_phone():

@@ -332,10 +332,11 @@ class AMIClient:
         d = self.send_action("DBDel", [("Family", family), ("Key", key)])
         return d.addCallbacks(lambda _: True, _absent(_DB_MISSING, False))
 
-    def db_tree(self, family, each, timeout=None):
+    def db_tree(self, family, each, timeout=None, key=None):
         """
-        Read AstDB C{family}: C{each(key, value)} for every entry as it
-        comes (C{key} without the family); Deferred firing with the count.
+        Read AstDB C{family} (or its subtree C{key}: the keys under
+        C{family/key/}): C{each(key, value)} for every entry as it comes
+        (C{key} without the family); Deferred firing with the count.
         """
         prefix = f"/{family}/"
         count = [0]
@@ -346,7 +347,8 @@ class AMIClient:
                 each(key[len(prefix):] if key.startswith(prefix) else key, event.get("Val", ""))
                 count[0] += 1
 
-        d = self.send_action("DBGetTree", [("Family", family)], timeout=timeout, on_event=entry)
+        fields = [("Family", family)] + ([("Key", key)] if key is not None else [])
+        d = self.send_action("DBGetTree", fields, timeout=timeout, on_event=entry)
         return d.addCallback(lambda _: count[0])
 
     def db_deltree(self, family, key=None):

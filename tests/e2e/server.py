@@ -131,7 +131,7 @@ def alarm_server(tmp_path_factory, name, alarm_text) -> Server:
 def start_in_step(server) -> Server:
     """Start C{server} and wait until AstDB holds its registry."""
     server.start()
-    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    wait_for(lambda: "AstDB swb_ring" in server.log(), 20, message="the AstDB sync")
     return server
 
 

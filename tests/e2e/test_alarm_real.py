@@ -278,26 +278,24 @@ def test_with_the_server_down_asterisk_rings_the_neighbours_it_was_given(server,
 
 def test_astdb_left_by_an_older_registry_is_put_right_before_the_server_goes_down(
         server, sipp, asterisk):
-    # A stamp the server may have left, as an older server did: kept, so
-    # that a server trusting it would find AstDB "in step".
-    held = re.search(r"Value: (.+)", asterisk.cli("database get swb_alarm stamp"))
-    stamp = held.group(1).strip() if held else "v1 00000000"
     assert server.stop() == 0
     # What an older registry left: other neighbours for 87650001, no key for
-    # 87650012, and that stamp.
+    # 87650012; and what an older server left, the flat family with one key
+    # per caller-ID form (other neighbours there too) and its stamp.
     old = "&".join(f"PJSIP/8765{n:04d}" for n in range(150, 160))
-    for form in ("87650001", "059187650001", "+8659187650001"):
+    asterisk.cli(f"database put swb_ring 01/8659187650001 {old}")
+    asterisk.cli("database del swb_ring 12/8659187650012")
+    for form in ("87650001", "059187650001", "+8659187650001", "87650012", "+8659187650012"):
         asterisk.cli(f"database put swb_alarm {form} {old}")
-    for form in ("87650012", "059187650012", "+8659187650012"):
-        asterisk.cli(f"database del swb_alarm {form}")
-    asterisk.cli(f"database put swb_alarm stamp {stamp}")
+    asterisk.cli("database put swb_alarm stamp v1-00000000")
     begun = len(server.log())
     server.start()
     wait_for(lambda: "keys read back" in server.log()[begun:], 30, message="the read-back")
     assert server.stop() == 0
     try:
-        assert "PJSIP/87650011" in asterisk.cli("database get swb_alarm 87650012")
-        assert "stamp" not in asterisk.cli("database show swb_alarm")
+        assert "PJSIP/87650011" in asterisk.cli("database get swb_ring 12/8659187650012")
+        assert "PJSIP/87650002" in asterisk.cli("database get swb_ring 01/8659187650001")
+        assert "0 results found" in asterisk.cli("database show swb_alarm")
         assert_rung_natively(sipp, confirming="87650007")
     finally:
         server.start()
@@ -388,7 +386,7 @@ def test_with_a_wrong_fastagi_key_the_alarm_is_rung_natively(server, sipp, tmp_p
                              "lab-agi-key-not-for-production", "a-changed-agi-key")
     rekeyed.start()
     try:
-        wait_for(lambda: "AstDB swb_alarm" in rekeyed.log(), 20, message="the AstDB sync")
+        wait_for(lambda: "AstDB swb_ring" in rekeyed.log(), 20, message="the AstDB sync")
         assert_rung_natively(sipp, confirming="87650007")
         assert alarm_ids(rekeyed) == []
         log = rekeyed.log()

@@ -38,7 +38,7 @@ def supervised(asterisk, tmp_path):
     server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     systemd = FakeSystemd(tmp_path, WATCHDOG_SEC, WATCHDOG_SIGNAL, ABORT_SEC)
     server.start(env=systemd.environment)
-    wait_for(lambda: "AstDB swb_alarm" in server.log(), 20, message="the AstDB sync")
+    wait_for(lambda: "AstDB swb_ring" in server.log(), 20, message="the AstDB sync")
     wait_for(lambda: systemd.times("READY=1"), 20, message="READY=1")
     yield server, systemd
     server.kill()
