@@ -38,7 +38,11 @@ def test_a_fallback_that_reads_no_swb_ring_key_is_reported(tmp_path):
     text = text.replace("DB(swb_ring/area)", "DB(swb_alarm/area)")
     old = tmp_path / "switchboard.conf"
     old.write_text(text)
-    problems = check(str(old))
+    same = tmp_path / "same" / "switchboard.conf"  # a copy: what else a copy lacks
+    same.parent.mkdir()
+    same.write_text(open(DIALPLAN).read())
+    elsewhere = {p.split(": ", 1)[1] for p in check(str(same))}
+    problems = [p for p in check(str(old)) if p.split(": ", 1)[1] not in elsewhere]
     assert len(problems) == 1 and "[switchboard-alarm-lookup] reads no DB(swb_ring/...)" \
         in problems[0], problems
     assert check(DIALPLAN) == []
