@@ -1,0 +1,94 @@
+"""
+C{python -m bench.hotline_inprocess [--sessions 2000] [--rounds 5] [--calls]}:
+the hotline's CPU per call without the machine's noise in the way.
+
+Server (a) of C{python -m bench} (L{bench.agi_servers.wire_hotline}: the
+sample routing, the call log in SQLite) is driven in this process, on a
+C{StringTransport}, with L{bench.agi_load}'s exchange (the environment of a
+hotline call, Asterisk's replies to a resident who presses 1). Every caller
+is seen once first, as in the bench's rounds; then the CPU time of
+C{--sessions} sessions, best of C{--rounds}. C{--calls} also counts Python
+function calls per session (cProfile): a figure that does not depend on the
+load at all, for comparing two checkouts run in turns. To measure another
+checkout with this file, run it from there (its code is what is imported):
+C{cd OTHER && python /path/to/bench/hotline_inprocess.py}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import time
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())  # the checkout run from is the one measured
+
+
+def driver():
+    """C{one(n)}: serve hotline call C{n} in-process; returns the commands exchanged."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from bench import agi_load
+    from bench.agi_servers import wire_hotline
+    from switchboard.agi import FastAGIFactory
+
+    handler, _, _ = wire_hotline()
+    factory = FastAGIFactory({"hotline": handler})
+    peer = IPv4Address("TCP", "127.0.0.1", 40000)
+
+    def one(n):
+        protocol = factory.buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        asterisk = agi_load.AsteriskCall(None, 0)
+        protocol.dataReceived(agi_load.environment(n, 4573))
+        commands = 0
+        for _ in range(40):
+            sent = transport.value()
+            transport.clear()
+            if not sent:
+                break
+            commands += sent.count(b"\n")
+            protocol.dataReceived(asterisk.received(sent))
+        protocol.connectionLost(None)
+        return commands
+
+    return one
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", action="store_true", help="count Python calls a session")
+    args = parser.parse_args(argv)
+    one = driver()
+    commands = [one(n) for n in range(10000)]  # every caller once, as the bench's rounds
+    best = min(_timed(one, args.sessions) for _ in range(args.rounds))
+    print(f"{os.getcwd()}: {best * 1e6:.0f} us CPU a session (best of {args.rounds} x "
+          f"{args.sessions}), {sum(commands) / len(commands):.1f} commands a session")
+    if args.calls:
+        profile = cProfile.Profile()
+        profile.enable()
+        for n in range(args.sessions):
+            one(n)
+        profile.disable()
+        calls = pstats.Stats(profile).total_calls / args.sessions
+        print(f"  {calls:.0f} Python function calls a session")
+    # The call log's database thread would keep the process alive.
+    os._exit(0)
+
+
+def _timed(one, sessions) -> float:
+    started = time.process_time()
+    for n in range(sessions):
+        one(n)
+    return (time.process_time() - started) / sessions
+
+
+if __name__ == "__main__":
+    main()
