@@ -61,8 +61,10 @@ class BoardService:
             lambda h, p: password_check(reactor, h, p))
         self.desk = None
         self.requests = None   # the residents' requests (IRequestDesk), if a feature has them
+        self.calls = None      # the hotline's recent calls (ICallDesk), if it runs
         self._unwatch = None
         self._unwatch_requests = None
+        self._unwatch_calls = None
         self._entries: list = []
         self._flush = None
         self._cost = 0.0   # seconds the last frame took
@@ -76,6 +78,9 @@ class BoardService:
         self.requests = duty.find(self.services, duty.IRequestDesk)
         if self.requests is not None:
             self._unwatch_requests = self.requests.watch(self._request_changed)
+        self.calls = duty.find(self.services, duty.ICallDesk)
+        if self.calls is not None:
+            self._unwatch_calls = self.calls.watch(self._call_ended)
         self.desk = duty.find(self.services)
         if self.desk is None:
             self.log.warn("board: no #9 alarm running: the board shows no alarms")
@@ -91,6 +96,9 @@ class BoardService:
         if self._unwatch_requests is not None:
             self._unwatch_requests()
             self._unwatch_requests = None
+        if self._unwatch_calls is not None:
+            self._unwatch_calls()
+            self._unwatch_calls = None
         if self._staff.running:
             self._staff.stop()
         if self._flush is not None and self._flush.active():
@@ -122,6 +130,11 @@ class BoardService:
         """A request came, was done or called back: the boards read the list again."""
         if self.watchers:
             self.watchers.send(frame("requests", {"id": request_id, "what": what}))
+
+    def _call_ended(self, _call) -> None:
+        """A hotline call was recorded: the boards read the recent calls again."""
+        if self.watchers:
+            self.watchers.send(frame("calls", {}))
 
     def flush(self) -> None:
         self._flush = None

@@ -10,6 +10,7 @@ The board's HTTP side, under C{/board/} on the server's HTTP port:
   GET  /board/api/recent     the last alarms with their timelines
   GET  /board/api/staff      (admin) the staff and who is logged in now
   GET  /board/api/requests   the residents' requests to be called back (open, done)
+  GET  /board/api/calls      the hotline's recent calls with their path
   GET  /board/api/requests/ID/recording   a voicemail's recording
   POST /board/api/requests/ID/done | call-back   (duty and admin; CSRF token)
   POST /board/api/alarms/ID/acknowledge | note | ring | call-back | close
@@ -110,6 +111,8 @@ class BoardResource(resource.Resource):
                 return self.staff(request)
             if route == "api/requests":
                 return self.requests(request)
+            if route == "api/calls":
+                return self.calls(request)
             if len(path) == 4 and path[:2] == ["api", "requests"] and ACTION.match(path[2]) \
                     and path[3] == "recording":
                 return self.recording(request, int(path[2]))
@@ -291,6 +294,21 @@ class BoardResource(resource.Resource):
             limit = 20
         d = self.board.recent(limit)
         return self._later(request, d.addCallback(lambda alarms: (200, {"alarms": alarms})))
+
+    def calls(self, request):
+        """The hotline's recent calls, newest first, with the path each took (viewers too)."""
+        session, refused = self._member(request)
+        if session is None:
+            return refused
+        desk = self.board.calls
+        if desk is None:
+            return self._json(request, 200, {"calls": []})
+        try:
+            limit = int(request.args.get(b"limit", [b"30"])[0])
+        except ValueError:
+            limit = 30
+        d = desk.recent(limit)
+        return self._later(request, d.addCallback(lambda calls: (200, {"calls": calls})))
 
     def staff(self, request):
         """Admin only: every staff member, their role, and whether they are logged in now."""

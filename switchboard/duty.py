@@ -112,6 +112,19 @@ class IRequestDesk(Interface):
         """A Deferred firing with the voicemail's file on this host, or None."""
 
 
+class ICallDesk(Interface):
+    """The hotline's recent calls, for the duty office to see who called and where it went."""
+
+    def recent(limit):
+        """A Deferred firing with the latest C{limit} calls, newest first, each a dict
+        (id, caller, hotline, started, ended: ISO 8601 UTC; outcome, destination,
+        path: the steps the call took)."""
+
+    def watch(listener):
+        """Call C{listener(call_id)} for each call recorded as it ends; returns a
+        callable that stops it."""
+
+
 def find(services, interface=IAlarmDesk):
     """The first provider of C{interface} among the attributes of the running C{services}."""
     for service in services:

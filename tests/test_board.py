@@ -6,11 +6,11 @@ the live events, escaping, and the alarm's desk on a real coordinator.
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import tempfile
+from types import SimpleNamespace
 
+import pytest
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -805,3 +805,83 @@ class RequestDeskTests(SynchronousTestCase):
         self.assertIsNone(self.successResultOf(desk.recording(request_id)))
         self.failureResultOf(desk.done(999, "王芳", ""), LookupError)
         stop()
+
+
+class CallDeskStandIn:
+    """The hotline's calls as the board reads them (L{duty.ICallDesk})."""
+
+    def __init__(self):
+        self.listeners = []
+        self.calls = [{"id": 2, "caller": "+8659187650003", "hotline": "12345",
+                       "started": "2026-12-03T01:02:03+00:00", "answered": None,
+                       "ended": "2026-12-03T01:03:00+00:00", "outcome": "voicemail",
+                       "destination": "<img src=x onerror=alert(1)>",
+                       "path": ["menu main: pressed 1", "committee: voicemail"]}]
+
+    def recent(self, limit):
+        return defer.succeed(self.calls[:limit])
+
+    def watch(self, listener):
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+
+class CallTests(Case):
+    def test_recent_hotline_calls_with_their_path_live_and_as_data(self):
+        from zope.interface import alsoProvides
+        desk = CallDeskStandIn()
+        alsoProvides(desk, duty.ICallDesk)
+        self.board.stop()
+        self.board.services.append(AlarmFeatureStandIn(None))
+        self.board.services[-1].calls = desk
+        self.board.start()
+        self.assertIs(self.board.calls, desk)
+        self.assertEqual(self.browser.get("/board/api/calls").code, 401)
+        self.browser.log_in("viewer")
+        listed = self.browser.get("/board/api/calls?limit=5").json()
+        self.assertEqual(listed["calls"][0]["path"], ["menu main: pressed 1", "committee: voicemail"])
+        self.assertEqual(listed["calls"][0]["destination"], "<img src=x onerror=alert(1)>")
+        stream, _ = self.browser.open("GET", "/board/api/events")
+        desk.listeners[0]("1764723723.7")        # a call recorded as it ended
+        self.assertIn(b"event: calls", stream.value())
+        self.board.stop()
+        self.assertEqual(desk.listeners, [])
+
+
+class CallDeskTests(SynchronousTestCase):
+    def test_the_hotlines_desk_reads_the_call_log_newest_first(self):
+        from datetime import datetime, timezone
+
+        from switchboard import migrations
+        from switchboard.calllog import CallRecord
+        from switchboard.hotline.desk import CallDesk
+        from zope.interface.verify import verifyObject
+        from tests.test_hotline_support import SyncDatabase
+        db = SyncDatabase(databases.url(tempfile.mkdtemp(), "calls"))
+        self.addCleanup(db.close)
+        migrations.upgrade(db.engine)
+        with db.sessions.begin() as session:
+            for n in range(3):
+                session.add(CallRecord(uniqueid=f"u{n}", caller=f"+865918765000{n}",
+                                       hotline="12345", path=json.dumps([f"step {n}"]),
+                                       outcome="answered", destination="committee",
+                                       started=datetime(2026, 12, 3, 1, n, tzinfo=timezone.utc)))
+        desk = CallDesk(SimpleCallLog(), db)
+        self.assertTrue(verifyObject(duty.ICallDesk, desk))
+        calls = self.successResultOf(desk.recent(2))
+        self.assertEqual([c["caller"] for c in calls], ["+8659187650002", "+8659187650001"])
+        self.assertEqual(calls[0]["path"], ["step 2"])
+        self.assertEqual(calls[0]["started"], "2026-12-03T01:02:00+00:00")
+        self.assertEqual(len(self.successResultOf(desk.recent(10 ** 6))), 3)
+        heard = []
+        stop = desk.watch(heard.append)
+        desk.call_log.listeners(SimpleNamespace(uniqueid="u9"))
+        stop()
+        desk.call_log.listeners(SimpleNamespace(uniqueid="u10"))
+        self.assertEqual(heard, ["u9"])
+
+
+class SimpleCallLog:
+    def __init__(self):
+        from switchboard.listeners import Listeners
+        self.listeners = Listeners()

@@ -15,6 +15,10 @@ const TEXT = {
     close: "结案", outcome: "结果…", ring_number: "再拨一个电话…", ring: "呼叫", call_back: "回拨求助人", emergency: "真实紧急情况", "false-alarm": "误报", test: "测试",
     new_alarm: "新警报", failed: "操作失败：{why}", viewer: "只读账号：不能操作",
     staff: "值班人员", online: "在线", neighbours: "邻居", health: "服务状态",
+    calls: "热线来电", no_calls: "还没有热线来电。", to: "转到",
+    call_answered: "已接通", call_busy: "占线", "call_no-answer": "无人接听", call_voicemail: "留言",
+    call_announcement: "播放通知", call_abandoned: "来电挂断", call_failed: "失败",
+    call_interrupted: "中断",
     requests: "服务请求", no_requests: "没有待回电的请求。", overdue: "超过一天", voicemail: "留言",
     callback: "回电请求", call_from: "用哪部电话回拨…", call_back_req: "回拨", done: "已处理",
     done_note: "处理情况…", called_back: "已回拨（{from}，{at}）",
@@ -38,6 +42,10 @@ const TEXT = {
     close: "Close", outcome: "Outcome…", ring_number: "Ring one more phone…", ring: "Ring", call_back: "Call the caller back", emergency: "Real emergency", "false-alarm": "False alarm", test: "Test",
     new_alarm: "New alarm", failed: "Failed: {why}", viewer: "Viewer account: cannot act",
     staff: "Staff", online: "online", neighbours: "neighbours", health: "Service",
+    calls: "Hotline calls", no_calls: "No hotline call yet.", to: "to",
+    call_answered: "answered", call_busy: "busy", "call_no-answer": "no answer",
+    call_voicemail: "voicemail", call_announcement: "announcement", call_abandoned: "abandoned",
+    call_failed: "failed", call_interrupted: "interrupted",
     requests: "Requests", no_requests: "No request waiting for a call back.", overdue: "over a day",
     voicemail: "voicemail", callback: "call-me-back", call_from: "Call back from phone…",
     call_back_req: "Call back", done: "Done", done_note: "What was done…", called_back: "called back ({from}, {at})",
@@ -58,7 +66,8 @@ const KINDS = {
        unconfirmed: "未按键", busy: "占线", "no-answer": "无人接听", failed: "未能呼出",
        cancelled: "已取消", retry: "重拨", left: "离开", escalated: "升级", silent: "补呼",
        "caller-left": "求助人挂机", closed: "结案", acknowledged: "接手处理", note: "备注",
-       native: "交由拨号计划", "calling-back": "回拨", "called-back": "回拨结果"},
+       native: "交由拨号计划", "calling-back": "回拨", "called-back": "回拨结果",
+       texted: "短信"},
   en: {},
 };
 
@@ -283,6 +292,7 @@ function connect() {
   source.addEventListener("snapshot", (m) => snapshot(JSON.parse(m.data)));
   source.addEventListener("changes", (m) => changes(JSON.parse(m.data)));
   source.addEventListener("requests", () => loadRequests());
+  source.addEventListener("calls", () => loadCalls());
   source.addEventListener("error", () => {
     link.textContent = t("lost"); link.className = "link down";
     fetch("/board/api/me", {credentials: "same-origin"}).then((r) => { if (r.status === 401) location.href = "/board/login"; });
@@ -318,6 +328,25 @@ async function loadRecent() {
     const item = el("details", {class: "recent-item", id: "recent-" + a.id}, el("summary", {text: head}));
     const ol = el("ol", {class: "timeline"});
     for (const e of a.timeline) ol.append(el("li", {text: line(e)}));
+    item.append(ol);
+    list.append(item);
+  }
+}
+
+async function loadCalls() {
+  const r = await fetch("/board/api/calls?limit=30", {credentials: "same-origin"});
+  if (!r.ok) return;
+  const data = await r.json();
+  const list = document.getElementById("call-list");
+  list.textContent = "";
+  document.getElementById("no-calls").hidden = data.calls.length > 0;
+  for (const c of data.calls) {
+    const head = clock(Date.parse(c.started) / 1000, true) + " · " + (c.caller || "?")
+      + (c.destination ? " · " + t("to") + " " + c.destination : "") + " · "
+      + (TEXT[board.lang]["call_" + c.outcome] || c.outcome);
+    const item = el("details", {class: "call-item", id: "call-" + c.id}, el("summary", {text: head}));
+    const ol = el("ol", {class: "timeline"});
+    for (const step of c.path) ol.append(el("li", {text: step}));
     item.append(ol);
     list.append(item);
   }
@@ -437,6 +466,7 @@ async function start() {
   loadHealth();
   setInterval(loadHealth, 15000);
   loadRequests();
+  loadCalls();
   setInterval(loadRequests, 60000);  // "over a day" comes with time, not with a change
   if (board.me.role === "admin") { loadStaff(); setInterval(loadStaff, 60000); }
   setInterval(tick, 1000);

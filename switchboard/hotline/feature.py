@@ -8,6 +8,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from switchboard.hotline.desk import CallDesk
 from switchboard.calllog import CallLog
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
@@ -75,6 +76,8 @@ class HotlineFeature:
         self.handler = HotlineHandler(self.store, settings.dialer, self.call_log, settings.tz,
                                       clock=reactor, speech=self.speech)
         self.handlers = {"hotline": self.handler}
+        #: What the duty board reads of the calls (L{switchboard.duty.ICallDesk}).
+        self.desk = CallDesk(self.call_log, database)
         self.watched = (settings.routing,)
         self._calendar_check = task.LoopingCall(self.check_calendar)
         self._calendar_check.clock = reactor

@@ -257,6 +257,13 @@ def test_a_voicemail_request_heard_called_back_and_done_from_the_board(asterisk,
         text = browser.execute_script(
             "return document.querySelector('#request-list .request').innerText")
         assert f"+86591{RESIDENT}" in text and "居委会留言箱" in text
+        # The hotline call that left it, with its path, among the recent calls (live).
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#call-list .call-item"), 10,
+                 message="the hotline call on the board")
+        call = browser.execute_script(
+            "const c = document.querySelector('#call-list .call-item');"
+            "c.open = true; return c.innerText")
+        assert f"+86591{RESIDENT}" in call and "留言" in call, call
         request_id = browser.execute_script(
             "return document.querySelector('#request-list .request').id.split('-')[1]")
         # The recording, as the page's <audio> fetches it (with the session's cookie).
