@@ -875,10 +875,24 @@ class CallDeskTests(SynchronousTestCase):
         self.assertEqual(len(self.successResultOf(desk.recent(10 ** 6))), 3)
         heard = []
         stop = desk.watch(heard.append)
-        desk.call_log.listeners(SimpleNamespace(uniqueid="u9"))
+        # The call with record 9 ends: told at once, its row rewritten a moment later.
+        from switchboard.calllog import Call
+        with db.sessions.begin() as session:
+            session.add(CallRecord(id=9, uniqueid="u9", caller="+8659187650009", hotline="12345",
+                                   path="[]", outcome="in progress",
+                                   started=datetime(2026, 12, 3, 1, 9, tzinfo=timezone.utc)))
+        ended = Call(started=datetime(2026, 12, 3, 1, 9, tzinfo=timezone.utc), uniqueid="u9",
+                     caller="+8659187650009", path=["menu main: pressed 1", "committee"],
+                     destination="committee", outcome="voicemail", record_id=9,
+                     ended=datetime(2026, 12, 3, 1, 10, tzinfo=timezone.utc))
+        desk.call_log.listeners(ended)
         stop()
-        desk.call_log.listeners(SimpleNamespace(uniqueid="u10"))
+        desk.call_log.listeners(Call(started=ended.started, uniqueid="u10"))
         self.assertEqual(heard, ["u9"])
+        newest = self.successResultOf(desk.recent(1))[0]
+        self.assertEqual((newest["id"], newest["outcome"], newest["path"], newest["ended"]),
+                         (9, "voicemail", ["menu main: pressed 1", "committee"],
+                          "2026-12-03T01:10:00+00:00"))
 
 
 class SimpleCallLog:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
 from zope.interface import implementer
 
@@ -16,6 +17,11 @@ MOST = 200
 @implementer(ICallDesk)
 class CallDesk:
     """
+    The calls on record, the latest ended ones as this server knows them:
+    a call's end reaches the database a moment after it is told (the call
+    log writes behind), and a board reading the list at that moment must
+    not see it still "in progress".
+
     @param call_log: the hotline's L{CallLog} (told of each call as it ends).
     @param database: the L{switchboard.storage.Database} the records are in.
     """
@@ -23,11 +29,29 @@ class CallDesk:
     def __init__(self, call_log, database):
         self.call_log = call_log
         self.database = database
+        self._ended = OrderedDict()   # record id -> the ended Call, the last MOST
+        call_log.listeners.add(self._remember)
+
+    def _remember(self, call):
+        if call.record_id is None:
+            return
+        self._ended[call.record_id] = call
+        self._ended.move_to_end(call.record_id)
+        while len(self._ended) > MOST:
+            self._ended.popitem(last=False)
 
     def recent(self, limit=30):
         limit = max(1, min(int(limit), MOST))
-        return self.database.run(lambda session: [as_dict(r) for r in
-                                                  CallLog.recent(session, limit)])
+        d = self.database.run(lambda session: [as_dict(r) for r in
+                                               CallLog.recent(session, limit)])
+        return d.addCallback(self._with_ends)
+
+    def _with_ends(self, calls):
+        for shown in calls:
+            call = self._ended.get(shown["id"])
+            if call is not None:
+                shown.update(ended_call(call))
+        return calls
 
     def watch(self, listener):
         def ended(call):
@@ -54,6 +78,14 @@ def as_dict(record) -> dict:
         "destination": record.destination,
         "path": [str(step) for step in path] if isinstance(path, list) else [str(path)],
     }
+
+
+def ended_call(call) -> dict:
+    """What an ended L{switchboard.calllog.Call} says that its row may not have yet."""
+    row = call.row()
+    return {"outcome": row["outcome"], "destination": row["destination"],
+            "answered": _iso(call.answered), "ended": _iso(call.ended),
+            "path": json.loads(row["path"])}
 
 
 def _iso(when):
