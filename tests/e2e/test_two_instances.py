@@ -61,17 +61,17 @@ def test_one_leads_the_other_takes_over_and_serves_a_hash9(pair, sipp, asterisk)
     first, second = pair
     first.start()
     wait_for(lambda: leads(first), 10, message="the first instance to lead")
-    wait_for(lambda: "AstDB swb_alarm" in first.log(), 20, message="the first's AstDB sync")
+    wait_for(lambda: "AstDB swb_ring" in first.log(), 20, message="the first's AstDB sync")
     second.start()
     time.sleep(3)
     assert not leads(second), "two leaders"
-    assert "AstDB swb_alarm" not in second.log()  # AstDB is written by the leader only
+    assert "AstDB swb_ring" not in second.log()  # AstDB is written by the leader only
 
     first.kill()  # kill -9: its database connection ends with it
     killed = time.monotonic()
     wait_for(lambda: leads(second), 10, interval=0.05, message="the second to lead")
     took = time.monotonic() - killed
-    wait_for(lambda: "AstDB swb_alarm" in second.log(), 20, message="the second's AstDB sync")
+    wait_for(lambda: "AstDB swb_ring" in second.log(), 20, message="the second's AstDB sync")
 
     # A #9 now: the first FastAGI server refuses, the second serves it.
     phones = {n: sipp.phone(n, "answer", ring_ms=1500, keys="1", before_ms=5000, timeout_s=60)
