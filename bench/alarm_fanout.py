@@ -402,7 +402,7 @@ def main(argv=None) -> int:
             print(f"hung up {left} bench caller(s) left in the lab Asterisk")
         if not alarm_lab.port_open(4573):
             # No stale copy of the bench's households: the next server resyncs in full.
-            alarm_lab.lab("cli", "database deltree swb_alarm")
+            alarm_lab.lab("cli", "database deltree swb_ring")
         if args.keep:
             print(f"work folder: {workdir}")
         else:

@@ -326,7 +326,7 @@ class Server:
                 [sys.executable, "-m", *launcher, "--config", self.config, "run"],
                 cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         ready = wait_for(lambda: self.process.poll() is not None or (
-            "switchboard ready" in self.log() and "AstDB swb_alarm" in self.log()), 60, 0.2)
+            "switchboard ready" in self.log() and "AstDB swb_ring" in self.log()), 60, 0.2)
         if not ready or self.process.poll() is not None:
             raise SystemExit(f"switchboard did not start:\n{self.log()[-3000:]}")
 
