@@ -124,13 +124,16 @@ class AlarmCoordinator:
     def __init__(self, dialer, placer, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
                  forget_after=3600.0, follow_every=5.0, room_size=None, room_every=10.0,
-                 unidentified_window=120.0):
+                 unidentified_window=120.0, fastagi=""):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
         self.recorder = recorder
         self.config = config
         self.clock = clock
+        #: This instance's FastAGI address (settings' agi.advertise): its legs
+        #: are answered here, where their alarm is held ("" leaves the dialplan's).
+        self.fastagi = fastagi
         self.engine = RingEngine(placer, clock, follow_every=follow_every)
         self.leg_policy = AlarmLegs(self)
         #: Every change of the alarms goes through here; the timeline listens first.
@@ -762,7 +765,11 @@ class AlarmLegs:
                 "SWITCHBOARD_ROOM": alarm.room,
                 # who was rung, for a server that takes the leg up after a restart
                 "SWITCHBOARD_TARGET": leg.target,
-                "SWITCHBOARD_STAGE": leg.tag}
+                "SWITCHBOARD_STAGE": leg.tag,
+                # Answered by this instance, which holds the alarm, first (a
+                # channel variable shadows the dialplan's global list).
+                **({"SWITCHBOARD_AGI": self.coordinator.fastagi}
+                   if self.coordinator.fastagi else {})}
 
     def noted(self, leg, kind, detail) -> None:
         alarm = leg.group.subject

@@ -111,7 +111,8 @@ class AlarmFeature:
             placer = trunk.placer(placer, urgent=True)
         self.coordinator = AlarmCoordinator(
             settings.dialer, placer, self.recorder, config, reactor,
-            hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size)
+            hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size,
+            fastagi=getattr(settings.agi, "advertise", ""))
         self.texts = channel_from_settings(settings, ami, self._clock())
         self.coordinator.changes.subscribe(
             DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))

@@ -23,6 +23,7 @@ configuration is refused otherwise.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,6 +58,11 @@ class AGISettings:
     max_sessions: int = 2000
     max_peer_sessions: int = 1000
     backlog: int = 1024
+    #: Where Asterisk reaches this instance (C{agi://host:port}): the calls it
+    #: places (an alarm's legs) are answered here first, where the alarm is
+    #: held, whatever order the dialplan's SWITCHBOARD_AGI lists the servers
+    #: in. Default: C{agi://LISTEN:PORT} unless it listens on every address.
+    advertise: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def load(path: str, environ=None, features=None) -> Settings:
     agi_data = check.mapping(data.get("agi", yamlconf.LocatedDict()), "agi", data.where("agi"),
                              allowed={"listen", "port", "allow", "idle_timeout", "key",
                                       "key_file", "insecure", "env_timeout", "max_sessions",
-                                      "max_peer_sessions", "backlog"})
+                                      "max_peer_sessions", "backlog", "advertise"})
     allow = check.typed(agi_data, "allow", list, "agi.allow", ["127.0.0.1", "::1"])
     agi = AGISettings(
         listen=check.typed(agi_data, "listen", str, "agi.listen", "127.0.0.1"),
@@ -174,6 +180,7 @@ def load(path: str, environ=None, features=None) -> Settings:
         max_peer_sessions=check.typed(agi_data, "max_peer_sessions", int,
                                       "agi.max_peer_sessions", 1000),
         backlog=check.typed(agi_data, "backlog", int, "agi.backlog", 1024),
+        advertise=_advertise(check, agi_data),
     )
     ami_data = check.mapping(data.get("ami", yamlconf.LocatedDict()), "ami", data.where("ami"),
                              allowed={"host", "port", "username", "secret", "secret_file"})
@@ -322,6 +329,22 @@ def _read_secret(path, where, key, check) -> str:
     if not secret:
         check.add(where, key, f"{path} is empty: no AMI secret in it")
     return secret
+
+
+_AGI_URL = re.compile(r"agi://[A-Za-z0-9.:\[\]_-]+(:[0-9]{1,5})?")
+
+
+def _advertise(check, agi_data) -> str:
+    """C{agi.advertise}, or C{agi://LISTEN:PORT} when it listens on one address."""
+    listen = agi_data.get("listen", "127.0.0.1")
+    port = agi_data.get("port", 4573)
+    default = "" if str(listen) in ("", "0.0.0.0", "::") else f"agi://{listen}:{port}"
+    url = check.typed(agi_data, "advertise", str, "agi.advertise", default)
+    if url and not _AGI_URL.fullmatch(url):
+        check.add(_where(agi_data, "advertise"), "agi.advertise",
+                  f"{url!r} is not a FastAGI address", "e.g. agi://10.0.0.5:4573")
+        return default
+    return url
 
 
 def _agi_key(check, agi_data, resolve) -> str:

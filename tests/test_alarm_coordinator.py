@@ -72,6 +72,15 @@ class RingAllTests(Case):
         self.assertTrue(all(opened and opened[-1]["id"] == alarm.id for opened in journaled))
         self.rig.sync.hold = False
 
+    def test_each_leg_is_answered_by_the_instance_that_holds_its_alarm(self):
+        # Two instances share a dialplan listing both; a neighbour's leg must
+        # reach the one that raised the alarm, which alone knows it.
+        alarm = self.successResultOf(self.coordinator.raise_alarm("87650001", household(1, 2)))
+        self.assertNotIn("SWITCHBOARD_AGI", self.ami.calls[0].variables)
+        self.coordinator.fastagi = "agi://10.0.0.6:4573"
+        self.coordinator.ring_first_stage(alarm, "now")
+        self.assertEqual(self.ami.calls[-1].variables["SWITCHBOARD_AGI"], "agi://10.0.0.6:4573")
+
     def test_all_ten_ring_at_once_while_the_database_hangs(self):
         # The alarm is on record in the journal (fsynced) before any phone
         # rings; the database's row follows when it takes it. Before, the

@@ -122,3 +122,16 @@ def test_the_shipped_configs_hold_no_secret(monkeypatch):
     for name in ("switchboard.yaml", "switchboard.production.yaml"):
         loaded = settings.load(os.path.join(PROJECT, "config", name), environ={})
         assert loaded.ami.secret == ""
+
+
+def test_the_fastagi_address_an_instance_advertises(tmp_path):
+    def advertised(agi):
+        config = write(tmp_path / "s.yaml", f"agi: {agi}\n", 0o644)
+        return settings.load(config, environ={"SWITCHBOARD_AMI_SECRET": "x"}).agi.advertise
+    assert advertised("{key: k}") == "agi://127.0.0.1:4573"
+    assert advertised("{key: k, listen: 10.0.0.6, port: 4581}") == "agi://10.0.0.6:4581"
+    assert advertised("{key: k, listen: 0.0.0.0}") == ""
+    assert advertised("{key: k, listen: 0.0.0.0, advertise: 'agi://sb1.example:4573'}") == \
+        "agi://sb1.example:4573"
+    with pytest.raises(ConfigError, match=r"s.yaml:1:\d+: agi.advertise: .* is not a FastAGI"):
+        advertised("{key: k, advertise: 'agi://a&agi://b'}")

@@ -95,3 +95,39 @@ def test_one_leads_the_other_takes_over_and_serves_a_hash9(pair, sipp, asterisk)
     log = asterisk.log(3000)
     assert "Connecting to '127.0.0.1:4581' failed" in log
     assert f"(alarm-{alarm_id},alarm_bridge,alarm_responder)" in log
+
+
+def test_a_neighbour_is_answered_by_the_instance_that_holds_the_alarm(pair, sipp, asterisk,
+                                                                       tmp_path):
+    # Both instances up; the #9 lands on the second (listed first for it), then
+    # the dialplan lists the first first again while the neighbour's phone
+    # rings. The leg carries its alarm's instance (agi.advertise), which alone
+    # can ask the neighbour to press 1 and put them through.
+    first, second = pair
+    (tmp_path / "alarm.yaml").write_text(ALARM.replace("ring_timeout: 8", "ring_timeout: 25"))
+    first.start()
+    second.start()
+    wait_for(lambda: "AstDB swb_ring" in first.log() + second.log(), 20,
+             message="the leader's AstDB sync")
+    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
+                 + "&".join(f"agi://127.0.0.1:{p}" for p in reversed(PORTS)))
+    neighbour = sipp.phone("87650005", "answer", ring_ms=6000, keys="1", before_ms=4000,
+                           timeout_s=60)
+    others = [sipp.phone(n, "ring", timeout_s=60) for n in ("87650002", "87650003")]
+    caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=25000, timeout_s=60)
+    wait_for(neighbour.invite_times, 15, message="the neighbour ringing")
+    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
+                 + "&".join(f"agi://127.0.0.1:{p}" for p in PORTS))
+    alarm_id = wait_for(lambda: re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", second.cli("alarms")), 10,
+                        message="the alarm on record")[0]
+    wait_for(lambda: "confirmed" in second.cli("alarms", "show", alarm_id), 30,
+             message="the neighbour's 1, heard by the second instance")
+    text = second.cli("alarms", "show", alarm_id)
+    assert re.search(r"confirmed\s+\+8659187650005", text), text
+    log = asterisk.log(3000)
+    assert f"AGI(\"PJSIP/87650005" in log
+    assert "agi://127.0.0.1:4582/alarm-responder" in log
+    assert "agi://127.0.0.1:4581/alarm-responder" not in log
+    caller.wait(50)
+    for phone in others:
+        phone.stop()
