@@ -191,7 +191,6 @@ class AlarmFeature:
         from the database (L{CallerIndex.find}), and the registry watcher
         and AstDB's resynchronisation wait for it.
         """
-        from twisted.internet import reactor as default_reactor
         if self.config is None:
             return
         yield self.recorder.start()  # the journal replayed: alarms get their ids at once
@@ -213,7 +212,7 @@ class AlarmFeature:
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the
         # reactor ~0.3 s) and opened the FastAGI port.
-        self._retry = (self.reactor or default_reactor).callLater(0, self._load)
+        self._retry = self._clock().callLater(0, self._load)
 
     def _load(self):
         self._retry = None
@@ -236,12 +235,11 @@ class AlarmFeature:
             lambda failure: self.log.failure("rendering the announcements", failure))
 
     def _not_loaded(self, failure):
-        from twisted.internet import reactor as default_reactor
         if self._stopped:
             return
         self.log.failure("alarm registry not loaded; #9 callers are looked up in the database "
                          "until it is; again in {s:.0f} s", failure, s=self.load_retry)
-        self._retry = (self.reactor or default_reactor).callLater(self.load_retry, self._load)
+        self._retry = self._clock().callLater(self.load_retry, self._load)
 
     def when_loaded(self) -> defer.Deferred:
         """A Deferred that fires once the caller index has loaded."""
@@ -283,8 +281,7 @@ class AlarmFeature:
         return self._reloads.run(self._reload)
 
     def _reload(self):
-        from twisted.internet import reactor as default_reactor
-        reactor = self.reactor or default_reactor
+        reactor = self._clock()
         path = self.settings.alarm
         d = threads.deferToThreadPool(reactor, reactor.getThreadPool(), yamlconf.read_bytes,
                                       path)

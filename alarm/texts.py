@@ -17,6 +17,8 @@ from alarm.changes import OPENED, AlarmChange
 
 TEXTED = "texted"
 _ENDED = ("cancelled", "closed")
+#: The timeline's kinds that notify.when names, as it names them.
+_NOTIFIED = {OPENED: "opened", "escalated": "escalated", "confirmed": "confirmed"}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -59,15 +61,9 @@ class DutyTexts:
 
     @staticmethod
     def _event(change):
-        if change.kind == OPENED:
-            return "opened"
-        if change.kind == "escalated":
-            return "escalated"
-        if change.kind == "confirmed":
-            return "confirmed"
-        if change.kind in _ENDED and change.leg is None:
-            return "ended"
-        return None
+        if change.kind in _ENDED:
+            return "ended" if change.leg is None else None
+        return _NOTIFIED.get(change.kind)
 
     def body(self, event, change, config) -> str:
         """The text for C{event} of C{change}'s alarm, in Mandarin."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from datetime import timezone
 
 from zope.interface import implementer
 
@@ -92,6 +93,5 @@ def _iso(when):
     if when is None:
         return None
     if when.tzinfo is None:  # SQLite gives back naive UTC
-        from datetime import timezone
         when = when.replace(tzinfo=timezone.utc)
     return when.isoformat()
