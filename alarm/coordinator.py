@@ -26,10 +26,13 @@ escalate when nobody does, and never lose an alarm on the way.
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from alarm.adoption import standing
 from alarm.changes import OPENED, AlarmChange, AlarmChanges, Timeline
 from alarm.models import CANCELLED, CLOSED, CONFIRMED, NATIVE, OPEN
 from alarm.recorder import room_name
@@ -78,6 +81,13 @@ def _opening(household, caller_raw) -> str:
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
 NATIVE_OUTCOME = ("rung natively by the dialplan: no AMI link to place calls with "
                   "(confirmations are in Asterisk's log, not here)")
+
+
+def _seconds(when, default) -> float:
+    """A naive UTC datetime (as on record) as POSIX seconds; C{default} if there is none."""
+    if when is None:
+        return default
+    return when.replace(tzinfo=timezone.utc).timestamp()
 
 
 class HandedToDialplan(Exception):
@@ -555,13 +565,23 @@ class AlarmCoordinator:
         stages = self.config.stages
         if not stages:
             return
-        now = self.clock.seconds()
-        shift = stages[0].after if at_once else 0.0
-        start = now if at_once else alarm.opened
         if at_once:
             self._stage(alarm, 0, reason)
+        self._schedule_from(alarm, self.clock.seconds() if at_once else alarm.opened, at_once)
+
+    def _schedule_from(self, alarm, start, at_once):
+        """
+        Time the stages not rung yet from C{start} (the opening; or when the
+        first stage was rung at once, the others keeping their spacing), and
+        the repeats after the last.
+        """
+        stages = self.config.stages
+        if not stages:
+            return
+        now = self.clock.seconds()
+        shift = stages[0].after if at_once else 0.0
         for i, stage in enumerate(stages):
-            if i == 0 and at_once:
+            if i in alarm.stages_rung:
                 continue
             delay = max(0.0, start + stage.after - shift - now)
             self._later(alarm, delay, self._stage, alarm, i, "")
@@ -614,16 +634,17 @@ class AlarmCoordinator:
 
     # Restarts -------------------------------------------------------------------
 
-    def recover_open_alarms(self, index=None) -> defer.Deferred:
+    def recover_open_alarms(self, index=None, rows=None) -> defer.Deferred:
         """
         At start-up: every alarm still open in the database is taken up
         again and marked C{recovered} in its timeline. One nobody has
         confirmed rings its first escalation stage (the duty phones) as
         soon as calls can be placed; a confirmed one rings nobody. Both
         close once their room is empty and someone has confirmed. Fires
-        with the alarms.
+        with the alarms. C{rows}: those to take up (L{OpenAlarm}s; by
+        default every one the recorder finds open).
         """
-        d = self.recorder.open_alarms()
+        d = self.recorder.open_alarms() if rows is None else defer.succeed(list(rows))
         d.addCallback(self._recover, index)
         return d
 
@@ -635,18 +656,7 @@ class AlarmCoordinator:
             household = None
             if index is not None and row.household_id is not None:
                 household = index.get(row.household_id)
-            alarm = self._new_alarm(keys=_keys(row.household_id, row.caller_number),
-                                    household=household, caller_raw=row.caller_raw,
-                                    caller_number=row.caller_number, address=row.address,
-                                    opened=self.clock.seconds())
-            alarm.household_id = row.household_id
-            self._identify(alarm, row.id)
-            alarm.room = row.room or room_name(row.id)
-            alarm.recovered, alarm.callers = True, None
-            alarm.confirmed_at = row.confirmed_at
-            alarm.status = CONFIRMED if row.confirmed_at is not None else OPEN
-            self._alarms[str(row.id)] = alarm
-            self._claim(alarm)
+            alarm = self._take_up(row, household)
             if alarm.confirmed:
                 self.log.warn("ALARM {id} was confirmed when the server stopped: it closes "
                               "once its room is empty", id=row.id)
@@ -663,6 +673,99 @@ class AlarmCoordinator:
             alarm._fire_ready(True, alarm)
             recovered.append(alarm)
         return recovered
+
+    # Another instance's alarm -------------------------------------------------------
+
+    def adopt(self, row, entries, household, previous) -> ActiveAlarm | None:
+        """
+        Carry on with the open alarm C{row} (an L{OpenAlarm}) that instance
+        C{previous} held until its lease ran out (L{switchboard.leases}),
+        from where its timeline C{entries} (L{alarm.adoption.TimelineEntry})
+        says it stood: legs still ringing or answered are followed through
+        their channel ids (nobody is rung twice), the stages not rung yet
+        ring at their times from the opening, and if nothing at all is
+        ringing the next stage rings now. A confirmed alarm rings nobody
+        and closes once its room is empty.
+        """
+        if self.alarm(row.id) is not None and self.alarm(row.id).active:
+            return None
+        alarm = self._take_up(row, household)
+        alarm.opened = _seconds(row.opened_at, self.clock.seconds())
+        found = standing(entries, [stage.name for stage in self.config.stages])
+        alarm.stages_rung = set(found.stages_rung)
+        followed = len(found.ringing) + len(found.answered)
+        self.log.critical("ALARM {id}: taken over from {previous}, whose lease ran out; "
+                          "following {n} call(s) still up", id=row.id, previous=previous,
+                          n=followed)
+        self._event(alarm, "adopted", detail=(
+            f"taken over from {previous} (its lease ran out): "
+            + ("confirmed, nobody is rung" if alarm.confirmed else
+               f"{len(found.ringing)} ringing and {len(found.answered)} answered call(s) "
+               f"followed, stages rung: {len(found.stages_rung)}")))
+        if not alarm.confirmed:
+            for leg_id, (tag, number) in found.ringing.items():
+                self._follow(alarm, leg_id, tag, number, RINGING)
+            for leg_id, (tag, number) in found.answered.items():
+                self._follow(alarm, leg_id, tag, number, ANSWERED)
+            self._once_calls_can_be_placed(alarm, self._carry_on, alarm, found.at_once)
+        self._look_at_room(alarm, empty_before=False)
+        alarm._fire_ready(True, alarm)
+        return alarm
+
+    def _take_up(self, row, household) -> ActiveAlarm:
+        """An L{ActiveAlarm} for the open alarm C{row}, held here from now on."""
+        alarm = self._new_alarm(keys=_keys(row.household_id, row.caller_number),
+                                household=household, caller_raw=row.caller_raw,
+                                caller_number=row.caller_number, address=row.address,
+                                opened=self.clock.seconds())
+        alarm.household_id = row.household_id
+        self._identify(alarm, row.id)
+        alarm.room = row.room or room_name(row.id)
+        alarm.recovered, alarm.callers = True, None
+        alarm.confirmed_at = row.confirmed_at
+        alarm.status = CONFIRMED if row.confirmed_at is not None else OPEN
+        self._alarms[str(row.id)] = alarm
+        self._claim(alarm)
+        return alarm
+
+    def _follow(self, alarm, leg_id, tag, number, state):
+        try:
+            dial = self._dial(number, self.config.neighbour_trunk) if number else ""
+        except Exception:
+            dial = ""
+        leg = alarm.group.adopt(leg_id, tag or "unknown", number or "?", dial or number or "?")
+        leg.state = state
+        if state == RINGING:
+            alarm.group.follow(leg, NO_ANSWER, "its call, placed by the instance before, "
+                                               "ended unanswered")
+        else:
+            alarm.group.follow(leg, UNCONFIRMED, "answered before the hand-over, put through "
+                                                 "by the dialplan; the call has ended")
+
+    def _carry_on(self, alarm, at_once):
+        """The adopted alarm's stages at their times; the next one now if nothing rings."""
+        self._schedule_from(alarm, alarm.opened, at_once)
+        if not alarm.live_legs():
+            self._leg_ended(alarm)
+
+    def let_go(self, alarm_ids) -> None:
+        """
+        Another instance holds these alarms now (this one could not renew
+        its lease in time, e.g. it was stopped): stop working on them here.
+        Their calls are not hung up: the other instance follows them.
+        """
+        for alarm_id in alarm_ids:
+            alarm = self.alarm(alarm_id)
+            if alarm is None or not alarm.active:
+                continue
+            self.log.critical("ALARM {id}: another instance holds it now (this one did not "
+                              "renew its lease in time); it carries on there", id=alarm.id)
+            alarm.cancel_timers()
+            self._release(alarm)
+            self._room_looks.pop(str(alarm.id), None)
+            alarm.status = "handed-over"
+            self._alarms.pop(str(alarm.id), None)
+            self.engine.forget(alarm.group)
 
     def _once_calls_can_be_placed(self, alarm, f, *args, **kwargs):
         """C{f(*args, **kwargs)} now, or once the AMI link is up if it is not."""

@@ -16,6 +16,7 @@ from alarm.guard import SilenceGuard
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
+from alarm.ownership import AlarmOwnership
 from alarm.recorder import AlarmRecorder
 from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
@@ -23,6 +24,7 @@ from alarm.texts import DutyTexts
 from switchboard import election
 from switchboard.features import IFeatureService
 from switchboard.journal import Journal
+from switchboard.leases import instance_name
 from switchboard.pgnotify import PostgresListener, is_postgres
 from switchboard.reloads import IN_FORCE, REFUSED, UNCHANGED, LoadRecord
 from switchboard.ringgroup import AMICallPlacer
@@ -104,7 +106,9 @@ class AlarmFeature:
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
                                  settle=True)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
-        self.recorder = AlarmRecorder(database, journal, clock=reactor)
+        #: This instance as the owner of the alarms it raises (switchboard.leases).
+        self.owner = instance_name(settings)
+        self.recorder = AlarmRecorder(database, journal, clock=reactor, owner=self.owner)
         placer = AMICallPlacer(ami)
         if trunk is not None:
             # A #9's legs are urgent: they always get a line, other features' calls yield.
@@ -124,6 +128,11 @@ class AlarmFeature:
         self.elector = election.for_database(database, "switchboard alarm singleton duties",
                                              self._clock())
         self.elector.listeners.append(self._leading)
+        # Each open alarm is held by one instance; a dead one's are taken
+        # over by the leader once their leases run out.
+        self.ownership = AlarmOwnership(database, self.coordinator, self.recorder, self.index,
+                                        self.owner, self._clock(),
+                                        leading=lambda: self.elector.leading)
         self.astdb = LeaderOnlyAstDB(
             AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor),
             self.elector)
@@ -199,9 +208,12 @@ class AlarmFeature:
         # AMI link is up; confirmed ones close once their room is empty.
         # Their households come from the database: the index is not loaded.
         open_alarms = yield self.recorder.open_alarms()
+        # Only this instance's own (from before its restart) and nobody's:
+        # another live instance's alarms are its own.
+        open_alarms = yield self.ownership.claim(open_alarms)
         households = yield self.index.households(
             a.household_id for a in open_alarms if a.household_id is not None)
-        recovered = yield self.coordinator.recover_open_alarms(households)
+        recovered = yield self.coordinator.recover_open_alarms(households, rows=open_alarms)
         if recovered:
             self.log.warn("recovered {n} open alarm(s) from before the restart", n=len(recovered))
             # Who was handling them, for the board (not awaited: calls come first).
@@ -209,6 +221,7 @@ class AlarmFeature:
                 lambda f: self.log.failure("reading the alarms' acknowledgements", f))
         self.guard.start()
         self.elector.start()
+        self.ownership.start()
         # Next turn of the reactor: after the service has settled its
         # memory (a full collection over a half-built index held the
         # reactor ~0.3 s) and opened the FastAGI port.
@@ -338,6 +351,7 @@ class AlarmFeature:
             self.listener.stop()
         self.guard.stop()
         self.texts.stop()
+        yield self.ownership.stop()
         yield self.elector.stop()
         self.coordinator.stop()  # open alarms stay open in the database for recovery
         yield self.recorder.stop()

@@ -32,7 +32,7 @@ class Alarm(Base):
     """One #9 alarm; its story is in L{AlarmEvent}."""
 
     __tablename__ = "alarm"
-    __table_args__ = (Index("ix_alarm_open", "closed_at"),)
+    __table_args__ = (Index("ix_alarm_open", "closed_at"), Index("ix_alarm_owner", "owner"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     household_id: Mapped[int | None] = mapped_column(
@@ -47,6 +47,10 @@ class Alarm(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     room: Mapped[str] = mapped_column(String(80), default="")
     outcome: Mapped[str] = mapped_column(String(200), default="")
+    # The switchboard instance holding the open alarm, and until when its
+    # lease runs (renewed every second; see switchboard.leases).
+    owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     events: Mapped[list["AlarmEvent"]] = relationship(
         back_populates="alarm", order_by="AlarmEvent.id", cascade="all, delete-orphan")

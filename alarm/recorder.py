@@ -11,15 +11,19 @@ it meanwhile, across restarts; nothing is ever dropped.
 
 from __future__ import annotations
 
+import collections
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, text, update
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from alarm.adoption import TimelineEntry
 from alarm.models import Alarm, AlarmEvent
 from switchboard.community.models import Household, utc
 from switchboard.journal import Journal, WriteBehind
+from switchboard.leases import LEASE_SECONDS
 from switchboard.listeners import Listeners
 
 
@@ -69,13 +73,19 @@ class AlarmRecorder:
     log = Logger()
 
     def __init__(self, database, journal=None, *, clock=None, retry_delay=0.5,
-                 max_retry_delay=30.0, batch=200):
+                 max_retry_delay=30.0, batch=200, owner=None, lease=LEASE_SECONDS):
         if clock is None:
             from twisted.internet import reactor as clock
         self.database = database
         self.clock = clock
+        #: This instance's name as the owner of the alarms it opens
+        #: (L{switchboard.leases}); None: alarms are written without one.
+        self.owner = owner
+        self.lease = lease
         self.journal = journal if journal is not None else Journal(None, "alarm")
-        self.writer = WriteBehind(self.journal, database, _apply, clock=clock,
+        self.writer = WriteBehind(self.journal, database,
+                                  functools.partial(_apply, lease_until=self._lease_until),
+                                  clock=clock,
                                   state=lambda: {"high": self._high}, retry_delay=retry_delay,
                                   max_retry_delay=max_retry_delay, batch=batch)
         self._high = 0
@@ -84,16 +94,23 @@ class AlarmRecorder:
         self._replayed: dict = {}  # id -> what the journal held of it at start
         self._waiting: list = []
         self._given = 0            # ids given by this recorder
+        # On PostgreSQL several instances may open alarms: each takes its
+        # ids from the table's sequence, a block at a time, ahead of need.
+        self._sequence = _dialect(database) == "postgresql"
+        self._block: collections.deque = collections.deque()
+        self._reserving = None
+        self.block_size = 32
         self.listeners = Listeners()
 
     def start(self) -> defer.Deferred:
         """Replay the journal; learn the highest alarm id. Fires when alarms can be opened."""
         if self._started is None:
             def read(session):
-                return session.execute(select(func.max(Alarm.id))).scalar() or 0
+                highest = session.execute(select(func.max(Alarm.id))).scalar() or 0
+                return highest, (_reserve(session, self.block_size) if self._sequence else [])
 
             def replayed(result):
-                pending, header, highest = result
+                pending, header, (highest, block) = result
                 if self._ready and int(highest) > self._high - self._given:
                     self.log.critical("alarm ids: the database holds alarms up to {db} that "
                                       "the journal did not know of", db=highest)
@@ -104,6 +121,7 @@ class AlarmRecorder:
                         self._replayed[record["id"]] = dict(record["row"])
                     elif record["op"] == "update":
                         self._replayed.setdefault(record["id"], {}).update(record["fields"])
+                self._block.extend(i for i in block if i > self._high)
 
                 self._ready = True
 
@@ -148,6 +166,14 @@ class AlarmRecorder:
                           s=ID_DEADLINE, high=self._high)
         self._release_waiting(None)
 
+    def _lease_until(self):
+        """
+        The lease of an alarm written now (on the database's thread): it
+        runs from the write, not the opening, so a row written late (the
+        database was away) is not taken for its owner's dead one.
+        """
+        return utc(self.clock.seconds() + self.lease)
+
     # The first write ------------------------------------------------------
 
     def open_alarm(self, *, at: float, caller_raw: str, caller_number, household_id,
@@ -165,13 +191,13 @@ class AlarmRecorder:
                                        caller_number=caller_number, household_id=household_id,
                                        address=address, detail=detail)
             return self.start().addCallback(started)
-        self._high += 1
-        self._given += 1
-        alarm_id = self._high
+        alarm_id = self._next_id()
         row = dict(household_id=None if household_id is None else int(household_id),
                    caller_raw=_text(caller_raw, 80) or "",
                    caller_number=_text(caller_number, 20), address=_text(address, 300) or "",
                    status="open", opened_at=float(at), room=room_name(alarm_id), outcome="")
+        if self.owner is not None:
+            row["owner"] = self.owner
         opened = dict(at=float(at), kind="opened", leg=None,
                       number=_text(caller_raw, 80) or None, detail=_text(detail, 300) or "")
         try:
@@ -184,6 +210,43 @@ class AlarmRecorder:
             return defer.fail()
         self.listeners(alarm_id, "opened", float(at), None)
         return defer.succeed(alarm_id)
+
+    def _next_id(self) -> int:
+        """
+        The next alarm's id: from this instance's block of the sequence on
+        PostgreSQL (another block reserved once half is used), else above
+        every id this recorder has seen. Without a block (the database away
+        since start) it numbers on from the journal, which two instances
+        could both do: said loudly.
+        """
+        self._given += 1
+        if self._block:
+            alarm_id = self._block.popleft()
+        else:
+            if self._sequence:
+                self.log.critical("alarm ids: no ids reserved from the database (it does not "
+                                  "answer): numbering on from the journal; another instance "
+                                  "doing the same may take the same id")
+            alarm_id = self._high + 1
+        self._high = max(self._high, alarm_id)
+        if self._sequence and len(self._block) < self.block_size // 2:
+            self._reserve_more()
+        return alarm_id
+
+    def _reserve_more(self):
+        if self._reserving is not None:
+            return
+
+        def reserved(ids):
+            self._block.extend(i for i in ids if i > self._high)
+
+        def done(_):
+            self._reserving = None
+
+        self._reserving = d = self.database.run(lambda s: _reserve(s, self.block_size))
+        d.addCallbacks(reserved, lambda f: self.log.error(
+            "alarm ids: cannot reserve more: {e}", e=f.getErrorMessage()))
+        d.addBoth(done)
 
     # The timeline ---------------------------------------------------------
 
@@ -231,10 +294,20 @@ class AlarmRecorder:
             return {a.id: dict(household_id=a.household_id, caller_raw=a.caller_raw,
                                caller_number=a.caller_number, address=a.address,
                                status=a.status, room=a.room, opened_at=a.opened_at,
-                               confirmed_at=a.confirmed_at, closed_at=None) for a in rows}
+                               confirmed_at=a.confirmed_at, closed_at=None, owner=a.owner)
+                    for a in rows}
 
         def merge(found):
+            # Another instance's alarms are its own (it renews their leases;
+            # once it stops, the leader takes them over): not this one's to
+            # take up, even those this one's journal still held.
+            theirs = {i for i, r in found.items()
+                      if self.owner is not None and r.get("owner") not in (None, self.owner)}
+            for alarm_id in theirs:
+                del found[alarm_id]
             for alarm_id, journaled in self._replayed.items():
+                if alarm_id in theirs:
+                    continue
                 row = found.get(alarm_id)
                 if row is None and "opened_at" not in journaled:
                     continue  # closed in the database (by staff), or not this journal's
@@ -249,6 +322,26 @@ class AlarmRecorder:
                     for i, r in sorted(found.items()) if r.get("closed_at") is None]
 
         return self.start().addCallback(lambda _: self.database.run(work)).addCallback(merge)
+
+    def taken_over(self, alarm_id) -> defer.Deferred:
+        """
+        Fire with an open alarm of another instance as on record: its
+        L{OpenAlarm} and its timeline (L{TimelineEntry}, oldest first), or
+        None if it is closed meanwhile.
+        """
+        def work(session):
+            a = session.get(Alarm, int(alarm_id))
+            if a is None or a.closed_at is not None:
+                return None
+            row = OpenAlarm(a.id, a.household_id, a.caller_raw or "", a.caller_number,
+                            a.address or "", a.status or "open", a.room or room_name(a.id),
+                            a.opened_at, a.confirmed_at)
+            entries = [TimelineEntry(e.kind, e.leg, e.number, e.detail or "")
+                       for e in session.execute(select(AlarmEvent).where(
+                           AlarmEvent.alarm_id == a.id).order_by(AlarmEvent.id)).scalars()]
+            return row, entries
+
+        return self.database.run(work)
 
     def closed_among(self, ids) -> defer.Deferred:
         """Fire with the (id, outcome) of those of C{ids} closed in the database (by staff)."""
@@ -269,8 +362,12 @@ _INSERT_ALARM = insert(_ALARM)
 _INSERT_EVENT = insert(AlarmEvent.__table__)
 
 
-def _apply(connection, records):
-    """Write journal records in order (on the database's thread); runs of events go together."""
+def _apply(connection, records, lease_until=None):
+    """
+    Write journal records in order (on the database's thread); runs of
+    events go together. An alarm with an owner gets its lease from
+    C{lease_until()}.
+    """
     events, opened = [], False
 
     def flush_events():
@@ -286,6 +383,8 @@ def _apply(connection, records):
         flush_events()
         if op == "open":
             row = dict(record["row"], id=record["id"], opened_at=utc(record["row"]["opened_at"]))
+            if row.get("owner") is not None and lease_until is not None:
+                row["lease_until"] = lease_until()
             if row["household_id"] is not None and connection.execute(
                     select(Household.id).where(Household.id == row["household_id"])).first() is None:
                 row["household_id"] = None  # deleted since: the address is kept in the row
@@ -298,9 +397,24 @@ def _apply(connection, records):
             connection.execute(update(_ALARM).where(_ALARM.c.id == record["id"]).values(**fields))
     flush_events()
     if opened and connection.dialect.name == "postgresql":
-        # The ids are given here: keep the serial's sequence above them.
-        connection.execute(text("SELECT setval(pg_get_serial_sequence('alarm', 'id'), "
-                                "(SELECT max(id) FROM alarm))"))
+        # Ids numbered from a journal (the database was away) are not the
+        # sequence's: keep it above them, never below what it gave out.
+        connection.execute(text(
+            "SELECT setval(pg_get_serial_sequence('alarm', 'id'), GREATEST("
+            "(SELECT max(id) FROM alarm), COALESCE(pg_sequence_last_value("
+            "pg_get_serial_sequence('alarm', 'id')::regclass), 1)))"))
+
+
+def _dialect(database) -> str:
+    engine = getattr(database, "engine", None)
+    return engine.dialect.name if engine is not None else ""
+
+
+def _reserve(session, n) -> list:
+    """C{n} alarm ids from the table's sequence, this caller's alone (PostgreSQL)."""
+    return [row[0] for row in session.execute(text(
+        "SELECT nextval(pg_get_serial_sequence('alarm', 'id')) FROM generate_series(1, :n)"),
+        {"n": int(n)})]
 
 
 def _event_row(alarm_id, event):

@@ -22,7 +22,7 @@ from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixt
 pytestmark = [pytest.mark.database, pytest.mark.sqlite_pass]  # tries both databases itself
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0001", "board_0001", "broadcast_0002", "callback_0002", "hotline_0001")
+HEADS = ("alarm_0002", "board_0001", "broadcast_0002", "callback_0002", "hotline_0001")
 
 
 def differences(engine):
@@ -147,11 +147,11 @@ def test_tables_that_do_not_match_are_refused_and_left_alone(sqlite):
 def test_a_database_newer_than_the_code_is_refused(sqlite):
     sqlite.migrate()
     with sqlite.engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0002' "
-                                "WHERE version_num = 'alarm_0001'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0099' "
+                                "WHERE version_num = 'alarm_0002'"))
     with pytest.raises(SchemaError) as refused:
         sqlite.migrate()
-    assert "revision alarm_0002, which this switchboard does not know" in str(refused.value)
+    assert "revision alarm_0099, which this switchboard does not know" in str(refused.value)
     with pytest.raises(SchemaError):
         migrations.current(sqlite.engine)
 
@@ -204,27 +204,27 @@ def test_db_commands(tmp_path, capsys):
 
     code, out, _ = run("current")
     assert code == 0
-    assert "alarm        not applied      (head is alarm_0001)" in out
+    assert "alarm        not applied      (head is alarm_0002)" in out
     assert "made before migrations: `switchboard db upgrade` adopts it" in out
     code, out, _ = run("upgrade")
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
                               "alarm_0001, core_0001, core_0002, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0001, board_0001, broadcast_0002, callback_0002, hotline_0001\n")
+                              "alarm_0002, board_0001, broadcast_0002, callback_0002, hotline_0001\n")
     code, out, _ = run("current")
-    assert out.splitlines() == ["alarm        alarm_0001       (head)",
+    assert out.splitlines() == ["alarm        alarm_0002       (head)",
                                 "board        board_0001       (head)",
                                 "broadcast    broadcast_0002   (head)",
                                 "callback     callback_0002    (head)",
                                 "core         core_0002        (head)",
                                 "hotline      hotline_0001     (head)"]
     with create_engine(f"sqlite:///{tmp_path}/sb.db").begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0002' "
-                                "WHERE version_num = 'alarm_0001'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0099' "
+                                "WHERE version_num = 'alarm_0002'"))
     code, out, err = run("upgrade")
     assert code == 1
     assert err.startswith("switchboard: the database sqlite:///")
-    assert "alarm_0002, which this switchboard does not know" in err
+    assert "alarm_0099, which this switchboard does not know" in err
 
 
 def test_a_revision_of_unchanged_models_has_nothing_to_do(tmp_path, monkeypatch):
@@ -240,9 +240,9 @@ def test_a_revision_of_unchanged_models_has_nothing_to_do(tmp_path, monkeypatch)
         migrations.Branch(b.name, str(copy), b.models) if b.name == "alarm" else b
         for b in real])
     path = migrations.new_revision("alarm", "nothing changed")
-    assert os.path.basename(path) == "alarm_0002_nothing_changed.py"
+    assert os.path.basename(path) == "alarm_0003_nothing_changed.py"
     source = open(path).read()
-    assert "down_revision: Union[str, Sequence[str], None] = 'alarm_0001'" in source
+    assert "down_revision: Union[str, Sequence[str], None] = 'alarm_0002'" in source
     upgrade = source[source.index("def upgrade()"):source.index("def downgrade()")]
     assert "pass" in upgrade and "op." not in upgrade
     with pytest.raises(SchemaError, match="no migrations branch 'nosuchfeature'"):

@@ -102,7 +102,7 @@ class Leg:
     """One call placed for a group; C{id} is also the channel's unique id."""
 
     __slots__ = ("id", "group", "tag", "target", "dial", "attempt", "state", "channel",
-                 "changed", "resumed", "following", "quiet", "via_line", "retry", "then")
+                 "changed", "resumed", "following", "quiet", "via_line", "retry", "then", "gone")
 
     def __init__(self, id, group, tag, target, dial, attempt=1):
         self.id = id
@@ -123,6 +123,9 @@ class Leg:
         self.via_line = False     # placed through a lent line (no AMI)
         self.retry = None         # the L{Retry} of its party
         self.then = None          # parties to ring after it, in order
+        # Followed, not placed here (L{RingGroup.follow}): its state and
+        # detail once its channel is gone.
+        self.gone = None
 
     @property
     def live(self) -> bool:
@@ -195,7 +198,7 @@ class RingEngine:
         answered. (Other legs learn their outcome from their originate.)
         """
         leg = self.legs.get(uniqueid)
-        if leg is not None and leg.following and leg.group.current(leg):
+        if leg is not None and leg.following and leg.group._following(leg):
             leg.group._first_call_ended(leg)
 
 
@@ -298,9 +301,33 @@ class RingGroup:
     def adopt(self, leg_id, tag, target, dial) -> Leg:
         """A leg this server did not place (before a restart), taken up under C{leg_id}."""
         leg = self.leg_type(leg_id, self, tag, target, dial)
+        leg.changed = self.clock.seconds()
         self.legs[leg.id] = leg
         self.engine.legs[leg.id] = leg
         return leg
+
+    def follow(self, leg, gone_state, gone_detail) -> None:
+        """
+        Follow C{leg} (adopted: its call was placed elsewhere, ringing or
+        answered) by its channel id: if Asterisk has no such channel the leg
+        ends now in C{gone_state}, else once the channel hangs up (AMI
+        C{Hangup}, or seen gone every C{follow_every} seconds). Nothing is
+        placed again.
+        """
+        leg.gone = (gone_state, gone_detail)
+        leg.following = True
+        d = self._first_call_state(leg, unknown="unknown")
+
+        def looked(state):
+            if not self._following(leg):
+                return
+            if state is None:
+                self._first_call_ended(leg)
+            else:
+                self.later(self.engine.follow_every, self._follow_first_call, leg)
+
+        d.addCallback(looked)
+        d.addErrback(self._leg_error, leg)
 
     # What happens to legs -----------------------------------------------------------
 
@@ -537,14 +564,20 @@ class RingGroup:
         d.addCallback(decided)
         d.addErrback(self._leg_error, leg)
 
+    def _following(self, leg) -> bool:
+        """C{leg} is followed, still ringing (or answered, if adopted) in a group still wanted."""
+        if leg.gone is None or leg.state != ANSWERED:
+            return self.current(leg)
+        return self.legs.get(leg.id) is leg and self.listener.wanted(self)
+
     def _follow_first_call(self, leg):
         """Look again at the first call of C{leg}: once it is gone unanswered, so is the leg."""
-        if not self.current(leg):
+        if not self._following(leg):
             return
         d = self._first_call_state(leg, unknown="unknown")
 
         def looked(state):
-            if not self.current(leg):
+            if not self._following(leg):
                 return
             if state is None:
                 self._first_call_ended(leg)
@@ -572,7 +605,10 @@ class RingGroup:
         return d.addErrback(cannot_ask)
 
     def _first_call_ended(self, leg):
-        self.settle(leg, NO_ANSWER, "the call placed before the AMI link dropped ended")
+        if leg.gone is not None:
+            self.settle(leg, *leg.gone)
+        else:
+            self.settle(leg, NO_ANSWER, "the call placed before the AMI link dropped ended")
 
     def __repr__(self) -> str:
         return f"<RingGroup {self.name or self.key} {len(self.legs)} legs>"

@@ -1,0 +1,85 @@
+"""
+Which switchboard instance holds each open alarm (L{switchboard.leases}).
+
+The instance that raises an alarm holds it: the alarm's row names it as
+owner, and its lease is renewed every second for as long as it is open. An
+instance that starts takes up only its own alarms (from before its restart)
+and those nobody holds. When an instance dies, the elected leader
+(L{switchboard.election}) takes over each of its alarms once the lease has
+run out (5 s), and carries on from the timeline
+(L{alarm.coordinator.AlarmCoordinator.adopt}). An instance that finds one
+of its alarms held by another (it was stopped longer than the lease) lets it
+go.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from alarm.models import Alarm
+from switchboard.leases import LEASE_SECONDS, RENEW_EVERY, LeaseKeeper, Leases
+
+
+def is_open(table):
+    """An alarm is open until it is closed."""
+    return table.c.closed_at.is_(None)
+
+
+class AlarmOwnership:
+    """
+    The leases of this instance (C{owner}) on its alarms: kept by
+    C{coordinator}, recorded by C{recorder}, households read through
+    C{index}; alarms of dead instances taken over while C{leading()}.
+    """
+
+    log = Logger()
+
+    def __init__(self, database, coordinator, recorder, index, owner, clock, *,
+                 leading=lambda: True, length=LEASE_SECONDS, every=RENEW_EVERY):
+        self.coordinator = coordinator
+        self.recorder = recorder
+        self.index = index
+        self.owner = owner
+        self.leases = Leases(database, Alarm.__table__, is_open, owner, clock, length)
+        self.keeper = LeaseKeeper(
+            self.leases, held=self._held, lost=coordinator.let_go, adopt=self.adopt,
+            adopting=leading, every=every, name="alarm leases")
+
+    def _held(self):
+        return [a.id for a in self.coordinator.open_alarms() if a.id is not None]
+
+    def claim(self, open_alarms) -> defer.Deferred:
+        """
+        At start-up: of C{open_alarms} (this instance's from before its
+        restart, nobody's, or only in its journal), fire with those it holds
+        now; one another instance claimed first is left to it.
+        """
+        open_alarms = list(open_alarms)
+        d = self.leases.claim(a.id for a in open_alarms)
+
+        def mine(claimed):
+            on_record = set(claimed)
+            d2 = self.leases.owners(a.id for a in open_alarms)
+            # Not written yet (only in this instance's journal): its own.
+            return d2.addCallback(lambda owners: [
+                a for a in open_alarms if a.id in on_record or a.id not in owners])
+
+        return d.addCallback(mine)
+
+    def start(self) -> None:
+        self.keeper.start()
+
+    def stop(self) -> defer.Deferred:
+        return self.keeper.stop()
+
+    async def adopt(self, alarm_id, previous):
+        """Carry on with alarm C{alarm_id}, which this instance has just taken from C{previous}."""
+        found = await self.recorder.taken_over(alarm_id)
+        if found is None:
+            return None
+        row, entries = found
+        households = {}
+        if row.household_id is not None:
+            households = await self.index.households([row.household_id])
+        return self.coordinator.adopt(row, entries, households.get(row.household_id), previous)
