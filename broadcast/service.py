@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from switchboard import election
 from switchboard.features import IFeatureService
 from switchboard.ringgroup import AMICallPlacer, RingEngine
 from switchboard.speech import Speech
@@ -46,6 +47,13 @@ class BroadcastService:
             speech=self.speech, trunk=trunk,
             caller_number=section.caller_number or settings.hotline_number,
             texts=channel_from_settings(settings, core.ami, reactor))
+        # Several instances may share a PostgreSQL: one runs the campaigns,
+        # and when it dies (or loses the database) the next elected takes them
+        # up from the database (calls up then are called again, who pressed 1
+        # is not). On SQLite this instance always runs them.
+        self.elector = election.for_database(core.database, "switchboard broadcast campaigns",
+                                             reactor or _reactor())
+        self.elector.listeners.append(self._leading)
         self.handler = BroadcastHandler(self.dispatcher, plays=section.plays)
         self.handlers = {"broadcast": self.handler}
         core.ami.subscribe("Newchannel", lambda event: self.dispatcher.note_channel(
@@ -54,19 +62,31 @@ class BroadcastService:
             event.get("Uniqueid", "")))
 
     def start(self):
+        self.elector.start()
+
+    def _leading(self, leading: bool) -> None:
+        if not leading:
+            self.log.warn("broadcast: another instance runs the campaigns now")
+            self.dispatcher.stop()
+            return
         d = self.dispatcher.start()
         d.addErrback(lambda f: self.log.failure(
-            "broadcast: cannot read the campaigns; none is called until the server restarts",
-            f))
-        return d
+            "broadcast: cannot read the campaigns; none is called until this instance "
+            "leads again", f))
 
     def stop(self):
         self.dispatcher.stop()
         if self.dispatcher.texts is not None:
             self.dispatcher.texts.stop()
+        return self.elector.stop()
 
     def reload(self, path=None):
         return None
 
     def ami_connected(self):
         return None
+
+
+def _reactor():
+    from twisted.internet import reactor
+    return reactor

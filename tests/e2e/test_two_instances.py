@@ -23,7 +23,8 @@ from tests.postgres import require_cluster
 pytestmark = pytest.mark.asterisk
 
 PORTS = (4581, 4582)
-LEADS = "this instance leads"
+LEADS = "switchboard alarm singleton duties: this instance leads"
+LEFT = "switchboard alarm singleton duties: this instance no longer leads"
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def pair(asterisk, tmp_path):
 
 def leads(server) -> bool:
     text = server.log()
-    return text.rfind(LEADS) > text.rfind("this instance no longer leads")
+    return text.rfind(LEADS) > text.rfind(LEFT)
 
 
 def test_one_leads_the_other_takes_over_and_serves_a_hash9(pair, sipp, asterisk):
@@ -133,21 +134,21 @@ def test_a_neighbour_is_answered_by_the_instance_that_holds_the_alarm(pair, sipp
         phone.stop()
 
 
+
 def test_a_ringing_alarm_is_taken_over_when_its_instance_is_killed(pair, sipp, asterisk,
                                                                    tmp_path):
-    # The #9 lands on the instance that does not lead; it is killed (-9)
-    # while the neighbours' phones ring. The leader takes the alarm over once
-    # the lease runs out: the phones still ringing are followed (none rung
-    # again), the duty stage rings when it was due, and a neighbour answering
-    # after the hand-over hears the alarm from the leader and is put through.
+    # The #9 is served by the only instance up, which also leads. A second
+    # instance starting while the phones ring leaves that alarm alone (it is
+    # held). The first is killed (-9): the second leads, and once the lease
+    # has run out takes the alarm over: the phones still ringing are
+    # followed (none rung again), the duty stage rings when it was due, and
+    # a neighbour answering after the hand-over hears the alarm from the
+    # second and is put through to the caller.
     first, second = pair
     (tmp_path / "alarm.yaml").write_text(ALARM.replace("ring_timeout: 8", "ring_timeout: 30"))
     first.start()
     wait_for(lambda: leads(first), 10, message="the first instance to lead")
-    second.start()
     wait_for(lambda: "AstDB swb_ring" in first.log(), 20, message="the leader's AstDB sync")
-    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
-                 + "&".join(f"agi://127.0.0.1:{p}" for p in reversed(PORTS)))
     neighbour = sipp.phone("87650005", "answer", ring_ms=16000, keys="1", before_ms=5000,
                            timeout_s=90)
     others = {n: sipp.phone(n, "ring", timeout_s=90) for n in ("87650002", "87650003")}
@@ -155,33 +156,35 @@ def test_a_ringing_alarm_is_taken_over_when_its_instance_is_killed(pair, sipp, a
     caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=40000, timeout_s=90)
     invite = first_invite_sent(caller)
     wait_for(neighbour.invite_times, 15, message="the neighbour ringing")
-    alarm_id = wait_for(lambda: re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", second.cli("alarms")),
+    alarm_id = wait_for(lambda: re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", first.cli("alarms")),
                         10, message="the alarm on record")[0]
-    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
-                 + "&".join(f"agi://127.0.0.1:{p}" for p in PORTS))
+    second.start()
     time.sleep(1.0)
-    second.kill()
+    assert "recovered" not in first.cli("alarms", "show", alarm_id), "taken by the second"
+    first.kill()
     killed = time.monotonic()
-    wait_for(lambda: "adopted" in first.cli("alarms", "show", alarm_id), 15, interval=0.1,
-             message="the leader taking the alarm over")
+    wait_for(lambda: "adopted" in second.cli("alarms", "show", alarm_id), 15, interval=0.1,
+             message="the second instance taking the alarm over")
     took = time.monotonic() - killed
     wait_for(lambda: re.search(r"confirmed\s+\+8659187650005",
-                               first.cli("alarms", "show", alarm_id)), 40,
+                               second.cli("alarms", "show", alarm_id)), 40,
              message="the neighbour's 1, heard by the instance that took over")
-    text = first.cli("alarms", "show", alarm_id)
+    text = second.cli("alarms", "show", alarm_id)
     duty_rang = (duty.invite_times()[0] - invite).total_seconds() if duty.invite_times() else None
-    print(f"\nalarm taken over {took:.2f} s after its instance was killed (lease 5 s); "
-          f"duty stage (due 12 s) rang {duty_rang} s after the INVITE")
-    assert re.search(r"adopted.*taken over from agi://127\.0\.0\.1:4582", text), text
+    print(f"\nalarm taken over {took:.2f} s after its instance (the leader) was killed "
+          f"(lease 5 s); duty stage (due 12 s) rang {duty_rang} s after the INVITE")
+    assert re.search(r"adopted.*taken over from agi://127\.0\.0\.1:4581", text), text
     assert re.search(r"confirmed\s+\+8659187650005", text), text
+    assert "recovered" not in text
     assert took < 8
     for number, phone in others.items():
         assert len(phone.invite_times()) == 1, f"{number} rung twice"
     assert len(neighbour.invite_times()) == 1
     assert duty_rang is not None and 11.5 < duty_rang < 14.5, duty_rang
+    assert len(duty.invite_times()) == 1
     log = asterisk.log(4000)
     assert f"(alarm-{alarm_id},alarm_bridge,alarm_responder)" in log
-    assert "agi://127.0.0.1:4581/alarm-responder" in log
+    assert "agi://127.0.0.1:4582/alarm-responder" in log
     caller.wait(60)
     for phone in [*others.values(), duty]:
         phone.stop()
