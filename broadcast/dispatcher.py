@@ -126,7 +126,7 @@ class Dispatcher:
     log = Logger()
 
     def __init__(self, database, engine, settings, dialer, tz, *, clock, speech=None,
-                 trunk=None, poll=1.0, caller_number="", texts=None):
+                 trunk=None, poll=1.0, caller_number="", texts=None, fastagi=""):
         self.database = database
         self.engine = engine
         self.settings = settings
@@ -138,6 +138,9 @@ class Dispatcher:
         self.poll = poll
         self.caller_number = caller_number
         self.texts = texts
+        #: This instance's FastAGI address (agi.advertise): its calls are
+        #: answered here first, where they are tracked ("" leaves the dialplan's).
+        self.fastagi = fastagi
         self.calls: dict = {}        # leg id -> Call, placed and not settled
         self.sending: dict = {}      # attempt id -> Call of a text notice on its way
         self.by_attempt: dict = {}   # attempt id -> Call
@@ -420,7 +423,8 @@ class Dispatcher:
                 "SWITCHBOARD_DELIVERY": str(call.delivery_id),
                 "SWITCHBOARD_LEG": leg.id,
                 # What the dialplan plays once if the server is gone when it answers.
-                "SWITCHBOARD_SOUND": call.sounds[0] if call.sounds else ""}
+                "SWITCHBOARD_SOUND": call.sounds[0] if call.sounds else "",
+                **({"SWITCHBOARD_AGI": self.fastagi} if self.fastagi else {})}
 
     def noted(self, leg, kind, detail) -> None:
         if kind == ANSWERED:

@@ -46,7 +46,8 @@ class BroadcastService:
             core.database, self.engine, section, settings.dialer, settings.tz, clock=reactor,
             speech=self.speech, trunk=trunk,
             caller_number=section.caller_number or settings.hotline_number,
-            texts=channel_from_settings(settings, core.ami, reactor))
+            texts=channel_from_settings(settings, core.ami, reactor),
+            fastagi=getattr(settings.agi, "advertise", ""))
         # Several instances may share a PostgreSQL: one runs the campaigns,
         # and when it dies (or loses the database) the next elected takes them
         # up from the database (calls up then are called again, who pressed 1

@@ -177,7 +177,18 @@ def test_a_campaign_and_each_attempt_are_written_before_any_call(lab):
     assert call.kwargs["context"] == CONTEXT and call.kwargs["exten"] == "s"
     assert call.channel == "PJSIP/87650001"
     assert call.variables["SWITCHBOARD_SOUND"].startswith("tts/")
+    assert "SWITCHBOARD_AGI" not in call.variables       # the dialplan's list
     assert one.speech.rendered[0] == "明天九点停水"
+
+
+def test_a_call_is_answered_first_by_the_instance_that_placed_it(lab):
+    # Two instances share the dialplan's list; the one tracking the call
+    # hears the 1 (the dialplan then tries the list: broadcast.conf).
+    one = lab()
+    one.dispatcher.fastagi = "agi://10.0.0.6:4573"
+    one.send()
+    one.tick()
+    assert {c.variables["SWITCHBOARD_AGI"] for c in one.calls.calls} == {"agi://10.0.0.6:4573"}
 
 
 def test_one_heard_is_never_called_again_and_two_repeats(lab):

@@ -18,6 +18,15 @@ import pytest
 from tests.conftest import PROJECT, wait_for
 from tests.e2e.server import Server, first_invite_sent
 from tests.e2e.test_alarm_real import ALARM
+from tests.e2e.test_broadcast_real import (
+    BROADCAST,
+    NOTICE,
+    PRESSES_1,
+    PRESSES_2_THEN_1,
+    Phones,
+    households_csv,
+    report,
+)
 from tests.postgres import require_cluster
 
 pytestmark = pytest.mark.asterisk
@@ -27,8 +36,7 @@ LEADS = "switchboard alarm singleton duties: this instance leads"
 LEFT = "switchboard alarm singleton duties: this instance no longer leads"
 
 
-@pytest.fixture
-def pair(asterisk, tmp_path):
+def two_servers(asterisk, tmp_path, extra=""):
     """Two servers on one fresh PostgreSQL database (not started); the lab's AGI after."""
     cluster = require_cluster()
     url = cluster.create_database()
@@ -40,7 +48,7 @@ def pair(asterisk, tmp_path):
         workdir.mkdir()
         servers.append(Server(workdir, alarm=str(alarm), port=port, database=url,
                               extra=f"journal: {workdir}/journal\n"
-                                    f"http: {{port: {8591 + n}}}\n"))
+                                    f"http: {{port: {8591 + n}}}\n" + extra))
     servers[0].cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
     asterisk.cli("dialplan set global SWITCHBOARD_AGI "
                  + "&".join(f"agi://127.0.0.1:{p}" for p in PORTS))
@@ -51,6 +59,16 @@ def pair(asterisk, tmp_path):
         for server in servers:
             server.kill()
         cluster.drop_database(url)
+
+
+@pytest.fixture
+def pair(asterisk, tmp_path):
+    yield from two_servers(asterisk, tmp_path)
+
+
+@pytest.fixture
+def broadcasting_pair(asterisk, tmp_path):
+    yield from two_servers(asterisk, tmp_path, extra=BROADCAST)
 
 
 def leads(server) -> bool:
@@ -188,3 +206,49 @@ def test_a_ringing_alarm_is_taken_over_when_its_instance_is_killed(pair, sipp, a
     caller.wait(60)
     for phone in [*others.values(), duty]:
         phone.stop()
+
+
+def test_a_campaign_is_taken_up_by_the_other_instance_when_its_runner_is_killed(
+        broadcasting_pair, sipp, tmp_path):
+    # The instance running the campaigns is killed (-9) mid-campaign; the
+    # other is elected for them and carries the campaign to its end: every
+    # household hears it, nobody who had pressed 1 is called again.
+    first, second = broadcasting_pair
+    numbers = PRESSES_1 + PRESSES_2_THEN_1     # 8 households, 4 lines: two waves
+    csv_path = tmp_path / "broadcast-households.csv"
+    households_csv(csv_path, numbers)
+    first.cli("households", "import", str(csv_path))
+    slow = dict(ring_ms=500, before_ms=2500)
+    phones = Phones(sipp, {n: [("answer", dict(slow, keys="1")), ("answer", dict(slow, keys="1"))]
+                           for n in numbers})
+    runs = "switchboard broadcast campaigns: this instance leads"
+    try:
+        first.start()
+        wait_for(lambda: runs in first.log(), 10, message="the first to run the campaigns")
+        second.start()
+        visit = tmp_path / "visit.csv"
+        visit.write_text("numbers\n" + "\n".join(numbers) + "\n", encoding="utf-8")
+        out = first.cli("broadcast", "send", "--text", NOTICE, "--to", str(visit))
+        campaign = re.match(r"campaign (\d+): 8 households", out).group(1)
+        wait_for(lambda: re.search(r" [4-6] heard", first.cli("broadcast", "status", campaign)),
+                 60, interval=0.2, message="the first households to hear it")
+        assert runs not in second.log(), "two instances running the campaigns"
+        first.kill()
+        killed = time.monotonic()
+        heard_before = {n for n, row in report(second, campaign).items() if row["heard"] == "yes"}
+        assert heard_before
+        wait_for(lambda: runs in second.log(), 10, interval=0.1,
+                 message="the second elected for the campaigns")
+        took = time.monotonic() - killed
+        wait_for(lambda: "done:" in second.cli("broadcast", "status", campaign), 120,
+                 interval=1.0, message="the campaign to end on the second")
+    finally:
+        phones.stop()
+    rows = report(second, campaign)
+    print(f"\ncampaigns taken up by the other instance {took:.2f} s after a kill -9; "
+          f"{len(heard_before)} households had heard it before")
+    assert sorted(rows) == sorted(numbers)
+    assert all(rows[n]["heard"] == "yes" for n in numbers), rows
+    for n in heard_before:
+        assert rows[n]["calls placed"] == "1", (n, rows[n])   # never called again
+    assert f"broadcast: campaign {campaign} done" in second.log()
