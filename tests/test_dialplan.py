@@ -24,7 +24,7 @@ def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
     apps = [s.app for s in steps]
     agi = apps.index("Gosub")
-    assert steps[agi].args == "switchboard-agi,s,1(alarm?key=${SWITCHBOARD_KEY})"
+    assert steps[agi].args == "switchboard-agi,s,1(alarm?key=${SWITCHBOARD_KEY}&asterisk=${SWITCHBOARD_ASTERISK})"
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
     assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == (
         ["switchboard-alarm-lookup,s,1"] + ["switchboard-alarm-ring,s,1"] * 2)
