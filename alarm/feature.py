@@ -143,7 +143,9 @@ class AlarmFeature:
                                              self._clock())
         self.elector.listeners.append(self._leading)
         self.astdb = LeaderOnlyAstDB(
-            AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor),
+            AstDBSync(self.bulk_ami, self.index,
+                      (several.main.dialer if several else None) or settings.dialer, config,
+                      clock=reactor),
             self.elector)
         #: The main server's name when there are several: its connects resync its AstDB only.
         self._main_astdb = None
