@@ -91,6 +91,8 @@ class SwitchboardService(service.MultiService):
         self.ami_events = ami_event_names() if ami_events is None else tuple(ami_events)
         servers = list(getattr(settings, "servers", ())) if ami is None else []
         main = servers[0].ami if servers else settings.ami
+        #: Where the main link goes (for the log).
+        self._main = main
         self.ami = ami or self._link(main)
         if bulk_ami is None and ami is None:
             bulk_ami = self._link(main, bulk=True)
@@ -179,8 +181,8 @@ class SwitchboardService(service.MultiService):
         self.notifier.notify("READY=1")
 
     def _ami_connected(self, *_):
-        self.log.info("AMI connected to {host}:{port}", host=self.settings.ami.host,
-                      port=self.settings.ami.port)
+        self.log.info("AMI connected to {host}:{port}", host=self._main.host,
+                      port=self._main.port)
         self._announce_ready()
         for feature in self.features:
             if hasattr(feature, "ami_connected"):
@@ -248,7 +250,8 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                                 ami_events=features_module.ami_events(features))
     server.database.migrate()
     trunk = Trunk(server.reactor)
-    server.asterisks.subscribe("Hangup", lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
+    server.asterisks.subscribe("Hangup",
+                               lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
                                 reactor=server.reactor, bulk_ami=server.bulk_ami,
                                 trunk=trunk, services=server.features,

@@ -44,8 +44,8 @@ DEFAULT_SERVER = "default"
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 #: The core's keys of switchboard.yaml; the features declare theirs.
-_TOP = {"agi", "ami", "asterisks", "database", "numbers", "timezone", "trunks", "hotline_number", "journal",
-        "speech", "http", "texting"}
+_TOP = {"agi", "ami", "asterisks", "database", "numbers", "timezone", "trunks", "hotline_number",
+        "journal", "speech", "http", "texting"}
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,40 @@ def test_every_astdb_resyncs_the_linked_servers_only():
     assert (a.asked, b.asked) == (["resync"], [])
     every.resync_one("b")
     assert b.asked == ["resync"]
+
+
+# The #9 caller's handler ----------------------------------------------------------------
+
+@pytest.mark.database
+class CallerHandlerTests(SynchronousTestCase):
+    def setUp(self):
+        import tempfile
+        from alarm.handlers import AlarmCallerHandler
+        from tests.test_alarm_handlers import FakeIndex
+        self.rig = Rig(tempfile.mkdtemp())
+        add_household(self.rig.db, 1)
+        self.home = household(1, 2)
+        self.a, self.b = self.rig.ami, FakeAMI()
+        self.coordinator = AlarmCoordinator(
+            DIALER, self.a, self.rig.recorder, self.rig.config, self.rig.clock,
+            hotline_number="12345", placers={"a": self.a, "b": self.b})
+        self.handler = AlarmCallerHandler(
+            FakeIndex(self.home), self.coordinator, self.rig.config, PLAN,
+            servers=AsteriskServers([AsteriskServer("a", self.a, self.a),
+                                     AsteriskServer("b", self.b, self.b)]))
+
+    def call(self, query):
+        from tests.support.agi import FakeSession
+        session = FakeSession({"callerid": "87650001", "channel": "PJSIP/87650001-00000001"},
+                              hangup_after=6)
+        session.query = query
+        self.handler(session)
+        return session
+
+    def test_the_session_that_names_b_rings_from_b(self):
+        self.call({"asterisk": "b"})
+        self.assertEqual((len(self.a.calls), len(self.b.calls)), (0, 2))
+
+    def test_a_session_naming_nothing_rings_from_the_main_server(self):
+        self.call({})
+        self.assertEqual((len(self.a.calls), len(self.b.calls)), (2, 0))

@@ -160,8 +160,9 @@ def test_one_asterisk_stopped_mid_call_leaves_the_others_calls_alone(
     wait_for(desk_a.invite_times, 15, message="a's hotline call put through")
     try:
         second_asterisk.stop()  # mid-call on b, and on a
-        wait_for(lambda: re.search(r"AMI [^\n]*127\.0\.0\.2[^\n]*(lost|cannot connect)", server.log(),
-                                   re.I), 15, message="the switchboard to lose b")
+        lost_b = r"AMI [^\n]*127\.0\.0\.2[^\n]*(lost|cannot connect)"
+        wait_for(lambda: re.search(lost_b, server.log(), re.I), 15,
+                 message="the switchboard to lose b")
         alarm_id = alarm_on_record(server)
         wait_for(lambda: "confirmed" in server.cli("alarms", "show", alarm_id), 30,
                  message="the neighbour's 1 on a, b stopped")
