@@ -9,7 +9,8 @@ C{lab-peer}. The switchboard keeps an AMI link to each (C{asterisks:}).
   put into the caller's room on C{b}.
 - C{b} stopped in the middle of calls: a hotline call and an alarm on C{a}
   go on as if nothing happened.
-- AstDB is written on both, each with its own dial strings.
+- AstDB is written on both, each with its own dial strings, and on C{b}
+  again when it comes back.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ def test_astdb_is_written_on_both(server, asterisk, second_asterisk):
     assert "@lab-peer" not in astdb(asterisk, key)
     assert "PJSIP/87650002@lab-peer" in astdb(second_asterisk, key)
     assert astdb(second_asterisk, "duty")
+    # b restarted with its AstDB emptied meanwhile: b's own reconnect puts it
+    # right (AstDB survives a restart; the deltree stands for what changed).
+    second_asterisk.cli("database deltree swb_ring")
+    second_asterisk.restart()
+    wait_for(lambda: "PJSIP/87650002@lab-peer" in astdb(second_asterisk, key), 30,
+             message="b's AstDB put right after its restart")
+    assert server.process.poll() is None
 
 
 def test_a_hash9_on_the_second_rings_from_there_and_the_1_joins_the_caller_there(
