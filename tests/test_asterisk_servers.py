@@ -270,3 +270,16 @@ class CallerHandlerTests(SynchronousTestCase):
     def test_a_session_naming_nothing_rings_from_the_main_server(self):
         self.call({})
         self.assertEqual((len(self.a.calls), len(self.b.calls)), (2, 0))
+
+
+# Seen from outside ---------------------------------------------------------------------
+
+def test_each_servers_link_is_a_metric():
+    from switchboard.observe.metrics import Metrics
+    from tests.test_observe import value
+    two = servers("a", "b")
+    two.get("b").ami.connected = False
+    metrics = Metrics()
+    metrics.watch_asterisks(two)
+    assert value(metrics, "switchboard_asterisk_ami_up", asterisk="a") == 1
+    assert value(metrics, "switchboard_asterisk_ami_up", asterisk="b") == 0
