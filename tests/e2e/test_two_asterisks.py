@@ -9,6 +9,7 @@ C{lab-peer}. The switchboard keeps an AMI link to each (C{asterisks:}).
   put into the caller's room on C{b}.
 - C{b} stopped in the middle of calls: a hotline call and an alarm on C{a}
   go on as if nothing happened.
+- No AMI link to C{b}: a #9 on C{b} is rung natively there (its AstDB).
 - AstDB is written on both, each with its own dial strings, and on C{b}
   again when it comes back.
 """
@@ -188,3 +189,31 @@ def test_one_asterisk_stopped_mid_call_leaves_the_others_calls_alone(
     finally:
         caller_b.stop()
         second_asterisk.start()
+
+
+def test_without_a_link_to_the_callers_asterisk_it_rings_natively_there(
+        server, sipp, phones_b, asterisk, second_asterisk):
+    # b's AstDB in step first; then the switchboard restarted unable to reach
+    # b's AMI (a wrong port): a #9 on b is today's no-link fallback, the
+    # dialplan's ring-all from b's own AstDB (through b's trunk to a's phones).
+    key = "01/8659187650001"
+    server.start()
+    wait_for(lambda: "@lab-peer" in astdb(second_asterisk, key), 30, message="b's AstDB")
+    server.stop()
+    server.rewrite_config("{name: b, host: 127.0.0.2,", "{name: b, host: 127.0.0.2, port: 5099,")
+    server.start()
+    neighbour = sipp.phone("87650005", "answer", ring_ms=1000, keys="1", before_ms=1000,
+                           timeout_s=60)
+    ringing = [sipp.phone(n, "ring", timeout_s=60) for n in ("87650002", "87650003")]
+    caller = phones_b.call("#9", "87650001", before_ms=300, hold_ms=9000, timeout_s=60)
+    alarm_id = alarm_on_record(server)
+    assert caller.wait(40) == 0
+    wait_for(lambda: "native" in server.cli("alarms", "show", alarm_id), 10,
+             message="the alarm on record as rung natively")
+    assert neighbour.received("ACK")
+    for phone in ringing:
+        assert phone.invite_times()
+    log_b = second_asterisk.log(3000)
+    assert "ALARM from 87650001 rung natively" in log_b
+    assert "87650005@lab-peer" in log_b
+    assert server.process.poll() is None
