@@ -53,8 +53,9 @@ def second_asterisk(asterisk):
     try:
         lab.start()
     except Exception as e:
-        _unavailable(f"the second lab Asterisk did not start: "
-                     f"{getattr(e, 'stderr', b'') or e!s}"[-2000:])
+        said = getattr(e, "stderr", None) or b""
+        _unavailable("the second lab Asterisk did not start: "
+                     + (said.decode(errors="replace") if said else str(e))[-2000:])
     yield lab
     lab.stop()
 
