@@ -134,7 +134,7 @@ class AlarmCoordinator:
     def __init__(self, dialer, placer, recorder, config, clock=None, *,
                  hotline_number="", kick=None, context=RESPONDER_CONTEXT, exten="s",
                  forget_after=3600.0, follow_every=5.0, room_size=None, room_every=10.0,
-                 unidentified_window=120.0, fastagi=""):
+                 unidentified_window=120.0, fastagi="", placers=None, dialers=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.dialer = dialer
@@ -145,6 +145,11 @@ class AlarmCoordinator:
         #: are answered here, where their alarm is held ("" leaves the dialplan's).
         self.fastagi = fastagi
         self.engine = RingEngine(placer, clock, follow_every=follow_every)
+        #: Several Asterisk servers: each one's L{ICallPlacer} and dialer by its
+        #: name. An alarm's legs are placed on its caller's server (where the
+        #: caller waits in the room); an unnamed or unknown one uses C{placer}.
+        self.placers = dict(placers or {})
+        self.dialers = dict(dialers or {})
         self.leg_policy = AlarmLegs(self)
         #: Every change of the alarms goes through here; the timeline listens first.
         self.changes = AlarmChanges()
@@ -165,11 +170,16 @@ class AlarmCoordinator:
         self._dials: dict = {}
         self._forgetting: list = []
 
-    def _new_alarm(self, **kwargs) -> ActiveAlarm:
-        """An L{ActiveAlarm} with its ring group (named once its id is known)."""
+    def _new_alarm(self, asterisk="", **kwargs) -> ActiveAlarm:
+        """
+        An L{ActiveAlarm} with its ring group (named once its id is known),
+        placing its calls on the Asterisk server C{asterisk} (its caller's).
+        """
         alarm = ActiveAlarm(**kwargs)
+        alarm.asterisk = asterisk if asterisk in self.placers else ""
         alarm.group = self.engine.group(self.leg_policy, alarm, context=self.context,
-                                        exten=self.exten, leg_type=Leg)
+                                        exten=self.exten, leg_type=Leg,
+                                        placer=self.placers.get(alarm.asterisk))
         self._configure(alarm.group)
         return alarm
 
@@ -199,7 +209,7 @@ class AlarmCoordinator:
 
     # Raising ----------------------------------------------------------------
 
-    def raise_alarm(self, caller_raw, household) -> defer.Deferred:
+    def raise_alarm(self, caller_raw, household, asterisk="") -> defer.Deferred:
         """
         Raise an alarm for a call from C{caller_raw} (as presented) of
         C{household} (a L{HouseholdSnapshot}, or None if not registered).
@@ -207,10 +217,12 @@ class AlarmCoordinator:
         are being rung; an open alarm of the same household (or, when
         unregistered, of the same number) is joined instead.
 
-        Fails at once with L{HandedToDialplan} when no calls can be placed
-        (no AMI link), unless a neighbour has already confirmed an open
-        alarm of the household (then it is joined): the dialplan rings
-        natively, and the alarm goes on record as handed over.
+        C{asterisk} names the server the caller is on (L{placers}): its legs
+        are placed there. Fails at once with L{HandedToDialplan} when no
+        calls can be placed there (no AMI link to it), unless a neighbour
+        has already confirmed an open alarm of the household (then it is
+        joined): the dialplan rings natively, and the alarm goes on record
+        as handed over.
         """
         caller_raw = str(caller_raw or "")
         now = self.clock.seconds()
@@ -221,7 +233,10 @@ class AlarmCoordinator:
             existing = self._unidentified_nearby(now)
         if existing is not None and existing.ended:
             existing = None
-        if not self._can_place_calls() and (existing is None or not existing.confirmed):
+        if existing is None and not self._can_place_calls(asterisk):
+            return self._hand_to_dialplan(caller_raw, number, household, now)
+        if existing is not None and not existing.confirmed \
+                and not existing.group.can_place_calls():
             return self._hand_to_dialplan(caller_raw, number, household, now)
         if existing is not None:
             if existing.callers is not None:
@@ -229,7 +244,7 @@ class AlarmCoordinator:
             d = existing.when_ready()
             d.addCallback(self._joined, caller_raw)
             return d
-        alarm = self._new_alarm(keys=keys, household=household, caller_raw=caller_raw,
+        alarm = self._new_alarm(asterisk, keys=keys, household=household, caller_raw=caller_raw,
                                 caller_number=number, opened=now,
                                 address=household.address if household is not None else "")
         self._claim(alarm)
@@ -253,8 +268,15 @@ class AlarmCoordinator:
             return alarm
         return None
 
-    def _can_place_calls(self) -> bool:
-        return self.engine.can_place_calls()
+    def _can_place_calls(self, asterisk="") -> bool:
+        placer = self.placers.get(asterisk)
+        if placer is None:
+            return self.engine.can_place_calls()
+        try:
+            return bool(placer.can_place_calls())
+        except Exception:
+            self.log.failure("cannot tell whether calls can be placed on {name}", name=asterisk)
+            return False
 
     def _hand_to_dialplan(self, caller_raw, number, household, now):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
@@ -332,7 +354,7 @@ class AlarmCoordinator:
     def _ring(self, alarm, stage, target, trunk):
         """Ring C{target} for C{stage} of C{alarm} (a new leg of its group), or None."""
         try:
-            dial = self._dial(target, trunk)
+            dial = self._dial(target, trunk, getattr(alarm, "asterisk", ""))
         except Exception as e:
             self.log.critical("ALARM {id}: cannot dial {target}: {e}", id=alarm.id,
                               target=target, e=e)
@@ -353,13 +375,15 @@ class AlarmCoordinator:
             return None
         return self._ring(alarm, tag, target, self.config.neighbour_trunk)
 
-    def _dial(self, target, trunk):
-        key = (target, trunk)
+    def _dial(self, target, trunk, asterisk=""):
+        """C{target}'s dial string as the server C{asterisk} dials it (its trunks)."""
+        key = (target, trunk, asterisk)
         dial = self._dials.get(key)
         if dial is None:
             if len(self._dials) > 100000:
                 self._dials.clear()
-            dial = self._dials[key] = self.dialer.dial_string(target, trunk)
+            dialer = self.dialers.get(asterisk, self.dialer)
+            dial = self._dials[key] = dialer.dial_string(target, trunk)
         return dial
 
     # The caller's line (no AMI link) ----------------------------------------------
@@ -629,8 +653,10 @@ class AlarmCoordinator:
             return False
         return not alarm.group.due_within(within)
 
-    def can_place_calls(self) -> bool:
-        return self._can_place_calls()
+    def can_place_calls(self, alarm=None) -> bool:
+        """Whether calls can be placed (for C{alarm}: on its caller's server)."""
+        return self._can_place_calls(getattr(alarm, "asterisk", "") if alarm is not None
+                                     else "")
 
     # Restarts -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.ownership import AlarmOwnership
 from alarm.recorder import AlarmRecorder
+from alarm.servers import EveryAstDB
 from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
 from alarm.texts import DutyTexts
@@ -62,6 +63,10 @@ class AlarmFeature:
         (L{switchboard.features.Core.bulk_ami}); default C{ami}. On a
         session of its own, the read-back after a connect (4 s for 20,000
         households) holds no neighbour's Originate behind it.
+    @param asterisks: several Asterisk servers
+        (L{switchboard.ami.servers.AsteriskServers}, C{ami} the main one's
+        link): an alarm's legs are placed on its caller's server, AstDB is
+        kept on each, and the events of each are read. None: C{ami} alone.
     """
 
     log = Logger()
@@ -70,7 +75,7 @@ class AlarmFeature:
     load_retry = 10.0
 
     def __init__(self, settings, database, ami, *, reactor=None, parser=None, speech=False,
-                 bulk_ami=None, trunk=None):
+                 bulk_ami=None, trunk=None, asterisks=None):
         self.settings = settings
         self.ami = ami
         self.bulk_ami = bulk_ami or ami
@@ -109,14 +114,27 @@ class AlarmFeature:
         #: This instance as the owner of the alarms it raises (switchboard.leases).
         self.owner = instance_name(settings)
         self.recorder = AlarmRecorder(database, journal, clock=reactor, owner=self.owner)
-        placer = AMICallPlacer(ami)
-        if trunk is not None:
-            # A #9's legs are urgent: they always get a line, other features' calls yield.
-            placer = trunk.placer(placer, urgent=True)
+        self.asterisks = asterisks if asterisks is not None and len(asterisks) > 1 else None
+
+        def placer_of(client):
+            placer = AMICallPlacer(client)
+            if trunk is not None:
+                # A #9's legs are urgent: they always get a line, other features' calls yield.
+                placer = trunk.placer(placer, urgent=True)
+            return placer
+
+        placer = placer_of(ami)
+        several = self.asterisks
         self.coordinator = AlarmCoordinator(
             settings.dialer, placer, self.recorder, config, reactor,
-            hotline_number=settings.hotline_number, kick=self._kick, room_size=ami.room_size,
-            fastagi=getattr(settings.agi, "advertise", ""))
+            hotline_number=settings.hotline_number,
+            kick=several.kick if several else self._kick,
+            room_size=several.room_size if several else ami.room_size,
+            fastagi=getattr(settings.agi, "advertise", ""),
+            placers={s.name: (placer if s.ami is ami else placer_of(s.ami))
+                     for s in several} if several else None,
+            dialers={s.name: s.dialer for s in several if s.dialer is not None}
+            if several else None)
         self.texts = channel_from_settings(settings, ami, self._clock())
         self.coordinator.changes.subscribe(
             DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
@@ -134,23 +152,57 @@ class AlarmFeature:
                                         self.owner, self._clock(),
                                         leading=lambda: self.elector.leading)
         self.astdb = LeaderOnlyAstDB(
-            AstDBSync(self.bulk_ami, self.index, settings.dialer, config, clock=reactor),
+            AstDBSync(self.bulk_ami, self.index,
+                      (several.main.dialer if several else None) or settings.dialer, config,
+                      clock=reactor),
             self.elector)
+        #: The main server's name when there are several: its connects resync its AstDB only.
+        self._main_astdb = None
         if self.bulk_ami is not ami:
-            self.bulk_ami.on_connect(lambda _: self._resync_astdb())
+            self.bulk_ami.on_connect(lambda _: self._resync_astdb(self._main_astdb))
+        if several:
+            # Each Asterisk's dialplan reads its own AstDB when this server is down.
+            self.astdb = self._every_astdb(several, ami, config, reactor)
         self.watcher = RegistryWatcher(self.index, self.astdb, self.coordinator, self.recorder,
                                        clock=reactor, announcer=self.announcer)
         #: On PostgreSQL, staff's changes (another process) are heard at once.
         self.listener = (PostgresListener(settings.database, self.watcher.poke, self._clock())
                          if is_postgres(settings.database) else None)
         self.caller_handler = AlarmCallerHandler(self.index, self.coordinator, config,
-                                                 settings.numbers, announcer=self.announcer)
+                                                 settings.numbers, announcer=self.announcer,
+                                                 servers=several)
         self.responder_handler = ResponderHandler(self.coordinator, config, clock=reactor,
                                                   announcer=self.announcer)
         self.handlers = {"alarm": self.caller_handler, "alarm-responder": self.responder_handler}
-        ami.subscribe("Newchannel",
-                      lambda event: self.coordinator.note_channel(event["Uniqueid"], event["Channel"]))
-        ami.subscribe("Hangup", lambda event: self.coordinator.note_hangup(event.get("Uniqueid", "")))
+        for link in [s.ami for s in several] if several else [ami]:
+            link.subscribe("Newchannel", lambda event: self.coordinator.note_channel(
+                event["Uniqueid"], event["Channel"]))
+            link.subscribe("Hangup", lambda event: self.coordinator.note_hangup(
+                event.get("Uniqueid", "")))
+
+    def _every_astdb(self, servers, ami, config, reactor):
+        """
+        L{EveryAstDB} over one sync per server: the main one's is the sync
+        made above; each other's follows its own bulk session's connects.
+        """
+        syncs = {}
+        for server in servers:
+            if server.ami is ami:
+                syncs[server.name] = self.astdb
+                self._main_astdb = server.name
+                continue
+            syncs[server.name] = LeaderOnlyAstDB(
+                AstDBSync(server.bulk_ami, self.index, server.dialer or self.settings.dialer,
+                          config, clock=reactor), self.elector)
+            server.bulk_ami.on_connect(lambda _, name=server.name: self._resync_one(name))
+        return EveryAstDB(syncs)
+
+    def _resync_one(self, name):
+        if self._stopped:
+            return None
+        d = self._resync_astdb(name)
+        return d.addErrback(lambda f: self.log.failure("AstDB resync on Asterisk {name}", f,
+                                                       name=name)) if d is not None else None
 
     def _clock(self):
         if self.reactor is not None:
@@ -271,12 +323,15 @@ class AlarmFeature:
 
     def ami_connected(self):
         if self.bulk_ami is self.ami:
-            return self._resync_astdb()
+            return self._resync_astdb(self._main_astdb)
         return None
 
-    def _resync_astdb(self):
+    def _resync_astdb(self, name=None):
+        """AstDB read back and put right: server C{name}'s, or every linked server's."""
         if self.config is not None:
             # AstDB follows the whole registry: not the part of it loaded so far.
+            if name is not None:
+                return self.when_loaded().addCallback(lambda _: self.astdb.resync_one(name))
             return self.when_loaded().addCallback(lambda _: self.astdb.resync())
         return None
 

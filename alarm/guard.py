@@ -65,7 +65,7 @@ class SilenceGuard:
 
     def _ring(self, alarm):
         now = self.clock.seconds()
-        if not self.coordinator.can_place_calls():
+        if not self.coordinator.can_place_calls(alarm):
             last = self._warned.get(alarm.id)
             if last is None or now - last >= self.warn_every:
                 self._warned[alarm.id] = now

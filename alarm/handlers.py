@@ -52,7 +52,10 @@ class AlarmCallerHandler:
 
     log = Logger()
 
-    def __init__(self, index, coordinator, config, numbers, announcer=None):
+    def __init__(self, index, coordinator, config, numbers, announcer=None, servers=None):
+        #: Several Asterisk servers (L{switchboard.ami.servers.AsteriskServers}):
+        #: the alarm's legs are placed on the one the session came from.
+        self.servers = servers
         self.index = index
         self.coordinator = coordinator
         self.config = config
@@ -61,6 +64,12 @@ class AlarmCallerHandler:
 
     def __call__(self, session) -> defer.Deferred:
         return defer.ensureDeferred(self.handle(session))
+
+    def _where(self, session) -> dict:
+        """C{raise_alarm}'s C{asterisk}: the server of C{session}, when there are several."""
+        if self.servers is None or len(self.servers) < 2:
+            return {}
+        return {"asterisk": self.servers.for_session(session).name}
 
     async def handle(self, session):
         raw = str(session.env.get("callerid") or "").strip()
@@ -82,7 +91,8 @@ class AlarmCallerHandler:
             # Answer while the alarm is being recorded; neither waits for the other.
             answering = session.answer()
             try:
-                alarm = await self.coordinator.raise_alarm(raw, household)
+                alarm = await self.coordinator.raise_alarm(raw, household,
+                                                           **self._where(session))
             except HandedToDialplan:
                 # No calls can be placed from here: the dialplan rings the
                 # neighbours itself, now (SWITCHBOARD_ROOM stays unset).

@@ -53,7 +53,8 @@ class Alarm:
     def make_service(self, core):
         from alarm.feature import AlarmFeature
         return AlarmFeature(core.settings, core.database, core.ami, reactor=core.reactor,
-                            bulk_ami=core.bulk_ami, trunk=core.trunk)
+                            bulk_ami=core.bulk_ami, trunk=core.trunk,
+                            asterisks=getattr(core, "asterisks", None))
 
 
 feature = Alarm()

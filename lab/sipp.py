@@ -284,7 +284,12 @@ class Sipp:
 class SippFactory:
     """Starts SIPp processes in a scratch folder and stops them all at the end."""
 
-    def __init__(self, workdir: str | None = None):
+    def __init__(self, workdir: str | None = None, address: str = "127.0.0.1"):
+        """
+        C{address}: the lab Asterisk's (a second one runs on 127.0.0.2): its
+        phones listen there and its callers call it there.
+        """
+        self.address = address
         self.workdir = workdir or tempfile.mkdtemp(prefix="switchboard-sipp-")
         self.running: list[Sipp] = []
         self.binary = shutil.which("sipp")
@@ -294,8 +299,8 @@ class SippFactory:
         with open(path, "w") as f:
             f.write(scenario)
         media = next(_media_ports)
-        argv = [self.binary, "-sf", path, "-i", "127.0.0.1", "-p", str(port),
-                "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+        argv = [self.binary, "-sf", path, "-i", self.address, "-p", str(port),
+                "-mi", self.address, "-mp", str(media), "-m", "1", "-nostdin",
                 "-timeout", f"{timeout_s}s", "-trace_msg",
                 "-message_file", os.path.join(self.workdir, f"{name}.messages"),
                 "-trace_err", "-error_file", os.path.join(self.workdir, f"{name}.errors"),
@@ -316,7 +321,7 @@ class SippFactory:
         """A resident C{caller_id} dials C{service} through the lab Asterisk."""
         port = next(_caller_ports)
         return self._start(f"caller-{caller_id}-{port}", caller_scenario(service, caller_id, keys, **kw),
-                           port, [ASTERISK], timeout_s)
+                           port, [f"{self.address}:5060"], timeout_s)
 
     def stop_all(self) -> None:
         for sipp in self.running:

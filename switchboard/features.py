@@ -128,6 +128,9 @@ class Core:
     #: feature that shows others' state through an interface of the core
     #: (the duty board: L{switchboard.duty}).
     services: tuple | list = ()
+    #: Every Asterisk server (L{switchboard.ami.servers.AsteriskServers}), the
+    #: main one (C{ami}) first; None: C{ami} is the only one.
+    asterisks: object = None
 
 
 def installed() -> list:

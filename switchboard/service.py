@@ -26,6 +26,8 @@ from switchboard import features as features_module
 from switchboard.agi import FastAGIFactory
 from switchboard.ami import AMIClient
 from switchboard.ami.client import ORIGINATE_EVENTS
+from switchboard.ami.servers import AsteriskServer, AsteriskServers
+from switchboard.settings import DEFAULT_SERVER
 from switchboard.logs import LineLogObserver
 from switchboard.ringgroup.trunk import Trunk
 from switchboard.storage import Database
@@ -87,13 +89,22 @@ class SwitchboardService(service.MultiService):
         self.database = database or Database(settings.database, reactor=self.reactor)
         #: The AMI event names the login asks for.
         self.ami_events = ami_event_names() if ami_events is None else tuple(ami_events)
-        self.ami = ami or AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
-                                    settings.ami.secret, reactor=self.reactor, events=AMI_EVENTS,
-                                    only_events=self.ami_events)
+        servers = list(getattr(settings, "servers", ())) if ami is None else []
+        main = servers[0].ami if servers else settings.ami
+        #: Where the main link goes (for the log).
+        self._main = main
+        self.ami = ami or self._link(main)
         if bulk_ami is None and ami is None:
-            bulk_ami = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
-                                 settings.ami.secret, reactor=self.reactor, events="off")
+            bulk_ami = self._link(main, bulk=True)
         self.bulk_ami = bulk_ami or self.ami
+        #: Every Asterisk (L{AsteriskServers}), the main one's links first.
+        self.asterisks = AsteriskServers(
+            [AsteriskServer(servers[0].name if servers else DEFAULT_SERVER, self.ami,
+                            self.bulk_ami, host=main.host,
+                            dialer=settings.dialer_for(servers[0]) if servers else None)]
+            + [AsteriskServer(s.name, self._link(s.ami), self._link(s.ami, bulk=True),
+                              dialer=settings.dialer_for(s), host=s.ami.host)
+               for s in servers[1:]])
         self.handlers: dict = {}
         self.features: list = []
         agi = settings.agi
@@ -110,6 +121,12 @@ class SwitchboardService(service.MultiService):
         self.ami_grace = ami_grace
         self.ready = False
         self._ready_timer = None
+
+    def _link(self, ami, bulk=False):
+        """An AMI client to C{ami} (L{AMISettings}): the events link, or a bulk session."""
+        return AMIClient(ami.host, ami.port, ami.username, ami.secret, reactor=self.reactor,
+                         **({"events": "off"} if bulk else
+                            {"events": AMI_EVENTS, "only_events": self.ami_events}))
 
     def add_feature(self, feature) -> None:
         self.features.append(feature)
@@ -137,6 +154,11 @@ class SwitchboardService(service.MultiService):
         self.ami.start()
         if self.bulk_ami is not self.ami:
             self.bulk_ami.start()
+        for other in self.asterisks.servers[1:]:
+            other.ami.on_connect(lambda _, name=other.name: self.log.info(
+                "AMI connected to Asterisk {name}", name=name))
+            other.ami.start()
+            other.bulk_ami.start()
         self.port = self.reactor.listenTCP(self.settings.agi.port, self.factory,
                                            backlog=self.settings.agi.backlog,
                                            interface=self.settings.agi.listen)
@@ -159,8 +181,8 @@ class SwitchboardService(service.MultiService):
         self.notifier.notify("READY=1")
 
     def _ami_connected(self, *_):
-        self.log.info("AMI connected to {host}:{port}", host=self.settings.ami.host,
-                      port=self.settings.ami.port)
+        self.log.info("AMI connected to {host}:{port}", host=self._main.host,
+                      port=self._main.port)
         self._announce_ready()
         for feature in self.features:
             if hasattr(feature, "ami_connected"):
@@ -192,6 +214,9 @@ class SwitchboardService(service.MultiService):
                     yield feature.stop()
                 except Exception:
                     self.log.failure("stopping {feature}", feature=type(feature).__name__)
+        for other in self.asterisks.servers[1:]:
+            yield other.bulk_ami.stop()
+            yield other.ami.stop()
         if self.bulk_ami is not self.ami:
             yield self.bulk_ami.stop()
         yield self.ami.stop()
@@ -225,10 +250,12 @@ def build(settings, reactor=None, *, settle=None, notifier=None, watchdog_interv
                                 ami_events=features_module.ami_events(features))
     server.database.migrate()
     trunk = Trunk(server.reactor)
-    server.ami.subscribe("Hangup", lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
+    server.asterisks.subscribe("Hangup",
+                               lambda event: trunk.note_hangup(event.get("Uniqueid", "")))
     core = features_module.Core(settings=settings, database=server.database, ami=server.ami,
                                 reactor=server.reactor, bulk_ami=server.bulk_ami,
-                                trunk=trunk, services=server.features)
+                                trunk=trunk, services=server.features,
+                                asterisks=server.asterisks)
     for feature in features:
         running = feature.make_service(core)
         stray = set(running.handlers) - set(feature.agi_scripts)

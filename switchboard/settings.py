@@ -38,9 +38,14 @@ from switchboard.texting.settings import read_settings as read_texting
 SECRET_VARIABLE = "SWITCHBOARD_AMI_SECRET"
 CREDENTIAL_NAME = "ami-secret"
 
+#: The name of the one Asterisk of a configuration without C{asterisks:}.
+DEFAULT_SERVER = "default"
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
 #: The core's keys of switchboard.yaml; the features declare theirs.
-_TOP = {"agi", "ami", "database", "numbers", "timezone", "trunks", "hotline_number", "journal",
-        "speech", "http", "texting"}
+_TOP = {"agi", "ami", "asterisks", "database", "numbers", "timezone", "trunks", "hotline_number",
+        "journal", "speech", "http", "texting"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,21 @@ class AMISettings:
     secret: str = field(default="", repr=False)
     #: Where the secret came from (for messages; never the secret itself).
     secret_source: str = "none"
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    """
+    One Asterisk server the switchboard keeps an AMI link to (C{asterisks:}
+    in switchboard.yaml; without it, C{ami:} is the one server). C{name} is
+    what its dialplan says in C{SWITCHBOARD_ASTERISK} (L{switchboard.ami.servers});
+    C{trunks} are this server's own dial templates, by trunk name, over the
+    core's C{trunks} (how this Asterisk reaches phones on the others).
+    """
+
+    name: str
+    ami: AMISettings
+    trunks: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,9 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     http: HTTPSettings = HTTPSettings()
     texting: TextingSettings = TextingSettings()
+    #: The Asterisk servers (L{AsteriskSettings}), the first the main one;
+    #: empty: C{ami} alone, named C{"default"} (L{servers}).
+    asterisks: tuple = ()
     #: Each feature's section: feature name -> what its C{read_settings} returned.
     sections: dict = field(default_factory=dict)
 
@@ -139,6 +162,15 @@ class Settings:
     @property
     def dialer(self) -> Dialer:
         return Dialer(self.numbers, dict(self.trunks))
+
+    @property
+    def servers(self) -> tuple:
+        """Every Asterisk server, the main one first: C{asterisks}, else C{ami} alone."""
+        return self.asterisks or (AsteriskSettings(DEFAULT_SERVER, self.ami),)
+
+    def dialer_for(self, server) -> Dialer:
+        """How C{server} (an L{AsteriskSettings}) dials: its own trunks over the core's."""
+        return Dialer(self.numbers, {**self.trunks, **dict(server.trunks)})
 
 
 def load(path: str, environ=None, features=None) -> Settings:
@@ -191,6 +223,7 @@ def load(path: str, environ=None, features=None) -> Settings:
         username=check.typed(ami_data, "username", str, "ami.username", "switchboard"),
         secret=secret, secret_source=source,
     )
+    asterisks = _asterisks(check, data, ami, path, environ, resolve)
     numbers_data = check.mapping(data.get("numbers", yamlconf.LocatedDict()), "numbers",
                                  data.where("numbers"), allowed={"region", "area_code"})
     numbers = NumberPlan(
@@ -235,10 +268,57 @@ def load(path: str, environ=None, features=None) -> Settings:
     sections = {feature.name: feature.read_settings(data, check, resolve)
                 for feature in features}
     check.raise_if_any()
-    return Settings(path=os.path.abspath(path), agi=agi, ami=ami, database=database,
+    return Settings(path=os.path.abspath(path), agi=agi, ami=ami, asterisks=asterisks,
+                    database=database,
                     numbers=numbers, timezone=timezone, trunks=dict(trunks),
                     hotline_number=hotline, journal=journal, speech=speech, http=http,
                     texting=texting, sections=sections)
+
+
+def _asterisks(check, data, ami, path, environ, resolve) -> tuple:
+    """
+    C{asterisks:}, a list of C{{name, host, port, username, secret | secret_file,
+    trunks}}: one AMI link each. What a server leaves out is C{ami:}'s (its
+    user and secret, whose sources are read as for C{ami:}). Empty: C{()}.
+    """
+    if "asterisks" not in data:
+        return ()
+    listed = data["asterisks"]
+    if not isinstance(listed, list) or not listed:
+        check.add(data.where("asterisks"), "asterisks",
+                  "must be a list of servers, each {name, host, port}",
+                  "or leave it out: ami: is then the one server")
+        return ()
+    servers, names = [], set()
+    for i, item in enumerate(listed):
+        where = listed.where(i) if hasattr(listed, "where") else None
+        key = f"asterisks[{i}]"
+        m = check.mapping(item, key, where, required=("name",),
+                          allowed={"name", "host", "port", "username", "secret", "secret_file",
+                                   "trunks"})
+        name = str(check.typed(m, "name", (str, int), f"{key}.name", ""))
+        if "name" in m and not _SERVER_NAME.fullmatch(name):
+            check.add(_where(m, "name"), f"{key}.name",
+                      f"{name!r} is not a server name (letters, digits, - and _)", "e.g. a")
+        elif name in names:
+            check.add(_where(m, "name"), f"{key}.name", f"{name!r} is listed twice")
+        names.add(name)
+        if "secret" in m or "secret_file" in m:
+            secret, source = _ami_secret(m, path, {}, check, resolve)
+        else:
+            secret, source = ami.secret, ami.secret_source
+        trunks = check.typed(m, "trunks", dict, f"{key}.trunks", {})
+        for trunk, template in trunks.items():
+            if not isinstance(template, str) or "{number}" not in template:
+                check.add(_where(trunks, trunk), f"{key}.trunks.{trunk}",
+                          "must be a dial template containing {number}",
+                          "e.g. PJSIP/{number}@other-asterisk")
+        servers.append(AsteriskSettings(name=name, trunks=dict(trunks), ami=AMISettings(
+            host=check.typed(m, "host", str, f"{key}.host", ami.host),
+            port=check.typed(m, "port", int, f"{key}.port", ami.port),
+            username=check.typed(m, "username", str, f"{key}.username", ami.username),
+            secret=secret, secret_source=source)))
+    return tuple(servers)
 
 
 def _http(check, data) -> HTTPSettings:

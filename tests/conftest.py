@@ -17,24 +17,34 @@ LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 
 
 class LabAsterisk:
-    """The running lab Asterisk (lab/asterisk-lab)."""
+    """
+    The running lab Asterisk (lab/asterisk-lab); C{env} (its
+    C{SWITCHBOARD_LAB_*}) for another one (tests/e2e/test_two_asterisks.py).
+    """
 
-    ami = ("127.0.0.1", 5038)
     ami_user = "switchboard"
     ami_secret = "lab-secret-not-for-production"
 
+    def __init__(self, env: dict | None = None):
+        self.env = dict(os.environ, **(env or {}))
+        self.address = self.env.get("SWITCHBOARD_LAB_ADDRESS", "127.0.0.1")
+        self.ami = (self.address, 5038)
+
     def cli(self, command: str) -> str:
         return subprocess.run([LAB, "cli", command], capture_output=True, text=True,
-                              timeout=30).stdout
+                              timeout=30, env=self.env).stdout
 
     def restart(self) -> None:
-        subprocess.run([LAB, "restart"], check=True, capture_output=True, timeout=300)
+        subprocess.run([LAB, "restart"], check=True, capture_output=True, timeout=300,
+                       env=self.env)
 
     def stop(self) -> None:
-        subprocess.run([LAB, "stop"], check=True, capture_output=True, timeout=60)
+        subprocess.run([LAB, "stop"], check=True, capture_output=True, timeout=60,
+                       env=self.env)
 
     def start(self) -> None:
-        subprocess.run([LAB, "start"], check=True, capture_output=True, timeout=300)
+        subprocess.run([LAB, "start"], check=True, capture_output=True, timeout=300,
+                       env=self.env)
 
     def hang_up_all(self, within: float = 15) -> None:
         """
@@ -52,7 +62,8 @@ class LabAsterisk:
         time.sleep(0.3)  # the phones answer the BYEs and CANCELs just sent
 
     def log(self, lines: int = 200) -> str:
-        return subprocess.run([LAB, "log", str(lines)], capture_output=True, text=True).stdout
+        return subprocess.run([LAB, "log", str(lines)], capture_output=True, text=True,
+                              env=self.env).stdout
 
 
 def _unavailable(reason: str):

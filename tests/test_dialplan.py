@@ -1,6 +1,7 @@
 """The shipped dialplan, checked with pyst2's .conf parser before Asterisk sees it."""
 
 import os
+import re
 
 from switchboard.dialplan_check import check, parse
 
@@ -24,7 +25,8 @@ def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
     apps = [s.app for s in steps]
     agi = apps.index("Gosub")
-    assert steps[agi].args == "switchboard-agi,s,1(alarm?key=${SWITCHBOARD_KEY})"
+    assert steps[agi].args == ("switchboard-agi,s,1(alarm?asterisk=${SWITCHBOARD_ASTERISK}"
+                               "&key=${SWITCHBOARD_KEY})")
     assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
     assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == (
         ["switchboard-alarm-lookup,s,1"] + ["switchboard-alarm-ring,s,1"] * 2)
@@ -66,7 +68,8 @@ def test_every_agi_of_the_shipped_dialplan_passes_the_key():
     assert [s.args for s in steps if s.app == "AGI"] == ["${CUT(SWITCHBOARD_AGI,&,${i})}/${ARG1}"]
     scripts = [s.args for s in steps if s.app == "Gosub" and "switchboard-agi," in s.args]
     assert len(scripts) == 3
-    assert all(a.startswith("switchboard-agi,s,1(") and a.endswith("?key=${SWITCHBOARD_KEY})")
+    assert all(a.startswith("switchboard-agi,s,1(")
+               and re.search(r"[?&]key=\$\{SWITCHBOARD_KEY\}\)$", a)
                for a in scripts), scripts
     for path in (os.path.join(PROJECT, "lab", "extensions.conf"),
                  os.path.join(PROJECT, "dialplans", "extensions.conf.sample")):

@@ -182,3 +182,27 @@ def test_the_key_comes_from_the_environment_a_key_file_or_the_file(tmp_path, mon
         assert "agi.key_file" in str(e) and "missing.key" in str(e)
     else:
         raise AssertionError("a missing key file was accepted")
+
+
+def test_each_asterisk_gets_an_events_link_and_a_bulk_session(tmp_path):
+    import dataclasses
+    from switchboard.settings import AsteriskSettings
+    base = settings(tmp_path)
+    two = dataclasses.replace(base, trunks={"default": "PJSIP/{number}"}, asterisks=(
+        AsteriskSettings("a", AMISettings(host="10.0.0.1")),
+        AsteriskSettings("b", AMISettings(host="10.0.0.2", port=6038),
+                         trunks={"default": "PJSIP/{number}@to-a"})))
+    reactor = MemoryReactorClock()
+    server = SwitchboardService(two, reactor=reactor)
+    assert [s.name for s in server.asterisks] == ["a", "b"]
+    assert server.asterisks.main.ami is server.ami
+    b = server.asterisks.get("b")
+    assert b.ami is not b.bulk_ami and b.host == "10.0.0.2"
+    assert b.dialer.dial_string("+8659187650002", "default") == "PJSIP/87650002@to-a"
+    server.startService()
+    try:
+        # Two sessions to each: the events link and the bulk one.
+        hosts = sorted((host, port) for host, port, *_ in reactor.tcpClients)
+        assert hosts == [("10.0.0.1", 5038)] * 2 + [("10.0.0.2", 6038)] * 2
+    finally:
+        server.stopService()

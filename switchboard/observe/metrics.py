@@ -111,6 +111,10 @@ class Metrics:
         ami.on_connect(self._ami_connected)
         ami.on_disconnect(lambda _: self.ami_disconnects.inc())
 
+    def watch_asterisks(self, servers) -> None:
+        """Several Asterisk servers (L{switchboard.ami.servers.AsteriskServers}): each link."""
+        self.readings.asterisks = servers
+
     def _ami_connected(self, _):
         if self._logins:
             self.ami_reconnects.inc()
@@ -229,6 +233,7 @@ class _Readings:
 
     def __init__(self):
         self.ami = None
+        self.asterisks = None
         self.fastagi = None
         self.listening = None
         self.routing: list = []
@@ -246,6 +251,12 @@ class _Readings:
         if self.ami is not None:
             yield _gauge("ami_up", "1 when the AMI link is up and logged in.",
                          1 if self.ami.connected else 0)
+        if self.asterisks is not None:
+            up = GaugeMetricFamily(PREFIX + "asterisk_ami_up", "1 when the AMI link to that "
+                                   "Asterisk server is up and logged in.", labels=["asterisk"])
+            for server in self.asterisks:
+                up.add_metric([server.name], 1 if server.ami.connected else 0)
+            yield up
         if self.fastagi is not None:
             if self.listening is not None:
                 yield _gauge("fastagi_listening", "1 when the FastAGI port is open.",

@@ -35,6 +35,8 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
     metrics.
     """
     metrics.watch_ami(server.ami)
+    if len(getattr(server, "asterisks", ())) > 1:
+        metrics.watch_asterisks(server.asterisks)
     metrics.watch_fastagi(server.factory, lambda: fastagi_listening(server))
     if status is not None:
         status.watch_ami(server.ami)

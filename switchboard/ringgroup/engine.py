@@ -213,14 +213,18 @@ class RingGroup:
     @param name: how logs name the group (C{"ALARM 12"}).
     @param prefix: leg ids are C{prefix-N-random}.
     @param leg_type: the class of its legs (an owner's subclass of L{Leg}).
+    @param placer: the L{ICallPlacer} of its calls (default: the engine's).
     """
 
     log = Logger()
 
     def __init__(self, engine, listener, subject=None, *, context, exten, caller_name="",
                  caller_number="", ring_timeout=30.0, originate_retry=2.0, key="",
-                 name="", prefix="swb", leg_type=Leg):
+                 name="", prefix="swb", leg_type=Leg, placer=None):
         self.engine = engine
+        #: Where its calls are placed, hung up and looked at: the engine's
+        #: L{ICallPlacer} unless the owner gave one (an alarm: its caller's Asterisk).
+        self.placer = placer or engine.placer
         self.clock = engine.clock
         self.listener = listener
         self.subject = subject
@@ -238,6 +242,14 @@ class RingGroup:
         self.timers: list = []    # the owner's and the retries' DelayedCalls
         self.retries = 0          # retries waiting for their time
         self.made = 0
+
+    def can_place_calls(self) -> bool:
+        """Whether its placer can place calls now (its Asterisk is linked)."""
+        try:
+            return bool(self.placer.can_place_calls())
+        except Exception:
+            self.log.failure("{group}: cannot tell whether calls can be placed", group=self.name)
+            return False
 
     # Ringing -----------------------------------------------------------------------
 
@@ -283,7 +295,7 @@ class RingGroup:
             self.listener.noted(leg, RINGING, tag + (f", attempt {attempt}" if attempt > 1
                                                      else ""))
         try:
-            d = self.engine.placer.originate(
+            d = self.placer.originate(
                 dial, context=self.context, exten=self.exten, priority=1,
                 variables=self.listener.variables(leg), caller_id=self.caller_id(),
                 timeout=self.ring_timeout, channel_id=leg_id)
@@ -373,7 +385,7 @@ class RingGroup:
         # lost with the link) is still found. Not created yet: no such
         # channel, and RingEngine.note_channel hangs it up once it is.
         channel = leg.channel or leg.id
-        d = defer.maybeDeferred(self.engine.placer.hangup, channel)
+        d = defer.maybeDeferred(self.placer.hangup, channel)
         d.addErrback(lambda f: self.log.failure("hanging up {channel}", f, channel=channel))
 
     def cancel_ringing(self, detail="") -> None:
@@ -593,7 +605,7 @@ class RingGroup:
         none; C{unknown} when Asterisk cannot be asked.
         """
         try:
-            d = self.engine.placer.channel_state(leg.id)
+            d = self.placer.channel_state(leg.id)
         except Exception:
             d = defer.fail()
 
