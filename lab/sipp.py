@@ -158,6 +158,20 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
 """
 
 
+_HANG_UP = """  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <[$me]>;tag=[pid]SIPpTag01[call_number]
+To:[$caller]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+
+
 def _respond(code: int, reason: str, sdp: bool = False) -> str:
     if sdp:
         return _UAS_RESPONSE.format(code=code, reason=reason,
@@ -169,8 +183,10 @@ def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_m
     """
     A phone that receives one call. C{behaviour}: C{ring} (rings until
     cancelled), C{busy}, C{answer} (answers after C{ring_ms}, presses
-    C{keys} after C{before_ms}, stays until the far end hangs up), or
-    C{text} (takes one SIP MESSAGE, a text, instead of a call).
+    C{keys} after C{before_ms}, stays until the far end hangs up),
+    C{hangup} (answers after C{ring_ms} and hangs up itself after
+    C{before_ms}, no key: an answering machine, or a resident who puts the
+    phone down), or C{text} (takes one SIP MESSAGE, a text, instead of a call).
     """
     if behaviour == "text":
         return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -180,14 +196,31 @@ def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_m
 </scenario>
 """
     steps = ['  <recv request="INVITE" crlf="true"/>']
-    if behaviour == "busy":
+    if behaviour == "hangup":
+        # Its own BYE goes to the INVITE's Contact, From and To swapped.
+        steps = ['  <recv request="INVITE" crlf="true" rrs="true"><action>'
+                 '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/>'
+                 '<ereg regexp="sip:[^>;]*" search_in="hdr" header="To:" assign_to="me"/>'
+                 '</action></recv>',
+                 _respond(180, "Ringing"), f'  <pause milliseconds="{ring_ms}"/>',
+                 _respond(200, "OK", sdp=True), '  <recv request="ACK"/>',
+                 f'  <pause milliseconds="{before_ms}"/>', _HANG_UP,
+                 '  <recv response="200" crlf="true"/>']
+    elif behaviour == "busy":
         steps.append(_respond(486, "Busy Here"))
         steps.append('  <recv request="ACK"/>')
     elif behaviour == "ring":
+        # The 487 answers the INVITE: its CSeq is the INVITE's, not the
+        # CANCEL's (a 487 with the CANCEL's is never ACKed, and the phone,
+        # still in the call, ignores the next one).
+        steps = ['  <recv request="INVITE" crlf="true"><action>'
+                 '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+                 '</action></recv>']
         steps.append(_respond(180, "Ringing"))
         steps.append('  <recv request="CANCEL"/>')
         steps.append(_respond(200, "OK"))
-        steps.append(_respond(487, "Request Terminated"))
+        steps.append(_respond(487, "Request Terminated").replace(
+            "[last_CSeq:]", "CSeq: [$cseq] INVITE"))
         steps.append('  <recv request="ACK"/>')
     elif behaviour == "answer":
         steps.append(_respond(180, "Ringing"))
@@ -287,6 +320,7 @@ class SippFactory:
     def __init__(self, workdir: str | None = None):
         self.workdir = workdir or tempfile.mkdtemp(prefix="switchboard-sipp-")
         self.running: list[Sipp] = []
+        self.phones: dict = {}    # phone-NUMBER -> phones started for it
         self.binary = shutil.which("sipp")
 
     def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int) -> Sipp:
@@ -310,7 +344,12 @@ class SippFactory:
     def phone(self, number: str, behaviour: str = "answer", timeout_s: int = 60, **kw) -> Sipp:
         """Start the lab phone for C{number} (8765NNNN)."""
         port = 20000 + int(number[-4:])
-        return self._start(f"phone-{number}", phone_scenario(behaviour, **kw), port, [], timeout_s)
+        # A number's second phone gets files of its own (what each phone saw).
+        name = f"phone-{number}"
+        self.phones[name] = self.phones.get(name, 0) + 1
+        if self.phones[name] > 1:
+            name += f"-{self.phones[name]}"
+        return self._start(name, phone_scenario(behaviour, **kw), port, [], timeout_s)
 
     def call(self, service: str, caller_id: str, keys: str = "", timeout_s: int = 60, **kw) -> Sipp:
         """A resident C{caller_id} dials C{service} through the lab Asterisk."""
