@@ -56,6 +56,7 @@ from broadcast.models import (
     URGENT,
     YIELDED,
 )
+from switchboard.community.mobiles import mask
 from switchboard.ringgroup import ANSWERED, IRingListener
 from switchboard.ringgroup import BUSY as LEG_BUSY
 from switchboard.ringgroup import CANCELLED as LEG_CANCELLED
@@ -92,7 +93,7 @@ class Call:
         self.guard = None
 
     def __repr__(self) -> str:
-        return f"<Call {self.attempt_id} of delivery {self.delivery_id} {self.number}>"
+        return f"<Call {self.attempt_id} of delivery {self.delivery_id} {mask(self.number)}>"
 
 
 class CampaignState:
@@ -386,7 +387,7 @@ class Dispatcher:
 
         d.addCallback(sent)
         d.addErrback(lambda f: self.log.failure("broadcast: text to {number}", f,
-                                                number=call.number))
+                                                number=mask(call.number)))
 
     def yield_line(self, channel_id) -> None:
         """The trunk took C{channel_id}'s line back for an urgent call: hang it up."""
@@ -484,8 +485,9 @@ class Dispatcher:
             again_after=5.0 if outcome == YIELDED else 10.0, repeats=repeats, detail=detail))
 
         def written(state):
+            # Masked: a text campaign's numbers are residents' mobiles.
             self.log.info("broadcast: campaign {campaign} {number}: {outcome} -> {state}",
-                          campaign=call.campaign_id, number=call.number, outcome=outcome,
+                          campaign=call.campaign_id, number=mask(call.number), outcome=outcome,
                           state=state or "unchanged")
             if state is not None and state != "pending":
                 return self.database.run(partial(store.finish_if_done,

@@ -305,6 +305,24 @@ class Sipp:
             out.append(body.rstrip(b"\n").decode("utf-8", "replace"))
         return out
 
+    def texts_to(self) -> list[tuple[str, str]]:
+        """(the number in the request URI, the body) of each SIP MESSAGE received."""
+        try:
+            with open(self.messages_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for part in re.split(rb"\n-{10,} [^\n]*\n", b"\n" + raw):
+            head, _, rest = part.partition(b"\n\n")
+            if b"message received" not in head or not rest.startswith(b"MESSAGE "):
+                continue
+            message = rest.replace(b"\r\n", b"\n")
+            to = re.match(rb"MESSAGE sip:([^@;> ]+)", message).group(1).decode()
+            _, _, body = message.partition(b"\n\n")
+            out.append((to, body.rstrip(b"\n").decode("utf-8", "replace")))
+        return out
+
     def invite_times(self) -> list[datetime]:
         return [at for at, way, line in self.messages() if way == "received" and line.startswith("INVITE")]
 
@@ -323,13 +341,14 @@ class SippFactory:
         self.phones: dict = {}    # phone-NUMBER -> phones started for it
         self.binary = shutil.which("sipp")
 
-    def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int) -> Sipp:
+    def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int,
+               calls: int = 1) -> Sipp:
         path = os.path.join(self.workdir, f"{name}.xml")
         with open(path, "w") as f:
             f.write(scenario)
         media = next(_media_ports)
         argv = [self.binary, "-sf", path, "-i", "127.0.0.1", "-p", str(port),
-                "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+                "-mi", "127.0.0.1", "-mp", str(media), "-m", str(calls), "-nostdin",
                 "-timeout", f"{timeout_s}s", "-trace_msg",
                 "-message_file", os.path.join(self.workdir, f"{name}.messages"),
                 "-trace_err", "-error_file", os.path.join(self.workdir, f"{name}.errors"),
@@ -350,6 +369,11 @@ class SippFactory:
         if self.phones[name] > 1:
             name += f"-{self.phones[name]}"
         return self._start(name, phone_scenario(behaviour, **kw), port, [], timeout_s)
+
+    def gateway(self, port: int, messages: int, timeout_s: int = 60) -> Sipp:
+        """An SMS gateway on C{port}: takes C{messages} SIP MESSAGEs, to any number."""
+        return self._start(f"gateway-{port}", phone_scenario("text"), port, [], timeout_s,
+                           calls=messages)
 
     def call(self, service: str, caller_id: str, keys: str = "", timeout_s: int = 60, **kw) -> Sipp:
         """A resident C{caller_id} dials C{service} through the lab Asterisk."""

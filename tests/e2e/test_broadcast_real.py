@@ -266,3 +266,42 @@ def test_a_text_notice_reaches_each_households_phone_as_a_sip_message(server, si
     rows = report(server, "1")
     assert {n: (rows[n]["heard"], rows[n]["calls placed"]) for n in numbers} == \
         {n: ("sent", "1") for n in numbers}
+
+
+def test_a_text_notice_reaches_residents_mobiles_through_the_sms_gateway(
+        asterisk, sipp, tmp_path):
+    """
+    Household 1 registered two mobiles, household 2 none: the mobiles'
+    texts go to the SMS gateway (a SIPp UAS taking SIP MESSAGE for any
+    number), household 2's to its SIP phone; the log never has a mobile in full.
+    """
+    gateway = sipp.gateway(21000, messages=2, timeout_s=30)
+    server = Server(tmp_path, extra=BROADCAST + "texting: {mobile_address: "
+                    "'pjsip:lab-exchange/sip:{number}@127.0.0.1:21000'}\n")
+    households = tmp_path / "households.csv"
+    households.write_text("numbers,building,unit,room,residents,mobiles\n"
+                          "87650021,3,1,101,陈梅,13800138000=陈梅;19912345678=女儿\n"
+                          "87650022,3,1,102,林涛,\n", encoding="utf-8")
+    server.cli("households", "import", str(households))
+    phone = sipp.phone("87650022", "text", timeout_s=30)
+    text = "周六上午九点，社区中心免费体检。"
+    try:
+        server.start()
+        out = server.cli("broadcast", "send", "--channel", "text", "--text", text,
+                         "--to", "all")
+        assert out.startswith("campaign 1: 2 households, normal, by text to 3 phones")
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 30, interval=0.5,
+                 message="the text campaign to end")
+        wait_for(lambda: len(gateway.texts_to()) == 2, 10, message="the gateway's two texts")
+    finally:
+        server.stop()
+    assert sorted(gateway.texts_to()) == [("13800138000", text), ("19912345678", text)]
+    assert phone.texts() == [text]
+    rows = list(csv.reader(io.StringIO(server.cli("broadcast", "report", "1", "--csv", "-"))))
+    assert [(r[1], r[2].lstrip("'"), r[3]) for r in rows[1:]] == [
+        ("building 3, unit 1, room 101 (陈梅)", "+8613800138000", "sent"),
+        ("building 3, unit 1, room 101 (女儿)", "+8619912345678", "sent"),
+        ("building 3, unit 1, room 102", "+8659187650022", "sent")]
+    log = server.log()
+    assert "+86138****8000" in log
+    assert "13800138000" not in log and "19912345678" not in log
