@@ -366,7 +366,8 @@ class Dispatcher:
         call.group = group
         self.by_attempt[call.attempt_id] = call
         self.placed += 1
-        leg = group.ring(call.number, self.dialer.dial_string(call.number), "broadcast")
+        leg = group.ring(call.number, self.dialer.dial_string(call.number, self.settings.trunk),
+                         "broadcast")
         call.leg = leg
         self.calls[leg.id] = call
         # A call answered whose end is never heard of (the AMI link lost its

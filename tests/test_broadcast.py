@@ -444,6 +444,25 @@ def test_quiet_hours_across_midnight_and_bad_settings_located(tmp_path):
     assert "s.yaml:4:" in text and "broadcast.quiet_hours" in text and "colour" in text
 
 
+def test_the_notices_calls_go_through_the_trunk_chosen(tmp_path):
+    one = Lab(tmp_path, households=1, trunk="mass")
+    one.dispatcher.dialer = Dialer(PLAN, {"default": "PJSIP/{number}",
+                                          "mass": "PJSIP/mass-lines/sip:{number}@gw"})
+    one.send()
+    one.tick()
+    assert [c.channel for c in one.calls.calls] == ["PJSIP/mass-lines/sip:87650001@gw"]
+    from switchboard import settings as settings_module
+    from switchboard.yamlconf import ConfigError
+    path = tmp_path / "s.yaml"
+    path.write_text('database: sqlite:///x.db\ntrunks: {default: "PJSIP/{number}", '
+                    'mass: "PJSIP/{number}@m"}\nbroadcast: {trunk: mass}\n')
+    assert settings_module.load(str(path)).section("broadcast").trunk == "mass"
+    path.write_text('database: sqlite:///x.db\nbroadcast:\n  trunk: bulk\n')
+    with pytest.raises(ConfigError) as e:
+        settings_module.load(str(path))
+    assert "s.yaml:3:" in str(e.value) and "no trunk 'bulk'" in str(e.value)
+
+
 def test_check_dialplan_wants_the_broadcast_context(tmp_path):
     from switchboard.dialplan_check import check
     path = tmp_path / "extensions.conf"
