@@ -202,6 +202,21 @@ def test_one_heard_is_never_called_again_and_two_repeats(lab):
         assert [a.repeats for a in session.execute(select(Attempt)).scalars()] == [0, 1]
 
 
+def test_a_line_that_comes_free_is_taken_again_at_once_not_at_the_next_poll(lab):
+    one = lab(households=3, lines=1)
+    one.send()
+    one.tick()
+    (first,) = one.ringing()
+    one.tick(0.5)                                           # mid-poll
+    session, d = one.answer(first, ["1"])
+    assert d.result == "heard" and one.ringing() == []
+    one.clock.advance(0.05)                                 # not the poll's 0.5 s more
+    (second,) = one.ringing()
+    assert second.channel != first.channel
+    one.clock.advance(0.05)
+    assert len(one.calls.calls) == 2                        # one line: nothing more
+
+
 def test_busy_and_no_answer_are_called_again_after_retry_after_then_given_up(lab):
     one = lab(households=1, retries=2, retry_after=60.0)
     cid = one.send()
