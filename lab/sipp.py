@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -385,3 +386,56 @@ class SippFactory:
         for sipp in self.running:
             sipp.stop()
         self.running.clear()
+
+
+class Phones:
+    """
+    Each number's phones one after another: a SIPp phone handles one call.
+    The next starts C{gap} seconds after one ended, clear of the last SIP
+    retransmissions of its call (a stray BYE ends a fresh phone's call).
+
+    @param sipp: the L{SippFactory} that starts them.
+    @param plans: number -> [(behaviour, keyword arguments of L{phone_scenario})],
+        one a call, in order.
+    """
+
+    def __init__(self, sipp, plans, gap=1.5):
+        self.sipp = sipp
+        self.plans = {n: list(p) for n, p in plans.items()}
+        self.gap = gap
+        self.ended = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.current = {}
+        self.started = {n: [] for n in plans}   # every phone of each number
+        for number in self.plans:
+            self._next(number)
+        self.thread.start()
+
+    def _next(self, number):
+        if self.plans[number]:
+            behaviour, kw = self.plans[number].pop(0)
+            phone = self.sipp.phone(number, behaviour, timeout_s=120, **kw)
+            self.current[number] = phone
+            self.started[number].append(phone)
+        else:
+            self.current.pop(number, None)
+
+    def _run(self):
+        while not self.done.is_set():
+            for number, phone in list(self.current.items()):
+                if phone.process.poll() is None:
+                    continue
+                ended = self.ended.setdefault(number, time.monotonic())
+                if time.monotonic() - ended >= self.gap:
+                    del self.ended[number]
+                    self._next(number)
+            time.sleep(0.05)
+
+    def calls(self, number) -> int:
+        """The calls that reached C{number}'s phones (one a phone)."""
+        return sum(1 for phone in self.started[number] if phone.invite_times())
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)

@@ -10,11 +10,10 @@ import os
 import io
 import signal
 import sqlite3
-import threading
-import time
 
 import pytest
 
+from lab.sipp import Phones
 from tests.conftest import wait_for
 from tests.e2e.server import Server
 
@@ -69,55 +68,6 @@ def server(asterisk, tmp_path):
     server.cli("households", "import", str(csv_path))
     yield server
     server.stop()
-
-
-class Phones:
-    """
-    Each number's phones one after another: a SIPp phone handles one call.
-    The next starts C{gap} seconds after one ended, clear of the last SIP
-    retransmissions of its call (a stray BYE ends a fresh phone's call).
-    """
-
-    def __init__(self, sipp, plans, gap=1.5):
-        self.sipp = sipp
-        self.plans = {n: list(p) for n, p in plans.items()}
-        self.gap = gap
-        self.ended = {}
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.current = {}
-        self.started = {n: [] for n in plans}   # every phone of each number
-        for number in self.plans:
-            self._next(number)
-        self.thread.start()
-
-    def _next(self, number):
-        if self.plans[number]:
-            behaviour, kw = self.plans[number].pop(0)
-            phone = self.sipp.phone(number, behaviour, timeout_s=120, **kw)
-            self.current[number] = phone
-            self.started[number].append(phone)
-        else:
-            self.current.pop(number, None)
-
-    def _run(self):
-        while not self.done.is_set():
-            for number, phone in list(self.current.items()):
-                if phone.process.poll() is None:
-                    continue
-                ended = self.ended.setdefault(number, time.monotonic())
-                if time.monotonic() - ended >= self.gap:
-                    del self.ended[number]
-                    self._next(number)
-            time.sleep(0.05)
-
-    def calls(self, number) -> int:
-        """The calls that reached C{number}'s phones (one a phone)."""
-        return sum(1 for phone in self.started[number] if phone.invite_times())
-
-    def stop(self):
-        self.done.set()
-        self.thread.join(5)
 
 
 def report(server, campaign):
