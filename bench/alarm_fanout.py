@@ -396,17 +396,7 @@ def main(argv=None) -> int:
         if args.profile and os.path.exists(args.profile):
             from bench import profile_summary
             profile_summary.print_summary(args.profile)
-        print(cpu.others())
-        left = alarm_lab.hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
-        if left:
-            print(f"hung up {left} bench caller(s) left in the lab Asterisk")
-        if not alarm_lab.port_open(4573):
-            # No stale copy of the bench's households: the next server resyncs in full.
-            alarm_lab.lab("cli", "database deltree swb_ring")
-        if args.keep:
-            print(f"work folder: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        alarm_lab.clean_up(cpu, workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -450,3 +450,21 @@ def hang_up_callers(prefix: str) -> int:
     for channel in left:
         lab("cli", f"channel request hangup {channel}")
     return len(left)
+
+
+def clean_up(cpu: CpuWatch, workdir: str, keep: bool) -> None:
+    """
+    After a lab bench: how busy the machine was, callers left in the lab
+    Asterisk hung up, the bench's households out of AstDB (the next server
+    resyncs in full), the work folder removed unless C{keep}.
+    """
+    print(cpu.others())
+    left = hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
+    if left:
+        print(f"hung up {left} bench caller(s) left in the lab Asterisk")
+    if not port_open(4573):
+        lab("cli", "database deltree swb_ring")
+    if keep:
+        print(f"work folder: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -31,15 +31,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 
 from bench import alarm_lab
-from bench.alarm_fanout import ALARM, PHONES, Bench, landline, one_call, percentile
+from bench.alarm_fanout import ALARM, PHONES, Bench, landline, one_call, percentile, stored
 from bench.alarm_lab import Server, wait_for
 from lab.sipp import phone_scenario
 
@@ -102,10 +100,6 @@ def alarm_latencies(bench, first: int, count: int, still=lambda: True) -> list:
             continue
         out.append(max(rung) - sent)
     return out
-
-
-def stored(text) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
 
 
 def summary(values) -> str:
@@ -198,19 +192,10 @@ def main(argv=None) -> int:
         if households is not None:
             households.stop()
         server.stop()
-        print(cpu.others())
         print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
               f"(1, 5, 15 min); at the end: "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-        left = alarm_lab.hang_up_callers("8766")
-        if left:
-            print(f"hung up {left} bench caller(s) left in the lab Asterisk")
-        if not alarm_lab.port_open(4573):
-            alarm_lab.lab("cli", "database deltree swb_ring")
-        if args.keep:
-            print(f"work folder: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        alarm_lab.clean_up(cpu, workdir, args.keep)
 
 
 def report(server, campaign, households, args, before, during) -> None:

@@ -291,20 +291,7 @@ class Sipp:
 
     def texts(self) -> list[str]:
         """The bodies of the SIP MESSAGEs received (UTF-8 text)."""
-        try:
-            with open(self.messages_path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return []
-        out = []
-        for part in re.split(rb"\n-{10,} [^\n]*\n", b"\n" + raw):
-            head, _, rest = part.partition(b"\n\n")
-            if b"message received" not in head or not rest.startswith(b"MESSAGE "):
-                continue
-            message = rest.replace(b"\r\n", b"\n")
-            _, _, body = message.partition(b"\n\n")
-            out.append(body.rstrip(b"\n").decode("utf-8", "replace"))
-        return out
+        return [body for _, body in self.texts_to()]
 
     def texts_to(self) -> list[tuple[str, str]]:
         """(the number in the request URI, the body) of each SIP MESSAGE received."""

@@ -199,25 +199,24 @@ class Registry:
 
     def set_neighbours(self, ref, neighbours) -> int:
         """Replace the ring group of household C{ref} with C{neighbours} [(e164, name)]."""
-        with self.database.session() as session:
-            household = self._find(session, ref)
-            if household is None:
-                raise RegistryError([f"no household {ref}"])
-            data = HouseholdData(numbers=[n.number for n in household.numbers],
-                                 neighbours=list(neighbours), id=household.id,
-                                 **{k: getattr(household, k) or "" for k in _FIELDS})
-        return self.store([data])[0]
+        return self._rewrite(ref, neighbours=list(neighbours))
 
     def set_mobiles(self, ref, mobiles) -> int:
         """Replace the registered mobiles of household C{ref} with C{mobiles} [(e164, name)]."""
+        return self._rewrite(ref, mobiles=list(mobiles))
+
+    def _rewrite(self, ref, **changes) -> int:
+        """Household C{ref} stored again as it is but for C{changes} (L{HouseholdData} fields)."""
         with self.database.session() as session:
             household = self._find(session, ref)
             if household is None:
                 raise RegistryError([f"no household {ref}"])
             data = HouseholdData(numbers=[n.number for n in household.numbers],
                                  neighbours=[(n.number, n.name) for n in household.neighbours],
-                                 mobiles=list(mobiles), id=household.id,
+                                 id=household.id,
                                  **{k: getattr(household, k) or "" for k in _FIELDS})
+        for name, value in changes.items():
+            setattr(data, name, value)
         return self.store([data])[0]
 
     def remove(self, ref) -> int:
