@@ -126,15 +126,7 @@ def main(argv=None) -> int:
         args.households, args.alarms = min(args.households, 200), min(args.alarms, 3)
     if not 1 <= args.households <= 9000 or not 0 <= args.alarms <= 500:
         parser.error("1 to 9,000 households (8767NNNN), 0 to 500 alarms each way")
-    if alarm_lab.lab("status").returncode != 0:
-        print("starting the lab Asterisk", flush=True)
-        if alarm_lab.lab("start").returncode != 0:
-            raise SystemExit("the lab Asterisk does not start (lab/asterisk-lab start)")
-    if alarm_lab.port_open(4573):
-        raise SystemExit("port 4573 is taken: another switchboard is running; try later")
-    taken = alarm_lab.udp_ports_taken([20000 + int(p[-4:]) for p in PHONES] + [HOUSEHOLDS_PORT])
-    if taken:
-        raise SystemExit(f"UDP ports {taken} are taken: the lab phones are in use; try later")
+    alarm_lab.ready([20000 + int(p[-4:]) for p in PHONES] + [HOUSEHOLDS_PORT])
 
     cpu = alarm_lab.CpuWatch()
     load = os.getloadavg()
