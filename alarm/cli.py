@@ -8,6 +8,7 @@ Staff commands of the #9 alarm (registered into the C{switchboard} command):
   switchboard households export [FILE]
   switchboard households remove ID|NUMBER
   switchboard neighbours set HOUSEHOLD NUMBER[=NAME]...
+  switchboard mobiles set HOUSEHOLD [MOBILE[=NAME]...]   residents' mobiles, for text notices
   switchboard alarms [--limit N]
   switchboard alarms show ID                 the timeline
   switchboard alarms close ID [--note TEXT]  staff close (the server stops escalating)
@@ -19,6 +20,7 @@ A running server notices registry changes within seconds.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from sqlalchemy import select
@@ -27,7 +29,7 @@ from alarm import config as alarm_config
 from alarm.models import CLOSED, Alarm, AlarmEvent
 from switchboard.pgnotify import notify
 from alarm.recorder import room_name
-from switchboard.community import csvfile
+from switchboard.community import csvfile, mobiles
 from switchboard.community.models import from_utc, now_utc
 from switchboard.community.registry import (
     HouseholdData, Registry, RegistryError, parse_neighbour)
@@ -50,6 +52,8 @@ def register(subparsers) -> None:
         p.add_argument(f"--{name}", default="")
     p.add_argument("--neighbour", action="append", default=[], metavar="NUMBER[=NAME]",
                    help="a neighbour's phone, in ring order (repeat, up to the maximum)")
+    p.add_argument("--mobile", action="append", default=[], metavar="MOBILE[=NAME]",
+                   help="a resident's mobile, for text notices (repeat for several)")
     p.set_defaults(handler=households_add)
     p = hsub.add_parser("show", help="one household and its neighbours")
     p.add_argument("household", metavar="ID|NUMBER")
@@ -70,6 +74,14 @@ def register(subparsers) -> None:
     p.add_argument("household", metavar="HOUSEHOLD")
     p.add_argument("numbers", nargs="*", metavar="NUMBER[=NAME]")
     p.set_defaults(handler=neighbours_set)
+
+    mobiles = subparsers.add_parser("mobiles", help="residents' mobiles, for text notices")
+    msub = mobiles.add_subparsers(dest="mobiles_command", metavar="ACTION")
+    msub.required = True
+    p = msub.add_parser("set", help="replace the mobiles of a household (none: remove them)")
+    p.add_argument("household", metavar="HOUSEHOLD")
+    p.add_argument("numbers", nargs="*", metavar="MOBILE[=NAME]")
+    p.set_defaults(handler=mobiles_set)
 
     alarms = subparsers.add_parser("alarms", help="#9 alarms and their timelines")
     alarms.add_argument("--limit", type=int, default=20, help="how many (default %(default)s)")
@@ -111,6 +123,16 @@ def _neighbours(context, texts):
     return out, bad
 
 
+def _mobiles(texts):
+    out, bad = [], []
+    for i, text in enumerate(texts, 1):
+        try:
+            out.append(mobiles.parse_entry(text))
+        except InvalidNumber as e:
+            bad.append(f"mobile {i}: {e}")  # the message masks the number
+    return out, bad
+
+
 # Households ------------------------------------------------------------------------
 
 def households_import(args, context) -> int:
@@ -132,7 +154,9 @@ def households_add(args, context) -> int:
             problems.append(f"number {text!r}: {e}")
     neighbours, bad = _neighbours(context, args.neighbour)
     problems += bad
-    data = HouseholdData(numbers=numbers, neighbours=neighbours,
+    mobiles, bad = _mobiles(args.mobile)
+    problems += bad
+    data = HouseholdData(numbers=numbers, neighbours=neighbours, mobiles=mobiles,
                          **{k: getattr(args, k) for k in ("community", "building", "unit",
                                                           "room", "residents", "notes")})
     try:
@@ -161,6 +185,10 @@ def households_show(args, context, registry=None) -> int:
     print(f"  neighbours: {len(h.neighbours)}")
     for n in h.neighbours:
         print(f"    {n.position:2d}. {n.number:<16} {local(n.number):<12} {n.name}")
+    if h.mobiles:
+        # Masked: the export (0600) has them in full.
+        print("  mobiles:    " + ", ".join(mobiles.mask(m.number) + (f" {m.name}" if m.name else "")
+                                           for m in h.mobiles))
     return 0
 
 
@@ -177,8 +205,11 @@ def households_list(args, context) -> int:
 def households_export(args, context) -> int:
     registry = _registry(context)
     if args.file:
-        # With a BOM: Chinese Excel and WPS read a CSV without one as GBK.
-        with open(args.file, "w", encoding="utf-8-sig", newline="") as out:
+        # With a BOM: Chinese Excel and WPS read a CSV without one as GBK. Only
+        # its owner reads it: residents' names and numbers, their mobiles.
+        fd = os.open(args.file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as out:
             count = csvfile.export_csv(registry, out)
         print(f"{args.file}: {count} households")
     else:
@@ -192,6 +223,19 @@ def households_remove(args, context) -> int:
     except RegistryError as e:
         return _refused(e)
     print(f"household {hid} removed")
+    return 0
+
+
+def mobiles_set(args, context) -> int:
+    registry = _registry(context)
+    found, bad = _mobiles(args.numbers)
+    try:
+        if bad:
+            raise RegistryError(bad)
+        hid = registry.set_mobiles(args.household, found)
+    except RegistryError as e:
+        return _refused(e)
+    print(f"household {hid}: {len(found)} mobile{'s' if len(found) != 1 else ''}")
     return 0
 
 

@@ -338,15 +338,7 @@ def main(argv=None) -> int:
         args.alarms, args.burst = min(args.alarms, 10), min(args.burst, 20)
     if args.alarms + args.burst > 9000:
         parser.error("the households' landlines are 8766NNNN: at most 9,000 in all")
-    if alarm_lab.lab("status").returncode != 0:
-        print("starting the lab Asterisk", flush=True)
-        if alarm_lab.lab("start").returncode != 0:
-            raise SystemExit("the lab Asterisk does not start (lab/asterisk-lab start)")
-    if alarm_lab.port_open(4573):
-        raise SystemExit("port 4573 is taken: another switchboard is running; try later")
-    taken = alarm_lab.udp_ports_taken([20000 + int(p[-4:]) for p in PHONES])
-    if taken:
-        raise SystemExit(f"UDP ports {taken} are taken: the lab phones are in use; try later")
+    alarm_lab.ready([20000 + int(p[-4:]) for p in PHONES])
     pairs, need = alarm_lab.rtp_pairs(), args.burst * (len(PHONES) + 1)
     print(f"lab Asterisk: {pairs} RTP port pairs (lab/asterisk/rtp.conf); a burst of "
           f"{args.burst} alarms needs {need} (caller + 10 legs each)"
@@ -396,17 +388,7 @@ def main(argv=None) -> int:
         if args.profile and os.path.exists(args.profile):
             from bench import profile_summary
             profile_summary.print_summary(args.profile)
-        print(cpu.others())
-        left = alarm_lab.hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
-        if left:
-            print(f"hung up {left} bench caller(s) left in the lab Asterisk")
-        if not alarm_lab.port_open(4573):
-            # No stale copy of the bench's households: the next server resyncs in full.
-            alarm_lab.lab("cli", "database deltree swb_ring")
-        if args.keep:
-            print(f"work folder: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        alarm_lab.clean_up(cpu, workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -450,3 +450,38 @@ def hang_up_callers(prefix: str) -> int:
     for channel in left:
         lab("cli", f"channel request hangup {channel}")
     return len(left)
+
+
+def clean_up(cpu: CpuWatch, workdir: str, keep: bool) -> None:
+    """
+    After a lab bench: how busy the machine was, callers left in the lab
+    Asterisk hung up, the bench's households out of AstDB (the next server
+    resyncs in full), the work folder removed unless C{keep}.
+    """
+    print(cpu.others())
+    left = hang_up_callers("8766")  # a caller SIPp gave up on, still in a room
+    if left:
+        print(f"hung up {left} bench caller(s) left in the lab Asterisk")
+    if not port_open(4573):
+        lab("cli", "database deltree swb_ring")
+    if keep:
+        print(f"work folder: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def ready(ports) -> None:
+    """
+    Before a lab bench: the lab Asterisk started if it is not up, no other
+    switchboard on FastAGI's port, none of the UDP C{ports} (the bench's
+    phones) bound by someone else; L{SystemExit} saying which otherwise.
+    """
+    if lab("status").returncode != 0:
+        print("starting the lab Asterisk", flush=True)
+        if lab("start").returncode != 0:
+            raise SystemExit("the lab Asterisk does not start (lab/asterisk-lab start)")
+    if port_open(4573):
+        raise SystemExit("port 4573 is taken: another switchboard is running; try later")
+    taken = udp_ports_taken(ports)
+    if taken:
+        raise SystemExit(f"UDP ports {taken} are taken: the lab phones are in use; try later")

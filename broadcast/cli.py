@@ -26,7 +26,7 @@ from broadcast import store
 from broadcast.models import ACTIVE, CHANNELS, NORMAL, PRIORITIES, TEXT, URGENT, VOICE
 from switchboard.community.csvfile import quote
 from switchboard.community.models import from_utc
-from switchboard.community.targets import FORMS, TargetError, select_households
+from switchboard.community.targets import FORMS, TargetError, for_texts, select_households
 from switchboard.text import printable
 
 REPORT_COLUMNS = ("household", "address", "number", "heard", "why not", "calls counted",
@@ -49,8 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--priority", choices=PRIORITIES, default=NORMAL,
                    help="urgent: called in quiet hours too, before normal campaigns")
     p.add_argument("--channel", choices=CHANNELS, default=VOICE,
-                   help="voice: a call, 1 = heard (default); text: a text message "
-                        "(texting: in switchboard.yaml, SIP MESSAGE)")
+                   help="voice: a call, 1 = heard (default); text: a text message to "
+                        "each resident's registered mobile, else the landline "
+                        "(texting: in switchboard.yaml)")
     p.set_defaults(handler=send_command)
     p = sub.add_parser("status", help="progress of one campaign, or of the latest")
     p.add_argument("id", type=int, nargs="?")
@@ -112,12 +113,15 @@ def send_command(args, context) -> int:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return _fail("nothing was sent")
+    if args.channel == TEXT:
+        targets = for_texts(targets)   # residents' mobiles where registered
     campaign_id = store.run(database, store.create, text=text, recording=args.recording,
                             priority=args.priority, target=args.to, targets=targets,
                             start_at=start, now=_now_utc(), channel=args.channel)
     when = from_utc(start, context.tz).strftime("%Y-%m-%d %H:%M")
-    print(f"campaign {campaign_id}: {len(targets)} households, {args.priority}"
-          + (", by text" if args.channel == TEXT else "") + ", "
+    households = len({t.household_id for t in targets})
+    print(f"campaign {campaign_id}: {households} households, {args.priority}"
+          + (f", by text to {len(targets)} phones" if args.channel == TEXT else "") + ", "
           f"starts {when}", file=_out(context))
     return 0
 

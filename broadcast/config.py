@@ -12,6 +12,8 @@ The broadcast's section of switchboard.yaml (all keys optional)::
     quiet_hours: "21:00-08:00"   # no normal notice is called then (the community's
                               # timezone); urgent ones are. null: no quiet hours
     caller_number: "12345"    # the caller ID residents see (default: hotline_number)
+    trunk: default            # which of trunks: the notices' calls are dialled through
+                              # (e.g. a line group for mass calls); #9 legs keep theirs
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import time
 from switchboard import yamlconf
 
 KEYS = {"lines", "trunk_lines", "retries", "retry_after", "ring_timeout", "plays",
-        "quiet_hours", "caller_number"}
+        "quiet_hours", "caller_number", "trunk"}
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -66,6 +68,7 @@ class BroadcastSettings:
     plays: int = 3
     quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(8, 0))
     caller_number: str = ""
+    trunk: str = "default"
 
 
 def read(data, check) -> BroadcastSettings:
@@ -109,4 +112,11 @@ def read(data, check) -> BroadcastSettings:
     values["quiet_hours"] = hours
     caller = check.typed(section, "caller_number", (str, int), "broadcast.caller_number", "")
     values["caller_number"] = str(caller)
+    trunk = check.typed(section, "trunk", str, "broadcast.trunk", default.trunk)
+    trunks = data.get("trunks") if isinstance(data.get("trunks"), dict) else {}
+    if trunk != default.trunk and trunk not in trunks:
+        check.add(section.where("trunk"), "broadcast.trunk", f"no trunk {trunk!r}",
+                  "one of trunks: " + ", ".join(sorted(trunks) or ["default"]))
+        trunk = default.trunk
+    values["trunk"] = trunk
     return BroadcastSettings(**values)

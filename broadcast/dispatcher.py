@@ -56,6 +56,7 @@ from broadcast.models import (
     URGENT,
     YIELDED,
 )
+from switchboard.community.mobiles import mask
 from switchboard.ringgroup import ANSWERED, IRingListener
 from switchboard.ringgroup import BUSY as LEG_BUSY
 from switchboard.ringgroup import CANCELLED as LEG_CANCELLED
@@ -92,7 +93,7 @@ class Call:
         self.guard = None
 
     def __repr__(self) -> str:
-        return f"<Call {self.attempt_id} of delivery {self.delivery_id} {self.number}>"
+        return f"<Call {self.attempt_id} of delivery {self.delivery_id} {mask(self.number)}>"
 
 
 class CampaignState:
@@ -147,6 +148,7 @@ class Dispatcher:
         self.campaigns: dict = {}    # id -> CampaignState (not ended)
         self._loop = None
         self._busy = False
+        self._soon = None            # a round asked for before the next poll
         self._ready = False          # recovered from the last run
         self.placed = 0              # calls placed since start (tests, logs)
 
@@ -174,9 +176,34 @@ class Dispatcher:
         """Place no more calls; those up are left to end (the next start recovers them)."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
         for call in list(self.calls.values()):
             if call.guard is not None and call.guard.active():
                 call.guard.cancel()
+
+    def refill_soon(self, delay=0.05) -> None:
+        """
+        A line came free (a call settled): a round in C{delay} seconds rather
+        than at the next poll, so a line does not stand idle for up to
+        C{poll} seconds between two notices (with 3 s calls that was a
+        sixth of the trunk). Rounds asked for meanwhile are one round.
+        """
+        if self._soon is not None and self._soon.active():
+            return
+        if self._loop is None or not self._loop.running:
+            return
+
+        def due():
+            self._soon = None
+            if self._busy:
+                # A round is under way: it may have read the lines before this
+                # one came free; look again once it is over.
+                self.refill_soon(delay)
+                return
+            self.tick()
+
+        self._soon = self.clock.callLater(delay, due)
 
     def tick(self):
         """Follow the campaigns, then fill the free lines (one tick at a time)."""
@@ -368,7 +395,8 @@ class Dispatcher:
         call.group = group
         self.by_attempt[call.attempt_id] = call
         self.placed += 1
-        leg = group.ring(call.number, self.dialer.dial_string(call.number), "broadcast")
+        leg = group.ring(call.number, self.dialer.dial_string(call.number, self.settings.trunk),
+                         "broadcast")
         call.leg = leg
         self.calls[leg.id] = call
         # A call answered whose end is never heard of (the AMI link lost its
@@ -389,7 +417,7 @@ class Dispatcher:
 
         d.addCallback(sent)
         d.addErrback(lambda f: self.log.failure("broadcast: text to {number}", f,
-                                                number=call.number))
+                                                number=mask(call.number)))
 
     def yield_line(self, channel_id) -> None:
         """The trunk took C{channel_id}'s line back for an urgent call: hang it up."""
@@ -488,8 +516,9 @@ class Dispatcher:
             again_after=5.0 if outcome == YIELDED else 10.0, repeats=repeats, detail=detail))
 
         def written(state):
+            # Masked: a text campaign's numbers are residents' mobiles.
             self.log.info("broadcast: campaign {campaign} {number}: {outcome} -> {state}",
-                          campaign=call.campaign_id, number=call.number, outcome=outcome,
+                          campaign=call.campaign_id, number=mask(call.number), outcome=outcome,
                           state=state or "unchanged")
             if state is not None and state != "pending":
                 return self.database.run(partial(store.finish_if_done,
@@ -500,6 +529,8 @@ class Dispatcher:
             if done:
                 self.log.info("broadcast: campaign {campaign} done", campaign=call.campaign_id)
                 self.campaigns.pop(call.campaign_id, None)
+            else:
+                self.refill_soon()
 
         d.addCallback(written)
         d.addCallback(finished)

@@ -6,7 +6,10 @@ and neighbours.
 1. a resident calls the hotline 12345 and presses 1 (the residents' committee);
 2. a resident dials #9: ten neighbours' phones ring at once, one presses 1
    and is put through; the alarm's timeline is printed.
-3. the duty board (http://127.0.0.1:8573/board/) shows it live: a duty
+3. a voice broadcast: a short notice to four households, whose phones
+   press 1, press 2 (again) then 1, are busy then press 1 when called
+   again, and never answer; then its report, as staff get it.
+4. the duty board (http://127.0.0.1:8573/board/) shows it live: a duty
    account "demo" is made with a random password, printed once; at a
    terminal the server and its board stay up afterwards until Ctrl-C.
 
@@ -25,7 +28,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from lab.sipp import SippFactory
+from lab.sipp import Phones, SippFactory
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
@@ -37,6 +40,9 @@ BOARD = "http://127.0.0.1:8573/board/"  # config/switchboard.yaml's http: port
 ENVIRONMENT = dict(os.environ, SWITCHBOARD_AMI_SECRET="lab-secret-not-for-production")
 LAB_SOUNDS = os.path.join(os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root"),
                           "usr/share/asterisk/sounds")
+BROADCAST = ("\nbroadcast: {lines: 4, retries: 1, retry_after: 4, ring_timeout: 8, "
+             "quiet_hours: null}\n")
+NOTICE = "今晚八点到十点，三号楼停水。"
 # Chen Mei's household as staff in Fuzhou would write it (the sample CSV is in English).
 CHEN_MEI = dict(community="华林花园", building="3", unit="1", room="101", residents="陈梅",
                 notes="行动不便，独居，听力不好")
@@ -67,6 +73,8 @@ def write_config() -> None:
         text = re.sub(rf"(?m)^{key}: (\S+)", lambda m, k=key: f"{k}: {os.path.join(config_dir, m.group(1))}", text)
     # Prompts are rendered where the lab Asterisk reads its sounds.
     text = re.sub(r"(?m)^  sounds_dir: .*$", f"  sounds_dir: {LAB_SOUNDS}", text)
+    # The broadcast at any hour, retried within seconds (the demo is short).
+    text += BROADCAST
     with open(os.path.join(WORK, "switchboard.yaml"), "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -106,6 +114,8 @@ def main() -> int:
         phones.stop_all()
         announcement_wav(log_path)
         alarm(phones)
+        phones.stop_all()
+        broadcast(phones)
         keep_board(login)
     finally:
         phones.stop_all()
@@ -228,6 +238,32 @@ def alarm(phones: SippFactory) -> None:
     if ids:
         say(f"\n-- switchboard alarms show {ids[0]}")
         say(switchboard("alarms", "show", ids[0]).rstrip())
+
+
+
+def broadcast(phones: SippFactory) -> None:
+    say(f"\n== 3. a voice broadcast to four households: {NOTICE}")
+    answer = dict(ring_ms=800, before_ms=2500)
+    plans = {"87650002": [("answer", dict(answer, keys="1"))],
+             "87650003": [("answer", dict(answer, keys="21"))],
+             "87650004": [("busy", {}), ("answer", dict(answer, keys="1"))],
+             "87650006": [("ring", {}), ("ring", {})]}
+    say("   87650002 presses 1; 87650003 presses 2 (again), then 1; 87650004 is busy, "
+        "then presses 1; 87650006 never answers")
+    visit = os.path.join(WORK, "broadcast-households.csv")
+    with open(visit, "w", encoding="utf-8") as f:
+        f.write("numbers\n" + "".join(f"{n}\n" for n in plans))
+    sequence = Phones(phones, plans)
+    try:
+        say(switchboard("broadcast", "send", "--text", NOTICE, "--to", visit).rstrip())
+        wait_for(lambda: "done:" in switchboard("broadcast", "status", "1"), 90,
+                 "the broadcast to end")
+    finally:
+        sequence.stop()
+    say("\n-- switchboard broadcast status 1")
+    say(switchboard("broadcast", "status", "1").rstrip())
+    say("\n-- switchboard broadcast report 1 --csv -")
+    say(switchboard("broadcast", "report", "1", "--csv", "-").rstrip())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,6 +159,20 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
 """
 
 
+_HANG_UP = """  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <[$me]>;tag=[pid]SIPpTag01[call_number]
+To:[$caller]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+
+
 def _respond(code: int, reason: str, sdp: bool = False) -> str:
     if sdp:
         return _UAS_RESPONSE.format(code=code, reason=reason,
@@ -169,8 +184,10 @@ def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_m
     """
     A phone that receives one call. C{behaviour}: C{ring} (rings until
     cancelled), C{busy}, C{answer} (answers after C{ring_ms}, presses
-    C{keys} after C{before_ms}, stays until the far end hangs up), or
-    C{text} (takes one SIP MESSAGE, a text, instead of a call).
+    C{keys} after C{before_ms}, stays until the far end hangs up),
+    C{hangup} (answers after C{ring_ms} and hangs up itself after
+    C{before_ms}, no key: an answering machine, or a resident who puts the
+    phone down), or C{text} (takes one SIP MESSAGE, a text, instead of a call).
     """
     if behaviour == "text":
         return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -180,14 +197,31 @@ def phone_scenario(behaviour: str, ring_ms: int = 1000, keys: str = "", before_m
 </scenario>
 """
     steps = ['  <recv request="INVITE" crlf="true"/>']
-    if behaviour == "busy":
+    if behaviour == "hangup":
+        # Its own BYE goes to the INVITE's Contact, From and To swapped.
+        steps = ['  <recv request="INVITE" crlf="true" rrs="true"><action>'
+                 '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/>'
+                 '<ereg regexp="sip:[^>;]*" search_in="hdr" header="To:" assign_to="me"/>'
+                 '</action></recv>',
+                 _respond(180, "Ringing"), f'  <pause milliseconds="{ring_ms}"/>',
+                 _respond(200, "OK", sdp=True), '  <recv request="ACK"/>',
+                 f'  <pause milliseconds="{before_ms}"/>', _HANG_UP,
+                 '  <recv response="200" crlf="true"/>']
+    elif behaviour == "busy":
         steps.append(_respond(486, "Busy Here"))
         steps.append('  <recv request="ACK"/>')
     elif behaviour == "ring":
+        # The 487 answers the INVITE: its CSeq is the INVITE's, not the
+        # CANCEL's (a 487 with the CANCEL's is never ACKed, and the phone,
+        # still in the call, ignores the next one).
+        steps = ['  <recv request="INVITE" crlf="true"><action>'
+                 '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+                 '</action></recv>']
         steps.append(_respond(180, "Ringing"))
         steps.append('  <recv request="CANCEL"/>')
         steps.append(_respond(200, "OK"))
-        steps.append(_respond(487, "Request Terminated"))
+        steps.append(_respond(487, "Request Terminated").replace(
+            "[last_CSeq:]", "CSeq: [$cseq] INVITE"))
         steps.append('  <recv request="ACK"/>')
     elif behaviour == "answer":
         steps.append(_respond(180, "Ringing"))
@@ -257,6 +291,10 @@ class Sipp:
 
     def texts(self) -> list[str]:
         """The bodies of the SIP MESSAGEs received (UTF-8 text)."""
+        return [body for _, body in self.texts_to()]
+
+    def texts_to(self) -> list[tuple[str, str]]:
+        """(the number in the request URI, the body) of each SIP MESSAGE received."""
         try:
             with open(self.messages_path, "rb") as f:
                 raw = f.read()
@@ -268,8 +306,9 @@ class Sipp:
             if b"message received" not in head or not rest.startswith(b"MESSAGE "):
                 continue
             message = rest.replace(b"\r\n", b"\n")
+            to = re.match(rb"MESSAGE sip:([^@;> ]+)", message).group(1).decode()
             _, _, body = message.partition(b"\n\n")
-            out.append(body.rstrip(b"\n").decode("utf-8", "replace"))
+            out.append((to, body.rstrip(b"\n").decode("utf-8", "replace")))
         return out
 
     def invite_times(self) -> list[datetime]:
@@ -292,15 +331,17 @@ class SippFactory:
         self.address = address
         self.workdir = workdir or tempfile.mkdtemp(prefix="switchboard-sipp-")
         self.running: list[Sipp] = []
+        self.phones: dict = {}    # phone-NUMBER -> phones started for it
         self.binary = shutil.which("sipp")
 
-    def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int) -> Sipp:
+    def _start(self, name: str, scenario: str, port: int, extra: list[str], timeout_s: int,
+               calls: int = 1) -> Sipp:
         path = os.path.join(self.workdir, f"{name}.xml")
         with open(path, "w") as f:
             f.write(scenario)
         media = next(_media_ports)
         argv = [self.binary, "-sf", path, "-i", self.address, "-p", str(port),
-                "-mi", self.address, "-mp", str(media), "-m", "1", "-nostdin",
+                "-mi", self.address, "-mp", str(media), "-m", str(calls), "-nostdin",
                 "-timeout", f"{timeout_s}s", "-trace_msg",
                 "-message_file", os.path.join(self.workdir, f"{name}.messages"),
                 "-trace_err", "-error_file", os.path.join(self.workdir, f"{name}.errors"),
@@ -315,7 +356,17 @@ class SippFactory:
     def phone(self, number: str, behaviour: str = "answer", timeout_s: int = 60, **kw) -> Sipp:
         """Start the lab phone for C{number} (8765NNNN)."""
         port = 20000 + int(number[-4:])
-        return self._start(f"phone-{number}", phone_scenario(behaviour, **kw), port, [], timeout_s)
+        # A number's second phone gets files of its own (what each phone saw).
+        name = f"phone-{number}"
+        self.phones[name] = self.phones.get(name, 0) + 1
+        if self.phones[name] > 1:
+            name += f"-{self.phones[name]}"
+        return self._start(name, phone_scenario(behaviour, **kw), port, [], timeout_s)
+
+    def gateway(self, port: int, messages: int, timeout_s: int = 60) -> Sipp:
+        """An SMS gateway on C{port}: takes C{messages} SIP MESSAGEs, to any number."""
+        return self._start(f"gateway-{port}", phone_scenario("text"), port, [], timeout_s,
+                           calls=messages)
 
     def call(self, service: str, caller_id: str, keys: str = "", timeout_s: int = 60, **kw) -> Sipp:
         """A resident C{caller_id} dials C{service} through the lab Asterisk."""
@@ -327,3 +378,56 @@ class SippFactory:
         for sipp in self.running:
             sipp.stop()
         self.running.clear()
+
+
+class Phones:
+    """
+    Each number's phones one after another: a SIPp phone handles one call.
+    The next starts C{gap} seconds after one ended, clear of the last SIP
+    retransmissions of its call (a stray BYE ends a fresh phone's call).
+
+    @param sipp: the L{SippFactory} that starts them.
+    @param plans: number -> [(behaviour, keyword arguments of L{phone_scenario})],
+        one a call, in order.
+    """
+
+    def __init__(self, sipp, plans, gap=1.5):
+        self.sipp = sipp
+        self.plans = {n: list(p) for n, p in plans.items()}
+        self.gap = gap
+        self.ended = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.current = {}
+        self.started = {n: [] for n in plans}   # every phone of each number
+        for number in self.plans:
+            self._next(number)
+        self.thread.start()
+
+    def _next(self, number):
+        if self.plans[number]:
+            behaviour, kw = self.plans[number].pop(0)
+            phone = self.sipp.phone(number, behaviour, timeout_s=120, **kw)
+            self.current[number] = phone
+            self.started[number].append(phone)
+        else:
+            self.current.pop(number, None)
+
+    def _run(self):
+        while not self.done.is_set():
+            for number, phone in list(self.current.items()):
+                if phone.process.poll() is None:
+                    continue
+                ended = self.ended.setdefault(number, time.monotonic())
+                if time.monotonic() - ended >= self.gap:
+                    del self.ended[number]
+                    self._next(number)
+            time.sleep(0.05)
+
+    def calls(self, number) -> int:
+        """The calls that reached C{number}'s phones (one a phone)."""
+        return sum(1 for phone in self.started[number] if phone.invite_times())
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)

@@ -109,7 +109,7 @@ def test_export_round_trip(sb):
     assert "0 households added, 12 updated" in out
     code, out, _ = sb("households", "export")
     assert out.splitlines()[0] == ("id,numbers,community,building,unit,room,residents,notes,"
-                                   "neighbours")
+                                   "neighbours,mobiles")
     assert len(out.splitlines()) == 13
 
 

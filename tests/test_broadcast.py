@@ -213,6 +213,21 @@ def test_one_heard_is_never_called_again_and_two_repeats(lab):
         assert [a.repeats for a in session.execute(select(Attempt)).scalars()] == [0, 1]
 
 
+def test_a_line_that_comes_free_is_taken_again_at_once_not_at_the_next_poll(lab):
+    one = lab(households=3, lines=1)
+    one.send()
+    one.tick()
+    (first,) = one.ringing()
+    one.tick(0.5)                                           # mid-poll
+    session, d = one.answer(first, ["1"])
+    assert d.result == "heard" and one.ringing() == []
+    one.clock.advance(0.05)                                 # not the poll's 0.5 s more
+    (second,) = one.ringing()
+    assert second.channel != first.channel
+    one.clock.advance(0.05)
+    assert len(one.calls.calls) == 2                        # one line: nothing more
+
+
 def test_busy_and_no_answer_are_called_again_after_retry_after_then_given_up(lab):
     one = lab(households=1, retries=2, retry_after=60.0)
     cid = one.send()
@@ -453,6 +468,25 @@ def test_quiet_hours_across_midnight_and_bad_settings_located(tmp_path):
     text = str(e.value)
     assert "s.yaml:3:" in text and "broadcast.lines" in text
     assert "s.yaml:4:" in text and "broadcast.quiet_hours" in text and "colour" in text
+
+
+def test_the_notices_calls_go_through_the_trunk_chosen(tmp_path):
+    one = Lab(tmp_path, households=1, trunk="mass")
+    one.dispatcher.dialer = Dialer(PLAN, {"default": "PJSIP/{number}",
+                                          "mass": "PJSIP/mass-lines/sip:{number}@gw"})
+    one.send()
+    one.tick()
+    assert [c.channel for c in one.calls.calls] == ["PJSIP/mass-lines/sip:87650001@gw"]
+    from switchboard import settings as settings_module
+    from switchboard.yamlconf import ConfigError
+    path = tmp_path / "s.yaml"
+    path.write_text('database: sqlite:///x.db\ntrunks: {default: "PJSIP/{number}", '
+                    'mass: "PJSIP/{number}@m"}\nbroadcast: {trunk: mass}\n')
+    assert settings_module.load(str(path)).section("broadcast").trunk == "mass"
+    path.write_text('database: sqlite:///x.db\nbroadcast:\n  trunk: bulk\n')
+    with pytest.raises(ConfigError) as e:
+        settings_module.load(str(path))
+    assert "s.yaml:3:" in str(e.value) and "no trunk 'bulk'" in str(e.value)
 
 
 def test_check_dialplan_wants_the_broadcast_context(tmp_path):

@@ -84,7 +84,7 @@ def test_import_header_problems(registry):
         csvfile.import_text(registry, "number,flat\n1,2\n", "h.csv")
     assert e.value.problems == ["h.csv:1: unknown column 'number'; unknown column 'flat'; "
                                 "missing column 'numbers' (columns: id, numbers, community, "
-                                "building, unit, room, residents, notes, neighbours)"]
+                                "building, unit, room, residents, notes, neighbours, mobiles)"]
     with pytest.raises(RegistryError) as e:
         csvfile.import_text(registry, "", "h.csv")
     assert "empty file" in e.value.problems[0]
@@ -177,7 +177,7 @@ def test_export_round_trip(registry):
     # A cell starting with + gets a ', so a spreadsheet keeps it as text.
     assert out.getvalue().splitlines()[1] == (
         "1,'+8659187650001,Hualin,3,1,101,\"Chen, Mei\",\"a \"\"note\"\"\","
-        "'+8659187650002=Lin Tao;+8613800138000")
+        "'+8659187650002=Lin Tao;+8613800138000,")
     summary = csvfile.import_text(registry, out.getvalue())
     assert (summary.created, summary.updated) == (0, 1)
 

@@ -22,7 +22,8 @@ from tests.postgres import fresh_postgres_url, postgres_url  # noqa: F401  (fixt
 pytestmark = [pytest.mark.database, pytest.mark.sqlite_pass]  # tries both databases itself
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-HEADS = ("alarm_0002", "board_0001", "broadcast_0002", "callback_0002", "hotline_0001")
+HEADS = ("alarm_0002", "board_0001", "broadcast_0002", "callback_0002", "core_0003",
+         "hotline_0001")
 
 
 def differences(engine):
@@ -210,13 +211,14 @@ def test_db_commands(tmp_path, capsys):
     assert (code, out) == (0, "adopted a database made before migrations: stamped "
                               "alarm_0001, core_0001, core_0002, hotline_0001\n"
                               "upgraded: alarm_0001, hotline_0001 -> "
-                              "alarm_0002, board_0001, broadcast_0002, callback_0002, hotline_0001\n")
+                              "alarm_0002, board_0001, broadcast_0002, callback_0002, core_0003, "
+                              "hotline_0001\n")
     code, out, _ = run("current")
     assert out.splitlines() == ["alarm        alarm_0002       (head)",
                                 "board        board_0001       (head)",
                                 "broadcast    broadcast_0002   (head)",
                                 "callback     callback_0002    (head)",
-                                "core         core_0002        (head)",
+                                "core         core_0003        (head)",
                                 "hotline      hotline_0001     (head)"]
     with create_engine(f"sqlite:///{tmp_path}/sb.db").begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'alarm_0099' "

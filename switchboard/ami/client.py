@@ -33,18 +33,18 @@ _NO_CHANNEL = "no such channel"
 # ConfbridgeList's answers for a room nobody is in (app_confbridge.c).
 _NO_ROOM = ("no conference by that name found.", "no active conferences.")
 #: The events L{AMIClient.originate} reads: the outcome, and the called
-#: channel's Newchannel and Hangup for why a call failed.
+#: channel's Hangup for why a call failed (the ring-group engine reads
+#: Newchannel for the channel's name).
 ORIGINATE_EVENTS = ("Hangup", "Newchannel", "OriginateResponse")
 
 
 class _PendingOriginate:
-    __slots__ = ("channel_id", "deferred", "timer", "made", "cause", "result")
+    __slots__ = ("channel_id", "deferred", "timer", "cause", "result")
 
     def __init__(self, channel_id, deferred):
         self.channel_id = channel_id
         self.deferred = deferred
         self.timer = None
-        self.made = False   # its channel was created (Newchannel seen)
         self.cause = None   # the called channel's hangup cause, once seen
         self.result = None  # a reason-0 outcome waiting for that cause
 
@@ -87,7 +87,10 @@ class AMIClient:
     @param cause_wait: seconds a reason-0 originate outcome waits for the
         called channel's C{Hangup} to tell why (busy, no answer,
         unreachable; see L{OriginateResult.with_cause}). Asterisk sends it
-        within milliseconds of the outcome.
+        within milliseconds of the outcome, and under load after it (the
+        outcome is the manager's own event, the Hangup comes through
+        Stasis); a call that made no channel (an unknown endpoint) waits
+        this long before it is a call not placed.
     """
 
     log = Logger()
@@ -200,15 +203,15 @@ class AMIClient:
         """
         folded = name.lower()
         return (folded == "originateresponse"
-                or (bool(self._calls) and folded in ("hangup", "newchannel"))
+                or (bool(self._calls) and folded == "hangup")
                 or self._subscriptions.wants(name))
 
     def linkEvent(self, event):
         name = (event.event or "").lower()
         if name == "originateresponse":
             self._originateOutcome(event)
-        elif self._calls and name in ("hangup", "newchannel"):
-            self._callEvent(name, event)
+        elif self._calls and name == "hangup":
+            self._callHangup(event)
         self._subscriptions.dispatch(event)
 
     def _originateOutcome(self, event):
@@ -217,26 +220,26 @@ class AMIClient:
             return
         _cancel(waiting.timer)
         result = result_from_event(event, waiting.channel_id)
-        if result.reason != 0 or not waiting.made:
+        if result.reason != 0 or waiting.channel_id is None:
             self._calls.pop(waiting.channel_id, None)
             waiting.deferred.callback(result)
         elif waiting.cause is not None:
             self._calls.pop(waiting.channel_id, None)
             waiting.deferred.callback(result.with_cause(waiting.cause))
         else:
-            # A channel was made and failed: its Hangup, just behind, says why.
-            # (An unknown endpoint makes none: that stays a call not placed.)
+            # The called channel's Hangup says why: just behind, or (Stasis
+            # delivers it, and its Newchannel, apart from this event) later
+            # under load. Taking a missing Newchannel for "no channel made"
+            # made busy phones calls not placed when several failed at once.
+            # An unknown endpoint makes none: no Hangup, a call not placed.
             waiting.result = result
             self._calls[waiting.channel_id] = waiting
             waiting.timer = self.reactor.callLater(self.cause_wait, self._causeUnknown,
                                                    waiting.channel_id)
 
-    def _callEvent(self, name, event):
+    def _callHangup(self, event):
         waiting = self._calls.get(event.get("Uniqueid"))
         if waiting is None:
-            return
-        if name == "newchannel":
-            waiting.made = True
             return
         try:
             waiting.cause = int(event.get("Cause", ""))

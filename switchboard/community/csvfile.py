@@ -8,7 +8,11 @@ One row per household, with a header naming the columns (any order)::
 
 C{numbers}: the household's landline(s), separated by C{;}. C{neighbours}:
 up to the configured maximum, in ring-group order, separated by C{;}, each a
-number optionally followed by C{=name}. Numbers may be written in any local
+number optionally followed by C{=name}. C{mobiles} (optional): residents'
+mobiles for text notices, the same way (C{13800138000=Chen Mei}), each a
+Chinese mobile; a file without the column leaves those registered as they
+are, an empty cell removes them. A problem with a mobile never shows it in
+full. Numbers may be written in any local
 form. C{id} (optional) updates that household; otherwise a row whose landline
 is already registered updates that household and any other row adds one.
 An import stores every row or, if any row is wrong, none, reporting each
@@ -36,10 +40,11 @@ from dataclasses import dataclass
 
 from switchboard.community.registry import (
     HouseholdData, Registry, RegistryError, normalise, parse_neighbour)
+from switchboard.community.mobiles import parse_entry
 from switchboard.numbers import InvalidNumber
 
 COLUMNS = ("id", "numbers", "community", "building", "unit", "room", "residents", "notes",
-           "neighbours")
+           "neighbours", "mobiles")
 REQUIRED = ("numbers",)
 
 #: Refused before reading: ten times a 200,000-household registry.
@@ -299,6 +304,13 @@ def parse(registry: Registry, rows, path: str):
                 data.neighbours.append(parse_neighbour(numbers, part, cache))
             except InvalidNumber as e:
                 say((index, f"neighbours: {e}"))
+        if "mobiles" in header:
+            data.mobiles = []
+            for part in _split(cells.get("mobiles", "")):
+                try:
+                    data.mobiles.append(parse_entry(part))
+                except InvalidNumber as e:
+                    say((index, f"mobiles: {e}"))
         items.append(data)
         labels.append(f"{path}:{start}")
     return items, labels, problems
@@ -333,8 +345,9 @@ def export_csv(registry: Registry, out) -> int:
     count = 0
     for h in registry.households():
         neighbours = ";".join(f"{n.number}={n.name}" if n.name else n.number for n in h.neighbours)
+        mobiles = ";".join(f"{m.number}={m.name}" if m.name else m.number for m in h.mobiles)
         writer.writerow([quote(cell) for cell in (
             h.id, ";".join(n.number for n in h.numbers), h.community, h.building, h.unit,
-            h.room, h.residents, h.notes, neighbours)])
+            h.room, h.residents, h.notes, neighbours, mobiles)])
         count += 1
     return count

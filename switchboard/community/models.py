@@ -1,6 +1,7 @@
 """
 The community registry's tables: households, the landlines they call from,
-their neighbours (a household's ring group) and the registry's version.
+their neighbours (a household's ring group), residents' mobiles (for text
+notices) and the registry's version.
 
 Shared domain: any feature that calls residents reads them (the #9 alarm
 rings a household's neighbours, a broadcast calls households' landlines);
@@ -61,6 +62,9 @@ class Household(Base):
     neighbours: Mapped[list["Neighbour"]] = relationship(
         back_populates="household", order_by="Neighbour.position",
         cascade="all, delete-orphan")
+    mobiles: Mapped[list["Mobile"]] = relationship(
+        back_populates="household", order_by="Mobile.position",
+        cascade="all, delete-orphan")
 
     @property
     def address(self) -> str:
@@ -107,6 +111,28 @@ class Neighbour(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
 
     household: Mapped[Household] = relationship(back_populates="neighbours")
+
+
+class Mobile(Base):
+    """
+    A resident's mobile (E.164, a Chinese mobile), registered for text
+    notices. Private: shown and logged masked
+    (L{switchboard.community.mobiles.mask}). One phone may be registered by
+    several households (a daughter's for her parents' two homes).
+    """
+
+    __tablename__ = "community_mobile"
+    __table_args__ = (UniqueConstraint("household_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("alarm_household.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    number: Mapped[str] = mapped_column(String(20))
+    #: Whose it is (a resident of the household), for the report.
+    name: Mapped[str] = mapped_column(String(100), default="")
+
+    household: Mapped[Household] = relationship(back_populates="mobiles")
 
 
 class RegistryVersion(Base):

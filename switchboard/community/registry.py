@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import selectinload
 
+from switchboard.community.mobiles import MAX_MOBILES, mask
 from switchboard.community.models import (
-    Household, HouseholdNumber, Neighbour, RegistryVersion, now_utc)
+    Household, HouseholdNumber, Mobile, Neighbour, RegistryVersion, now_utc)
 from switchboard.numbers import InvalidNumber, NumberPlan
 from switchboard.pgnotify import notify
 
@@ -60,6 +61,9 @@ class HouseholdData:
     notes: str = ""
     neighbours: list = field(default_factory=list)  # [(e164, name)]
     id: int | None = None
+    #: Residents' mobiles [(e164, name)]; None: those registered are kept as they are
+    #: (an import without a mobiles column, a change of neighbours).
+    mobiles: list | None = None
 
     def fields(self) -> dict:
         return {"community": self.community, "building": self.building, "unit": self.unit,
@@ -131,6 +135,17 @@ class Registry:
             problem = text_problem(name, NAME_LIMIT)
             if problem:
                 out.append(f"neighbour {number}: name: {problem}")
+        mobiles = data.mobiles or []
+        if len(mobiles) > MAX_MOBILES:
+            out.append(f"{len(mobiles)} mobiles, at most {MAX_MOBILES} allowed")
+        seen_mobiles = set()
+        for number, name in mobiles:
+            if number in seen_mobiles:
+                out.append(f"mobile {mask(number)} is listed twice")
+            seen_mobiles.add(number)
+            problem = text_problem(name, NAME_LIMIT)
+            if problem:
+                out.append(f"mobile {mask(number)}: name: {problem}")
         return out
 
     def _owners(self, session, numbers) -> dict:
@@ -149,7 +164,8 @@ class Registry:
             return self._find(session, ref)
 
     def _find(self, session, ref):
-        options = (selectinload(Household.numbers), selectinload(Household.neighbours))
+        options = (selectinload(Household.numbers), selectinload(Household.neighbours),
+                   selectinload(Household.mobiles))
         text = str(ref).strip()
         if text.isascii() and text.isdigit() and len(text) < 7:
             return session.get(Household, int(text), options=options)
@@ -166,7 +182,8 @@ class Registry:
         with self.database.session() as session:
             return list(session.execute(
                 select(Household).order_by(Household.id)
-                .options(selectinload(Household.numbers), selectinload(Household.neighbours))
+                .options(selectinload(Household.numbers), selectinload(Household.neighbours),
+                         selectinload(Household.mobiles))
             ).scalars())
 
     def version(self) -> int:
@@ -182,13 +199,24 @@ class Registry:
 
     def set_neighbours(self, ref, neighbours) -> int:
         """Replace the ring group of household C{ref} with C{neighbours} [(e164, name)]."""
+        return self._rewrite(ref, neighbours=list(neighbours))
+
+    def set_mobiles(self, ref, mobiles) -> int:
+        """Replace the registered mobiles of household C{ref} with C{mobiles} [(e164, name)]."""
+        return self._rewrite(ref, mobiles=list(mobiles))
+
+    def _rewrite(self, ref, **changes) -> int:
+        """Household C{ref} stored again as it is but for C{changes} (L{HouseholdData} fields)."""
         with self.database.session() as session:
             household = self._find(session, ref)
             if household is None:
                 raise RegistryError([f"no household {ref}"])
             data = HouseholdData(numbers=[n.number for n in household.numbers],
-                                 neighbours=list(neighbours), id=household.id,
+                                 neighbours=[(n.number, n.name) for n in household.neighbours],
+                                 id=household.id,
                                  **{k: getattr(household, k) or "" for k in _FIELDS})
+        for name, value in changes.items():
+            setattr(data, name, value)
         return self.store([data])[0]
 
     def remove(self, ref) -> int:
@@ -267,6 +295,11 @@ class Registry:
         for chunk in _chunks(updated, 500):
             session.execute(delete(HouseholdNumber).where(HouseholdNumber.household_id.in_(chunk)))
             session.execute(delete(Neighbour).where(Neighbour.household_id.in_(chunk)))
+        # Mobiles only where the item gives them (None keeps those registered).
+        rewritten = [t for data, t in zip(items, targets) if t is not None
+                     and data.mobiles is not None]
+        for chunk in _chunks(rewritten, 500):
+            session.execute(delete(Mobile).where(Mobile.household_id.in_(chunk)))
         for data, target in zip(items, targets):
             if target is not None:
                 session.execute(update(Household).where(Household.id == target).values(
@@ -292,6 +325,11 @@ class Registry:
                 session.connection().execute(HouseholdNumber.__table__.insert(), numbers)
             if neighbours:
                 session.connection().execute(Neighbour.__table__.insert(), neighbours)
+            mobiles = [{"household_id": hid, "number": n, "name": name, "position": p}
+                       for data, hid in pairs
+                       for p, (n, name) in enumerate(data.mobiles or (), 1)]
+            if mobiles:
+                session.connection().execute(Mobile.__table__.insert(), mobiles)
         bump_version(session)
         return targets
 

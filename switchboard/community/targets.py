@@ -9,7 +9,9 @@ Which households a message is for, as staff write it:
                          in the format of C{switchboard households export}
 
 Several may be joined with C{,} (C{building:3,building:7}); a household is
-chosen once. Each chosen household is reached on its first landline.
+chosen once. Each chosen household is reached on its first landline; a
+text goes to each of its residents' registered mobiles instead, where it
+has any (L{for_texts}).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Target:
     number: str
     address: str
     residents: str = ""
+    #: The residents' registered mobiles, [(E.164, name)].
+    mobiles: tuple = ()
 
 
 def select_households(database, numbers, spec: str) -> list[Target]:
@@ -70,14 +74,33 @@ def select_households(database, numbers, spec: str) -> list[Target]:
             if not household.numbers:
                 continue  # nothing to call it on (a registry refuses such a household)
             targets.append(Target(household.id, household.numbers[0].number,
-                                  household.address, household.residents or ""))
+                                  household.address, household.residents or "",
+                                  tuple((m.number, m.name) for m in household.mobiles)))
     if not targets:
         raise TargetError([f"{spec!r} names no registered household"])
     return targets
 
 
+def for_texts(targets) -> list[Target]:
+    """
+    Where a text to C{targets} goes: each registered mobile of a household
+    (its owner's name after the address), else its landline (a SIP phone
+    takes texts too).
+    """
+    out = []
+    for t in targets:
+        if not t.mobiles:
+            out.append(t)
+            continue
+        for number, name in t.mobiles:
+            address = f"{t.address} ({name})" if name else t.address
+            out.append(Target(t.household_id, number, address, t.residents))
+    return out
+
+
 def _select(session, numbers, part):
-    query = select(Household).options(selectinload(Household.numbers))
+    query = select(Household).options(selectinload(Household.numbers),
+                                      selectinload(Household.mobiles))
     kind, sep, value = part.partition(":")
     kind = kind.strip().lower()
     if part.lower() == "all":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from zope.interface import Attribute, Interface, implementer
 
+from switchboard.community.mobiles import is_mobile, mask
 from switchboard.dialing import is_channel
 
 #: Bytes of a body Asterisk takes: C{MessageSend} decodes C{Base64Body}
@@ -79,27 +80,33 @@ class SipMessageChannel:
         C{pjsip:x}.
     @param sender: the C{From} (e.g. C{"Switchboard" <sip:alarm@community>});
         empty: the endpoint's own.
+    @param mobile_address: the C{Destination} for a mobile number (a
+        resident's, registered for text notices): an SMS gateway that takes
+        SIP MESSAGE, e.g. C{pjsip:sms-gateway/sip:{number}@gateway}; empty:
+        C{address}.
     """
 
     name = "sip"
 
-    def __init__(self, ami, dialer, *, address="pjsip:{number}", sender=""):
+    def __init__(self, ami, dialer, *, address="pjsip:{number}", sender="", mobile_address=""):
         self.ami = ami
         self.dialer = dialer
         self.address_template = address
+        self.mobile_template = mobile_address or address
         self.sender = sender
 
     def address(self, to: str) -> str:
         if is_channel(to):
             tech, _, resource = to.partition("/")
             return f"{tech.lower()}:{resource}"
-        return self.address_template.format(number=self.dialer.numbers.dialable(to))
+        template = self.mobile_template if is_mobile(to) else self.address_template
+        return template.format(number=self.dialer.numbers.dialable(to))
 
     def send(self, to, body):
         try:
             headers = [("Destination", self.address(to))]
         except Exception as e:
-            return defer.succeed(TextResult(to, False, f"no address for {to}: {e}"))
+            return defer.succeed(TextResult(to, False, f"no address for {mask(to)}: {e}"))
         if self.sender:
             headers.append(("From", self.sender))
         encoded = base64.b64encode(fit(body).encode("utf-8")).decode("ascii")

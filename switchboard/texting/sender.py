@@ -7,6 +7,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from switchboard.community.mobiles import mask
 from switchboard.texting.channel import TextResult
 
 
@@ -54,7 +55,8 @@ class TextSender:
         if result.sent or attempt >= self.retries:
             self.waiting -= 1
             if not result.sent:
-                self.log.error("text to {to} not sent after {n} tries: {why}", to=to,
+                # Masked: a resident's mobile is never logged in full.
+                self.log.error("text to {to} not sent after {n} tries: {why}", to=mask(to),
                                n=attempt + 1, why=result.detail)
             done.callback(result)
             return

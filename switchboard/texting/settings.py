@@ -4,6 +4,8 @@ C{texting:} in switchboard.yaml: how text messages leave.
     texting:
       via: sip                  # SIP MESSAGE through Asterisk (AMI MessageSend)
       address: pjsip:{number}   # the Destination of a number ({number}: as dialled)
+      mobile_address: "pjsip:sms-gateway/sip:{number}@gw"   # optional: for residents'
+                                # mobiles (an SMS gateway taking SIP MESSAGE); default: address
       from: '"Switchboard" <sip:switchboard@community>'   # optional
       retries: 3                # tries again, 5 s apart then doubling
 """
@@ -16,7 +18,7 @@ from switchboard import yamlconf
 from switchboard.texting.channel import SipMessageChannel
 from switchboard.texting.sender import TextSender
 
-_KEYS = {"via", "address", "from", "retries"}
+_KEYS = {"via", "address", "mobile_address", "from", "retries"}
 _CHANNELS = ("sip",)
 
 
@@ -25,6 +27,7 @@ class TextingSettings:
     via: str = "sip"
     address: str = "pjsip:{number}"
     sender: str = ""
+    mobile_address: str = ""
     retries: int = 3
 
 
@@ -43,6 +46,13 @@ def read_settings(check, data) -> TextingSettings:
         check.add(m.where("address"), "texting.address",
                   "must be one line containing {number}", "e.g. pjsip:{number}")
         address = default.address
+    mobile_address = check.typed(m, "mobile_address", str, "texting.mobile_address", "")
+    if mobile_address and ("{number}" not in mobile_address
+                           or any(c in mobile_address for c in "\r\n\0")):
+        check.add(m.where("mobile_address"), "texting.mobile_address",
+                  "must be one line containing {number}",
+                  "e.g. pjsip:sms-gateway/sip:{number}@gateway")
+        mobile_address = ""
     sender = check.typed(m, "from", str, "texting.from", default.sender)
     if any(c in sender for c in "\r\n\0"):
         check.add(m.where("from"), "texting.from", "must be one line")
@@ -52,12 +62,13 @@ def read_settings(check, data) -> TextingSettings:
         check.add(m.where("retries"), "texting.retries", f"{retries} is out of range",
                   "a whole number from 0 to 10")
         retries = default.retries
-    return TextingSettings(via=via, address=address, sender=sender, retries=retries)
+    return TextingSettings(via=via, address=address, sender=sender, retries=retries,
+                           mobile_address=mobile_address)
 
 
 def channel_from_settings(settings, ami, clock) -> TextSender:
     """The L{TextSender} that C{settings.texting} describes, over C{ami}."""
     texting = getattr(settings, "texting", None) or TextingSettings()
     channel = SipMessageChannel(ami, settings.dialer, address=texting.address,
-                                sender=texting.sender)
+                                sender=texting.sender, mobile_address=texting.mobile_address)
     return TextSender(channel, clock, retries=texting.retries)

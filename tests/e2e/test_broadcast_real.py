@@ -1,7 +1,8 @@
 """
-The voice broadcast end to end: a notice to twelve households of the lab,
-their SIPp phones answer and press 1, press 2 then 1, are busy, or never
-answer; the report staff get says exactly what the phones did.
+The voice broadcast end to end: a notice to thirty households of the lab,
+their SIPp phones answer and press 1, press 2 then 1, are busy, never
+answer, hang up without a key, or do one of these and then press 1 when
+called again; the report staff get says exactly what the phones did.
 """
 
 import csv
@@ -9,11 +10,10 @@ import os
 import io
 import signal
 import sqlite3
-import threading
-import time
 
 import pytest
 
+from lab.sipp import Phones
 from tests.conftest import wait_for
 from tests.e2e.server import Server
 
@@ -23,13 +23,34 @@ BROADCAST = ("broadcast: {lines: 4, retries: 1, retry_after: 4, ring_timeout: 6,
              "quiet_hours: null, plays: 3}\n")
 NOTICE = "明天上午九点到下午三点，三号楼到五号楼停水。"
 
-# The phones, in the order the households are registered (and called).
-BUSY_THEN_HEARD = ["87650021", "87650022"]
-NEVER_ANSWERS = ["87650023"]
-ALWAYS_BUSY = ["87650024"]
-PRESSES_1 = ["87650025", "87650026", "87650027", "87650028", "87650029"]
-PRESSES_2_THEN_1 = ["87650030", "87650031", "87650032"]
-ALL = BUSY_THEN_HEARD + NEVER_ANSWERS + ALWAYS_BUSY + PRESSES_1 + PRESSES_2_THEN_1
+
+def lab_numbers(first, count):
+    return [f"876500{n:02d}" for n in range(first, first + count)]
+
+
+# What each household's phones do, call after call (each SIPp phone takes one
+# call), and the report's row that must follow: heard, why not, calls counted
+# (busy, no answer, no 1: at most retries + 1), calls placed.
+ANSWER = dict(ring_ms=500, before_ms=2500)
+PRESS_1 = ("answer", dict(ANSWER, keys="1"))
+PRESS_2_THEN_1 = ("answer", dict(ANSWER, keys="21"))
+BUSY = ("busy", {})
+RING = ("ring", {})
+HANG_UP = ("hangup", dict(ring_ms=500, before_ms=1500))
+BEHAVIOURS = [
+    # (households, their phones' calls, the report's row)
+    (lab_numbers(21, 10), [PRESS_1], ("yes", "", "0", "1")),
+    (lab_numbers(31, 5), [PRESS_2_THEN_1], ("yes", "", "0", "1")),
+    (lab_numbers(36, 4), [BUSY, PRESS_1], ("yes", "", "1", "2")),
+    (lab_numbers(40, 3), [RING, RING], ("no", "no-answer", "2", "2")),
+    (lab_numbers(43, 3), [BUSY, BUSY], ("no", "busy", "2", "2")),
+    (lab_numbers(46, 2), [RING, PRESS_1], ("yes", "", "1", "2")),
+    (lab_numbers(48, 1), [HANG_UP, PRESS_2_THEN_1], ("yes", "", "1", "2")),
+    (lab_numbers(49, 2), [HANG_UP, HANG_UP], ("no", "unconfirmed", "2", "2")),
+]
+ALL = [n for group, _, _ in BEHAVIOURS for n in group]
+PRESSES_1 = lab_numbers(21, 10)
+PRESSES_2_THEN_1 = lab_numbers(31, 5)
 
 
 def households_csv(path, numbers):
@@ -49,48 +70,6 @@ def server(asterisk, tmp_path):
     server.stop()
 
 
-class Phones:
-    """
-    Each number's phones one after another: a SIPp phone handles one call.
-    The next starts C{gap} seconds after one ended, clear of the last SIP
-    retransmissions of its call (a stray BYE ends a fresh phone's call).
-    """
-
-    def __init__(self, sipp, plans, gap=1.5):
-        self.sipp = sipp
-        self.plans = {n: list(p) for n, p in plans.items()}
-        self.gap = gap
-        self.ended = {}
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.current = {}
-        for number in self.plans:
-            self._next(number)
-        self.thread.start()
-
-    def _next(self, number):
-        if self.plans[number]:
-            behaviour, kw = self.plans[number].pop(0)
-            self.current[number] = self.sipp.phone(number, behaviour, timeout_s=120, **kw)
-        else:
-            self.current.pop(number, None)
-
-    def _run(self):
-        while not self.done.is_set():
-            for number, phone in list(self.current.items()):
-                if phone.process.poll() is None:
-                    continue
-                ended = self.ended.setdefault(number, time.monotonic())
-                if time.monotonic() - ended >= self.gap:
-                    del self.ended[number]
-                    self._next(number)
-            time.sleep(0.05)
-
-    def stop(self):
-        self.done.set()
-        self.thread.join(5)
-
-
 def report(server, campaign):
     rows = list(csv.reader(io.StringIO(server.cli("broadcast", "report", campaign,
                                                   "--csv", "-"))))
@@ -99,55 +78,45 @@ def report(server, campaign):
 
 
 def test_a_notice_reaches_every_household_and_the_report_says_what_the_phones_did(
-        server, sipp):
-    answer = dict(ring_ms=500, before_ms=2500)
-    plans = {}
-    for n in BUSY_THEN_HEARD:
-        plans[n] = [("busy", {}), ("answer", dict(answer, keys="1"))]
-    for n in NEVER_ANSWERS:
-        plans[n] = [("ring", {}), ("ring", {})]
-    for n in ALWAYS_BUSY:
-        plans[n] = [("busy", {}), ("busy", {})]
-    for n in PRESSES_1:
-        plans[n] = [("answer", dict(answer, keys="1"))]
-    for n in PRESSES_2_THEN_1:
-        plans[n] = [("answer", dict(answer, keys="21"))]
+        asterisk, sipp, tmp_path):
+    server = Server(tmp_path, extra=BROADCAST.replace("lines: 4", "lines: 8"))
+    csv_path = tmp_path / "households.csv"
+    households_csv(csv_path, ALL)
+    server.cli("households", "import", str(csv_path))
+    plans = {n: calls for group, calls, _ in BEHAVIOURS for n in group}
     phones = Phones(sipp, plans)
     try:
         server.start()
         out = server.cli("broadcast", "send", "--text", NOTICE, "--to", "all")
-        assert out.startswith("campaign 1: 12 households")
-        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 120,
+        assert out.startswith("campaign 1: 30 households")
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 150,
                  interval=1.0, message="the campaign to end")
     finally:
         phones.stop()
+        server.stop()
     status = server.cli("broadcast", "status", "1")
-    assert "12/12 done  10 heard  2 failed  0 pending" in status
+    heard = sum(len(group) for group, _, row in BEHAVIOURS if row[0] == "yes")
+    assert f"30/30 done  {heard} heard  {30 - heard} failed  0 pending" in status
     rows = report(server, "1")
-    for n in PRESSES_1 + PRESSES_2_THEN_1:
-        assert (rows[n]["heard"], rows[n]["calls placed"]) == ("yes", "1"), rows[n]
-    for n in BUSY_THEN_HEARD:
-        assert (rows[n]["heard"], rows[n]["calls counted"], rows[n]["calls placed"]) == \
-            ("yes", "1", "2"), rows[n]
-    for n in NEVER_ANSWERS:
-        assert (rows[n]["heard"], rows[n]["why not"], rows[n]["calls placed"]) == \
-            ("no", "no-answer", "2"), rows[n]
-    for n in ALWAYS_BUSY:
-        assert (rows[n]["heard"], rows[n]["why not"], rows[n]["calls placed"]) == \
-            ("no", "busy", "2"), rows[n]
-    # Who pressed 2 first heard the notice twice.
+    columns = ("heard", "why not", "calls counted", "calls placed")
+    got = {n: tuple(rows[n][c] for c in columns) for n in ALL}
+    assert got == {n: row for group, _, row in BEHAVIOURS for n in group}
+    # Each call the report counts reached the phone: no more, no fewer.
+    assert {n: phones.calls(n) for n in ALL} == {n: int(got[n][3]) for n in ALL}
+    # Who pressed 2 first heard the notice twice; who pressed 1, once.
     with sqlite3.connect(server.db) as db:
         repeats = dict(db.execute(
             "SELECT substr(d.number, -8), max(a.repeats) FROM broadcast_attempt a "
             "JOIN broadcast_delivery d ON d.id = a.delivery_id GROUP BY d.number").fetchall())
-    assert {n: repeats[n] for n in PRESSES_2_THEN_1} == {n: 1 for n in PRESSES_2_THEN_1}
+    twice = PRESSES_2_THEN_1 + lab_numbers(48, 1)
+    assert {n: repeats[n] for n in twice} == {n: 1 for n in twice}
     assert {n: repeats[n] for n in PRESSES_1} == {n: 0 for n in PRESSES_1}
     assert "broadcast: campaign 1 done" in server.log()
 
 
 def test_kill_9_mid_campaign_then_every_household_is_reached_once(server, sipp, tmp_path):
     """Killed while calls are up: after the restart nobody who pressed 1 is called again."""
-    numbers = PRESSES_1 + PRESSES_2_THEN_1     # 8 households, 4 lines: two waves
+    numbers = PRESSES_1[:5] + PRESSES_2_THEN_1[:3]     # 8 households, 4 lines: two waves
     slow = dict(ring_ms=500, before_ms=2500)
     plans = {n: [("answer", dict(slow, keys="1")), ("answer", dict(slow, keys="1"))]
              for n in numbers}
@@ -247,3 +216,42 @@ def test_a_text_notice_reaches_each_households_phone_as_a_sip_message(server, si
     rows = report(server, "1")
     assert {n: (rows[n]["heard"], rows[n]["calls placed"]) for n in numbers} == \
         {n: ("sent", "1") for n in numbers}
+
+
+def test_a_text_notice_reaches_residents_mobiles_through_the_sms_gateway(
+        asterisk, sipp, tmp_path):
+    """
+    Household 1 registered two mobiles, household 2 none: the mobiles'
+    texts go to the SMS gateway (a SIPp UAS taking SIP MESSAGE for any
+    number), household 2's to its SIP phone; the log never has a mobile in full.
+    """
+    gateway = sipp.gateway(21000, messages=2, timeout_s=30)
+    server = Server(tmp_path, extra=BROADCAST + "texting: {mobile_address: "
+                    "'pjsip:lab-exchange/sip:{number}@127.0.0.1:21000'}\n")
+    households = tmp_path / "households.csv"
+    households.write_text("numbers,building,unit,room,residents,mobiles\n"
+                          "87650021,3,1,101,陈梅,13800138000=陈梅;19912345678=女儿\n"
+                          "87650022,3,1,102,林涛,\n", encoding="utf-8")
+    server.cli("households", "import", str(households))
+    phone = sipp.phone("87650022", "text", timeout_s=30)
+    text = "周六上午九点，社区中心免费体检。"
+    try:
+        server.start()
+        out = server.cli("broadcast", "send", "--channel", "text", "--text", text,
+                         "--to", "all")
+        assert out.startswith("campaign 1: 2 households, normal, by text to 3 phones")
+        wait_for(lambda: "done:" in server.cli("broadcast", "status", "1"), 30, interval=0.5,
+                 message="the text campaign to end")
+        wait_for(lambda: len(gateway.texts_to()) == 2, 10, message="the gateway's two texts")
+    finally:
+        server.stop()
+    assert sorted(gateway.texts_to()) == [("13800138000", text), ("19912345678", text)]
+    assert phone.texts() == [text]
+    rows = list(csv.reader(io.StringIO(server.cli("broadcast", "report", "1", "--csv", "-"))))
+    assert [(r[1], r[2].lstrip("'"), r[3]) for r in rows[1:]] == [
+        ("building 3, unit 1, room 101 (陈梅)", "+8613800138000", "sent"),
+        ("building 3, unit 1, room 101 (女儿)", "+8619912345678", "sent"),
+        ("building 3, unit 1, room 102", "+8659187650022", "sent")]
+    log = server.log()
+    assert "+86138****8000" in log
+    assert "13800138000" not in log and "19912345678" not in log
