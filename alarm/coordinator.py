@@ -234,10 +234,10 @@ class AlarmCoordinator:
         if existing is not None and existing.ended:
             existing = None
         if existing is None and not self._can_place_calls(asterisk):
-            return self._hand_to_dialplan(caller_raw, number, household, now)
+            return self._hand_to_dialplan(caller_raw, number, household, now, asterisk)
         if existing is not None and not existing.confirmed \
                 and not existing.group.can_place_calls():
-            return self._hand_to_dialplan(caller_raw, number, household, now)
+            return self._hand_to_dialplan(caller_raw, number, household, now, asterisk)
         if existing is not None:
             if existing.callers is not None:
                 existing.callers += 1
@@ -250,7 +250,7 @@ class AlarmCoordinator:
         self._claim(alarm)
         if household is None:
             self._open[UNIDENTIFIED] = alarm
-        d = self._record_opening(caller_raw, number, household, now)
+        d = self._record_opening(caller_raw, number, household, now, asterisk)
         d.addCallbacks(self._opened, self._not_recorded, callbackArgs=(alarm,),
                        errbackArgs=(alarm,))
         return alarm.when_ready()
@@ -278,11 +278,11 @@ class AlarmCoordinator:
             self.log.failure("cannot tell whether calls can be placed on {name}", name=asterisk)
             return False
 
-    def _hand_to_dialplan(self, caller_raw, number, household, now):
+    def _hand_to_dialplan(self, caller_raw, number, household, now, asterisk=""):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
         self.log.critical("ALARM from {caller}: no AMI link to place calls with; the dialplan "
                           "rings the neighbours natively", caller=caller_raw)
-        d = self._record_opening(caller_raw, number, household, now)
+        d = self._record_opening(caller_raw, number, household, now, asterisk)
 
         def recorded(alarm_id):
             self.changes.tell(AlarmChange(alarm_id, None, OPENED, now,
@@ -293,13 +293,13 @@ class AlarmCoordinator:
         d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
         return defer.fail(HandedToDialplan(NATIVE_OUTCOME))
 
-    def _record_opening(self, caller_raw, number, household, now):
+    def _record_opening(self, caller_raw, number, household, now, asterisk=""):
         """Put a new alarm on record: a Deferred firing with its id."""
         return self.recorder.open_alarm(
             at=now, caller_raw=caller_raw, caller_number=number,
             household_id=household.id if household is not None else None,
             address=household.address if household is not None else "",
-            detail=_opening(household, caller_raw))
+            detail=_opening(household, caller_raw), asterisk=asterisk)
 
     def _claim(self, alarm):
         for key in alarm.keys:
@@ -740,7 +740,8 @@ class AlarmCoordinator:
 
     def _take_up(self, row, household) -> ActiveAlarm:
         """An L{ActiveAlarm} for the open alarm C{row}, held here from now on."""
-        alarm = self._new_alarm(keys=_keys(row.household_id, row.caller_number),
+        alarm = self._new_alarm(getattr(row, "asterisk", "") or "",
+                                keys=_keys(row.household_id, row.caller_number),
                                 household=household, caller_raw=row.caller_raw,
                                 caller_number=row.caller_number, address=row.address,
                                 opened=self.clock.seconds())
@@ -756,7 +757,8 @@ class AlarmCoordinator:
 
     def _follow(self, alarm, leg_id, tag, number, state):
         try:
-            dial = self._dial(number, self.config.neighbour_trunk) if number else ""
+            dial = (self._dial(number, self.config.neighbour_trunk, alarm.asterisk)
+                    if number else "")
         except Exception:
             dial = ""
         leg = alarm.group.adopt(leg_id, tag or "unknown", number or "?", dial or number or "?")

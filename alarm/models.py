@@ -51,6 +51,9 @@ class Alarm(Base):
     # lease runs (renewed every second; see switchboard.leases).
     owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The Asterisk server the caller is on (settings' asterisks: name), where
+    # its calls are placed; None: the only one.
+    asterisk: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     events: Mapped[list["AlarmEvent"]] = relationship(
         back_populates="alarm", order_by="AlarmEvent.id", cascade="all, delete-orphan")

@@ -45,6 +45,7 @@ class OpenAlarm:
     room: str
     opened_at: object
     confirmed_at: object
+    asterisk: str = ""   # the caller's Asterisk server ("": the only one)
 
 
 def _text(value, size):
@@ -177,7 +178,7 @@ class AlarmRecorder:
     # The first write ------------------------------------------------------
 
     def open_alarm(self, *, at: float, caller_raw: str, caller_number, household_id,
-                   address: str, detail: str = "") -> defer.Deferred:
+                   address: str, detail: str = "", asterisk: str = "") -> defer.Deferred:
         """
         Give a new alarm its id and journal it (fsynced); fire with the id
         at once, without waiting for the database, which gets the row and
@@ -189,7 +190,7 @@ class AlarmRecorder:
                     raise OSError("the alarm journal cannot be read: not on record")
                 return self.open_alarm(at=at, caller_raw=caller_raw,
                                        caller_number=caller_number, household_id=household_id,
-                                       address=address, detail=detail)
+                                       address=address, detail=detail, asterisk=asterisk)
             return self.start().addCallback(started)
         alarm_id = self._next_id()
         row = dict(household_id=None if household_id is None else int(household_id),
@@ -198,6 +199,8 @@ class AlarmRecorder:
                    status="open", opened_at=float(at), room=room_name(alarm_id), outcome="")
         if self.owner is not None:
             row["owner"] = self.owner
+        if asterisk:
+            row["asterisk"] = _text(asterisk, 40)
         opened = dict(at=float(at), kind="opened", leg=None,
                       number=_text(caller_raw, 80) or None, detail=_text(detail, 300) or "")
         try:
@@ -294,7 +297,8 @@ class AlarmRecorder:
             return {a.id: dict(household_id=a.household_id, caller_raw=a.caller_raw,
                                caller_number=a.caller_number, address=a.address,
                                status=a.status, room=a.room, opened_at=a.opened_at,
-                               confirmed_at=a.confirmed_at, closed_at=None, owner=a.owner)
+                               confirmed_at=a.confirmed_at, closed_at=None, owner=a.owner,
+                               asterisk=a.asterisk or "")
                     for a in rows}
 
         def merge(found):
@@ -318,7 +322,7 @@ class AlarmRecorder:
             return [OpenAlarm(i, r.get("household_id"), r.get("caller_raw") or "",
                               r.get("caller_number"), r.get("address") or "",
                               r.get("status") or "open", r.get("room") or room_name(i),
-                              r.get("opened_at"), r.get("confirmed_at"))
+                              r.get("opened_at"), r.get("confirmed_at"), r.get("asterisk") or "")
                     for i, r in sorted(found.items()) if r.get("closed_at") is None]
 
         return self.start().addCallback(lambda _: self.database.run(work)).addCallback(merge)
@@ -335,7 +339,7 @@ class AlarmRecorder:
                 return None
             row = OpenAlarm(a.id, a.household_id, a.caller_raw or "", a.caller_number,
                             a.address or "", a.status or "open", a.room or room_name(a.id),
-                            a.opened_at, a.confirmed_at)
+                            a.opened_at, a.confirmed_at, a.asterisk or "")
             entries = [TimelineEntry(e.kind, e.leg, e.number, e.detail or "")
                        for e in session.execute(select(AlarmEvent).where(
                            AlarmEvent.alarm_id == a.id).order_by(AlarmEvent.id)).scalars()]

@@ -15,13 +15,23 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from alarm.coordinator import AlarmCoordinator, HandedToDialplan
+from alarm.recorder import AlarmRecorder
 from alarm.servers import EveryAstDB
 from switchboard import settings as settings_module
 from switchboard.ami.servers import AsteriskServer, AsteriskServers
 from switchboard.dialing import Dialer
 from switchboard.yamlconf import ConfigError
 
-from tests.test_alarm_support import PLAN, DIALER, FakeAMI, Rig, add_household, household
+from tests.test_alarm_support import (
+    DIALER,
+    DUTY,
+    PLAN,
+    FakeAMI,
+    Rig,
+    add_household,
+    alarm_row,
+    household,
+)
 
 
 def load(tmp_path, text):
@@ -180,6 +190,21 @@ class AlarmOnItsCallersServerTests(SynchronousTestCase):
         self.successResultOf(self.coordinator.raise_alarm("87650003", household(2, 1, own=3),
                                                           asterisk="a"))
         self.assertEqual(len(self.a.calls), 1)
+
+    def test_after_a_restart_the_alarm_rings_from_its_callers_server_again(self):
+        alarm = self.successResultOf(self.coordinator.raise_alarm("87650001", household(1, 1),
+                                                                  asterisk="b"))
+        self.assertEqual(alarm_row(self.rig.db, alarm.id).asterisk, "b")
+        self.coordinator.stop()
+        a, b = FakeAMI(), FakeAMI()
+        again = AlarmCoordinator(
+            DIALER, a, AlarmRecorder(self.rig.sync, clock=self.rig.clock), self.rig.config,
+            self.rig.clock, hotline_number="12345", placers={"a": a, "b": b},
+            dialers={"a": DIALER, "b": Dialer(PLAN, {"default": "PJSIP/{number}@to-a"})})
+        (recovered,) = self.successResultOf(again.recover_open_alarms())
+        self.assertEqual(recovered.asterisk, "b")
+        self.assertEqual(a.calls, [])
+        self.assertEqual([c.channel for c in b.calls], [f"PJSIP/{DUTY[-8:]}@to-a"])
 
     def test_the_safety_net_asks_the_alarms_own_server(self):
         alarm = self.successResultOf(self.coordinator.raise_alarm("87650001", household(1, 1),

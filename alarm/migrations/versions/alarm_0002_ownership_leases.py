@@ -1,4 +1,5 @@
-"""Who holds each open alarm: its owner (a switchboard instance) and until when.
+"""Who holds each open alarm: its owner (a switchboard instance) and until when;
+and the Asterisk server its caller is on (where its calls are placed).
 
 Expand only: two nullable columns and an index. An instance on the code
 before leases ignores them; its alarms keep a NULL owner, which an instance
@@ -21,11 +22,13 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("alarm", sa.Column("owner", sa.String(length=120), nullable=True))
     op.add_column("alarm", sa.Column("lease_until", sa.DateTime(), nullable=True))
+    op.add_column("alarm", sa.Column("asterisk", sa.String(length=40), nullable=True))
     op.create_index("ix_alarm_owner", "alarm", ["owner"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_alarm_owner", table_name="alarm")
     with op.batch_alter_table("alarm") as batch:
+        batch.drop_column("asterisk")
         batch.drop_column("lease_until")
         batch.drop_column("owner")
