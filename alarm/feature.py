@@ -148,9 +148,11 @@ class AlarmFeature:
         self.elector.listeners.append(self._leading)
         # Each open alarm is held by one instance; a dead one's are taken
         # over by the leader once their leases run out.
-        self.ownership = AlarmOwnership(database, self.coordinator, self.recorder, self.index,
-                                        self.owner, self._clock(),
-                                        leading=lambda: self.elector.leading)
+        self.ownership = AlarmOwnership(
+            database, self.coordinator, self.recorder, self.index, self.owner, self._clock(),
+            leading=lambda: self.elector.leading,
+            name_lock=election.lock_for(database, "switchboard instance " + self.owner,
+                                        self._clock()))
         self.astdb = LeaderOnlyAstDB(
             AstDBSync(self.bulk_ami, self.index,
                       (several.main.dialer if several else None) or settings.dialer, config,

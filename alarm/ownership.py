@@ -36,7 +36,10 @@ class AlarmOwnership:
     log = Logger()
 
     def __init__(self, database, coordinator, recorder, index, owner, clock, *,
-                 leading=lambda: True, length=LEASE_SECONDS, every=RENEW_EVERY):
+                 leading=lambda: True, length=LEASE_SECONDS, every=RENEW_EVERY, name_lock=None):
+        #: Held while this process uses the name C{owner} (an
+        #: L{switchboard.election.ILock}; None: nobody else could).
+        self.name_lock = name_lock
         self.coordinator = coordinator
         self.recorder = recorder
         self.index = index
@@ -55,8 +58,24 @@ class AlarmOwnership:
         restart, nobody's, or only in its journal), fire with those it holds
         now; one another instance claimed first is left to it.
         """
-        open_alarms = list(open_alarms)
-        d = self.leases.claim(a.id for a in open_alarms)
+        return defer.ensureDeferred(self._claim(list(open_alarms)))
+
+    async def _claim(self, open_alarms):
+        alone = True
+        if self.name_lock is not None:
+            try:
+                alone = await self.name_lock.acquire()
+            except Exception as e:
+                self.log.error("cannot tell whether another process uses the name {name} "
+                               "({e})", name=self.owner, e=e)
+                alone = False
+        if not alone:
+            # Its alarms under this name are its own; those of a process that
+            # died are taken over once their lease runs out (the leader).
+            self.log.critical("another live process uses this instance's name {name} (set "
+                              "agi.advertise apart): the open alarms under it are left to "
+                              "the lease", name=self.owner)
+        d = self.leases.claim((a.id for a in open_alarms), running_too=alone)
 
         def mine(claimed):
             on_record = set(claimed)
@@ -65,13 +84,17 @@ class AlarmOwnership:
             return d2.addCallback(lambda owners: [
                 a for a in open_alarms if a.id in on_record or a.id not in owners])
 
-        return d.addCallback(mine)
+        return await d.addCallback(mine)
 
     def start(self) -> None:
         self.keeper.start()
 
     def stop(self) -> defer.Deferred:
-        return self.keeper.stop()
+        d = self.keeper.stop()
+        if self.name_lock is not None:
+            lock = self.name_lock
+            d.addBoth(lambda _: lock.release()).addBoth(lambda _: lock.close())
+        return d
 
     async def adopt(self, alarm_id, previous):
         """Carry on with alarm C{alarm_id}, which this instance has just taken from C{previous}."""

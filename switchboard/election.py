@@ -237,9 +237,18 @@ def for_database(database, name: str, clock) -> Elector:
     C{database}: an advisory lock on PostgreSQL, always the leader on
     anything else (SQLite: one server).
     """
+    return Elector(lock_for(database, name, clock), clock, name=name)
+
+
+def lock_for(database, name: str, clock):
+    """
+    The L{ILock} named C{name} among the instances sharing C{database}: a
+    PostgreSQL advisory lock on a connection of its own; on anything else
+    (SQLite: one server) always held.
+    """
     engine = getattr(database, "engine", None)
     if engine is None or engine.dialect.name != "postgresql":
-        return Elector(AlwaysLeader(), clock, name=name)
+        return AlwaysLeader()
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
     # A connection of its own, never pooled; over TCP, a dead peer is found
@@ -247,8 +256,7 @@ def for_database(database, name: str, clock) -> Elector:
     engine = create_engine(engine.url, poolclass=NullPool, connect_args=dict(
         connect_timeout=2, keepalives=1, keepalives_idle=2, keepalives_interval=1,
         keepalives_count=3))
-    lock = PostgresAdvisoryLock(engine, name, DedicatedThread(clock, "elector " + name))
-    return Elector(lock, clock, name=name)
+    return PostgresAdvisoryLock(engine, name, DedicatedThread(clock, "lock " + name))
 
 
 class DedicatedThread:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import socket
 from typing import Callable, Iterable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
@@ -79,47 +79,51 @@ class Leases:
 
     def renew(self, held: Iterable[int]) -> defer.Deferred:
         """
-        Renew every lease this instance holds; fire with those of C{held}
-        (ids it works on) that the database says another instance holds
-        now (taken over while this one could not renew: let them go).
+        Renew the leases of C{held} (the ids this instance works on: only
+        those, so that a row under this name nobody here works on runs out
+        and is taken over); fire with those of them the database says
+        another instance holds now (taken over while this one could not
+        renew: let them go).
         """
         t, held = self.table, sorted({int(i) for i in held})
         until, owner = self.until(), self.owner
 
         def work(session):
-            session.execute(update(t).where(t.c.owner == owner, self.is_open(t))
-                            .values(lease_until=until))
-            if not held:
-                return []
             lost = []
             for start in range(0, len(held), 500):
+                chunk = held[start:start + 500]
+                session.execute(update(t).where(t.c.owner == owner, t.c.id.in_(chunk),
+                                                self.is_open(t)).values(lease_until=until))
                 lost += [row.id for row in session.execute(
-                    select(t.c.id).where(t.c.id.in_(held[start:start + 500]),
-                                         t.c.owner.is_not(None), t.c.owner != owner))]
+                    select(t.c.id).where(t.c.id.in_(chunk), t.c.owner.is_not(None),
+                                         t.c.owner != owner))]
             return lost
 
         return self.database.run(work)
 
-    def claim(self, ids: Iterable[int]) -> defer.Deferred:
+    def claim(self, ids: Iterable[int], *, running_too=True) -> defer.Deferred:
         """
         Take C{ids} as this instance's where nobody else holds them (their
         owner is this instance's name, from before a restart, or nobody);
         fire with the ids now held. For the rows an instance recovers when
-        it starts.
+        it starts. Not C{running_too}: rows under this name whose lease
+        still runs are left (another live process may be using the name).
         """
         t, ids = self.table, sorted({int(i) for i in ids})
-        until, owner = self.until(), self.owner
+        until, owner, now = self.until(), self.owner, self._now()
+        mine_before = t.c.owner == owner
+        if not running_too:
+            mine_before = and_(mine_before, or_(t.c.lease_until.is_(None),
+                                                t.c.lease_until < now))
 
         def work(session):
             mine = []
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                session.execute(update(t).where(
-                    t.c.id.in_(chunk), or_(t.c.owner.is_(None), t.c.owner == owner))
-                    .values(owner=owner, lease_until=until))
                 mine += [row.id for row in session.execute(
-                    select(t.c.id).where(t.c.id.in_(chunk), t.c.owner == owner))]
-            return mine
+                    update(t).where(t.c.id.in_(chunk), or_(t.c.owner.is_(None), mine_before))
+                    .values(owner=owner, lease_until=until).returning(t.c.id))]
+            return sorted(mine)
 
         return self.database.run(work)
 
@@ -137,13 +141,16 @@ class Leases:
         return self.database.run(work)
 
     def lapsed(self) -> defer.Deferred:
-        """Fire with C{(id, owner)} of the open rows whose owner's lease has run out."""
-        t, now, owner = self.table, self._now(), self.owner
+        """
+        Fire with C{(id, owner)} of the open rows whose owner's lease has run
+        out (this instance's name too: a row under it nobody renews).
+        """
+        t, now = self.table, self._now()
 
         def work(session):
             return [(row.id, row.owner) for row in session.execute(
                 select(t.c.id, t.c.owner).where(
-                    self.is_open(t), t.c.owner.is_not(None), t.c.owner != owner,
+                    self.is_open(t), t.c.owner.is_not(None),
                     or_(t.c.lease_until.is_(None), t.c.lease_until < now))
                 .order_by(t.c.id))]
 
@@ -227,9 +234,12 @@ class LeaseKeeper:
             self.lost(lost)
         if not self.adopting():
             return
+        held = set(self.held())
         for row_id, previous in await self.leases.lapsed():
             if not self.adopting():
                 return
+            if row_id in held:
+                continue  # its renewal is on its way
             if await self.leases.take(row_id, previous):
                 try:
                     await defer.maybeDeferred(self.adopt, row_id, previous)

@@ -54,10 +54,29 @@ class FakeIndex:
         return defer.succeed({i: self.snapshots[i] for i in ids if i in self.snapshots})
 
 
+class FakeNameLock:
+    """The lock on an instance's name: held unless another live process has it."""
+
+    def __init__(self, free=True):
+        self.free = free
+        self.released = False
+
+    def acquire(self):
+        return defer.succeed(self.free)
+
+    def release(self):
+        self.released = True
+        return defer.succeed(None)
+
+    def close(self):
+        pass
+
+
 class Instance:
     """One switchboard's alarm side: recorder, coordinator, fake AMI, leases."""
 
-    def __init__(self, name, db, clock, folder, alarm_config, index, *, leading):
+    def __init__(self, name, db, clock, folder, alarm_config, index, *, leading,
+                 name_lock=None):
         self.name = name
         self.ami = FakeAMI()
         self.recorder = AlarmRecorder(db, Journal(folder, "alarm"), clock=clock, owner=name)
@@ -67,7 +86,7 @@ class Instance:
                                             room_size=lambda room: defer.succeed(1))
         self.leading = leading
         self.ownership = AlarmOwnership(db, self.coordinator, self.recorder, index, name, clock,
-                                        leading=lambda: self.leading)
+                                        leading=lambda: self.leading, name_lock=name_lock)
 
     def start(self, test):
         """As the alarm feature starts: its own open alarms taken up, then the leases kept."""
@@ -102,10 +121,10 @@ class Case(SynchronousTestCase):
         self.a.start(self)
         self.b.start(self)
 
-    def instance(self, name, *, leading):
-        folder = f"{self.tmp}/journal-{len(name)}-{name[-6:-5]}-{leading}"
-        return Instance(name, self.sync, self.clock, folder, self.config, self.index,
-                        leading=leading)
+    def instance(self, name, *, leading, name_lock=None):
+        import tempfile
+        return Instance(name, self.sync, self.clock, tempfile.mkdtemp(dir=self.tmp), self.config,
+                        self.index, leading=leading, name_lock=name_lock)
 
     def advance(self, seconds, step=0.5):
         while seconds > 0:
@@ -157,6 +176,37 @@ class LeaseTests(Case):
         self.assertEqual([r.id for r in recovered], [alarm.id])
         self.assertEqual([c.channel for c in again.ami.calls], [DIALER.dial_string(DUTY)])
         self.assertEqual(self.b.ami.calls, [])
+
+    def test_a_process_sharing_a_live_instances_name_leaves_its_alarms_to_it(self):
+        # Two processes given the same name (agi.advertise copied between
+        # hosts): the second to start must not take the first's alarms.
+        alarm = self.raise_on_a()
+        twin = self.instance(self.a.name, leading=False, name_lock=FakeNameLock(free=False))
+        self.assertEqual(twin.start(self), [])
+        self.assertEqual(twin.ami.calls, [])
+        self.advance(20)
+        self.assertIsNone(twin.coordinator.alarm(alarm.id))
+        self.assertIsNotNone(self.a.coordinator.alarm(alarm.id))
+
+    def test_a_row_under_this_name_that_nobody_here_works_on_is_taken_over(self):
+        # Its holder, a process under the same name, died: the twin alive
+        # does not keep its lease running (it renews only what it works on).
+        alarm = self.raise_on_a()
+        twin = self.instance(self.a.name, leading=False, name_lock=FakeNameLock(free=False))
+        twin.start(self)
+        self.a.die()
+        self.advance(7)
+        self.assertIsNotNone(self.b.coordinator.alarm(alarm.id), "taken over by the leader")
+        self.assertEqual(alarm_row(self.db, alarm.id).owner, self.b.name)
+
+    def test_with_its_name_free_a_restart_takes_its_alarms_at_once_and_lets_the_name_go(self):
+        alarm = self.raise_on_a()
+        self.a.die()
+        lock = FakeNameLock()
+        again = self.instance(self.a.name, leading=False, name_lock=lock)
+        self.assertEqual([r.id for r in again.start(self)], [alarm.id])
+        self.successResultOf(again.ownership.stop())
+        self.assertTrue(lock.released)
 
     def test_alarm_ids_of_two_instances_never_collide(self):
         # Each takes its ids from the sequence, a block at a time. (On
