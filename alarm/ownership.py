@@ -48,6 +48,9 @@ class AlarmOwnership:
         self.keeper = LeaseKeeper(
             self.leases, held=self._held, lost=coordinator.let_go, adopt=self.adopt,
             adopting=leading, every=every, name="alarm leases")
+        # After a stall longer than a lease, no call is placed and no timer
+        # acts before a round has said which alarms are still this one's.
+        coordinator.engine.gate = self.keeper.checked
 
     def _held(self):
         return [a.id for a in self.coordinator.open_alarms() if a.id is not None]

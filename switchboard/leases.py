@@ -199,6 +199,8 @@ class LeaseKeeper:
         self.renewed = None
         self._loop = None
         self._round = None
+        self._ticked = None      # when the last round began
+        self._checking = []      # waiting for the round after a stall (L{checked})
 
     def start(self) -> None:
         self._loop = task.LoopingCall(self.round)
@@ -210,15 +212,44 @@ class LeaseKeeper:
             self._loop.stop()
         return self._round if self._round is not None else defer.succeed(None)
 
+    def stalled(self) -> bool:
+        """Whether no round has begun for longer than a lease (the process was stopped)."""
+        return (self._ticked is not None
+                and self.leases.clock.seconds() - self._ticked > self.leases.length)
+
+    def checked(self):
+        """
+        None when this instance may act on what it holds now; else (it was
+        stopped or stalled longer than a lease, so another instance may have
+        taken its work over) a Deferred that fires once a round has told it
+        what it still holds, having let the rest go. A round that cannot
+        reach the database fires it too: better to act twice than never.
+        """
+        if not self._checking and not self.stalled():
+            return None
+        d = defer.Deferred()
+        first = not self._checking
+        self._checking.append(d)
+        if first and self._round is None:
+            self.round()
+        return d
+
     def round(self):
         """One renewal (and adoption); never fails (logged), never two at once."""
         if self._round is not None:
             return None  # the previous round still waits for the database
+        if self.stalled() and not self._checking:
+            # Timers overdue from the stall wait for this round (L{checked}).
+            self._checking.append(defer.Deferred())
+        self._ticked = self.leases.clock.seconds()
         self._round = d = defer.ensureDeferred(self._once())
         d.addErrback(lambda f: self.log.failure("{name}: lease round", f, name=self.name))
 
         def done(_):
             self._round = None
+            checking, self._checking = self._checking, []
+            for waiting in checking:
+                waiting.callback(None)
         d.addBoth(done)
         return None
 

@@ -318,6 +318,27 @@ class TakeOverTests(Case):
         self.assertEqual(self.a.ami.hangups, [], "nor hangs up the calls the other follows")
 
 
+    def test_a_holder_stalled_past_its_lease_rings_nobody_when_it_wakes(self):
+        # Its escalation timer, overdue when the process runs again, waits
+        # for a lease round, which finds the alarm taken over: nothing rings.
+        alarm = self.raise_on_a()
+        self.a.ownership.keeper._loop.stop()   # stalled: no round runs
+        self.advance(61)
+        self.assertEqual(len(self.b.ami.to(DUTY)), 1, "the leader rang the duty stage on time")
+        self.assertEqual(self.a.ami.to(DUTY), [], "the woken holder rang it too")
+        self.assertIsNone(self.a.coordinator.alarm(alarm.id))
+
+    def test_a_holder_stalled_but_still_holding_acts_once_it_has_checked(self):
+        # Nobody took it over (no leader): after the check it rings as due.
+        self.b.leading = False
+        alarm = self.raise_on_a()
+        self.a.ownership.keeper._loop.stop()
+        self.advance(61)
+        self.assertEqual(len(self.a.ami.to(DUTY)), 1)
+        self.assertIsNotNone(self.a.coordinator.alarm(alarm.id))
+        self.assertEqual(alarm_row(self.db, alarm.id).owner, self.a.name)
+
+
 class StandingTests(SynchronousTestCase):
     def test_legs_stages_and_confirmation_are_read_from_the_timeline(self):
         names = ["duty", "duty night", "outside"]

@@ -141,6 +141,34 @@ class ParallelTests(Case):
         self.assertEqual(self.fates()[-1], ("+8659187650001", "delivered", False))
 
 
+class GateTests(Case):
+    """The owner's gate holds calls and timers until it has checked it still owns its groups."""
+
+    def test_calls_and_timers_wait_for_the_gate_and_are_dropped_if_no_longer_wanted(self):
+        opened = defer.Deferred()
+        self.engine.gate = lambda: opened if not opened.called else None
+        leg = self.group.ring("+1", "PJSIP/1")
+        fired = []
+        self.group.later(1, fired.append, "timer")
+        self.clock.advance(2)
+        self.assertEqual((self.placer.calls, fired, self.owner.notes), ([], [], []))
+        self.assertEqual(leg.state, RINGING, "a leg waiting to be placed counts as ringing")
+        opened.callback(None)
+        self.assertEqual([c.channel for c in self.placer.calls], ["PJSIP/1"])
+        self.assertEqual(fired, ["timer"])
+
+    def test_a_group_given_up_meanwhile_places_nothing(self):
+        opened = defer.Deferred()
+        self.engine.gate = lambda: opened
+        self.group.ring("+1", "PJSIP/1")
+        fired = []
+        self.group.later(0, fired.append, "timer")
+        self.clock.advance(1)
+        self.owner.want = False
+        opened.callback(None)
+        self.assertEqual((self.placer.calls, fired, self.owner.notes), ([], [], []))
+
+
 class SequenceTests(Case):
     def test_parties_rung_one_after_another(self):
         first = self.group.ring_in_order([party(1), party(2), party(3)])

@@ -155,6 +155,15 @@ class RingEngine:
         self.follow_every = follow_every
         self.lines = CallerLines()
         self.legs: dict = {}     # leg id (= channel unique id) -> Leg
+        #: None, or a callable its owner sets: None to act now, or a Deferred
+        #: to wait for before placing a call or running a timer (the owner
+        #: checks it still holds its groups, e.g. after the process was
+        #: stopped: L{switchboard.leases.LeaseKeeper.checked}).
+        self.gate = None
+
+    def waiting(self):
+        """The gate's Deferred to wait for, or None to act now."""
+        return self.gate() if self.gate is not None else None
 
     def group(self, listener, subject=None, **kwargs) -> RingGroup:
         """A new L{RingGroup} owned by C{listener} (an L{IRingListener})."""
@@ -291,19 +300,28 @@ class RingGroup:
         leg.then = then
         self.legs[leg_id] = leg
         self.engine.legs[leg_id] = leg
-        if not quiet:
+        wait = self.engine.waiting()
+        if wait is None:
+            self._place(leg)
+        else:
+            wait.addBoth(lambda _: self._place(leg) if self.current(leg) else None)
+        return leg
+
+    def _place(self, leg) -> None:
+        """Note C{leg} ringing (unless quiet) and originate its call."""
+        attempt, tag, leg_id = leg.attempt, leg.tag, leg.id
+        if not leg.quiet:
             self.listener.noted(leg, RINGING, tag + (f", attempt {attempt}" if attempt > 1
                                                      else ""))
         try:
             d = self.placer.originate(
-                dial, context=self.context, exten=self.exten, priority=1,
+                leg.dial, context=self.context, exten=self.exten, priority=1,
                 variables=self.listener.variables(leg), caller_id=self.caller_id(),
                 timeout=self.ring_timeout, channel_id=leg_id)
         except Exception:
             d = defer.fail()
         d.addCallbacks(self._outcome, self._not_placed, callbackArgs=(leg,), errbackArgs=(leg,))
         d.addErrback(self._leg_error, leg)
-        return leg
 
     def caller_id(self) -> str:
         name = str(self.caller_name or "").translate(_UNSAFE)
@@ -409,7 +427,11 @@ class RingGroup:
         def fire():
             if retry:
                 self.retries -= 1
-            f(*args)
+            wait = self.engine.waiting()
+            if wait is None:
+                f(*args)
+            else:
+                wait.addBoth(lambda _: f(*args) if self.listener.wanted(self) else None)
 
         self.timers.append(self.clock.callLater(delay, fire))
 

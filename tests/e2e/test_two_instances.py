@@ -10,6 +10,7 @@ Run with C{pytest -s} to see the figures.
 from __future__ import annotations
 
 import os
+import signal
 import re
 import time
 
@@ -254,3 +255,47 @@ def test_a_campaign_is_taken_up_by_the_other_instance_when_its_runner_is_killed(
     for n in heard_before:
         assert rows[n]["calls placed"] == "1", (n, rows[n])   # never called again
     assert f"broadcast: campaign {campaign} done" in second.log()
+
+
+def test_a_holder_stopped_past_its_lease_lets_its_alarm_go_when_it_wakes(pair, sipp, asterisk,
+                                                                         tmp_path):
+    # The holder hangs (SIGSTOP) longer than the lease: the leader takes the
+    # alarm over and rings the duty stage when due. The holder, woken, finds
+    # the alarm held by the other and lets it go: it rings nobody more and
+    # hangs up nothing (the other follows the calls).
+    first, second = pair
+    (tmp_path / "alarm.yaml").write_text(ALARM.replace("ring_timeout: 8", "ring_timeout: 30"))
+    first.start()
+    wait_for(lambda: leads(first), 10, message="the first instance to lead")
+    second.start()
+    wait_for(lambda: "AstDB swb_ring" in first.log(), 20, message="the leader's AstDB sync")
+    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
+                 + "&".join(f"agi://127.0.0.1:{p}" for p in reversed(PORTS)))
+    neighbours = {n: sipp.phone(n, "ring", timeout_s=90) for n in ("87650002", "87650003")}
+    duty = sipp.phone("87650190", "ring", timeout_s=90)
+    caller = sipp.call("#9", "87650001", before_ms=300, hold_ms=30000, timeout_s=90)
+    wait_for(neighbours["87650002"].invite_times, 15, message="a neighbour ringing")
+    alarm_id = wait_for(lambda: re.findall(r"(?m)^\s+(\d+)\s+\d{4}-", second.cli("alarms")),
+                        10, message="the alarm on record")[0]
+    asterisk.cli("dialplan set global SWITCHBOARD_AGI "
+                 + "&".join(f"agi://127.0.0.1:{p}" for p in PORTS))
+    second.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "adopted" in first.cli("alarms", "show", alarm_id), 15, interval=0.2,
+                 message="the leader taking the alarm over from the stopped holder")
+        wait_for(duty.invite_times, 15, message="the duty stage, rung by the leader")
+    finally:
+        second.signal(signal.SIGCONT)
+    wait_for(lambda: "another instance holds it now" in second.log(), 10,
+             message="the woken holder letting the alarm go")
+    time.sleep(3)
+    text = first.cli("alarms", "show", alarm_id)
+    assert re.search(r"adopted.*taken over from agi://127\.0\.0\.1:4582", text), text
+    assert len(duty.invite_times()) == 1, "the duty phone rung by both"
+    for number, phone in neighbours.items():
+        assert len(phone.invite_times()) == 1, f"{number} rung twice"
+    hangups = re.findall(r"Hangup.*87650002", asterisk.log(3000))
+    assert not hangups, hangups
+    caller.wait(50)
+    for phone in [*neighbours.values(), duty]:
+        phone.stop()
