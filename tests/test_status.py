@@ -282,3 +282,24 @@ def test_the_service_wires_the_status_to_the_parts(tmp_path):
     assert status.routing == [feature.store] and status.loads == [feature.store.loads]
     assert status.writers == {"calls": feature.call_log.writer}
     assert status.ami is not None
+
+
+def test_each_asterisk_server_has_its_line_and_one_down_turns_the_ami_light_red():
+    clock = task.Clock()
+    clock.advance(at("2026-12-03 12:30").timestamp())
+    status = Status(clock, SHANGHAI)
+    a, b = AMI(), AMI()
+    a.connected = b.connected = True
+    status.watch_ami(a)
+    status.watch_asterisks([SimpleNamespace(name="a", ami=a), SimpleNamespace(name="b", ami=b)])
+    snapshot = status.snapshot()
+    assert snapshot["lights"]["ami"] == "ok"
+    assert [(s["name"], s["state"]) for s in snapshot["ami"]["asterisks"]] == \
+        [("a", "connected"), ("b", "connected")]
+    b.connected = False
+    snapshot = status.snapshot()
+    assert snapshot["lights"]["ami"] == "failing"
+    lines = status_cli.render(json.loads(json.dumps(snapshot)))
+    assert lines[1].startswith("FAIL AMI       1 of 2 disconnected"), lines
+    assert any(line.startswith("FAIL   b") and "disconnected" in line for line in lines), lines
+    assert any(line.startswith("OK     a") and "connected" in line for line in lines), lines

@@ -44,6 +44,9 @@ def render(status: dict) -> list[str]:
     lines = [f"as of {status.get('at')}",
              f"{_MARK.get(lights.get('ami'), '?   ')} AMI       {ami.get('state')} since "
              f"{ami.get('since')} ({ami.get('reconnects', 0)} reconnect(s))",
+             *[f"{_MARK.get(a.get('light'), '?   ')}   {printable(str(a.get('name')))[:20]:<20} "
+               f"{a.get('state')} since {a.get('since')} ({a.get('reconnects', 0)} reconnect(s))"
+               for a in ami.get("asterisks", [])],
              f"{_MARK.get(lights.get('astdb'), '?   ')} AstDB     {astdb.get('state')}; last sync "
              f"{astdb.get('last_sync')}" + (f"; failing: {astdb['failure']}"
                                             if astdb.get("failure") else ""),

@@ -40,6 +40,8 @@ def attach(metrics: Metrics, server, status: Status | None = None) -> None:
     metrics.watch_fastagi(server.factory, lambda: fastagi_listening(server))
     if status is not None:
         status.watch_ami(server.ami)
+        if len(getattr(server, "asterisks", ())) > 1:
+            status.watch_asterisks(server.asterisks)
     for feature in server.features:
         for part in vars(feature).values():
             kind = kind_of(part)

@@ -71,6 +71,7 @@ class Status:
         self.clock = clock
         self.tz = tz
         self.ami = None
+        self.asterisks: list = []   # (name, AMIState) of each server, when several
         self.astdb: list = []
         self.writers: dict = {}
         self.routing: list = []
@@ -79,6 +80,11 @@ class Status:
 
     def watch_ami(self, ami) -> None:
         self.ami = AMIState(ami, self.clock)
+
+    def watch_asterisks(self, servers) -> None:
+        """Several Asterisk servers (L{switchboard.ami.servers.AsteriskServers}): each link."""
+        self.asterisks = [(server.name, self.ami if server.ami is getattr(self.ami, "ami", None)
+                           else AMIState(server.ami, self.clock)) for server in servers]
 
     def watch_astdb(self, sync) -> None:
         """An AstDB copy kept in step (C{stale}, C{synced_at}, C{failed_at}, C{failure})."""
@@ -108,6 +114,15 @@ class Status:
         now = self.clock.seconds()
         ami = self.ami.snapshot(self.tz) if self.ami is not None else {"state": "none",
                                                                         "light": UNKNOWN}
+        if self.asterisks:
+            # One light for them all: failing when any link is down (its
+            # callers' alarms are rung natively meanwhile).
+            ami = dict(ami, asterisks=[dict(state.snapshot(self.tz), name=name)
+                                       for name, state in self.asterisks])
+            down = [a["name"] for a in ami["asterisks"] if a["light"] == FAILING]
+            if down:
+                ami["light"] = FAILING
+                ami["state"] = f"{len(down)} of {len(ami['asterisks'])} disconnected"
         astdb = self._astdb()
         database = self._database()
         files = [self._file(record) for record in self.loads]
