@@ -346,18 +346,7 @@ class RingGroup:
         """
         leg.gone = (gone_state, gone_detail)
         leg.following = True
-        d = self._first_call_state(leg, unknown="unknown")
-
-        def looked(state):
-            if not self._following(leg):
-                return
-            if state is None:
-                self._first_call_ended(leg)
-            else:
-                self.later(self.engine.follow_every, self._follow_first_call, leg)
-
-        d.addCallback(looked)
-        d.addErrback(self._leg_error, leg)
+        self._follow_first_call(leg)
 
     # What happens to legs -----------------------------------------------------------
 
