@@ -115,7 +115,8 @@ class AlarmFeature:
             fastagi=getattr(settings.agi, "advertise", ""))
         self.texts = channel_from_settings(settings, ami, self._clock())
         self.coordinator.changes.subscribe(
-            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
+            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz,
+                      self._clock()))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
         self.desk = AlarmDesk(self.coordinator, database, ami)
