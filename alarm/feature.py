@@ -16,7 +16,7 @@ from alarm.guard import SilenceGuard
 from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
-from alarm.recorder import AlarmRecorder
+from alarm.recorder import WRITE_BEHIND, AlarmRecorder
 from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
 from alarm.texts import DutyTexts
@@ -104,7 +104,7 @@ class AlarmFeature:
         self.index = CallerIndex(database, settings.numbers, max_neighbours=config.max_neighbours,
                                  settle=True)
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
-        self.recorder = AlarmRecorder(database, journal, clock=reactor)
+        self.recorder = AlarmRecorder(database, journal, clock=reactor, delay=WRITE_BEHIND)
         placer = AMICallPlacer(ami)
         if trunk is not None:
             # A #9's legs are urgent: they always get a line, other features' calls yield.
