@@ -17,7 +17,7 @@ from alarm.handlers import AlarmCallerHandler, ResponderHandler
 from alarm.index import CallerIndex
 from alarm.monitor import RegistryWatcher
 from alarm.ownership import AlarmOwnership
-from alarm.recorder import AlarmRecorder
+from alarm.recorder import WRITE_BEHIND, AlarmRecorder
 from alarm.servers import EveryAstDB
 from alarm.singletons import LeaderOnlyAstDB
 from alarm.speaking import Announcer, make_speech
@@ -113,7 +113,8 @@ class AlarmFeature:
         journal = Journal(settings.journal, "alarm") if getattr(settings, "journal", "") else None
         #: This instance as the owner of the alarms it raises (switchboard.leases).
         self.owner = instance_name(settings)
-        self.recorder = AlarmRecorder(database, journal, clock=reactor, owner=self.owner)
+        self.recorder = AlarmRecorder(database, journal, clock=reactor, owner=self.owner,
+                                      delay=WRITE_BEHIND)
         self.asterisks = asterisks if asterisks is not None and len(asterisks) > 1 else None
 
         def placer_of(client):
@@ -137,7 +138,8 @@ class AlarmFeature:
             if several else None)
         self.texts = channel_from_settings(settings, ami, self._clock())
         self.coordinator.changes.subscribe(
-            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz))
+            DutyTexts(lambda: self.config, self.texts, self.coordinator.changes, settings.tz,
+                      self._clock()))
         self.guard = SilenceGuard(self.coordinator, clock=reactor)
         #: What the duty board reads and does (L{switchboard.duty.IAlarmDesk}).
         self.desk = AlarmDesk(self.coordinator, database, ami)

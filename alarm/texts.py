@@ -37,15 +37,21 @@ class DutyTexts:
     @param sender: a L{switchboard.texting.TextSender}.
     @param changes: the L{AlarmChanges} the fates are told to.
     @param tz: the community's time zone (a C{tzinfo}).
+    @param clock: an C{IReactorTime}. A text is sent in a later turn of the
+        reactor than the change it tells of: an alarm opens and its legs are
+        originated in one turn, and its texts' C{MessageSend} actions, on the
+        same AMI session, queue behind the ten C{Originate}s instead of
+        ahead of them (Asterisk runs one session's actions in order).
     """
 
     log = Logger()
 
-    def __init__(self, config, sender, changes, tz):
+    def __init__(self, config, sender, changes, tz, clock):
         self.config = config
         self.sender = sender
         self.changes = changes
         self.tz = tz
+        self.clock = clock
 
     def __call__(self, change) -> None:
         config = self.config()
@@ -55,7 +61,10 @@ class DutyTexts:
         if event is None or event not in config.notify.when:
             return
         body = self.body(event, change, config)
-        for phone in config.notify.phones:
+        self.clock.callLater(0, self._send, list(config.notify.phones), body, change, event)
+
+    def _send(self, phones, body, change, event) -> None:
+        for phone in phones:
             d = self.sender.send(phone, body)
             d.addCallback(self._sent, change, event)
 

@@ -98,6 +98,8 @@ class Bench:
         self.server = server
         self.phones = phones
         self._calls = 0
+        #: Alarm caller -> (INVITE sent, first and last neighbour's INVITE received).
+        self.rang: dict = {}
 
     def ports(self):
         self._calls += 1
@@ -154,6 +156,8 @@ def latency(bench, count):
                       f"phones rang", flush=True)
             else:
                 took[mode][landline(i)] = (sent, max(rung))
+                if mode == "alarm":
+                    bench.rang[landline(i)] = (sent, min(rung), max(rung))
                 spread[mode].append(max(rung) - min(rung))
         if (i + 1) % 10 == 0:
             print(f"  ... {i + 1} of {count}", flush=True)
@@ -328,8 +332,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 alarms, a burst of 20")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--probe", action="store_true",
-                        help="run the server under bench.alarm_probe and split the burst's "
-                             "time before each alarm is raised")
+                        help="run the server under bench.alarm_probe and split each alarm's "
+                             "time (one at a time: every step to the last INVITE; burst: the "
+                             "time before each alarm is raised)")
     parser.add_argument("--profile", metavar="FILE",
                         help="py-spy samples of the server during the burst (collapsed stacks, "
                              "idle included) to FILE, summarised by bench.profile_summary")
@@ -348,7 +353,7 @@ def main(argv=None) -> int:
     workdir = tempfile.mkdtemp(prefix="switchboard-fanout-")
     probe = os.path.join(workdir, "probe.json") if args.probe else None
     server, phones = Server(workdir, ALARM, probe), []
-    alarm = None
+    alarm = bench = None
     households = args.alarms + args.burst + 1  # the last one warms up
     try:
         path = os.path.join(workdir, "households.csv")
@@ -382,6 +387,9 @@ def main(argv=None) -> int:
         for p in phones:
             p.stop()
         server.stop()
+        if probe and bench is not None and bench.rang and os.path.exists(probe):
+            from bench import probe_summary
+            probe_summary.print_latency(probe, bench.rang)
         if probe and alarm and "window" in alarm and os.path.exists(probe):
             from bench import probe_summary
             probe_summary.print_summary(probe, alarm["window"])

@@ -9,7 +9,9 @@ server; written to C{OUT} (JSON) when the server stops.
   - each AMI read: when, how many bytes, how long the reactor spent on it;
   - each durable journal append: how long its fsync took;
   - the reactor's lag: a timer due every 5 ms, how late it ran;
-  - the reactor's busy time: wall time not spent waiting in epoll.
+  - the reactor's busy time: wall time not spent waiting in epoll;
+  - each socket write carrying Originate actions: when the bytes left
+    (Twisted writes in the reactor's next turn, not in C{transport.write}).
 
 Bench code only: the probes wrap methods from outside, the server's code
 is what runs.
@@ -17,7 +19,9 @@ is what runs.
 
 from __future__ import annotations
 
+import cProfile
 import json
+import os
 import sys
 import time
 
@@ -32,7 +36,7 @@ def install(out_path):
     from switchboard.journal import Journal
 
     notes = {"connect": [], "env": [], "raise": [], "opened": [], "ami": [], "fsync": [],
-             "lag": [], "busy": []}
+             "lag": [], "busy": [], "originate_sent": []}
     now = time.time
 
     made = FastAGIProtocol.connectionMade
@@ -56,10 +60,20 @@ def install(out_path):
         return raise_alarm(self, caller_raw, household)
 
     opened = AlarmCoordinator._opened
+    # BENCH_OPENED_PROFILE=FILE: cProfile of every _opened call (its own
+    # overhead inflates the times noted above: a separate run).
+    profiled = os.environ.get("BENCH_OPENED_PROFILE")
+    profile = cProfile.Profile() if profiled else None
 
     def opened_probed(self, alarm_id, alarm):
         t = now()
-        result = opened(self, alarm_id, alarm)
+        if profile is not None:
+            profile.enable()
+        try:
+            result = opened(self, alarm_id, alarm)
+        finally:
+            if profile is not None:
+                profile.disable()
         notes["opened"].append([alarm.caller_raw, t, now()])
         return result
 
@@ -82,6 +96,19 @@ def install(out_path):
             if durable:
                 notes["fsync"].append([t, now() - t])
 
+    from twisted.internet import tcp
+
+    write_some = tcp.Connection.writeSomeData
+
+    def writeSomeData(self, data):
+        t = now()
+        result = write_some(self, data)
+        originates = bytes(data).count(b"Action: Originate\r\n")
+        if originates:
+            notes["originate_sent"].append([t, originates])
+        return result
+
+    tcp.Connection.writeSomeData = writeSomeData
     FastAGIProtocol.connectionMade = connectionMade
     FastAGIProtocol._startSession = _startSession
     AlarmCoordinator.raise_alarm = raise_alarm_probed
@@ -118,6 +145,8 @@ def install(out_path):
     def dump():
         with open(out_path, "w") as f:
             json.dump(notes, f)
+        if profile is not None:
+            profile.dump_stats(profiled)
 
     reactor.addSystemEventTrigger("after", "shutdown", dump)
     return notes

@@ -6,6 +6,7 @@ the server's reactor was.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 
@@ -73,3 +74,64 @@ def print_summary(path, window) -> None:
     with open(path) as f:
         notes = json.load(f)
     print("\n".join(summarise(notes, window)))
+
+
+def _after(times, t):
+    """The first of the sorted C{times} at or after C{t}, or None."""
+    i = bisect.bisect_left(times, t)
+    return times[i] if i < len(times) else None
+
+
+def summarise_latency(notes, took) -> list:
+    """
+    Lines splitting each one-at-a-time alarm's latency at the probes' times:
+    C{took} maps a caller's number to (its INVITE sent, the first and the
+    last neighbour's INVITE received), from SIPp's traces (the host clock).
+    """
+    connect = {c: (a, e) for c, a, e in notes["env"]}
+    raised = dict(notes["raise"])
+    opened = {c: (a, b) for c, a, b in notes["opened"]}
+    turns = sorted((t + d) for t, d in notes["busy"])  # when each reactor turn ended
+    sent = sorted(notes.get("originate_sent", []))
+    sent_times = [t for t, _ in sent]
+    rows = [[] for _ in range(10)]
+    for caller, (invite, first_rang, last_rang) in took.items():
+        if caller not in connect or caller not in raised or caller not in opened:
+            continue
+        accepted, env = connect[caller]
+        start, end = opened[caller]
+        turn_end = _after(turns, end)
+        i = bisect.bisect_left(sent_times, start)
+        count, first_sent, last_sent = 0, None, None
+        while i < len(sent) and count < 10:
+            t, n = sent[i]
+            first_sent = t if first_sent is None else first_sent
+            last_sent, count = t, count + n
+            i += 1
+        if turn_end is None or first_sent is None:
+            continue
+        for row, d in zip(rows, (accepted - invite, env - accepted, raised[caller] - env,
+                                 start - raised[caller], end - start, turn_end - end,
+                                 first_sent - turn_end, last_sent - first_sent,
+                                 first_rang - last_sent, last_rang - first_rang)):
+            row.append(d)
+    names = ("INVITE sent -> FastAGI connection accepted (Asterisk's dialplan)",
+             "accepted -> environment read",
+             "environment -> raise asked (lookup, ANSWER)",
+             "raise asked -> on record (journal fsynced)",
+             "on record -> ten Originates built (_opened)",
+             "-> the end of that reactor turn",
+             "-> first Originate bytes on the socket",
+             "-> last Originate bytes on the socket",
+             "-> first neighbour's INVITE received (Asterisk)",
+             "-> last neighbour's INVITE received (Asterisk, SIP)")
+    lines = [f"    the one-at-a-time alarms split at bench.alarm_probe's times "
+             f"({len(rows[0])} alarms; ms):", f"      {'':<62}{'p50':>8}{'p99':>8}{'max':>8}"]
+    lines += [_row(name, row, 1e3, "ms") for name, row in zip(names, rows)]
+    return lines
+
+
+def print_latency(path, took) -> None:
+    with open(path) as f:
+        notes = json.load(f)
+    print("\n".join(summarise_latency(notes, took)))

@@ -9,7 +9,7 @@ import tempfile
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from alarm.recorder import AlarmRecorder
+from alarm.recorder import WRITE_BEHIND, AlarmRecorder
 from switchboard.journal import Journal
 
 from tests import databases
@@ -71,6 +71,22 @@ class RecorderTests(SynchronousTestCase):
         # (nothing else was queued yet); the first event alone; then what
         # queued up meanwhile, in batches of 3, 3 and 1.
         self.assertEqual(self.sync.calls, 1 + 1 + 1 + 3)
+
+    def test_with_a_delay_the_database_is_written_only_after_it(self):
+        # The server's recorder: the opening is on record in the journal at
+        # once; its row and its legs' timeline go to the database together,
+        # after the delay (not in the turn that originates the legs).
+        self.recorder = self.new_recorder(delay=WRITE_BEHIND)
+        calls = self.sync.calls
+        alarm_id = self.open()
+        for i in range(10):
+            self.recorder.event(alarm_id, "ringing", at=self.clock.seconds(), number=f"n{i}")
+        self.assertEqual((self.sync.calls, self.recorder.pending()), (calls, 11))
+        self.assertIsNone(alarm_row(self.db, alarm_id))
+        self.clock.advance(WRITE_BEHIND)
+        self.assertEqual(self.recorder.pending(), 0)
+        self.assertEqual(alarm_row(self.db, alarm_id).status, "open")
+        self.assertEqual(len(timeline(self.db, alarm_id)), 11)
 
     def test_failed_writes_retried_never_dropped(self):
         alarm_id = self.open()

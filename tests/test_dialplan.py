@@ -24,11 +24,24 @@ def test_the_lab_and_sample_extensions_have_no_problems():
 def test_hash9_hands_the_alarm_to_the_server_then_falls_back(tmp_path):
     steps = parse(DIALPLAN)["switchboard-alarm"]["#9"]
     apps = [s.app for s in steps]
-    agi = apps.index("Gosub")
-    assert steps[agi].args == ("switchboard-agi,s,1(alarm?asterisk=${SWITCHBOARD_ASTERISK}"
-                               "&key=${SWITCHBOARD_KEY})")
-    assert steps[agi + 1].app == "GotoIf" and "SWITCHBOARD_RESULT" in steps[agi + 1].args
-    assert [s.args for s in steps[agi + 1:] if s.app == "Gosub"] == (
+    # The first server straight away: no step but the NoOp and the result's reset before it.
+    agi = apps.index("AGI")
+    assert apps[:agi] == ["NoOp", "Set"]
+    assert steps[agi].args == ("${CUT(SWITCHBOARD_AGI,&,1)}/alarm?asterisk=${SWITCHBOARD_ASTERISK}"
+                              "&key=${SWITCHBOARD_KEY}")
+    # Asterisk could not reach it: the others in turn, from the second.
+    failover = steps[agi + 1]
+    assert failover.app == "GotoIf" and failover.args.endswith("?failover")
+    assert '"${AGISTATUS}" = "FAILURE"' in failover.args
+    assert '"${SWITCHBOARD_RESULT}" = ""' in failover.args
+    labelled = {s.label: i for i, s in enumerate(steps) if s.label}
+    tried = steps[labelled["failover"]]
+    assert tried.args == ("switchboard-agi,s,1(alarm?asterisk=${SWITCHBOARD_ASTERISK}"
+                          "&key=${SWITCHBOARD_KEY},2)")
+    assert steps[labelled["failover"] + 1].args == "served"
+    served = steps[labelled["served"]]
+    assert served.app == "GotoIf" and '"${SWITCHBOARD_RESULT}" = "OK"' in served.args
+    assert [s.args for s in steps[agi + 1:labelled["failover"]] if s.app == "Gosub"] == (
         ["switchboard-alarm-lookup,s,1"] + ["switchboard-alarm-ring,s,1"] * 2)
 
 
@@ -64,12 +77,15 @@ def test_the_native_ring_all_dials_one_local_leg_per_phone():
 
 def test_every_agi_of_the_shipped_dialplan_passes_the_key():
     steps = [s for c in parse(DIALPLAN).values() for x in c.values() for s in x]
-    # One AGI(), in switchboard-agi, which tries each server of SWITCHBOARD_AGI in turn.
-    assert [s.args for s in steps if s.app == "AGI"] == ["${CUT(SWITCHBOARD_AGI,&,${i})}/${ARG1}"]
+    # switchboard-agi's AGI(), which tries each server of SWITCHBOARD_AGI in
+    # turn, and #9's own of the first server.
+    assert [s.args for s in steps if s.app == "AGI"] == [
+        "${CUT(SWITCHBOARD_AGI,&,${i})}/${ARG1}",
+        "${CUT(SWITCHBOARD_AGI,&,1)}/alarm?asterisk=${SWITCHBOARD_ASTERISK}&key=${SWITCHBOARD_KEY}"]
     scripts = [s.args for s in steps if s.app == "Gosub" and "switchboard-agi," in s.args]
     assert len(scripts) == 3
     assert all(a.startswith("switchboard-agi,s,1(")
-               and re.search(r"[?&]key=\$\{SWITCHBOARD_KEY\}\)$", a)
+               and re.search(r"[?&]key=\$\{SWITCHBOARD_KEY\}(,2)?\)$", a)
                for a in scripts), scripts
     for path in (os.path.join(PROJECT, "lab", "extensions.conf"),
                  os.path.join(PROJECT, "dialplans", "extensions.conf.sample")):
@@ -135,3 +151,11 @@ def test_the_next_server_is_tried_only_when_the_last_could_not_be_reached():
     # its result; not on SWITCHBOARD_ROOM, which a neighbour's leg has from the start.
     assert '"${AGISTATUS}" = "FAILURE"' in retry.args
     assert '"${SWITCHBOARD_RESULT}" = ""' in retry.args and "ROOM" not in retry.args
+
+
+def test_switchboard_agi_starts_at_the_server_asked_for():
+    steps = parse(DIALPLAN)["switchboard-agi"]["s"]
+    # ARG2 = the first server to try (#9 tried the first itself); none: the first.
+    start = steps[1]
+    assert start.app == "Set" and start.args == (
+        'LOCAL(i)=${IF($["${ARG2}" = ""]?0:$[${ARG2} - 1])}')

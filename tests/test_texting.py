@@ -160,7 +160,9 @@ class DutyTextsTests(SynchronousTestCase):
         self.sender = RecordingSender()
         self.changes = AlarmChanges()
         self.told = []
-        self.texts = DutyTexts(lambda: self.config, self.sender, self.changes, SHANGHAI)
+        self.clock = task.Clock()
+        self.texts = DutyTexts(lambda: self.config, self.sender, self.changes, SHANGHAI,
+                               self.clock)
         self.changes.subscribe(self.texts)
         self.changes.subscribe(self.told.append)
         self.at = datetime(2026, 12, 3, 3, 7, tzinfo=SHANGHAI).timestamp()
@@ -170,6 +172,16 @@ class DutyTextsTests(SynchronousTestCase):
 
     def tell(self, kind, **kw):
         self.changes.tell(AlarmChange(42, self.alarm, kind, self.at, **kw))
+        self.clock.advance(0)
+
+    def test_sent_after_the_turn_that_told_the_change(self):
+        # The alarm's Originates, written in the turn that opened it, go
+        # first on the AMI session; its texts follow in the next turn.
+        self.changes.tell(AlarmChange(42, self.alarm, "opened", self.at))
+        self.assertEqual(self.sender.sent, [])
+        self.clock.advance(0)
+        self.assertEqual([to for to, _ in self.sender.sent],
+                         ["+8659187650190", "PJSIP/duty-office"])
 
     def test_opened_says_who_where_and_when_in_the_community_zone(self):
         self.tell("opened")
@@ -227,6 +239,7 @@ class DutyTextsTests(SynchronousTestCase):
     def test_an_alarm_handed_to_the_dialplan_is_texted_too(self):
         self.changes.tell(AlarmChange(43, None, "opened", self.at,
                                       detail="#9 from Hualin Garden, building 3"))
+        self.clock.advance(0)
         body = self.sender.sent[0][1]
         self.assertIn("#9 from Hualin Garden, building 3", body)
         self.assertIn("电话交换机正在直接呼叫邻居", body)
