@@ -187,7 +187,8 @@ class LeaseKeeper:
     log = Logger()
 
     def __init__(self, leases: Leases, *, held: Callable, lost: Callable, adopt: Callable,
-                 adopting: Callable = lambda: True, every: float = RENEW_EVERY, name="leases"):
+                 adopting: Callable = lambda: True, every: float = RENEW_EVERY, name="leases",
+                 batch: int = 50):
         self.leases = leases
         self.held = held
         self.lost = lost
@@ -195,6 +196,9 @@ class LeaseKeeper:
         self.adopting = adopting
         self.every = every
         self.name = name
+        #: The most rows taken over in one round: the next renewal of this
+        #: instance's own leases is never held back long behind them.
+        self.batch = batch
         #: POSIX time of the last renewal the database took, or None.
         self.renewed = None
         self._loop = None
@@ -266,11 +270,10 @@ class LeaseKeeper:
         if not self.adopting():
             return
         held = set(self.held())
-        for row_id, previous in await self.leases.lapsed():
+        lapsed = [(i, p) for i, p in await self.leases.lapsed() if i not in held]
+        for row_id, previous in lapsed[:self.batch]:
             if not self.adopting():
                 return
-            if row_id in held:
-                continue  # its renewal is on its way
             if await self.leases.take(row_id, previous):
                 try:
                     await defer.maybeDeferred(self.adopt, row_id, previous)

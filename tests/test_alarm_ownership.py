@@ -295,6 +295,18 @@ class TakeOverTests(Case):
         self.advance(200)
         self.assertEqual(self.b.ami.calls, [])
 
+    def test_many_alarms_are_taken_over_a_batch_a_round(self):
+        # The leader's own renewals are never held back behind a long take-over.
+        alarms = [self.successResultOf(self.a.coordinator.raise_alarm(
+            f"876500{n}", household(n, 1, own=n))) for n in (40, 50, 60)]
+        self.b.ownership.keeper.batch = 2
+        self.a.die()
+        taken = []
+        for _ in range(16):
+            self.advance(0.5)
+            taken.append(sum(self.b.coordinator.alarm(a.id) is not None for a in alarms))
+        self.assertEqual(sorted(set(taken)), [0, 2, 3])
+
     def test_only_the_leader_takes_over(self):
         self.b.leading = False
         alarm = self.raise_on_a()
