@@ -102,7 +102,11 @@ def test_a_hung_server_is_killed_by_the_watchdog_and_its_caller_rung_natively(
     assert systemd.killed_at is not None, "the watchdog did not kill the hung server"
     assert (systemd.killed_at - stalled).total_seconds() >= WATCHDOG_SEC - 0.5
     # SIGABRT was enough, and the log says where it hung.
-    assert not systemd.forced and server.process.returncode == -WATCHDOG_SIGNAL
+    # (faulthandler's dump of every thread, on the abort, is not async-signal
+    # safe: once in a loaded CI run the process then died of SIGSEGV instead,
+    # its dump written. Dead either way, by the watchdog's first signal.)
+    assert not systemd.forced
+    assert server.process.returncode in (-WATCHDOG_SIGNAL, -signal.SIGSEGV)
     assert "Fatal Python error: Aborted" in server.log()
     assert "Current thread" in server.log() or "Thread 0x" in server.log()
     first_ring = assert_rung_natively(asterisk, caller, confirmer, others)
