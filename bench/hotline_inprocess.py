@@ -1,6 +1,8 @@
 """
-C{python -m bench.hotline_inprocess [--sessions 2000] [--rounds 5] [--calls]}:
-the hotline's CPU per call without the machine's noise in the way.
+C{python -m bench.hotline_inprocess [--sessions 2000] [--rounds 5] [--calls]
+[--standin]}: the hotline's CPU per call without the machine's noise in the
+way (with C{--standin}, server (a0)'s: the FastAGI layer with the stand-in
+handler, L{bench.agi_servers.standin_handler}).
 
 Server (a) of C{python -m bench} (L{bench.agi_servers.wire_hotline}: the
 sample routing, the call log in SQLite) is driven in this process, on a
@@ -27,16 +29,19 @@ if __name__ == "__main__":
     sys.path.insert(0, os.getcwd())  # the checkout run from is the one measured
 
 
-def driver():
-    """C{one(n)}: serve hotline call C{n} in-process; returns the commands exchanged."""
+def driver(standin=False):
+    """
+    C{one(n)}: serve hotline call C{n} in-process (through the stand-in
+    handler if C{standin}); returns the commands exchanged.
+    """
     from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
     from bench import agi_load
-    from bench.agi_servers import wire_hotline
+    from bench.agi_servers import standin_handler, wire_hotline
     from switchboard.agi import FastAGIFactory
 
-    handler, _, _ = wire_hotline()
+    handler = standin_handler if standin else wire_hotline()[0]
     factory = FastAGIFactory({"hotline": handler})
     peer = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -65,8 +70,10 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", action="store_true", help="count Python calls a session")
+    parser.add_argument("--standin", action="store_true",
+                        help="server (a0): the FastAGI layer with the stand-in handler")
     args = parser.parse_args(argv)
-    one = driver()
+    one = driver(args.standin)
     commands = [one(n) for n in range(10000)]  # every caller once, as the bench's rounds
     best = min(_timed(one, args.sessions) for _ in range(args.rounds))
     print(f"{os.getcwd()}: {best * 1e6:.0f} us CPU a session (best of {args.rounds} x "

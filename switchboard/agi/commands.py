@@ -65,7 +65,9 @@ def quote(value) -> str:
     text = str(value)
     if _UNSAFE.search(text):
         raise AGIArgumentError(f"AGI argument contains CR, LF or NUL: {text!r}")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text + '"'
 
 
 def integer(value) -> str:

@@ -10,7 +10,7 @@ from twisted.protocols.basic import LineReceiver
 
 from switchboard.agi.environment import read_lines
 from switchboard.agi.errors import AGIConnectionLost, AGITimeout
-from switchboard.agi.reply import HANGUP, ReplyReader, Unexpected
+from switchboard.agi.reply import HANGUP, AGIReply, ReplyReader, Unexpected
 from switchboard.agi.session import AGISession
 from switchboard.text import printable
 
@@ -167,6 +167,9 @@ class FastAGIProtocol(LineReceiver):
 
     def _replyLine(self, text):
         event = self._reader.feed(text)
+        if event.__class__ is AGIReply and self._sent_in != self._reads:
+            self.session.replyReceived(event)  # the usual line: a command's 200 reply
+            return
         if event is None:
             return
         if event is HANGUP:

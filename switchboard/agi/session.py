@@ -193,7 +193,8 @@ class AGISession(AGICommands):
                 self._send(command)
         if self._current is None:
             self._link.watchReplies(None)
-            self._fireAll(self._drain_waiters, None)
+            if self._drain_waiters:
+                self._fireAll(self._drain_waiters, None)
 
     @staticmethod
     def _fireAll(waiters, result):
@@ -230,6 +231,8 @@ class AGISession(AGICommands):
         command.fire(outcome)
 
     def _interpret(self, command: _Command, reply):
+        if reply.__class__ is AGIReply and reply.result != "-1":
+            return reply  # the usual reply, first
         if isinstance(reply, AGIError):
             return reply
         if command.raw:
