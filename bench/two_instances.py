@@ -221,8 +221,13 @@ def recorded(server, callers_by_side, sent, rang) -> dict:
         events = collections.Counter(dict(q(
             f"SELECT kind, count(*) FROM alarm_event WHERE alarm_id IN ({marks}) GROUP BY kind",
             *ids)))
-        last_originated = dict(q(f"SELECT alarm_id, max(at) FROM alarm_event WHERE alarm_id IN "
-                                 f"({marks}) AND kind = 'ringing' GROUP BY alarm_id", *ids))
+        # The tenth 'ringing' (leg originated) of each alarm: not a retry's
+        # or the duty stage's, which come later.
+        originated = collections.defaultdict(list)
+        for alarm_id, at in q(f"SELECT alarm_id, at FROM alarm_event WHERE alarm_id IN "
+                              f"({marks}) AND kind = 'ringing' ORDER BY at", *ids):
+            originated[alarm_id].append(at)
+        last_originated = {a: ats[LEGS - 1] for a, ats in originated.items() if len(ats) >= LEGS}
     # Each alarm's time split at its timeline: the caller's INVITE -> on
     # record (dialplan, FastAGI, lookup) -> tenth leg originated -> tenth
     # neighbour's INVITE received (AMI, Asterisk, SIP).

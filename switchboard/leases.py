@@ -87,8 +87,14 @@ class Leases:
         until, owner = self.until(), self.owner
 
         def work(session):
-            session.execute(update(t).where(t.c.owner == owner, self.is_open(t))
-                            .values(lease_until=until))
+            # Rows another transaction of this instance is writing (its
+            # write-behind: status, timeline) are skipped, renewed next
+            # round, not waited for: locking the rest in the table's order
+            # against the writer's order deadlocked under a burst, and the
+            # whole renewal failed (PostgreSQL; SQLite has no row locks).
+            mine = (select(t.c.id).where(t.c.owner == owner, self.is_open(t))
+                    .with_for_update(skip_locked=True, key_share=True))
+            session.execute(update(t).where(t.c.id.in_(mine)).values(lease_until=until))
             if not held:
                 return []
             lost = []
