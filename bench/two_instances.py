@@ -158,9 +158,11 @@ def burst(bench, label, callers_by_side, instances, hold_ms=HOLD_MS, quiet=10) -
 
 def legs_rung(callers_by_side, callers, processes, before) -> dict:
     """The callers' INVITEs sent and the neighbours' INVITEs received, household by household."""
-    sent = {}
+    sent, ended = {}, 0
     for caller in callers.values():
         calls = caller.calls()
+        # The server hung up after the caller's *: the alarm was cancelled.
+        ended += sum(1 for m in calls.values() if "> BYE" in m)
         for call_id, (who, _) in caller.parties().items():
             if "< INVITE" in calls.get(call_id, {}):
                 sent[int(who[-4:]) - 1] = calls[call_id]["< INVITE"]
@@ -195,7 +197,7 @@ def legs_rung(callers_by_side, callers, processes, before) -> dict:
     return {"sent": sent, "rang": rang, "latency": latency,
             "missing": missing, "twice": twice,
             "elsewhere": elsewhere, "outsiders": outsiders,
-            "callers_sent": len(sent), "whole": len(rang)}
+            "callers_sent": len(sent), "ended": ended, "whole": len(rang)}
 
 
 def server_problems(text: str) -> list:
@@ -267,7 +269,8 @@ def print_phase(title, r) -> None:
     print(f"    legs: {r['expected'] - r['missing']} of {r['expected']} rang; missing "
           f"{r['missing']}, rung twice {r['twice']}, at the other Asterisk's trunk "
           f"{r['elsewhere']}, not a burst neighbour {r['outsiders']}; alarms with all "
-          f"ten rung {r['whole']} of {r['count']} (callers' INVITEs sent {r['callers_sent']})")
+          f"ten rung {r['whole']} of {r['count']} (callers' INVITEs sent {r['callers_sent']}, "
+          f"hung up by the server after their * {r['ended']})")
     print(f"    alarms recorded {r['alarms']} of {r['count']}: missing {r['missing_alarms']}, "
           f"duplicates {r['duplicate_alarms']}, rooms shared {r['shared_rooms']}, on the "
           f"wrong Asterisk {r['wrong_asterisk']}, changed hands "
