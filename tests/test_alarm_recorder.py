@@ -226,6 +226,8 @@ class EngineSync(SyncDatabase):
         return self.db.engine
 
 
+@pytest.mark.skipif(not databases.ON_POSTGRES,
+                    reason="ids come from the sequence on PostgreSQL only (its test pass)")
 class IdBlockTests(SynchronousTestCase):
     """
     On PostgreSQL each instance takes alarm ids from the sequence, a block at
@@ -236,8 +238,6 @@ class IdBlockTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        if not databases.ON_POSTGRES:
-            self.skipTest("ids come from the sequence on PostgreSQL only (its test pass)")
         self.folder = tempfile.mkdtemp()
         self.db = database(self.folder)
         self.sync = EngineSync(self.db)
