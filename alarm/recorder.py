@@ -118,7 +118,14 @@ class AlarmRecorder:
         self._sequence = _dialect(database) == "postgresql"
         self._block: collections.deque = collections.deque()
         self._reserving = None
-        self.block_size = 32
+        # Opens waiting for the reservation in flight (their block ran dry).
+        self._id_waiters: list = []
+        # Whether the database answered the last reservation in time: while
+        # it does not, alarms are numbered from the journal without waiting.
+        self._answering = True
+        # A burst of alarms must not empty the block before more come: two
+        # instances numbering from their journals meanwhile would share ids.
+        self.block_size = 128
         self.listeners = Listeners()
 
     def start(self) -> defer.Deferred:
@@ -180,6 +187,7 @@ class AlarmRecorder:
                 high = max(high, int(record["id"]))
         self._high = max(self._high, high)
         self._ready = True
+        self._answering = False
         self.log.critical("alarm ids: the database did not answer within {s} s; alarms are "
                           "numbered on from the journal ({high}) and written once it does",
                           s=ID_DEADLINE, high=self._high)
@@ -210,6 +218,31 @@ class AlarmRecorder:
                                        caller_number=caller_number, household_id=household_id,
                                        address=address, detail=detail, asterisk=asterisk)
             return self.start().addCallback(started)
+        if self._sequence and not self._block and self._answering:
+            # The block ran dry (a burst): wait for the reservation in flight
+            # rather than number from the journal, which another instance
+            # doing the same would collide with; up to ID_DEADLINE s.
+            d = defer.ensureDeferred(self._reserved(self.clock.seconds() + ID_DEADLINE))
+            return d.addCallback(lambda _: self._open(at, caller_raw, caller_number,
+                                                      household_id, address, detail, asterisk))
+        return self._open(at, caller_raw, caller_number, household_id, address, detail,
+                          asterisk)
+
+    async def _reserved(self, deadline) -> None:
+        """Wait until this instance's block holds an id, or until C{deadline}."""
+        while not self._block and self.clock.seconds() < deadline:
+            waiter = defer.Deferred()
+            self._id_waiters.append(waiter)
+            self._reserve_more()
+            timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()),
+                                         lambda w=waiter: w.called or w.callback(None))
+            await waiter
+            if timer.active():
+                timer.cancel()
+        if not self._block:
+            self._answering = False
+
+    def _open(self, at, caller_raw, caller_number, household_id, address, detail, asterisk):
         alarm_id = self._next_id()
         row = dict(household_id=None if household_id is None else int(household_id),
                    caller_raw=_text(caller_raw, 80) or "",
@@ -259,12 +292,18 @@ class AlarmRecorder:
             return
 
         def reserved(ids):
+            self._answering = True
             self._block.extend(i for i in ids if i > self._high)
+            waiters, self._id_waiters = self._id_waiters, []
+            for waiter in waiters:
+                if not waiter.called:
+                    waiter.callback(None)
 
         def done(_):
             self._reserving = None
 
-        self._reserving = d = self.database.run(lambda s: _reserve(s, self.block_size))
+        size = max(self.block_size, 2 * len(self._id_waiters))
+        self._reserving = d = self.database.run(lambda s: _reserve(s, size))
         d.addCallbacks(reserved, lambda f: self.log.error(
             "alarm ids: cannot reserve more: {e}", e=f.getErrorMessage()))
         d.addBoth(done)

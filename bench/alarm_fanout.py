@@ -69,12 +69,12 @@ def landline(i: int) -> str:
     return f"8766{i + 1:04d}"
 
 
-def households_csv(path: str, count: int) -> None:
-    """C{count} households, each with the ten lab phones as neighbours."""
-    ring = ";".join(f"{p}=Neighbour {p[-2:]}" for p in PHONES)
+def households_csv(path: str, count: int, neighbours=lambda i: PHONES) -> None:
+    """C{count} households, household C{i}'s neighbours C{neighbours(i)} (the ten lab phones)."""
     with open(path, "w") as f:
         f.write("id,numbers,community,building,unit,room,residents,notes,neighbours\n")
         for i in range(count):
+            ring = ";".join(f"{p}=Neighbour {p[-2:]}" for p in neighbours(i))
             f.write(f",{landline(i)},Bench Garden,{i // 100 + 1},{i // 10 % 10 + 1},"
                     f"{i % 10 + 101},Resident {i + 1},,{ring}\n")
 
@@ -85,9 +85,11 @@ def percentile(values, p):
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def stored(text) -> float:
-    """A naive UTC datetime as the database keeps it, as POSIX time."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+def stored(value) -> float:
+    """A naive UTC datetime as the database keeps it (text on SQLite), as POSIX time."""
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc).timestamp()
 
 
 class Bench:

@@ -32,11 +32,19 @@ LAB = os.path.join(PROJECT, "lab", "asterisk-lab")
 LAB_ROOT = os.environ.get("SWITCHBOARD_LAB_ROOT", "/var/lib/switchboard/asterisk-root")
 LAB_LOG = os.path.join(LAB_ROOT, "var/log/asterisk/messages.log")
 
+# The second lab Asterisk (several Asterisk servers): lab/asterisk-lab with
+# these, on its own loopback address, from a root copied beside the first's.
+SECOND = "127.0.0.2"
+SECOND_ENV = {"SWITCHBOARD_LAB_ROOT": LAB_ROOT + "2", "SWITCHBOARD_LAB_SOURCE": LAB_ROOT,
+              "SWITCHBOARD_LAB_ADDRESS": SECOND, "SWITCHBOARD_LAB_NAME": "b",
+              "SWITCHBOARD_LAB_PEER": "127.0.0.1", "SWITCHBOARD_LAB_RTP": "30000-39999"}
+SECOND_LOG = os.path.join(LAB_ROOT + "2", "var/log/asterisk/messages.log")
+
 CONFIG = """\
-agi: {{listen: 127.0.0.1, port: 4573, allow: [127.0.0.1], idle_timeout: 300,
+agi: {{listen: 127.0.0.1, port: {port}, allow: [127.0.0.1], idle_timeout: 300,
        key: lab-agi-key-not-for-production}}
 ami: {{host: 127.0.0.1, port: 5038, username: switchboard, secret: lab-secret-not-for-production}}
-database: sqlite:///{db}
+database: {database}
 numbers: {{region: CN, area_code: "591"}}
 timezone: Asia/Shanghai
 trunks: {{default: "PJSIP/{{number}}"}}
@@ -152,6 +160,7 @@ def native_scenario(caller: str, hold_ms: int) -> str:
 _START = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d)[ \t](\d\d:\d\d:\d\d\.\d+)\n", re.M)
 _RECORD = re.compile(r"(?:UDP|TCP) message (sent|received)[^\n]*\n\n([^\n]*)\n")
 _CALL_ID = re.compile(r"^Call-ID:[ \t]*([^\r\n]+)\r?\n", re.M | re.I)
+_FROM_USER = re.compile(r"^From:[^\r\n]*?<?sips?:([^@>;\r\n]+)@", re.M | re.I)
 
 
 def _seconds(day, clock) -> float:
@@ -162,12 +171,14 @@ class Trace:
     """
     A SIPp C{-trace_msg} file read as it grows: C{calls} maps each Call-ID
     to {method or status code: time first seen} for each direction
-    (C{"> INVITE"} received, C{"< 200"} sent).
+    (C{"> INVITE"} received, C{"< 200"} sent); C{parties} maps it to its
+    INVITE's (From user, Request-URI user): who called whom.
     """
 
     def __init__(self, path):
         self.path = path
         self.calls: dict = {}
+        self.parties: dict = {}
         self._offset = 0
 
     def poll(self) -> dict:
@@ -196,8 +207,12 @@ class Trace:
                 continue
             what = words[1] if words[0] == "SIP/2.0" else words[0]
             key = ("> " if way == "received" else "< ") + what
-            self.calls.setdefault(call_id.group(1).strip(), {}).setdefault(
-                key, _seconds(*start.groups()))
+            call = call_id.group(1).strip()
+            self.calls.setdefault(call, {}).setdefault(key, _seconds(*start.groups()))
+            if what == "INVITE" and call not in self.parties:
+                caller = _FROM_USER.search(record)
+                self.parties[call] = (caller.group(1) if caller else "",
+                                      words[1].split(":", 1)[-1].split("@", 1)[0])
         return self.calls
 
 
@@ -213,6 +228,11 @@ class SippProcess:
 
     def calls(self) -> dict:
         return self.trace.poll()
+
+    def parties(self) -> dict:
+        """Call-ID -> its INVITE's (From user, Request-URI user), as far as read."""
+        self.trace.poll()
+        return self.trace.parties
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -267,9 +287,9 @@ def phone(number, workdir) -> SippProcess:
 
 
 def caller(name, workdir, scenario, port, media_port, *, calls=1, timeout_s=60,
-           extra=()) -> SippProcess:
-    """A caller process placing C{calls} calls to the lab Asterisk."""
-    return start(name, workdir, scenario, port, media_port, remote=ASTERISK, calls=calls,
+           extra=(), remote=ASTERISK) -> SippProcess:
+    """A caller process placing C{calls} calls to the lab Asterisk (or the one at C{remote})."""
+    return start(name, workdir, scenario, port, media_port, remote=remote, calls=calls,
                  timeout_s=timeout_s, extra=extra)
 
 
@@ -286,13 +306,21 @@ def wait_for(predicate, timeout, interval=0.05):
 
 
 class Server:
-    """A C{switchboard run} with its own workdir, database and alarm.yaml (C{alarm})."""
+    """
+    A C{switchboard run} with its own workdir, database and alarm.yaml
+    (C{alarm}). C{database}: a URL (default: SQLite in C{workdir});
+    C{port}: its FastAGI port; C{extra}: more lines of switchboard.yaml.
+    """
 
-    def __init__(self, workdir: str, alarm: str, probe: str | None = None):
+    def __init__(self, workdir: str, alarm: str, probe: str | None = None, *,
+                 database: str | None = None, port: int = 4573, extra: str = ""):
         self.workdir = workdir
         # bench.alarm_probe's notes go there when the server stops.
         self.probe = probe
         self.db = os.path.join(workdir, "switchboard.db")
+        self.url = database or f"sqlite:///{self.db}"
+        self.port = port
+        self._engine = None
         self.config = os.path.join(workdir, "switchboard.yaml")
         self.logfile = os.path.join(workdir, "server.log")
         alarm_path = os.path.join(workdir, "alarm.yaml")
@@ -302,8 +330,9 @@ class Server:
         fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(CONFIG.format(db=self.db, alarm=alarm_path,
-                                  routing=os.path.join(PROJECT, "config", "routing.yaml")))
+            f.write(CONFIG.format(database=self.url, port=port, alarm=alarm_path,
+                                  routing=os.path.join(PROJECT, "config", "routing.yaml"))
+                    + extra)
         self.process = None
 
     def cli(self, *args) -> str:
@@ -318,7 +347,8 @@ class Server:
         with open(self.logfile, encoding="utf-8", errors="replace") as f:
             return f.read()
 
-    def start(self) -> None:
+    def start(self, synced: bool = True) -> None:
+        """Start it; wait until it serves and (C{synced}: it leads) AstDB holds the registry."""
         with open(self.logfile, "a") as log:
             launcher = (["bench.alarm_probe", self.probe, "--"] if self.probe
                         else ["switchboard.cli"])
@@ -326,7 +356,8 @@ class Server:
                 [sys.executable, "-m", *launcher, "--config", self.config, "run"],
                 cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         ready = wait_for(lambda: self.process.poll() is not None or (
-            "switchboard ready" in self.log() and "AstDB swb_ring" in self.log()), 60, 0.2)
+            "switchboard ready" in self.log() and ("AstDB swb_ring" in self.log() or not synced)),
+            60, 0.2)
         if not ready or self.process.poll() is not None:
             raise SystemExit(f"switchboard did not start:\n{self.log()[-3000:]}")
 
@@ -340,9 +371,17 @@ class Server:
                 self.process.wait()
 
     def query(self, sql, *args) -> list:
-        """Rows of C{sql} read straight from the SQLite file."""
-        with sqlite3.connect(self.db, timeout=10) as db:
-            return db.execute(sql, args).fetchall()
+        """Rows of C{sql} (C{?} for each of C{args}) read straight from the database."""
+        if self.url.startswith("sqlite:///"):
+            with sqlite3.connect(self.db, timeout=10) as db:
+                return db.execute(sql, args).fetchall()
+        if self._engine is None:
+            from sqlalchemy import create_engine
+            self._engine = create_engine(self.url, pool_size=1)
+        with self._engine.connect() as connection:
+            # psycopg's placeholders are %s.
+            return [tuple(r) for r in connection.exec_driver_sql(sql.replace("?", "%s"),
+                                                                 tuple(args)).fetchall()]
 
     def last_alarm(self) -> int:
         return self.query("SELECT max(id) FROM alarm")[0][0] or 0
@@ -350,8 +389,10 @@ class Server:
 
 # The lab Asterisk ---------------------------------------------------------------
 
-def lab(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=300)
+def lab(*args, env=None) -> subprocess.CompletedProcess:
+    """lab/asterisk-lab C{args}; C{env}: another lab Asterisk's (L{SECOND_ENV})."""
+    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **(env or {})))
 
 
 def port_open(port: int) -> bool:
@@ -379,17 +420,20 @@ def rtp_pairs() -> int:
     return (end - start + 1) // 2
 
 
-def log_size() -> int:
+def log_size(path: str = LAB_LOG) -> int:
     try:
-        return os.path.getsize(LAB_LOG)
+        return os.path.getsize(path)
     except OSError:
         return 0
 
 
-def log_problems(offset) -> list:
-    """The lab Asterisk's errors and warnings logged after C{offset}: (count, message)."""
+def log_problems(offset, path: str = LAB_LOG) -> list:
+    """
+    The lab Asterisk's errors and warnings logged after C{offset}: (count,
+    message); C{path}: another lab Asterisk's log.
+    """
     try:
-        with open(LAB_LOG, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             f.seek(offset)
             text = f.read()
     except OSError:
@@ -442,13 +486,13 @@ class CpuWatch:
                 f"average during the run (other work skews the figures)")
 
 
-def hang_up_callers(prefix: str) -> int:
+def hang_up_callers(prefix: str, env=None) -> int:
     """Hang up calls from numbers starting with C{prefix} still up in the lab Asterisk."""
-    out = lab("cli", "core show channels concise").stdout
+    out = lab("cli", "core show channels concise", env=env).stdout
     left = [f[0] for f in (line.split("!") for line in out.splitlines())
             if len(f) > 7 and f[7].startswith(prefix) and f[0].startswith("PJSIP/lab-exchange")]
     for channel in left:
-        lab("cli", f"channel request hangup {channel}")
+        lab("cli", f"channel request hangup {channel}", env=env)
     return len(left)
 
 
@@ -470,18 +514,24 @@ def clean_up(cpu: CpuWatch, workdir: str, keep: bool) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def ready(ports) -> None:
+def ready(ports, agi_ports=(4573,), second=False) -> None:
     """
-    Before a lab bench: the lab Asterisk started if it is not up, no other
-    switchboard on FastAGI's port, none of the UDP C{ports} (the bench's
-    phones) bound by someone else; L{SystemExit} saying which otherwise.
+    Before a lab bench: the lab Asterisk (and, with C{second}, the second)
+    started if it is not up, no other switchboard on the FastAGI
+    C{agi_ports}, none of the UDP C{ports} (the bench's phones) bound by
+    someone else; L{SystemExit} saying which otherwise.
     """
-    if lab("status").returncode != 0:
-        print("starting the lab Asterisk", flush=True)
-        if lab("start").returncode != 0:
-            raise SystemExit("the lab Asterisk does not start (lab/asterisk-lab start)")
-    if port_open(4573):
-        raise SystemExit("port 4573 is taken: another switchboard is running; try later")
+    for name, env in [("the lab Asterisk", None)] + ([("the second lab Asterisk", SECOND_ENV)]
+                                                      if second else []):
+        if lab("status", env=env).returncode != 0:
+            print(f"starting {name}", flush=True)
+            started = lab("start", env=env)
+            if started.returncode != 0:
+                raise SystemExit(f"{name} does not start (lab/asterisk-lab start):\n"
+                                 + started.stderr[-2000:])
+    for port in agi_ports:
+        if port_open(port):
+            raise SystemExit(f"port {port} is taken: another switchboard is running; try later")
     taken = udp_ports_taken(ports)
     if taken:
         raise SystemExit(f"UDP ports {taken} are taken: the lab phones are in use; try later")

@@ -89,11 +89,18 @@ class Leases:
         until, owner = self.until(), self.owner
 
         def work(session):
+            # Rows another transaction of this instance is writing (its
+            # write-behind: status, timeline) are skipped, renewed next
+            # round, not waited for: locking the rest in the table's order
+            # against the writer's order deadlocked under a burst, and the
+            # whole renewal failed (PostgreSQL; SQLite has no row locks).
             lost = []
             for start in range(0, len(held), 500):
                 chunk = held[start:start + 500]
-                session.execute(update(t).where(t.c.owner == owner, t.c.id.in_(chunk),
-                                                self.is_open(t)).values(lease_until=until))
+                mine = (select(t.c.id).where(t.c.owner == owner, t.c.id.in_(chunk),
+                                             self.is_open(t))
+                        .with_for_update(skip_locked=True, key_share=True))
+                session.execute(update(t).where(t.c.id.in_(mine)).values(lease_until=until))
                 lost += [row.id for row in session.execute(
                     select(t.c.id).where(t.c.id.in_(chunk), t.c.owner.is_not(None),
                                          t.c.owner != owner))]
