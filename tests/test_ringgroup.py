@@ -11,7 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from switchboard.ami import AMIClient, AMIConnectionLost, AMINotConnected, OriginateResult
+from switchboard.ami import (
+    AMIClient,
+    AMIConnectionLost,
+    AMINotConnected,
+    AMITimeout,
+    OriginateResult,
+)
 from switchboard.ringgroup import (
     ANSWERED,
     BUSY,
@@ -139,6 +145,29 @@ class ParallelTests(Case):
         # What the owner learns of the answered leg is its fate.
         self.group.settle(legs[0], "delivered")
         self.assertEqual(self.fates()[-1], ("+8659187650001", "delivered", False))
+
+
+class LateOutcomeTests(Case):
+    def test_a_call_whose_channel_was_made_is_followed_not_placed_again_when_its_outcome_is_late(
+            self):
+        leg = self.group.ring("+1", "PJSIP/1")
+        call = self.placer.calls[0]
+        self.engine.note_channel(leg.id, "PJSIP/1-00000001")   # Asterisk made the channel
+        self.placer.channels[leg.id] = "Ringing"
+        call.deferred.errback(AMITimeout("no outcome within 30 s"))
+        self.clock.advance(30)
+        self.assertEqual(len(self.placer.calls), 1, "rung twice")
+        self.assertEqual(leg.state, RINGING)
+        del self.placer.channels[leg.id]                           # it rang out
+        self.clock.advance(5)
+        self.assertEqual(leg.state, NO_ANSWER)
+        self.assertEqual(len(self.placer.calls), 1)
+
+    def test_a_call_never_seen_made_is_placed_again(self):
+        self.group.ring("+1", "PJSIP/1")
+        self.placer.calls[0].deferred.errback(AMITimeout("no outcome within 30 s"))
+        self.clock.advance(3)
+        self.assertEqual(len(self.placer.calls), 2)
 
 
 class GateTests(Case):

@@ -475,6 +475,16 @@ class RingGroup:
             if leg.state == RINGING:
                 self.settle(leg, FAILED, str(failure.value)[:200])
             return
+        if failure.check(AMITimeout) and leg.channel is not None and self.current(leg):
+            # Asterisk made the call's channel (its Newchannel was seen): the
+            # call was placed, its outcome is late (Asterisk overloaded: the
+            # phone may still ring). Placing it again could ring it twice:
+            # the leg follows that call until it ends.
+            self.log.warn("{group}: no outcome for {dial} in time, but its channel {channel} "
+                          "was made: following it", group=self.name, dial=leg.dial,
+                          channel=leg.channel)
+            self.follow(leg, NO_ANSWER, "placed, no outcome in time; its call ended unanswered")
+            return
         link_down = failure.check(*_LINK_TROUBLE) is not None
         if not link_down and not failure.check(CallRefused):
             self.log.failure("{group}: originate of {dial} failed", failure,
