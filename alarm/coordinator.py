@@ -790,7 +790,9 @@ class AlarmCoordinator:
                               "renew its lease in time); it carries on there", id=alarm.id)
             alarm.cancel_timers()
             self._release(alarm)
-            self._room_looks.pop(str(alarm.id), None)
+            look = self._room_looks.pop(str(alarm.id), None)
+            if look is not None and look.active():
+                look.cancel()
             alarm.status = "handed-over"
             self._alarms.pop(str(alarm.id), None)
             self.engine.forget(alarm.group)

@@ -78,16 +78,8 @@ class AlarmOwnership:
             self.log.critical("another live process uses this instance's name {name} (set "
                               "agi.advertise apart): the open alarms under it are left to "
                               "the lease", name=self.owner)
-        d = self.leases.claim((a.id for a in open_alarms), running_too=alone)
-
-        def mine(claimed):
-            on_record = set(claimed)
-            d2 = self.leases.owners(a.id for a in open_alarms)
-            # Not written yet (only in this instance's journal): its own.
-            return d2.addCallback(lambda owners: [
-                a for a in open_alarms if a.id in on_record or a.id not in owners])
-
-        return await d.addCallback(mine)
+        mine = set(await self.leases.claim((a.id for a in open_alarms), running_too=alone))
+        return [a for a in open_alarms if a.id in mine]
 
     def start(self) -> None:
         self.keeper.start()

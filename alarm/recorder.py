@@ -25,6 +25,7 @@ from switchboard.community.models import Household, utc
 from switchboard.journal import Journal, WriteBehind
 from switchboard.leases import LEASE_SECONDS
 from switchboard.listeners import Listeners
+from switchboard.storage import on_postgres
 
 
 # How long alarms wait at start-up for the database to say which ids it has
@@ -115,7 +116,7 @@ class AlarmRecorder:
         self._given = 0            # ids given by this recorder
         # On PostgreSQL several instances may open alarms: each takes its
         # ids from the table's sequence, a block at a time, ahead of need.
-        self._sequence = _dialect(database) == "postgresql"
+        self._sequence = on_postgres(database)
         self._block: collections.deque = collections.deque()
         self._reserving = None
         # Opens waiting for the reservation in flight (their block ran dry).
@@ -464,11 +465,6 @@ def _apply(connection, records, lease_until=None):
             "SELECT setval(pg_get_serial_sequence('alarm', 'id'), GREATEST("
             "(SELECT max(id) FROM alarm), COALESCE(pg_sequence_last_value("
             "pg_get_serial_sequence('alarm', 'id')::regclass), 1)))"))
-
-
-def _dialect(database) -> str:
-    engine = getattr(database, "engine", None)
-    return engine.dialect.name if engine is not None else ""
 
 
 def _reserve(session, n) -> list:

@@ -30,6 +30,8 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from switchboard.storage import on_postgres
+
 
 class ILock(Interface):
     """A named lock held by one holder at a time, through a connection of its own."""
@@ -246,9 +248,9 @@ def lock_for(database, name: str, clock):
     PostgreSQL advisory lock on a connection of its own; on anything else
     (SQLite: one server) always held.
     """
-    engine = getattr(database, "engine", None)
-    if engine is None or engine.dialect.name != "postgresql":
+    if not on_postgres(database):
         return AlwaysLeader()
+    engine = database.engine
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
     # A connection of its own, never pooled; over TCP, a dead peer is found

@@ -112,9 +112,11 @@ class Leases:
         """
         Take C{ids} as this instance's where nobody else holds them (their
         owner is this instance's name, from before a restart, or nobody);
-        fire with the ids now held. For the rows an instance recovers when
-        it starts. Not C{running_too}: rows under this name whose lease
-        still runs are left (another live process may be using the name).
+        fire with the ids now held, counting those not in the table yet
+        (written behind by this instance: nobody else knows them). For the
+        rows an instance recovers when it starts. Not C{running_too}: rows
+        under this name whose lease still runs are left (another live
+        process may be using the name).
         """
         t, ids = self.table, sorted({int(i) for i in ids})
         until, owner, now = self.until(), self.owner, self._now()
@@ -124,26 +126,16 @@ class Leases:
                                                 t.c.lease_until < now))
 
         def work(session):
-            mine = []
+            mine = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                mine += [row.id for row in session.execute(
+                mine.update(row.id for row in session.execute(
                     update(t).where(t.c.id.in_(chunk), or_(t.c.owner.is_(None), mine_before))
-                    .values(owner=owner, lease_until=until).returning(t.c.id))]
+                    .values(owner=owner, lease_until=until).returning(t.c.id)))
+                present = {row.id for row in session.execute(
+                    select(t.c.id).where(t.c.id.in_(chunk)))}
+                mine.update(set(chunk) - present)
             return sorted(mine)
-
-        return self.database.run(work)
-
-    def owners(self, ids: Iterable[int]) -> defer.Deferred:
-        """Fire with C{{id: owner}} of those of C{ids} in the table."""
-        t, ids = self.table, sorted({int(i) for i in ids})
-
-        def work(session):
-            found = {}
-            for start in range(0, len(ids), 500):
-                found.update((row.id, row.owner) for row in session.execute(
-                    select(t.c.id, t.c.owner).where(t.c.id.in_(ids[start:start + 500]))))
-            return found
 
         return self.database.run(work)
 
@@ -206,8 +198,6 @@ class LeaseKeeper:
         #: The most rows taken over in one round: the next renewal of this
         #: instance's own leases is never held back long behind them.
         self.batch = batch
-        #: POSIX time of the last renewal the database took, or None.
-        self.renewed = None
         self._loop = None
         self._round = None
         self._ticked = None      # when the last round began
@@ -271,7 +261,6 @@ class LeaseKeeper:
             self.log.error("{name}: cannot renew leases ({e}); the work held here goes on",
                            name=self.name, e=e)
             return
-        self.renewed = self.leases.clock.seconds()
         if lost:
             self.lost(lost)
         if not self.adopting():

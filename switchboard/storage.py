@@ -73,6 +73,15 @@ def make_engine(url: str):
     return engine
 
 
+def on_postgres(database) -> bool:
+    """
+    Whether C{database} (a L{Database}, or anything with its C{engine}) is
+    PostgreSQL: several instances may share it (one instance per SQLite).
+    """
+    engine = getattr(database, "engine", None)
+    return engine is not None and engine.dialect.name == "postgresql"
+
+
 class Database:
     """
     One database, used synchronously from the CLI and through L{run} (a

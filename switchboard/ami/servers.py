@@ -40,8 +40,8 @@ class AsteriskServer:
 class AsteriskServers:
     """
     The Asterisk servers the switchboard talks to, the main one first (it
-    places the calls nothing ties to a server: the hotline's, texts, staff's
-    callbacks, alarms recovered after a restart).
+    places the calls nothing ties to a server: texts, staff's callbacks,
+    broadcasts).
     """
 
     log = Logger()
@@ -75,8 +75,8 @@ class AsteriskServers:
         if server is not None:
             return server
         server = self._by_peer(getattr(session, "peer", None))
-        if name not in self._warned:
-            self._warned.add(name)
+        if name not in self._warned and len(self._warned) < 100:
+            self._warned.add(name)  # once a name (bounded: whatever a session sends)
             self.log.warn("a FastAGI session names Asterisk {name!r}, which is not configured "
                           "(SWITCHBOARD_ASTERISK in its dialplan): its calls are placed on "
                           "{server}", name=name, server=(server or self.main).name)
