@@ -62,7 +62,8 @@ responder: {{attempts: 1, digit_timeout: 2}}
 prompts: {{caller_hold: [beep], caller_cancelled: [beep]}}
 """
 
-LABELS = {"alarm": "switchboard (#9)", "native": "native Dial (*99)"}
+LABELS = {"alarm": "switchboard (#9)", "native": "native Dial (*99)",
+          "floor": "floor (*98)"}
 
 
 def landline(i: int) -> str:
@@ -123,7 +124,8 @@ class Bench:
 
     def caller(self, name, mode, number, hold_ms, **kw):
         scenario = (alarm_lab.alarm_scenario(number, hold_ms) if mode == "alarm"
-                    else alarm_lab.native_scenario(number, hold_ms))
+                    else alarm_lab.alarm_scenario(number, hold_ms, exten="*98")
+                    if mode == "floor" else alarm_lab.native_scenario(number, hold_ms))
         port, media = self.ports()
         return alarm_lab.caller(name, self.workdir, scenario, port, media, **kw)
 
@@ -143,15 +145,20 @@ def one_call(bench, mode, number, hold_ms):
     return (min(sent) if sent and code == 0 else None), rung, code
 
 
-def latency(bench, count):
-    took = {"alarm": {}, "native": {}}
-    spread = {"alarm": [], "native": []}
-    failed = {"alarm": 0, "native": 0}
+def latency(bench, count, modes=("alarm", "native")):
+    """
+    C{count} rounds of one call of each of C{modes}, their order turning
+    round by round (so that neither kind always follows the other).
+    """
+    took = {mode: {} for mode in modes}
+    spread = {mode: [] for mode in modes}
+    failed = {mode: 0 for mode in modes}
     first_alarm = bench.server.last_alarm() + 1
     for i in range(count):
-        for mode in (("alarm", "native") if i % 2 == 0 else ("native", "alarm")):
+        turn = i % len(modes)
+        for mode in modes[turn:] + modes[:turn]:
             sent, rung, code = one_call(bench, mode, landline(i),
-                                        1200 if mode == "alarm" else 500)
+                                        500 if mode == "native" else 1200)
             if sent is None or len(rung) < len(PHONES):
                 failed[mode] += 1
                 print(f"  {mode} call {i + 1} failed: SIPp exit {code}, {len(rung)} of 10 "
@@ -170,7 +177,7 @@ def latency(bench, count):
     print(f"    {'':<20}{'calls':>6}{'p50':>8}{'p99':>8}{'max':>8}{'spread p50':>12}"
           f"{'failed':>8}")
     figures = {}
-    for mode in ("alarm", "native"):
+    for mode in modes:
         v = [last - sent for sent, last in took[mode].values()]
         if not v:
             print(f"    {LABELS[mode]:<20}{0:>6}  (every call failed: {failed[mode]})")
@@ -179,10 +186,10 @@ def latency(bench, count):
         print(f"    {LABELS[mode]:<20}{len(v):>6}{figures[mode][0] * 1e3:>8.1f}"
               f"{figures[mode][1] * 1e3:>8.1f}{max(v) * 1e3:>8.1f}"
               f"{percentile(spread[mode], 50) * 1e3:>12.1f}{failed[mode]:>8}")
-    if len(figures) == 2:
-        print(f"    ratio p99 switchboard / native: "
-              f"{figures['alarm'][1] / figures['native'][1]:.2f} (target <= 1.5); "
-              f"p50: {figures['alarm'][0] / figures['native'][0]:.2f}")
+    for a, b in (("alarm", "native"), ("floor", "native"), ("alarm", "floor")):
+        if a in figures and b in figures:
+            print(f"    ratio {LABELS[a]} / {LABELS[b]}: p99 "
+                  f"{figures[a][1] / figures[b][1]:.2f}, p50 {figures[a][0] / figures[b][0]:.2f}")
     statuses = dict(bench.server.query(
         "SELECT status, count(*) FROM alarm WHERE id >= ? GROUP BY status", first_alarm))
     print(f"    alarms recorded: {sum(statuses.values())} of {count}, by status: "
@@ -244,8 +251,8 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
     sent = sorted(m["< INVITE"] for m in call.calls().values() if "< INVITE" in m)
     # Calls that went the whole way: an alarm the server hung up after the
     # cancel, a native call that rang until the caller hung up.
-    ended = "> BYE" if mode == "alarm" else "> 487"
-    out = {"count": count, "legs": len(times), "expected": expected, "sent": len(sent),
+    ended = "> 487" if mode == "native" else "> BYE"
+    out = {"mode": mode, "count": count, "legs": len(times), "expected": expected, "sent": len(sent),
            "ended": sum(1 for m in call.calls().values() if ended in m),
            "per_phone": sorted(len(c) for c in rang.values()),
            "problems": alarm_lab.log_problems(log_at)}
@@ -280,22 +287,25 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
     return out
 
 
-def print_burst(alarm, native):
+def print_burst(alarm, native, floor=None):
     print(f"\n(b) burst: {alarm['count']} calls placed at once (SIPp -r 200), each ringing "
           f"the ten phones; s from the first caller's INVITE")
     print(f"    first INVITE at {alarm['window'][0]:.3f} (host clock)" if "window" in alarm else "")
     print(f"    {'':<20}{'legs rang':>11}{'callers in':>12}{'50% rang':>10}{'99% rang':>10}"
           f"{'all rang':>10}")
-    for mode, r in (("alarm", alarm), ("native", native)):
+    for mode, r in (("alarm", alarm), ("native", native), ("floor", floor)):
+        if r is None:
+            continue
         times = "".join(f"{t:>10.2f}" for t in r["rang"]) if "rang" in r else "  (none)"
         print(f"    {LABELS[mode]:<20}{r['legs']:>5}/{r['expected']:<5}{times}")
         print(f"      per phone {r['per_phone'][0]}..{r['per_phone'][-1]}; calls that went "
               f"as planned {r['ended']} of {r['sent']}")
         for n, message in r["problems"][:3]:
             print(f"      Asterisk: {n} x {message}")
-    if "rang" in alarm and "rang" in native:
-        print(f"    ratio time until all rang, switchboard / native: "
-              f"{alarm['rang'][-1] / native['rang'][-1]:.2f}")
+    for a, b in ((alarm, native), (floor, native), (alarm, floor)):
+        if a is not None and b is not None and "rang" in a and "rang" in b:
+            print(f"    ratio time until all rang, {LABELS[a['mode']]} / {LABELS[b['mode']]}: "
+                  f"{a['rang'][-1] / b['rang'][-1]:.2f}")
     print(f"    alarms recorded: {sum(alarm['statuses'].values())} of {alarm['count']} ("
           + ", ".join(f"{k} {v}" for k, v in sorted(alarm["statuses"].items()))
           + f"); with all ten legs placed: {alarm['whole']}")
@@ -324,6 +334,19 @@ def profile(server, path):
     return process
 
 
+def start_floor(workdir, ring_ms=1500):
+    """L{bench.alarm_floor} on FastAGI port 4574, once it says it is ready."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.alarm_floor",
+                                "--ring-ms", str(ring_ms), *PHONES],
+                               stdout=subprocess.PIPE, stderr=open(
+                                   os.path.join(workdir, "floor.log"), "w"), text=True,
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise SystemExit(f"bench.alarm_floor did not start: see {workdir}/floor.log")
+    return process
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.alarm_fanout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -337,6 +360,9 @@ def main(argv=None) -> int:
                         help="run the server under bench.alarm_probe and split each alarm's "
                              "time (one at a time: every step to the last INVITE; burst: the "
                              "time before each alarm is raised)")
+    parser.add_argument("--floor", action="store_true",
+                        help="one at a time: also the floor (bench.alarm_floor: a bare FastAGI "
+                             "server writing ten prepared Originates), in turns with the others")
     parser.add_argument("--profile", metavar="FILE",
                         help="py-spy samples of the server during the burst (collapsed stacks, "
                              "idle included) to FILE, summarised by bench.profile_summary")
@@ -345,7 +371,8 @@ def main(argv=None) -> int:
         args.alarms, args.burst = min(args.alarms, 10), min(args.burst, 20)
     if args.alarms + args.burst > 9000:
         parser.error("the households' landlines are 8766NNNN: at most 9,000 in all")
-    alarm_lab.ready([20000 + int(p[-4:]) for p in PHONES])
+    alarm_lab.ready([20000 + int(p[-4:]) for p in PHONES],
+                    agi_ports=(4573, 4574) if args.floor else (4573,))
     pairs, need = alarm_lab.rtp_pairs(), args.burst * (len(PHONES) + 1)
     print(f"lab Asterisk: {pairs} RTP port pairs (lab/asterisk/rtp.conf); a burst of "
           f"{args.burst} alarms needs {need} (caller + 10 legs each)"
@@ -355,7 +382,7 @@ def main(argv=None) -> int:
     workdir = tempfile.mkdtemp(prefix="switchboard-fanout-")
     probe = os.path.join(workdir, "probe.json") if args.probe else None
     server, phones = Server(workdir, ALARM, probe), []
-    alarm = bench = None
+    alarm = bench = floor = None
     households = args.alarms + args.burst + 1  # the last one warms up
     try:
         path = os.path.join(workdir, "households.csv")
@@ -365,13 +392,16 @@ def main(argv=None) -> int:
         phones = [alarm_lab.phone(p, workdir) for p in PHONES]
         time.sleep(0.5)
         bench = Bench(workdir, server, phones)
-        for mode in ("alarm", "native"):  # warms up, and checks both paths ring all ten
+        if args.floor:
+            floor = start_floor(workdir)
+        for mode in ("alarm", "native", "floor")[:3 if args.floor else 2]:  # warms up, and checks both paths ring all ten
             sent, rung, code = one_call(bench, mode, landline(households - 1), 1200)
             if sent is None or len(rung) < len(PHONES):
                 raise SystemExit(f"the first {mode} call failed: SIPp exit {code}, {len(rung)} "
                                  f"of 10 phones rang (--keep keeps the traces)")
         if args.alarms:
-            latency(bench, args.alarms)
+            latency(bench, args.alarms,
+                    ("alarm", "native", "floor") if args.floor else ("alarm", "native"))
         if args.burst:
             spy = profile(server, args.profile) if args.profile else None
 
@@ -383,11 +413,21 @@ def main(argv=None) -> int:
             alarm = burst(bench, "alarm", args.alarms, args.burst, 8000, rang_all)
             wait_for(lambda: bench.ringing() == 0, 30, 0.5)
             native = burst(bench, "native", args.alarms, args.burst, 8000)
-            print_burst(alarm, native)
+            if args.floor:
+                # Its legs ring as long as the others' do before their callers leave.
+                floor.terminate()
+                floor.wait(10)
+                floor = start_floor(workdir, ring_ms=8000)
+                wait_for(lambda: bench.ringing() == 0, 30, 0.5)
+                floor_burst = burst(bench, "floor", args.alarms, args.burst, 8000)
+            print_burst(alarm, native, floor_burst if args.floor else None)
         return 0
     finally:
         for p in phones:
             p.stop()
+        if floor is not None:
+            floor.terminate()
+            floor.wait(10)
         server.stop()
         if probe and bench is not None and bench.rang and os.path.exists(probe):
             from bench import probe_summary

@@ -118,21 +118,22 @@ def phone_scenario() -> str:
     ])
 
 
-def alarm_scenario(caller: str, before_ms: int, press_every_ms: int = 1000) -> str:
+def alarm_scenario(caller: str, before_ms: int, press_every_ms: int = 1000,
+                   exten: str = "%239") -> str:
     """
-    A resident C{caller} dials #9, is answered, presses C{*} after
+    A resident C{caller} dials #9 (or C{exten}), is answered, presses C{*} after
     C{before_ms} (and again every C{press_every_ms} until the server hangs
     up: a key pressed before the caller is in the room is not heard), and
     takes the server's BYE.
     """
     star = f'<exec play_pcap_audio="{dtmf_pcap("*")}"/>'
     return _scenario("#9 alarm cancelled with *", [
-        _send(_request("INVITE", "%239", caller, 1, branch=_INVITE_BRANCH, sdp=True), True),
+        _send(_request("INVITE", exten, caller, 1, branch=_INVITE_BRANCH, sdp=True), True),
         '  <recv response="100" optional="true"/>',
         '  <recv response="180" optional="true"/>',
         '  <recv response="183" optional="true"/>',
         '  <recv response="200" rtd="true"/>',
-        _send(_request("ACK", "%239", caller, 1, dialog=True)),
+        _send(_request("ACK", exten, caller, 1, dialog=True)),
         f'  <pause milliseconds="{before_ms}"/>',
         '  <label id="press"/>',
         f'  <nop><action>{star}</action></nop>',
