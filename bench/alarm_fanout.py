@@ -23,6 +23,12 @@ has, so its calls arrive as the local exchange (endpoint lab-exchange).
     the baseline. Callers cancel with C{*}; alarms still open are closed as
     staff would.
 
+C{--floor} adds a third kind of call to both: C{*98}, the same #9 dialplan
+served by L{bench.alarm_floor}, a bare FastAGI server that writes ten
+prepared Originates the moment Asterisk connects (no lookup, no record):
+what any server that fans out by AMI would take at the least, so that
+switchboard / floor is the server's share and floor / native Asterisk's.
+
 The alarm.yaml: legs ring 20 s (the burst's callers cancel after 8 s),
 no retries, escalation far away, and a beep for the caller's prompts (they
 are played after the fan-out; short ones only make the rounds quicker).
