@@ -229,11 +229,16 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
                         timeout_s=hold_ms // 1000 + 60,
                         extra=["-inf", callers, "-r", "200", "-rp", "1000", "-l", str(count)])
     expected, seen, changed = count * len(PHONES), 0, time.monotonic()
+    spent = alarm_lab.CpuSpent(bench.server.process.pid)
     while call.running() and time.monotonic() - changed < 10 and seen < expected:
         now = sum(len(c) for c in bench.new_invites(before).values())
         if now != seen:
             seen, changed = now, time.monotonic()
+            if seen >= expected:
+                spent.stop()
         time.sleep(0.1)
+    if not spent.spent:
+        spent.stop()
     if rang_all is not None:
         rang_all()
     call.wait(hold_ms / 1000 + 90)
@@ -248,7 +253,7 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
     out = {"count": count, "legs": len(times), "expected": expected, "sent": len(sent),
            "ended": sum(1 for m in call.calls().values() if ended in m),
            "per_phone": sorted(len(c) for c in rang.values()),
-           "problems": alarm_lab.log_problems(log_at)}
+           "problems": alarm_lab.log_problems(log_at), "cpu": spent.spent}
     if sent:
         out["window"] = (sent[0], (times[-1] if times else sent[-1]) + 0.5)
     if times and sent:
@@ -293,6 +298,12 @@ def print_burst(alarm, native):
               f"as planned {r['ended']} of {r['sent']}")
         for n, message in r["problems"][:3]:
             print(f"      Asterisk: {n} x {message}")
+    print("    CPU seconds from the burst's start until every leg rang (or the phones fell "
+          "silent):")
+    for mode, r in (("alarm", alarm), ("native", native)):
+        c = r["cpu"]
+        print(f"      {LABELS[mode]:<20} Asterisk {c['asterisk']:6.2f}, server {c['server']:5.2f}, "
+              f"whole machine {c['machine']:6.2f} in {c['wall']:5.2f} s")
     if "rang" in alarm and "rang" in native:
         print(f"    ratio time until all rang, switchboard / native: "
               f"{alarm['rang'][-1] / native['rang'][-1]:.2f}")
