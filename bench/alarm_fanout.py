@@ -227,10 +227,11 @@ def phases(server, first_alarm, took):
         print(f"      {name:<58}{percentile(v, 50) * 1e3:>6.1f}{percentile(v, 99) * 1e3:>8.1f}")
 
 
-def burst(bench, mode, first, count, hold_ms, rang_all=None):
+def burst(bench, mode, first, count, hold_ms, rang_all=None, server_pid=None):
     """
     C{count} calls at once from households C{first}..; what rang, how fast.
     C{rang_all()} is called once every leg rang (or the phones fell silent).
+    C{server_pid}: the process serving the calls' FastAGI, if not the switchboard.
     """
     before = bench.invites()
     first_alarm = bench.server.last_alarm() + 1
@@ -242,11 +243,16 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
                         timeout_s=hold_ms // 1000 + 60,
                         extra=["-inf", callers, "-r", "200", "-rp", "1000", "-l", str(count)])
     expected, seen, changed = count * len(PHONES), 0, time.monotonic()
+    spent = alarm_lab.CpuSpent(server_pid or bench.server.process.pid)
     while call.running() and time.monotonic() - changed < 10 and seen < expected:
         now = sum(len(c) for c in bench.new_invites(before).values())
         if now != seen:
             seen, changed = now, time.monotonic()
+            if seen >= expected:
+                spent.stop()
         time.sleep(0.1)
+    if not spent.spent:
+        spent.stop()
     if rang_all is not None:
         rang_all()
     call.wait(hold_ms / 1000 + 90)
@@ -261,7 +267,7 @@ def burst(bench, mode, first, count, hold_ms, rang_all=None):
     out = {"mode": mode, "count": count, "legs": len(times), "expected": expected, "sent": len(sent),
            "ended": sum(1 for m in call.calls().values() if ended in m),
            "per_phone": sorted(len(c) for c in rang.values()),
-           "problems": alarm_lab.log_problems(log_at)}
+           "problems": alarm_lab.log_problems(log_at), "cpu": spent.spent}
     if sent:
         out["window"] = (sent[0], (times[-1] if times else sent[-1]) + 0.5)
     if times and sent:
@@ -308,6 +314,14 @@ def print_burst(alarm, native, floor=None):
               f"as planned {r['ended']} of {r['sent']}")
         for n, message in r["problems"][:3]:
             print(f"      Asterisk: {n} x {message}")
+    print("    CPU seconds from the burst's start until every leg rang (or the phones fell "
+          "silent):")
+    for mode, r in (("alarm", alarm), ("native", native), ("floor", floor)):
+        if r is None:
+            continue
+        c = r["cpu"]
+        print(f"      {LABELS[mode]:<20} Asterisk {c['asterisk']:6.2f}, server {c['server']:5.2f}, "
+              f"whole machine {c['machine']:6.2f} in {c['wall']:5.2f} s")
     for a, b in ((alarm, native), (floor, native), (alarm, floor)):
         if a is not None and b is not None and "rang" in a and "rang" in b:
             print(f"    ratio time until all rang, {LABELS[a['mode']]} / {LABELS[b['mode']]}: "
@@ -425,7 +439,8 @@ def main(argv=None) -> int:
                 floor.wait(10)
                 floor = start_floor(workdir, ring_ms=8000)
                 wait_for(lambda: bench.ringing() == 0, 30, 0.5)
-                floor_burst = burst(bench, "floor", args.alarms, args.burst, 8000)
+                floor_burst = burst(bench, "floor", args.alarms, args.burst, 8000,
+                                    server_pid=floor.pid)
             print_burst(alarm, native, floor_burst if args.floor else None)
         return 0
     finally:

@@ -487,6 +487,52 @@ class CpuWatch:
                 f"average during the run (other work skews the figures)")
 
 
+def lab_pid(root: str = LAB_ROOT) -> int | None:
+    """The lab Asterisk's pid (its pid file in C{root}), or None."""
+    try:
+        with open(os.path.join(root, "run/asterisk/asterisk.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_seconds(pid) -> float:
+    """CPU time (user + system) process C{pid} has used so far, every thread; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSpent:
+    """
+    CPU seconds the lab Asterisk, the server under test and the whole
+    machine spent from creation until L{stop}: how much work a burst cost,
+    which on a shared 2-core machine says more than its duration.
+    """
+
+    def __init__(self, server_pid, asterisk_pid=None):
+        self._pids = {"asterisk": asterisk_pid or lab_pid(), "server": server_pid}
+        self._start = self._sample()
+        self.spent: dict = {}
+
+    def _sample(self) -> dict:
+        tick = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        out = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        out["machine"] = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick
+        out["wall"] = time.monotonic()
+        return out
+
+    def stop(self) -> dict:
+        end = self._sample()
+        self.spent = {k: end[k] - self._start[k] for k in end}
+        return self.spent
+
+
 def hang_up_callers(prefix: str, env=None) -> int:
     """Hang up calls from numbers starting with C{prefix} still up in the lab Asterisk."""
     out = lab("cli", "core show channels concise", env=env).stdout
