@@ -52,13 +52,16 @@ class FastAGIProtocol(LineReceiver):
         self._refused = False
         self._closing = False
         self._idle_call = None
+        self._idle_at = _NEVER  # when _idle_call fires
         self._idle_timeout = None
         self._idle_from = 0.0
+        self._seconds = None  # the factory's clock's seconds()
         self._peer = None
         self.counted = False  # in the factory's connection counts
         self._env_call = None
         self._reads = 0  # reads so far; a command remembers the read it was sent in
         self._sent_in = -1
+        self._write = None  # the transport's write, or sendNow (see connectionMade)
 
     @property
     def peer(self):
@@ -81,6 +84,8 @@ class FastAGIProtocol(LineReceiver):
             _abort(self.transport)
             return
         self.counted = True
+        self._write = sender(self.transport)
+        self._seconds = self.factory.clock.seconds
         self._env_call = self.factory.clock.callLater(self.factory.env_timeout,
                                                       self._envExpired)
         self.MAX_LENGTH = self.factory.max_line
@@ -93,7 +98,7 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._reads += 1
-        self._idle_from = self.factory.clock.seconds()
+        self._idle_from = self._seconds()
         if self.session is None:
             data = self._environmentData(data)
             if not data or self._closing:
@@ -233,7 +238,23 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._sent_in = self._reads
-        self.transport.write(line + b"\n")
+        self._write(line + b"\n")
+
+    def sendCommand(self, data, timeout):
+        """
+        Send command line C{data} (without its newline) and wait for its
+        reply at most C{timeout} seconds without a byte from Asterisk
+        (L{None}: no limit): L{sendLine} and L{watchReplies} in one.
+        """
+        if self._closing:
+            return
+        self._sent_in = self._reads
+        self._write(data + b"\n")
+        self._idle_timeout = timeout
+        if timeout is not None:
+            now = self._idle_from = self._seconds()
+            if self._idle_at > now + timeout:
+                self._idleTimer(timeout)
 
     def watchReplies(self, timeout):
         """
@@ -247,13 +268,17 @@ class FastAGIProtocol(LineReceiver):
         self._idle_timeout = timeout
         if timeout is None or self._closing:
             return
-        clock = self.factory.clock
-        now = self._idle_from = clock.seconds()
-        deadline = now + timeout
+        now = self._idle_from = self._seconds()
+        if self._idle_at > now + timeout:
+            self._idleTimer(timeout)
+
+    def _idleTimer(self, timeout):
+        """Have the idle timer fire C{timeout} seconds from now."""
         if self._idle_call is None:
-            self._idle_call = clock.callLater(timeout, self._idleExpired)
-        elif self._idle_call.getTime() > deadline:
+            self._idle_call = self.factory.clock.callLater(timeout, self._idleExpired)
+        else:
             self._idle_call.reset(timeout)
+        self._idle_at = self._idle_call.getTime()
 
     def _stopEnvTimer(self):
         if self._env_call is not None:
@@ -272,6 +297,7 @@ class FastAGIProtocol(LineReceiver):
 
     def _stopIdleTimer(self):
         self._idle_timeout = None
+        self._idle_at = _NEVER
         if self._idle_call is not None:
             if self._idle_call.active():
                 self._idle_call.cancel()
@@ -279,11 +305,12 @@ class FastAGIProtocol(LineReceiver):
 
     def _idleExpired(self):
         self._idle_call = None
+        self._idle_at = _NEVER
         if self._idle_timeout is None or self._closing:
             return  # nothing awaited: the timer lapses until the next command
-        left = self._idle_from + self._idle_timeout - self.factory.clock.seconds()
+        left = self._idle_from + self._idle_timeout - self._seconds()
         if left > 0:
-            self._idle_call = self.factory.clock.callLater(left, self._idleExpired)
+            self._idleTimer(left)
             return
         waiting = "the environment" if self.session is None else "a reply"
         self._abort(
@@ -315,6 +342,9 @@ class FastAGIProtocol(LineReceiver):
         _abort(self.transport)
 
 
+_NEVER = float("inf")
+
+
 def _blank_line(lines):
     """The index of the first empty (or lone CR) line, or L{None}."""
     found = None
@@ -325,6 +355,52 @@ def _blank_line(lines):
             continue
         found = index if found is None else min(found, index)
     return found
+
+
+def sender(transport):
+    """
+    How to write to C{transport}: its C{write}, or for a TCP connection of
+    Twisted's reactors a write that sends at once when nothing is waiting
+    in the transport's buffer.
+
+    Twisted's C{write} only buffers: the reactor is asked to watch the
+    socket for writability (an C{epoll_ctl}), sends on its next turn, and
+    stops watching (another C{epoll_ctl}), for each command of a call.
+    A command is a few dozen bytes sent when nothing else is in flight, so
+    the socket takes it at once: sending it there and then is what
+    asyncio's transports do. Anything the socket does not take at once (a
+    full buffer, an error) goes to the transport's C{write} as before, so
+    the order of bytes and the handling of a broken connection are the
+    reactor's.
+    """
+    from twisted.internet import tcp
+
+    sock = getattr(transport, "socket", None)
+    if type(transport) is not tcp.Server or sock is None or not all(
+            hasattr(transport, name) for name in _BUFFER_STATE):
+        return transport.write
+    write = transport.write
+    send = sock.send
+
+    def sendNow(data: bytes):
+        t = transport
+        if (t.dataBuffer or t._tempDataLen or t.TLS or t.producer is not None
+                or t.disconnecting or t._writeDisconnected or not t.connected):
+            write(data)
+            return
+        try:
+            sent = send(data)
+        except OSError:  # would block, or the connection broke: the reactor finds out
+            sent = 0
+        if sent < len(data):
+            write(data[sent:])
+
+    return sendNow
+
+
+#: What L{sender} looks at in a transport before sending past its buffer.
+_BUFFER_STATE = ("dataBuffer", "_tempDataLen", "TLS", "producer", "disconnecting",
+                 "_writeDisconnected", "connected")
 
 
 def _abort(transport):
