@@ -10,7 +10,7 @@ from twisted.protocols.basic import LineReceiver
 
 from switchboard.agi.environment import read_lines
 from switchboard.agi.errors import AGIConnectionLost, AGITimeout
-from switchboard.agi.reply import HANGUP, AGIReply, ReplyReader, Unexpected
+from switchboard.agi.reply import _COMMON, HANGUP, AGIReply, ReplyReader, Unexpected
 from switchboard.agi.session import AGISession
 from switchboard.text import printable
 
@@ -105,7 +105,16 @@ class FastAGIProtocol(LineReceiver):
                 return
         elif (not self._buffer and data.endswith(b"\n") and data.count(b"\n") == 1
               and len(data) <= self.MAX_LENGTH):
-            self.lineReceived(data[:-1])  # the usual segment: one whole reply
+            # The usual segment: one whole reply, and the usual reply, one
+            # seen before (what ReplyReader.feed would answer, looked up
+            # here; a command is in flight, sent in an earlier read).
+            line = data[:-1]
+            reply = _COMMON.get(line.decode("utf-8", "replace"))
+            if reply is not None and self._reader._usage is None:
+                self._idle_timeout = None  # answered: nothing awaited now
+                self.session.replyReceived(reply)
+            else:
+                self.lineReceived(line)
             return
         LineReceiver.dataReceived(self, data)
 
@@ -115,7 +124,7 @@ class FastAGIProtocol(LineReceiver):
         self._stopEnvTimer()
         self.factory.release(self)
         if self.session is not None:
-            self.session.connectionClosed(AGIConnectionLost("the AGI connection was lost"))
+            self.session.connectionClosed(_LOST)
 
     def lineLengthExceeded(self, line):
         self._abort(f"line longer than {self.MAX_LENGTH} bytes")
@@ -173,6 +182,7 @@ class FastAGIProtocol(LineReceiver):
     def _replyLine(self, text):
         event = self._reader.feed(text)
         if event.__class__ is AGIReply and self._sent_in != self._reads:
+            self._idle_timeout = None  # answered: nothing awaited now
             self.session.replyReceived(event)  # the usual line: a command's 200 reply
             return
         if event is None:
@@ -197,6 +207,7 @@ class FastAGIProtocol(LineReceiver):
                     line=printable(event.line[:200]),
                 )
         else:
+            self._idle_timeout = None
             self.session.replyReceived(event)
 
     # The session
@@ -214,22 +225,32 @@ class FastAGIProtocol(LineReceiver):
             # serves the call natively.
             self._closing = True
             self._stopIdleTimer()
-            self.session.connectionClosed(AGIConnectionLost("the AGI session was refused"))
+            self.session.connectionClosed(_REFUSED)
             self.transport.loseConnection()
             return
-        d = defer.maybeDeferred(self.factory.dispatch, self.session)
-        d.addErrback(
-            lambda f: self.log.failure("FastAGI dispatch failed", f)
-        )
-        d.addCallback(lambda _: self.session.drain())
-        d.addCallback(self._handlerDone)
+        try:
+            d = self.factory.dispatch(self.session)
+        except BaseException:
+            d = defer.fail()
+        d.addCallbacks(self._handlerReturned, self._dispatchFailed)
+
+    def _dispatchFailed(self, failure):
+        self.log.failure("FastAGI dispatch failed", failure)
+        self._handlerReturned(None)
+
+    def _handlerReturned(self, ignored):
+        session = self.session
+        if session._current is None and not session._queue:
+            self._handlerDone(None)  # the usual end: every command answered
+        else:
+            session.drain().addCallback(self._handlerDone)
 
     def _handlerDone(self, ignored):
         if self._closing:
             return
         self._closing = True
         self._stopIdleTimer()
-        self.session.connectionClosed(AGIConnectionLost("the AGI session has finished"))
+        self.session.connectionClosed(_FINISHED)
         self.transport.loseConnection()
 
     # Link used by the session
@@ -343,6 +364,12 @@ class FastAGIProtocol(LineReceiver):
 
 
 _NEVER = float("inf")
+
+#: Why a session's connection closed; the session fails what waits with
+#: a new exception of the same type and message (L{AGISession.connectionClosed}).
+_FINISHED = AGIConnectionLost("the AGI session has finished")
+_REFUSED = AGIConnectionLost("the AGI session was refused")
+_LOST = AGIConnectionLost("the AGI connection was lost")
 
 
 def _blank_line(lines):

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from switchboard.agi.commands import AGICommands, encode_command
+from switchboard.agi.commands import AGICommands, _nothing, encode_command
 from switchboard.agi.environment import arguments, script_and_query
 from switchboard.agi.errors import AGIConnectionLost, AGIError, AGIHangup
 from switchboard.agi.interfaces import IAGISession
@@ -86,11 +86,14 @@ class _Command(defer.Deferred):
             defer.Deferred.callback(self, outcome)
             return
         error = None
+        convert = self.convert
         if isinstance(outcome, Exception):
             error, outcome = outcome, None
-        elif self.convert is not None:
+        elif convert is _nothing:
+            outcome = None
+        elif convert is not None:
             try:
-                outcome = self.convert(outcome)
+                outcome = convert(outcome)
             except Exception as e:
                 error, outcome = e, None
         self.waiter = None
@@ -248,7 +251,9 @@ class AGISession(AGICommands):
         @param link: where command lines go: an object with
             C{sendCommand(bytes, timeout)} (send a line, and wait for its
             reply at most C{timeout} idle seconds, L{None}: no limit) and
-            C{watchReplies(None)} (no command in flight): the protocol.
+            C{watchReplies(None)} (no command in flight): the protocol,
+            which stops watching itself when it hands a reply to
+            L{replyReceived}.
         """
         self.env = dict(env)
         self.args = arguments(self.env)
@@ -393,12 +398,12 @@ class AGISession(AGICommands):
         else:
             outcome = self._interpret(command, reply)
         # Send what was queued before anything the waiter issues on firing.
+        # (The protocol stopped watching for replies before handing this
+        # one: it answers the command in flight.)
         if self._queue:
             self._sendNext()
-        else:
-            self._link.watchReplies(None)
-            if self._drain_waiters:
-                self._fireAll(self._drain_waiters, None)
+        elif self._drain_waiters:
+            self._fireAll(self._drain_waiters, None)
         command.fire(outcome)
 
     def _interpret(self, command: _Command, reply):
