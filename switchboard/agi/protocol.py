@@ -51,14 +51,14 @@ class FastAGIProtocol(LineReceiver):
         self._reader = ReplyReader()
         self._refused = False
         self._closing = False
-        self._idle_call = None
-        self._idle_at = _NEVER  # when _idle_call fires
+        self._timer = None  # the connection's one timer: environment and idle limits
+        self._timer_at = _NEVER  # when it fires
+        self._env_deadline = None  # when the environment must be complete, until it is
         self._idle_timeout = None
         self._idle_from = 0.0
         self._seconds = None  # the factory's clock's seconds()
         self._peer = None
         self.counted = False  # in the factory's connection counts
-        self._env_call = None
         self._reads = 0  # reads so far; a command remembers the read it was sent in
         self._sent_in = -1
         self._write = None  # the transport's write, or sendNow (see connectionMade)
@@ -86,13 +86,16 @@ class FastAGIProtocol(LineReceiver):
         self.counted = True
         self._write = sender(self.transport)
         self._seconds = self.factory.clock.seconds
-        self._env_call = self.factory.clock.callLater(self.factory.env_timeout,
-                                                      self._envExpired)
         self.MAX_LENGTH = self.factory.max_line
         keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
         if keep_alive is not None:
             keep_alive(True)  # notice a vanished Asterisk during long EXECs
-        self.watchReplies(self.factory.idle_timeout)
+        # Both limits on the environment, on the connection's one timer.
+        env_timeout, idle_timeout = self.factory.env_timeout, self.factory.idle_timeout
+        now = self._idle_from = self._seconds()
+        self._env_deadline = now + env_timeout
+        self._idle_timeout = idle_timeout
+        self._wake(env_timeout if idle_timeout is None else min(env_timeout, idle_timeout))
 
     def dataReceived(self, data):
         if self._closing:
@@ -120,8 +123,7 @@ class FastAGIProtocol(LineReceiver):
 
     def connectionLost(self, reason=None):
         self._closing = True
-        self._stopIdleTimer()
-        self._stopEnvTimer()
+        self._stopTimer()
         self.factory.release(self)
         if self.session is not None:
             self.session.connectionClosed(_LOST)
@@ -214,7 +216,7 @@ class FastAGIProtocol(LineReceiver):
 
     def _startSession(self):
         self._idle_timeout = None
-        self._stopEnvTimer()
+        self._env_deadline = None  # (the timer may still fire for it, and go on)
         self.factory.environmentDone(self)
         self.session = AGISession(
             self._env, self, idle_timeout=self.factory.idle_timeout, peer=self._peer
@@ -224,7 +226,7 @@ class FastAGIProtocol(LineReceiver):
             # Nothing run, SWITCHBOARD_RESULT left unset: the dialplan
             # serves the call natively.
             self._closing = True
-            self._stopIdleTimer()
+            self._stopTimer()
             self.session.connectionClosed(_REFUSED)
             self.transport.loseConnection()
             return
@@ -249,7 +251,7 @@ class FastAGIProtocol(LineReceiver):
         if self._closing:
             return
         self._closing = True
-        self._stopIdleTimer()
+        self._stopTimer()
         self.session.connectionClosed(_FINISHED)
         self.transport.loseConnection()
 
@@ -274,78 +276,78 @@ class FastAGIProtocol(LineReceiver):
         self._idle_timeout = timeout
         if timeout is not None:
             now = self._idle_from = self._seconds()
-            if self._idle_at > now + timeout:
-                self._idleTimer(timeout)
+            if self._timer_at > now + timeout:
+                self._wake(timeout)
 
     def watchReplies(self, timeout):
         """
         Close the connection if Asterisk sends nothing for C{timeout}
         seconds (restarted by every byte received); L{None} stops watching.
         """
-        # One timer per connection, moved only when the limit gets earlier:
+        # One timer per connection, moved only when a limit gets earlier:
         # bytes and commands just note the time, and the timer, when it
         # fires, waits on for what is left (a few attribute writes per
-        # command instead of a new timer each).
+        # command instead of a new timer each). The same timer keeps the
+        # environment's limit while it is read.
         self._idle_timeout = timeout
         if timeout is None or self._closing:
             return
         now = self._idle_from = self._seconds()
-        if self._idle_at > now + timeout:
-            self._idleTimer(timeout)
+        if self._timer_at > now + timeout:
+            self._wake(timeout)
 
-    def _idleTimer(self, timeout):
-        """Have the idle timer fire C{timeout} seconds from now."""
-        if self._idle_call is None:
-            self._idle_call = self.factory.clock.callLater(timeout, self._idleExpired)
+    def _wake(self, delay):
+        """Have the timer fire C{delay} seconds from now."""
+        if self._timer is None:
+            self._timer = self.factory.clock.callLater(delay, self._timerExpired)
         else:
-            self._idle_call.reset(timeout)
-        self._idle_at = self._idle_call.getTime()
-
-    def _stopEnvTimer(self):
-        if self._env_call is not None:
-            if self._env_call.active():
-                self._env_call.cancel()
-            self._env_call = None
-
-    def _envExpired(self):
-        self._env_call = None
-        self._abort(f"no complete environment {self.factory.env_timeout:g} s after connecting",
-                    AGITimeout)
+            self._timer.reset(delay)
+        self._timer_at = self._timer.getTime()
 
     def evict(self, reason):
         """The factory closes this connection (still sending its environment)."""
         self._abort(reason)
 
-    def _stopIdleTimer(self):
+    def _stopTimer(self):
         self._idle_timeout = None
-        self._idle_at = _NEVER
-        if self._idle_call is not None:
-            if self._idle_call.active():
-                self._idle_call.cancel()
-            self._idle_call = None
+        self._env_deadline = None
+        self._timer_at = _NEVER
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
 
-    def _idleExpired(self):
-        self._idle_call = None
-        self._idle_at = _NEVER
-        if self._idle_timeout is None or self._closing:
-            return  # nothing awaited: the timer lapses until the next command
-        left = self._idle_from + self._idle_timeout - self._seconds()
-        if left > 0:
-            self._idleTimer(left)
+    def _timerExpired(self):
+        self._timer = None
+        self._timer_at = _NEVER
+        if self._closing:
             return
-        waiting = "the environment" if self.session is None else "a reply"
-        self._abort(
-            f"no data from Asterisk for {self._idle_timeout:g} s while waiting for {waiting}",
-            AGITimeout,
-        )
+        now = self._seconds()
+        left = _NEVER
+        if self._env_deadline is not None:
+            if now >= self._env_deadline:
+                self._abort(f"no complete environment {self.factory.env_timeout:g} s after "
+                            "connecting", AGITimeout)
+                return
+            left = self._env_deadline - now
+        if self._idle_timeout is not None:
+            idle = self._idle_from + self._idle_timeout - now
+            if idle <= 0:
+                waiting = "the environment" if self.session is None else "a reply"
+                self._abort(f"no data from Asterisk for {self._idle_timeout:g} s while "
+                            f"waiting for {waiting}", AGITimeout)
+                return
+            left = min(left, idle)
+        if left != _NEVER:
+            self._wake(left)
+        # else nothing awaited: the timer lapses until the next command
 
     def _abort(self, reason, error=AGIConnectionLost):
         """Close this connection at once, logging why."""
         if self._closing:
             return
         self._closing = True
-        self._stopIdleTimer()
-        self._stopEnvTimer()
+        self._stopTimer()
         session = self.session
         message = ("closing FastAGI connection from {peer} (script {script}, channel "
                    "{channel}): {reason}")
