@@ -106,12 +106,11 @@ class FastAGIProtocol(LineReceiver):
             data = self._environmentData(data)
             if not data or self._closing:
                 return
-        elif (not self._buffer and data.endswith(b"\n") and data.count(b"\n") == 1
+        elif (data[-1:] == b"\n" and b"\n" not in (line := data[:-1]) and not self._buffer
               and len(data) <= self.MAX_LENGTH):
             # The usual segment: one whole reply, and the usual reply, one
             # seen before (what ReplyReader.feed would answer, looked up
             # here; a command is in flight, sent in an earlier read).
-            line = data[:-1]
             reply = _COMMON.get(line.decode("utf-8", "replace"))
             if reply is not None and self._reader._usage is None:
                 self._idle_timeout = None  # answered: nothing awaited now
