@@ -60,9 +60,12 @@ def quote(value) -> str:
     @raise AGIArgumentError: C{value} contains CR, LF or NUL, or is of
         another type.
     """
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if value.__class__ is str:
+        text = value  # the usual argument
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise AGIArgumentError(f"AGI argument must be text or a number, not {value!r}")
-    text = str(value)
+    else:
+        text = str(value)
     if not text.isprintable() and _UNSAFE.search(text):  # CR, LF and NUL are not printable
         raise AGIArgumentError(f"AGI argument contains CR, LF or NUL: {text!r}")
     if "\\" in text or '"' in text:

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from switchboard.agi.commands import AGICommands, _nothing, encode_command
+from switchboard.agi.commands import MAX_COMMAND_BYTES, AGICommands, _nothing, encode_command
 from switchboard.agi.environment import arguments, script_and_query
 from switchboard.agi.errors import AGIConnectionLost, AGIError, AGIHangup
 from switchboard.agi.interfaces import IAGISession
@@ -44,6 +44,9 @@ class _Command(defer.Deferred):
 
     waiter = None  # the _Run to resume with the outcome, while it awaits this
 
+    if _CALLBACKS != "_callbacks":  # Twisted before 25.5 named them "callbacks"
+        _callbacks = property(lambda self: self.callbacks)
+
     def __init__(self, session, line: str, data: bytes, channel: bool, idle_timeout,
                  convert=None, raw=False):
         defer.Deferred.__init__(self, _cancel)
@@ -71,7 +74,7 @@ class _Command(defer.Deferred):
         if self.called:
             return
         waiter = self.waiter
-        if waiter is None or getattr(self, _CALLBACKS):
+        if waiter is None or self._callbacks:
             if waiter is not None:
                 self._detach()
             if isinstance(outcome, Exception):
@@ -87,7 +90,15 @@ class _Command(defer.Deferred):
             return
         error = None
         convert = self.convert
-        if isinstance(outcome, Exception):
+        if outcome.__class__ is AGIReply:
+            if convert is _nothing:
+                outcome = None
+            elif convert is not None:
+                try:
+                    outcome = convert(outcome)
+                except Exception as e:
+                    error, outcome = e, None
+        elif isinstance(outcome, Exception):
             error, outcome = outcome, None
         elif convert is _nothing:
             outcome = None
@@ -106,7 +117,7 @@ class _Command(defer.Deferred):
         """Put the waiting coroutine first among the callbacks."""
         waiter, self.waiter = self.waiter, None
         defer.Deferred.addBoth(self, waiter.settled, None)
-        chain = getattr(self, _CALLBACKS)
+        chain = self._callbacks
         chain.insert(0, chain.pop())
 
     def callback(self, result):
@@ -327,7 +338,12 @@ class AGISession(AGICommands):
         command tells a hangup from a failure itself (C{STREAM FILE} of a
         missing file, C{RECORD FILE} ended by a hangup).
         """
-        data = encode_command(line)
+        if line.__class__ is str and line.isprintable():
+            data = line.encode()  # the usual line: what encode_command gives
+            if len(data) >= MAX_COMMAND_BYTES:
+                data = encode_command(line)  # refused
+        else:
+            data = encode_command(line)
         if self.closed:
             return defer.fail(AGIConnectionLost(f"{line}: the AGI connection is closed"))
         if self.hungup:
