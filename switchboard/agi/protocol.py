@@ -4,7 +4,7 @@ The FastAGI wire protocol: one connection from Asterisk per call.
 
 from __future__ import annotations
 
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
@@ -13,6 +13,9 @@ from switchboard.agi.errors import AGIConnectionLost, AGITimeout
 from switchboard.agi.reply import _COMMON, HANGUP, AGIReply, ReplyReader, Unexpected
 from switchboard.agi.session import AGISession
 from switchboard.text import printable
+
+
+_NEVER = float("inf")
 
 
 class FastAGIProtocol(LineReceiver):
@@ -44,24 +47,26 @@ class FastAGIProtocol(LineReceiver):
     factory = None
     session = None
 
+    # Per connection; these defaults are replaced as it goes.
+    _env_lines = 0
+    _env_tail = b""
+    _refused = False
+    _closing = False
+    _timer = None  # the connection's one timer: environment and idle limits
+    _timer_at = _NEVER  # when it fires
+    _env_deadline = None  # when the environment must be complete, until it is
+    _idle_timeout = None
+    _idle_from = 0.0
+    _seconds = None  # the factory's clock's seconds()
+    _peer = None
+    counted = False  # in the factory's connection counts
+    _reads = 0  # reads so far; a command remembers the read it was sent in
+    _sent_in = -1
+    _write = None  # the transport's write, or sendNow (see connectionMade)
+
     def __init__(self):
         self._env = {}
-        self._env_lines = 0
-        self._env_tail = b""
         self._reader = ReplyReader()
-        self._refused = False
-        self._closing = False
-        self._timer = None  # the connection's one timer: environment and idle limits
-        self._timer_at = _NEVER  # when it fires
-        self._env_deadline = None  # when the environment must be complete, until it is
-        self._idle_timeout = None
-        self._idle_from = 0.0
-        self._seconds = None  # the factory's clock's seconds()
-        self._peer = None
-        self.counted = False  # in the factory's connection counts
-        self._reads = 0  # reads so far; a command remembers the read it was sent in
-        self._sent_in = -1
-        self._write = None  # the transport's write, or sendNow (see connectionMade)
 
     @property
     def peer(self):
@@ -364,8 +369,6 @@ class FastAGIProtocol(LineReceiver):
         _abort(self.transport)
 
 
-_NEVER = float("inf")
-
 #: Why a session's connection closed; the session fails what waits with
 #: a new exception of the same type and message (L{AGISession.connectionClosed}).
 _FINISHED = AGIConnectionLost("the AGI session has finished")
@@ -401,8 +404,6 @@ def sender(transport):
     the order of bytes and the handling of a broken connection are the
     reactor's.
     """
-    from twisted.internet import tcp
-
     sock = getattr(transport, "socket", None)
     if type(transport) is not tcp.Server or sock is None or not all(
             hasattr(transport, name) for name in _BUFFER_STATE):

@@ -230,6 +230,26 @@ def drive(coroutine) -> defer.Deferred:
     return _Run(coroutine)
 
 
+class _Once:
+    """
+    An attribute computed when first read, then an ordinary one (few
+    handlers read it: no need to compute it for every call).
+    """
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
+
+
 @implementer(IAGISession)
 class AGISession(AGICommands):
     """
@@ -267,7 +287,6 @@ class AGISession(AGICommands):
             L{replyReceived}.
         """
         self.env = dict(env)
-        self.args = arguments(self.env)
         self.script, self.query = script_and_query(self.env.get("network_script", ""))
         self.hungup = False
         self.closed = False
@@ -281,6 +300,11 @@ class AGISession(AGICommands):
 
     def __repr__(self) -> str:
         return f"<AGISession {self.script!r} {self.channel!r}>"
+
+    @_Once
+    def args(self):
+        """The C{AGI()} arguments, read from the environment when first asked for."""
+        return arguments(self.env)
 
     @property
     def channel(self) -> str:
