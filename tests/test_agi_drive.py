@@ -209,6 +209,18 @@ class DriveTests(SynchronousTestCase):
         conn.receive(b"200 result=1\n")
         self.assertTrue(conn.closed)
 
+    def test_a_reply_ending_in_cr_is_read_as_before(self):
+        lines = []
+
+        async def script(session):
+            lines.append((await session.send_command("NOOP")).line)
+            lines.append((await session.send_command("NOOP")).line)
+
+        conn, handler = self.connect(script)
+        conn.receive(b"200 result=0 cr-test\r\r\n")  # one CR dropped, one kept
+        conn.receive(b"200 result=0 cr-test\r\n")
+        self.assertEqual(lines, ["200 result=0 cr-test\r", "200 result=0 cr-test"])
+
     def test_one_timer_a_connection(self):
         conn = Connection({}, env_timeout=10, idle_timeout=300)
         self.assertEqual(len(conn.clock.getDelayedCalls()), 1)
