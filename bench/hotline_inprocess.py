@@ -37,47 +37,29 @@ def driver(standin=False):
     C{one(n)}: serve hotline call C{n} in-process (through the stand-in
     handler if C{standin}); returns the commands exchanged.
     """
-    from twisted.internet.address import IPv4Address
-    from twisted.internet.testing import StringTransport
-
-    from bench import agi_load
     from bench.agi_servers import standin_handler, wire_hotline
     from switchboard.agi import FastAGIFactory
 
     handler = standin_handler if standin else wire_hotline()[0]
-    factory = FastAGIFactory({"hotline": handler})
-    peer = IPv4Address("TCP", "127.0.0.1", 40000)
-
-    def one(n):
-        protocol = factory.buildProtocol(peer)
-        transport = StringTransport(peerAddress=peer)
-        protocol.makeConnection(transport)
-        asterisk = agi_load.AsteriskCall(None, 0)
-        protocol.dataReceived(agi_load.environment(n, 4573))
-        commands = 0
-        for _ in range(40):
-            sent = transport.value()
-            transport.clear()
-            if not sent:
-                break
-            commands += sent.count(b"\n")
-            protocol.dataReceived(asterisk.received(sent))
-        protocol.connectionLost(None)
-        return commands
-
-    return one
+    return twisted_driver(FastAGIFactory({"hotline": handler}))
 
 
 def raw_driver():
-    """C{one(n)} for server (b), the raw responder, on a C{StringTransport}."""
-    from twisted.internet.address import IPv4Address
+    """C{one(n)} for server (b), the raw responder."""
     from twisted.internet.protocol import ServerFactory
+
+    from bench.agi_servers import raw_protocol
+
+    return twisted_driver(ServerFactory.forProtocol(raw_protocol()))
+
+
+def twisted_driver(factory):
+    """C{one(n)}: call C{n} served by C{factory}'s protocol on a C{StringTransport}."""
+    from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
     from bench import agi_load
-    from bench.agi_servers import raw_protocol
 
-    factory = ServerFactory.forProtocol(raw_protocol())
     peer = IPv4Address("TCP", "127.0.0.1", 40000)
 
     def one(n):

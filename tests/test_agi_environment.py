@@ -7,27 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from switchboard.agi.environment import PREFIX, read_lines
+from switchboard.agi.environment import by_line, read_lines
 from switchboard.text import printable
 
 
 def reference(text, env):
-    """The line loop, as read_lines read every block before its one-pass path."""
+    """The line loop, which read every block before the one-pass path."""
     control = any(printable(c) != c for c in text.replace("\n", ""))
-    ignored = []
-    for line in text.split("\n"):
-        key, colon, value = line.partition(":")
-        key = key.strip()
-        if not colon or not key:
-            if line.strip():
-                ignored.append(line)
-            continue
-        if key.startswith(PREFIX):
-            key = key[len(PREFIX):]
-        if key not in env:
-            value = value.strip()
-            env[key] = printable(value) if control else value
-    return ignored
+    return by_line(text, env, printable if control else None)
 
 
 PIECES = ["agi_", "arg_1", "a", "b", ":", ": ", " ", "\t", "\r", "\x00", "\x1c", "\x85",

@@ -58,6 +58,14 @@ def read_lines(text: str, env: Dict[str, str]) -> List[str]:
                 for key, value in found.items():
                     env.setdefault(key, value)
             return []
+    return by_line(text, env, escape)
+
+
+def by_line(text: str, env: Dict[str, str], escape=None) -> List[str]:
+    """
+    L{read_lines} a line at a time, values passed through C{escape}
+    (L{printable}, or L{None} when the block holds no control character).
+    """
     ignored = []
     for line in text.split("\n"):
         key, colon, value = line.partition(":")

@@ -73,40 +73,27 @@ class _Command(defer.Deferred):
         """
         if self.called:
             return
-        waiter = self.waiter
-        if waiter is None or self._callbacks:
-            if waiter is not None:
-                self._detach()
-            if isinstance(outcome, Exception):
-                defer.Deferred.errback(self, outcome)
-                return
-            if self.convert is not None:
-                try:
-                    outcome = self.convert(outcome)
-                except Exception:
-                    defer.Deferred.errback(self)
-                    return
-            defer.Deferred.callback(self, outcome)
-            return
         error = None
-        convert = self.convert
-        if outcome.__class__ is AGIReply:
+        if outcome.__class__ is AGIReply or not isinstance(outcome, Exception):
+            convert = self.convert
             if convert is _nothing:
                 outcome = None
             elif convert is not None:
                 try:
                     outcome = convert(outcome)
                 except Exception as e:
-                    error, outcome = e, None
-        elif isinstance(outcome, Exception):
+                    error, outcome = Failure(e, type(e), e.__traceback__), None
+        else:
             error, outcome = outcome, None
-        elif convert is _nothing:
-            outcome = None
-        elif convert is not None:
-            try:
-                outcome = convert(outcome)
-            except Exception as e:
-                error, outcome = e, None
+        waiter = self.waiter
+        if waiter is None or self._callbacks:
+            if waiter is not None:
+                self._detach()
+            if error is not None:
+                defer.Deferred.errback(self, error)
+            else:
+                defer.Deferred.callback(self, outcome)
+            return
         self.waiter = None
         self.called = True
         self._canceller = None
