@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from alarm.coordinator import HandedToDialplan
-from switchboard.agi import AGIHangup
+from switchboard.agi import AGIHangup, drive
 
 BRIDGE = "alarm_bridge"
 CALLER_PROFILE = "alarm_caller"
@@ -63,7 +63,7 @@ class AlarmCallerHandler:
         self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
-        return defer.ensureDeferred(self.handle(session))
+        return drive(self.handle(session))
 
     def _where(self, session) -> dict:
         """C{raise_alarm}'s C{asterisk}: the server of C{session}, when there are several."""
@@ -192,7 +192,7 @@ class ResponderHandler:
         self.speech = announcer.speech if announcer is not None else None
 
     def __call__(self, session) -> defer.Deferred:
-        return defer.ensureDeferred(self.handle(session))
+        return drive(self.handle(session))
 
     async def handle(self, session):
         alarm_id = await session.get_variable("SWITCHBOARD_ALARM")

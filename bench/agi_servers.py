@@ -35,26 +35,22 @@ from bench.routing_files import SETTINGS, Resaver
 # The reference servers ---------------------------------------------------
 
 
-def standin_handler(session):
+async def standin_handler(session):
     """
     Server (a0): the reference exchange through L{AGISession}, with no
-    hotline logic.
+    hotline logic, written as the features' handlers are (an C{async def}
+    awaiting each command; the factory runs it with
+    L{switchboard.agi.drive}, as their C{__call__} does).
     """
-    from twisted.internet import defer
-
-    @defer.inlineCallbacks
-    def call():
-        yield session.answer()
-        yield session.set_variable("CHANNEL(language)", LANGUAGE)
-        yield session.stream_file(GREETING, KEYS)
-        digits = yield session.get_data(MENU_PROMPT, 5000, 1)
-        yield session.exec_("Dial", route(digits), DIAL_TIMEOUT, DIAL_OPTIONS)
-        yield session.get_variable("DIALSTATUS")
-        yield session.get_variable("ANSWEREDTIME")
-        yield session.set_variable("SWITCHBOARD_RESULT", "OK")
-        yield session.hangup()
-
-    return call()
+    await session.answer()
+    await session.set_variable("CHANNEL(language)", LANGUAGE)
+    await session.stream_file(GREETING, KEYS)
+    digits = await session.get_data(MENU_PROMPT, 5000, 1)
+    await session.exec_("Dial", route(digits), DIAL_TIMEOUT, DIAL_OPTIONS)
+    await session.get_variable("DIALSTATUS")
+    await session.get_variable("ANSWEREDTIME")
+    await session.set_variable("SWITCHBOARD_RESULT", "OK")
+    await session.hangup()
 
 
 def raw_protocol():

@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from switchboard.agi.errors import AGIHangup
+from switchboard.agi.session import drive
 
 RESULT_VARIABLE = "SWITCHBOARD_RESULT"
 KEYS = "12"
@@ -41,7 +42,7 @@ class BroadcastHandler:
         self.wait = wait
 
     def __call__(self, session) -> defer.Deferred:
-        return defer.ensureDeferred(self.handle(session))
+        return drive(self.handle(session))
 
     async def handle(self, session):
         attempt = await session.get_variable("SWITCHBOARD_ATTEMPT")

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from switchboard.agi.session import drive
 from switchboard.text import printable
 
 RESULT_VARIABLE = "SWITCHBOARD_RESULT"
@@ -45,7 +46,7 @@ class CallbackHandler:
         self.clock = clock
 
     def __call__(self, session) -> defer.Deferred:
-        return defer.ensureDeferred(self.handle(session))
+        return drive(self.handle(session))
 
     async def handle(self, session):
         raw = str(session.env.get("callerid") or "").strip()

@@ -23,7 +23,7 @@ from switchboard.agi.server import (
     PeerAllowlist,
 )
 from switchboard.agi.interfaces import IAGISession
-from switchboard.agi.session import AGISession
+from switchboard.agi.session import AGISession, drive
 
 __all__ = [
     "AGIArgumentError",
@@ -43,5 +43,6 @@ __all__ = [
     "RESULT_NOSCRIPT",
     "RESULT_VARIABLE",
     "parse_result_line",
+    "drive",
     "quote",
 ]

@@ -60,10 +60,13 @@ def quote(value) -> str:
     @raise AGIArgumentError: C{value} contains CR, LF or NUL, or is of
         another type.
     """
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if value.__class__ is str:
+        text = value  # the usual argument
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise AGIArgumentError(f"AGI argument must be text or a number, not {value!r}")
-    text = str(value)
-    if _UNSAFE.search(text):
+    else:
+        text = str(value)
+    if not text.isprintable() and _UNSAFE.search(text):  # CR, LF and NUL are not printable
         raise AGIArgumentError(f"AGI argument contains CR, LF or NUL: {text!r}")
     if "\\" in text or '"' in text:
         text = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -178,7 +181,7 @@ def encode_command(line: str) -> bytes:
     """
     if not isinstance(line, str):
         raise AGIArgumentError(f"AGI command must be text, not {line!r}")
-    if _UNSAFE.search(line):
+    if not str.isprintable(line) and _UNSAFE.search(line):  # CR, LF, NUL: not printable
         raise AGIArgumentError(f"AGI command contains CR, LF or NUL: {line!r}")
     data = line.encode("utf-8")
     if len(data) + 1 > MAX_COMMAND_BYTES:

@@ -292,7 +292,9 @@ class ReplyReader:
             return reply
         reply = parse_result_line(line)
         if reply is not None:
-            if reply.endpos is None and len(_COMMON) < _COMMON_LIMIT:
+            # (Never a line ending in CR: the protocol looks a read up here
+            # before it would drop a final CR.)
+            if reply.endpos is None and len(_COMMON) < _COMMON_LIMIT and line[-1:] != "\r":
                 _COMMON[line] = reply
             return reply
         match = _CODE.match(line)

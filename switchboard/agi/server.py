@@ -8,14 +8,17 @@ import hmac
 import ipaddress
 import re
 from collections import Counter, OrderedDict
+from types import CoroutineType
 from typing import Callable, Iterable, MutableMapping
 
 from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from switchboard.agi.errors import AGIHangup
 from switchboard.agi.protocol import FastAGIProtocol, _describe
+from switchboard.agi.session import drive
 from switchboard.text import printable
 
 #: Channel variable telling the dialplan how the call went (see the brief's
@@ -120,13 +123,17 @@ class Throttle:
         return True, suppressed
 
 
+def _nothing(result):
+    return None
+
+
 class FastAGIFactory(ServerFactory):
     """
     Serves FastAGI: each connection from an allowed peer becomes an
     L{AGISession} handed to C{handlers[session.script]}.
 
     A handler is C{callable(session)} returning a Deferred (or a value, or
-    raising). When it finishes (and its commands are answered) the
+    raising), or an C{async def} (its coroutine is run by L{drive}). When it finishes (and its commands are answered) the
     connection is closed and Asterisk goes on with the dialplan. A handler
     that fails with L{AGIHangup} ended normally (the caller went away). Any
     other failure is logged with the script and channel, and
@@ -312,11 +319,24 @@ class FastAGIFactory(ServerFactory):
                 known=", ".join(sorted(map(str, self.handlers))) or "none",
             )
             return self._setResult(session, RESULT_NOSCRIPT)
-        d = defer.maybeDeferred(handler, session)
-        d.addCallbacks(lambda _: None, lambda f: self._failed(session, f))
+        try:
+            result = handler(session)
+        except BaseException:
+            d = defer.fail()
+        else:
+            if isinstance(result, defer.Deferred):
+                d = result
+            elif type(result) is CoroutineType:
+                d = drive(result)  # an async def handler
+            elif isinstance(result, Failure):
+                d = defer.fail(result)
+            else:
+                d = defer.succeed(result)
+        d.addCallbacks(_nothing, self._failed, errbackArgs=(session,))
         return d
 
-    def _failed(self, session, failure):
+    def _failed(self, failure, session):
+
         if failure.check(AGIHangup):
             self.log.info(
                 "FastAGI {script} on {channel} ended: {why}",

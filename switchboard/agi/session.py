@@ -1,17 +1,20 @@
 """
-One FastAGI call: its environment and the commands sent on its channel.
+One FastAGI call: its environment and the commands sent on its channel,
+and L{drive}, which runs a handler's coroutine.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections import deque
 from typing import Dict, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from switchboard.agi.commands import AGICommands, encode_command
+from switchboard.agi.commands import MAX_COMMAND_BYTES, AGICommands, _nothing, encode_command
 from switchboard.agi.environment import arguments, script_and_query
 from switchboard.agi.errors import AGIConnectionLost, AGIError, AGIHangup
 from switchboard.agi.interfaces import IAGISession
@@ -19,16 +22,35 @@ from switchboard.agi.reply import AGIReply
 
 _DEFAULT = object()
 
+#: Where a Deferred keeps its callbacks (C{callbacks} before Twisted 25.5).
+_CALLBACKS = "_callbacks" if "_callbacks" in vars(defer.Deferred()) else "callbacks"
+
+
+def _cancel(command):
+    command.session._cancel(command)
+
 
 class _Command(defer.Deferred):
     """
     A command line waiting to be sent, or waiting for its reply: the
     Deferred its issuer holds, which fires with the (converted) reply.
+
+    A coroutine run by L{drive} that awaits it is resumed with the outcome
+    directly (L{waiter}), without a callback: the Deferred's result is
+    then L{None}, as it is once C{ensureDeferred}'s callback has taken
+    it. A callback added meanwhile, C{callback}, C{errback} or C{cancel}
+    put the coroutine back first in the chain as an ordinary callback.
     """
+
+    waiter = None  # the _Run to resume with the outcome, while it awaits this
+
+    if _CALLBACKS != "_callbacks":  # Twisted before 25.5 named them "callbacks"
+        _callbacks = property(lambda self: self.callbacks)
 
     def __init__(self, session, line: str, data: bytes, channel: bool, idle_timeout,
                  convert=None, raw=False):
-        defer.Deferred.__init__(self, session._cancel)
+        defer.Deferred.__init__(self, _cancel)
+        self.session = session
         self.line = line
         self.data = data
         self.channel = channel
@@ -36,22 +58,183 @@ class _Command(defer.Deferred):
         self.idle_timeout = idle_timeout
         self.convert = convert
 
+    def __await__(self):
+        if self.called:
+            return (yield from defer.Deferred.__iter__(self))
+        # Whoever resumes the awaiting coroutine sends the outcome (L{drive}
+        # and Twisted's own coroutine runner both do) or throws the error.
+        return (yield self)
+
+    __iter__ = __await__
+
     def fire(self, outcome):
         """
         Fire once (with the converted reply), unless the waiter cancelled.
         """
         if self.called:
             return
-        if isinstance(outcome, Exception):
-            self.errback(outcome)
+        error = None
+        if outcome.__class__ is AGIReply or not isinstance(outcome, Exception):
+            convert = self.convert
+            if convert is _nothing:
+                outcome = None
+            elif convert is not None:
+                try:
+                    outcome = convert(outcome)
+                except Exception as e:
+                    error, outcome = Failure(e, type(e), e.__traceback__), None
+        else:
+            error, outcome = outcome, None
+        waiter = self.waiter
+        if waiter is None or self._callbacks:
+            if waiter is not None:
+                self._detach()
+            if error is not None:
+                defer.Deferred.errback(self, error)
+            else:
+                defer.Deferred.callback(self, outcome)
             return
-        if self.convert is not None:
+        self.waiter = None
+        self.called = True
+        self._canceller = None
+        self.result = None
+        waiter.resume(outcome, error)
+
+    def _detach(self):
+        """Put the waiting coroutine first among the callbacks."""
+        waiter, self.waiter = self.waiter, None
+        defer.Deferred.addBoth(self, waiter.settled, None)
+        chain = self._callbacks
+        chain.insert(0, chain.pop())
+
+    def callback(self, result):
+        if self.waiter is not None:
+            self._detach()
+        defer.Deferred.callback(self, result)
+
+    def errback(self, fail=None):
+        if self.waiter is not None:
+            self._detach()
+        if fail is None:
+            fail = Failure(captureVars=self.debug)
+        defer.Deferred.errback(self, fail)
+
+
+class _Run(defer.Deferred):
+    """
+    A coroutine run as C{defer.ensureDeferred} runs it; see L{drive}.
+
+    @ivar waiting: what the coroutine awaits now (L{None} while it runs
+        or once it is done).
+    """
+
+    def __init__(self, coroutine):
+        defer.Deferred.__init__(self)
+        self.coroutine = coroutine
+        self.context = contextvars.copy_context()
+        self.waiting = None
+        self.resume(None, None)
+
+    def resume(self, value, error):
+        """
+        Run the coroutine on with C{value} (or C{error}, an exception or a
+        L{Failure}, raised where it awaits) until it awaits something not
+        there yet, or ends.
+        """
+        coroutine = self.coroutine
+        run = self.context.run
+        while True:
             try:
-                outcome = self.convert(outcome)
-            except Exception:
+                if error is None:
+                    awaited = run(coroutine.send, value)
+                elif isinstance(error, Failure):
+                    awaited = run(error.throwExceptionIntoGenerator, coroutine)
+                else:
+                    awaited = run(coroutine.throw, error)
+            except StopIteration as done:
+                self.waiting = None
+                self.callback(done.value)
+                return
+            except BaseException:
+                self.waiting = None
                 self.errback()
                 return
-        self.callback(outcome)
+            if awaited.__class__ is _Command and awaited.waiter is None and not awaited.called:
+                awaited.waiter = self  # the usual wait: a command of a session
+                self.waiting = awaited
+                return
+            if not isinstance(awaited, defer.Deferred):
+                value, error = awaited, None  # as ensureDeferred: sent back
+                continue
+            # Any other Deferred: a callback, which may run at once.
+            self.waiting = awaited
+            now = []
+            awaited.addBoth(self.settled, now)
+            if not now:
+                now.append(False)  # not yet: settled() resumes
+                return
+            result = now[1]
+            value, error = (None, result) if isinstance(result, Failure) else (result, None)
+
+    def settled(self, result, now):
+        """A Deferred the coroutine awaits has fired with C{result}."""
+        if now is not None and not now:
+            now.extend((True, result))  # fired at once: resume() goes on
+            return None
+        if isinstance(result, Failure):
+            self.resume(None, result)
+        else:
+            self.resume(result, None)
+        return None
+
+    def cancel(self):
+        """
+        Cancel what the coroutine awaits (it sees C{CancelledError} there
+        and may go on), as C{ensureDeferred} does.
+        """
+        if not self.called and self.waiting is not None:
+            self.waiting.cancel()
+            return
+        defer.Deferred.cancel(self)
+
+
+def drive(coroutine) -> defer.Deferred:
+    """
+    Run C{coroutine} (a handler's C{async def}) and return a Deferred of
+    its result, as C{defer.ensureDeferred} does (a Deferred is returned as
+    it is).
+
+    The difference is the cost of a command: a command of an
+    L{AGISession} that the coroutine awaits resumes it directly when its
+    reply comes, where C{ensureDeferred} would add a callback and run the
+    Deferred's callback chain for it. Everything else awaited (a database
+    query, a timer) is waited for as C{ensureDeferred} waits.
+    """
+    if isinstance(coroutine, defer.Deferred):
+        return coroutine
+    if not (hasattr(coroutine, "send") and hasattr(coroutine, "throw")):
+        raise defer.NotACoroutineError(f"{coroutine!r} is not a coroutine or a Deferred")
+    return _Run(coroutine)
+
+
+class _Once:
+    """
+    An attribute computed when first read, then an ordinary one (few
+    handlers read it: no need to compute it for every call).
+    """
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
 
 
 @implementer(IAGISession)
@@ -83,12 +266,14 @@ class AGISession(AGICommands):
     def __init__(self, env: Dict[str, str], link=None, *, idle_timeout=300.0, peer=None):
         """
         @param env: environment with the C{agi_} prefix already stripped.
-        @param link: where command lines go: an object with C{sendLine(bytes)}
-            and C{watchReplies(timeout)} (the protocol); C{watchReplies} gets
-            the idle limit of the command in flight, or L{None} when none is.
+        @param link: where command lines go: an object with
+            C{sendCommand(bytes, timeout)} (send a line, and wait for its
+            reply at most C{timeout} idle seconds, L{None}: no limit) and
+            C{watchReplies(None)} (no command in flight): the protocol,
+            which stops watching itself when it hands a reply to
+            L{replyReceived}.
         """
         self.env = dict(env)
-        self.args = arguments(self.env)
         self.script, self.query = script_and_query(self.env.get("network_script", ""))
         self.hungup = False
         self.closed = False
@@ -102,6 +287,11 @@ class AGISession(AGICommands):
 
     def __repr__(self) -> str:
         return f"<AGISession {self.script!r} {self.channel!r}>"
+
+    @_Once
+    def args(self):
+        """The C{AGI()} arguments, read from the environment when first asked for."""
+        return arguments(self.env)
 
     @property
     def channel(self) -> str:
@@ -159,7 +349,12 @@ class AGISession(AGICommands):
         command tells a hangup from a failure itself (C{STREAM FILE} of a
         missing file, C{RECORD FILE} ended by a hangup).
         """
-        data = encode_command(line)
+        if line.__class__ is str and line.isprintable():
+            data = line.encode()  # the usual line: what encode_command gives
+            if len(data) >= MAX_COMMAND_BYTES:
+                data = encode_command(line)  # refused
+        else:
+            data = encode_command(line)
         if self.closed:
             return defer.fail(AGIConnectionLost(f"{line}: the AGI connection is closed"))
         if self.hungup:
@@ -168,7 +363,8 @@ class AGISession(AGICommands):
             idle_timeout = self.idle_timeout
         command = _Command(self, line, data, channel, idle_timeout, convert, raw)
         if self._current is None and not self._queue:
-            self._send(command)  # the usual case: nothing in flight
+            self._current = command  # the usual case: nothing in flight
+            self._link.sendCommand(data, idle_timeout)
         else:
             self._queue.append(command)
         return command
@@ -183,8 +379,7 @@ class AGISession(AGICommands):
 
     def _send(self, command: _Command):
         self._current = command
-        self._link.sendLine(command.data)
-        self._link.watchReplies(command.idle_timeout)
+        self._link.sendCommand(command.data, command.idle_timeout)
 
     def _sendNext(self):
         while self._current is None and self._queue:
@@ -225,14 +420,20 @@ class AGISession(AGICommands):
             )
             return
         self._current = None
-        outcome = self._interpret(command, reply)
+        if reply.__class__ is AGIReply and reply.result != "-1":
+            outcome = reply  # the usual reply
+        else:
+            outcome = self._interpret(command, reply)
         # Send what was queued before anything the waiter issues on firing.
-        self._sendNext()
+        # (The protocol stopped watching for replies before handing this
+        # one: it answers the command in flight.)
+        if self._queue:
+            self._sendNext()
+        elif self._drain_waiters:
+            self._fireAll(self._drain_waiters, None)
         command.fire(outcome)
 
     def _interpret(self, command: _Command, reply):
-        if reply.__class__ is AGIReply and reply.result != "-1":
-            return reply  # the usual reply, first
         if isinstance(reply, AGIError):
             return reply
         if command.raw:

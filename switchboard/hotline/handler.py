@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from switchboard.agi.errors import AGIHangup
+from switchboard.agi.session import drive
 from switchboard.calllog import (
     ABANDONED,
     ANNOUNCEMENT,
@@ -82,7 +83,7 @@ class HotlineHandler:
         self.speech = speech
 
     def __call__(self, session) -> defer.Deferred:
-        return defer.ensureDeferred(self.handle(session))
+        return drive(self.handle(session))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
