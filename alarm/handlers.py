@@ -19,11 +19,15 @@ from switchboard.agi import AGIHangup, drive
 
 BRIDGE = "alarm_bridge"
 CALLER_PROFILE = "alarm_caller"
-# The caller's profile while nobody has confirmed: the same, with a timeout
-# of a few seconds, so that between two stays the server can place calls
-# from the caller's line when the AMI link is down (switchboard.ringgroup.lines).
-CALLER_WAITING_PROFILE = "alarm_caller_waiting"
 CALLER_MENU = "alarm_caller_menu"
+#: Milliseconds the caller waits for the cancel key at a time while nobody
+#: has confirmed, outside the room: between two waits a confirmation is
+#: noticed (the caller then joins the room) and the server may place calls
+#: from the caller's line when the AMI link is down (switchboard.ringgroup.lines).
+#: A key pressed between two waits is heard by the next (Asterisk keeps it).
+#: Held in the room in ConfBridge stays instead, callers' keys went unheard
+#: while Asterisk was slow to join and leave rooms (a burst of 200 alarms).
+WAITING_SLICE_MS = 1000
 RESPONDER_PROFILE = "alarm_responder"
 RESULT = "SWITCHBOARD_RESULT"
 COMING, CANNOT_COME = "1", "2"
@@ -44,10 +48,11 @@ class AlarmCallerHandler:
     database on this path, but in the seconds after start-up while the
     index loads: L{CallerIndex.find}); an unknown or missing caller ID still raises an
     alarm, which goes to the duty phones with what was presented. The caller
-    is answered, reassured, and held in the alarm's ConfBridge room, where
-    the neighbours who press 1 join. Leaving the room with the cancel key
-    (C{*}, the room menu's C{leave_conference}) cancels the alarm; hanging
-    up does not: the caller may not be able to speak.
+    is answered, reassured, and held until a neighbour presses 1, then put in
+    the alarm's ConfBridge room, where the neighbours who press 1 join. The
+    cancel key (C{caller.cancel_key} while waiting, C{*} in the room: the
+    room menu's C{leave_conference}) cancels the alarm; hanging up does
+    not: the caller may not be able to speak.
     """
 
     log = Logger()
@@ -135,24 +140,15 @@ class AlarmCallerHandler:
 
     async def _wait_in_room(self, session, alarm):
         """
-        Hold the caller in the alarm's room: in slices while nobody has
-        confirmed (the line lends itself to the coordinator in between),
-        then for good. Returns how the caller left (C{CONFBRIDGE_RESULT}).
+        Hold the caller until a neighbour confirms, in short waits for the
+        cancel key (the line lends itself to the coordinator in between),
+        then in the alarm's room for good. Returns how the caller left
+        (C{CONFBRIDGE_RESULT}; C{"DTMF"} for the cancel key while waiting).
         """
         while alarm.active and not alarm.confirmed:
-            await session.exec_("ConfBridge", alarm.room, BRIDGE, CALLER_WAITING_PROFILE,
-                                CALLER_MENU)
-            how = await session.get_variable("CONFBRIDGE_RESULT")
-            if how == "FAILED":
-                # No such profile in Asterisk's confbridge.conf: wait for
-                # good (as before; no second line into Asterisk then).
-                self.log.critical("ALARM {id}: ConfBridge profile {profile} is missing from "
-                                  "confbridge.conf: the caller waits without it, and no "
-                                  "call can be placed from that line when AMI is down",
-                                  id=alarm.id, profile=CALLER_WAITING_PROFILE)
-                break
-            if how != "TIMEOUT":
-                return how
+            key = await session.wait_for_digit(WAITING_SLICE_MS)
+            if key == self.config.cancel_key:
+                return "DTMF"
         if not alarm.active:
             return "KICKED"
         self.coordinator.release(alarm.id, session)

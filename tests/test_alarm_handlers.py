@@ -6,7 +6,7 @@ import tempfile
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from alarm.handlers import AlarmCallerHandler, ResponderHandler
+from alarm.handlers import WAITING_SLICE_MS, AlarmCallerHandler, ResponderHandler
 from switchboard.ami import AMINotConnected
 
 from tests.test_alarm_support import (
@@ -103,8 +103,9 @@ class CallerTests(Case):
         self.assertIsNone(alarm.household)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    def test_alarm_raised_caller_held_in_room(self):
-        session, d = self.call("059187650001")
+    def test_alarm_raised_caller_waits_for_a_neighbour(self):
+        # Waits twice for a key, then hangs up.
+        session, d = self.call("059187650001", hangup_after=5)
         self.successResultOf(d)
         self.assertEqual(self.index.lookups, ["059187650001"])
         alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
@@ -116,39 +117,30 @@ class CallerTests(Case):
             ("set_variable", "SWITCHBOARD_ALARM", str(alarm.id)),
             ("set_variable", "SWITCHBOARD_ROOM", room),
             ("stream_file", "one-moment-please", ""),
-            ("exec_", "ConfBridge", room, "alarm_bridge", "alarm_caller_waiting",
-             "alarm_caller_menu"),
-            ("get_variable", "CONFBRIDGE_RESULT"),
-            ("set_variable", "SWITCHBOARD_RESULT", "OK"),
+            ("wait_for_digit", WAITING_SLICE_MS),
+            ("wait_for_digit", WAITING_SLICE_MS),
         ])
-        # Leaving the room otherwise than with * is no cancel.
+        # Hanging up is no cancel.
         self.assertEqual(alarm.status, "open")
 
-    def test_waits_in_slices_until_someone_confirms_then_stays(self):
-        slices = []
-
-        def in_room(app, args):
-            if app != "ConfBridge":
-                return
-            slices.append(args[2])
-            if len(slices) == 3:     # a neighbour presses 1 during the third
+    def test_waits_in_slices_until_someone_confirms_then_joins_the_room(self):
+        def waiting(n):
+            if n == 3:     # a neighbour presses 1 during the third wait
                 alarm = self.coordinator.open_alarms()[0]
                 call = self.rig.ami.calls[4]
                 self.coordinator.answered(alarm.id, call.channel_id)
                 self.coordinator.confirm(alarm.id, call.channel_id)
-            session.exec_results = {"ConfBridge": {
-                "CONFBRIDGE_RESULT": "TIMEOUT" if len(slices) <= 3 else "HANGUP"}}
 
-        session = FakeSession({"callerid": "87650001"})
-        session.on_exec = in_room
+        session = FakeSession({"callerid": "87650001"}, keys=["", "5", ""],
+                              exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "HANGUP"}})
+        session.on_wait = waiting
         self.successResultOf(self.caller(session))
-        self.assertEqual(slices, ["alarm_caller_waiting"] * 3 + ["alarm_caller"])
-
-    def test_without_the_waiting_profile_the_caller_still_waits_in_the_room(self):
-        session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "FAILED"}})
-        self.successResultOf(d)
-        rooms = [c[4] for c in session.named("exec_") if c[1] == "ConfBridge"]
-        self.assertEqual(rooms, ["alarm_caller_waiting", "alarm_caller"])
+        alarm = self.coordinator.open_alarms()[0]
+        self.assertEqual(len(session.named("wait_for_digit")), 3, "another key is no cancel")
+        self.assertEqual(session.named("exec_"), [
+            ("exec_", "ConfBridge", alarm.room, "alarm_bridge", "alarm_caller",
+             "alarm_caller_menu")])
+        self.assertFalse(alarm.cancelled)
 
     def test_no_ami_link_calls_are_placed_through_the_callers_line(self):
         placed = []
@@ -156,17 +148,20 @@ class CallerTests(Case):
         def in_room(app, args):
             if app == "Originate":
                 placed.append(args)
-            elif len(session.named("exec_")) == 1:
-                # During the first stay: the AMI link drops, and the duty
+
+        def waiting(n):
+            if n == 1:
+                # During the first wait: the AMI link drops, and the duty
                 # stage's time comes.
                 self.rig.ami.connected = False
                 self.rig.ami.refuse_with = AMINotConnected
                 self.rig.later(60)
-            session.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": (
-                "TIMEOUT" if len(session.named("exec_")) < 3 else "HANGUP")}}
+            elif n == 3:
+                session.caller_hangs_up()
 
         session = FakeSession({"callerid": "87650001"})
         session.on_exec = in_room
+        session.on_wait = waiting
         self.successResultOf(self.caller(session))
         alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
         duty = [a for a in placed if a[0] == "PJSIP/87650190"]
@@ -187,7 +182,7 @@ class CallerTests(Case):
         self.assertIsNotNone(alarm.confirmed_at)
 
     def test_star_cancels(self):
-        session, d = self.call(exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}})
+        session, d = self.call(keys=["", "*"])
         self.successResultOf(d)
         alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
         self.assertTrue(alarm.cancelled)
@@ -199,12 +194,11 @@ class CallerTests(Case):
 
     def test_cancelled_by_the_other_caller(self):
         first = FakeSession({"callerid": "87650001"})
-        second = FakeSession({"callerid": "87650001"},
-                             exec_results={"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}})
-        # The first caller is taken out of the room when the second presses *.
-        first.on_exec = lambda app, args: self.successResultOf(self.caller(second))
-        first.exec_results = {"ConfBridge": {"CONFBRIDGE_RESULT": "KICKED"}}
+        second = FakeSession({"callerid": "87650001"}, keys=["*"])
+        # The second presses * while the first waits: the first stops waiting.
+        first.on_wait = lambda n: n == 2 and self.successResultOf(self.caller(second))
         self.successResultOf(self.caller(first))
+        self.assertEqual(len(first.named("wait_for_digit")), 2)
         self.assertEqual(first.commands[-3:], [("stream_file", "cancelled", ""), ("stream_file", "goodbye", ""),
                                           ("set_variable", "SWITCHBOARD_RESULT", "OK")])
 
@@ -229,7 +223,8 @@ class CallerTests(Case):
         for presented in ("87650150", "anonymous", "", "12 ab"):
             session, d = self.call(presented)
             self.successResultOf(d)
-            self.assertEqual(session.named("exec_")[0][1], "ConfBridge")
+            self.assertEqual(session.named("wait_for_digit")[0], ("wait_for_digit",
+                                                                  WAITING_SLICE_MS))
             self.assertEqual(session.variables["SWITCHBOARD_ROOM"], "alarm-1")
         # Every caller held in one room; the duty phone rung once for them all.
         self.assertEqual([c.channel for c in self.rig.ami.calls], ["PJSIP/87650190"])

@@ -2,9 +2,8 @@
 The second way into Asterisk: the caller's own FastAGI session.
 
 A feature may lend a ring group the FastAGI session of the person the group
-rings for, between two commands of its own (the #9 caller waits in the
-alarm's room in short slices, a ConfBridge user profile with a
-C{timeout}). When the AMI link is down, a leg that cannot be originated
+rings for, between two commands of its own (the #9 caller waits for the
+cancel key in short C{WAIT FOR DIGIT}s until a neighbour confirms). When the AMI link is down, a leg that cannot be originated
 through AMI is placed from there with the dialplan application C{Originate}
 (asynchronous, C{a}), with the same channel variables: the phone rings, and
 whoever answers reaches the feature's script over FastAGI (which needs no

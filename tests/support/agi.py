@@ -57,7 +57,8 @@ class FakeSession:
         What the handler set is also in C{set}.
       - C{exec_results}: per application, the variables it leaves set
         (C{{"ConfBridge": {"CONFBRIDGE_RESULT": "DTMF"}}}); C{on_exec(app,
-        args)} is called after each C{exec_}.
+        args)} is called after each C{exec_}; C{on_wait(n)} before the
+        C{n}th C{wait_for_digit}.
       - C{hangup_after}: the caller hangs up after that many commands;
         L{caller_hangs_up}: now. From then on every command fails with
         L{AGIHangup}.
@@ -80,6 +81,9 @@ class FakeSession:
         self.hangup_after = hangup_after
         self.exec_results = exec_results or {}
         self.on_exec = None
+        self.on_wait = None
+        #: Waits for a key (with none scripted) after which the caller hangs up.
+        self.patience = 20
         self.unplayable = set(unplayable)
         self._hangup_waiters: list = []
 
@@ -164,6 +168,11 @@ class FakeSession:
         return self._reply("get_option", (prompt, escape_digits, timeout_ms))
 
     def wait_for_digit(self, timeout_ms):
+        n = len(self.named("wait_for_digit")) + 1
+        if self.on_wait is not None:
+            self.on_wait(n)
+        if n > self.patience and not self.keys and not self.replies.get("wait_for_digit"):
+            self.caller_hangs_up()  # a caller who waited that long for nothing
         return self._reply("wait_for_digit", (timeout_ms,))
 
     def say_digits(self, digits, escape_digits=""):
