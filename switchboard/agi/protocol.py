@@ -117,7 +117,7 @@ class FastAGIProtocol(LineReceiver):
             # seen before (what ReplyReader.feed would answer, looked up
             # here; a command is in flight, sent in an earlier read).
             reply = _COMMON.get(line.decode("utf-8", "replace"))
-            if reply is not None and self._reader._usage is None:
+            if reply is not None and not self._reader.in_reply:
                 self._idle_timeout = None  # answered: nothing awaited now
                 self.session.replyReceived(reply)
             else:
@@ -246,7 +246,7 @@ class FastAGIProtocol(LineReceiver):
 
     def _handlerReturned(self, ignored):
         session = self.session
-        if session._current is None and not session._queue:
+        if session.idle:
             self._handlerDone(None)  # the usual end: every command answered
         else:
             session.drain().addCallback(self._handlerDone)

@@ -16,6 +16,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from switchboard.agi.commands import _nothing
 from switchboard.agi.errors import AGIHangup
 from switchboard.agi.protocol import FastAGIProtocol, _describe
 from switchboard.agi.session import drive
@@ -123,20 +124,16 @@ class Throttle:
         return True, suppressed
 
 
-def _nothing(result):
-    return None
-
-
 class FastAGIFactory(ServerFactory):
     """
     Serves FastAGI: each connection from an allowed peer becomes an
     L{AGISession} handed to C{handlers[session.script]}.
 
     A handler is C{callable(session)} returning a Deferred (or a value, or
-    raising), or an C{async def} (its coroutine is run by L{drive}). When it finishes (and its commands are answered) the
-    connection is closed and Asterisk goes on with the dialplan. A handler
-    that fails with L{AGIHangup} ended normally (the caller went away). Any
-    other failure is logged with the script and channel, and
+    raising), or an C{async def} (its coroutine is run by L{drive}). When
+    it finishes (and its commands are answered) the connection is closed
+    and Asterisk goes on with the dialplan. A handler that fails with
+    L{AGIHangup} ended normally (the caller went away). Any other failure is logged with the script and channel, and
     C{SWITCHBOARD_RESULT=ERROR} is set on the channel if it is still there;
     a script with no handler gets C{SWITCHBOARD_RESULT=NOSCRIPT}.
 
@@ -336,7 +333,6 @@ class FastAGIFactory(ServerFactory):
         return d
 
     def _failed(self, failure, session):
-
         if failure.check(AGIHangup):
             self.log.info(
                 "FastAGI {script} on {channel} ended: {why}",

@@ -329,11 +329,16 @@ class AGISession(AGICommands):
         except Exception:
             return defer.fail()
 
+    @property
+    def idle(self) -> bool:
+        """No command is in flight or queued."""
+        return self._current is None and not self._queue
+
     def drain(self) -> defer.Deferred:
         """
         A Deferred that fires when no command is in flight or queued.
         """
-        if self._current is None and not self._queue:
+        if self.idle:
             return defer.succeed(None)
         d = defer.Deferred()
         self._drain_waiters.append(d)
