@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,17 +54,38 @@ class LabAsterisk:
         those are ended too, each time they are seen.
         """
         def none_left():
-            if "0 active channels" in self.cli("core show channels count"):
-                return True
+            try:
+                if self.active_channels() == 0:
+                    return True
+            except ValueError:
+                pass  # not answering yet (restarting): ask again
             self.cli("channel request hangup all")
             return False
 
         wait_for(none_left, within, interval=0.5, message="every call in Asterisk to end")
         time.sleep(0.3)  # the phones answer the BYEs and CANCELs just sent
 
+    def active_channels(self) -> int:
+        """How many channels Asterisk has now (C{core show channels count})."""
+        return active_channels(self.cli("core show channels count"))
+
     def log(self, lines: int = 200) -> str:
         return subprocess.run([LAB, "log", str(lines)], capture_output=True, text=True,
                               env=self.env).stdout
+
+
+def active_channels(report: str) -> int:
+    """
+    The number in C{core show channels count}'s "N active channel(s)" line.
+    Read as a number: "10 active channels" (an alarm's ten legs) also
+    contains "0 active channels".
+
+    @raise ValueError: no such line (Asterisk not answering, say).
+    """
+    found = re.search(r"(?m)^(\d+) active channels?$", report)
+    if found is None:
+        raise ValueError(f"no channel count in {report[-300:]!r}")
+    return int(found.group(1))
 
 
 def _unavailable(reason: str):
