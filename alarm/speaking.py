@@ -20,6 +20,7 @@ from the stock sounds instead.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from twisted.internet import defer, threads
@@ -33,6 +34,16 @@ from switchboard.speech import chinese
 #: neighbour when this server is away (dialplans/switchboard.conf,
 #: switchboard-alarm-confirm): the intro and the question, no personal data.
 NATIVE_ASK = "alarm-native-ask"
+#: Digit D in Mandarin under a name the native dialplan can build,
+#: C{alarm-native-digit-D}: how it says the caller's number
+#: (switchboard-alarm-put-through).
+NATIVE_DIGIT = "alarm-native-digit-"
+#: A household's announcement under a name the native dialplan finds from the
+#: caller ID alone, C{alarm-native-who-<landline in E.164 without +>} (as in
+#: AstDB C{swb_ring}): a symbolic link to the rendering, one per landline. The
+#: rendering deleted (the household changed or left), the link leads nowhere
+#: and the dialplan plays the general question instead.
+NATIVE_WHO = "alarm-native-who-"
 
 
 def make_speech(described, reactor=None, engine=None):
@@ -66,6 +77,7 @@ class Announcer:
         self._blocking = blocking or (lambda f, *a: threads.deferToThreadPool(
             clock, clock.getThreadPool(), f, *a))
         self._digits = digit_texts()
+        self._turns = defer.succeed(None)
 
     @property
     def speaking(self) -> bool:
@@ -142,10 +154,13 @@ class Announcer:
                 self.log.error("speech: prompt {text!r} not rendered ({why}); its stock sound "
                                "is played", text=text, why=failure.getErrorMessage())
             self.log.info("speech: {n} alarm prompts ready", n=len(results) - len(failed))
-            if native and isinstance(results.get((native, None)), str):
-                return self._blocking(self._publish_native, native).addCallback(
-                    lambda _: len(failed))
-            return len(failed)
+            fixed = [(NATIVE_DIGIT + digit, text) for digit, text in self._digits.items()]
+            if native:
+                fixed.append((NATIVE_ASK, native))
+            fixed = [(name, text) for name, text in fixed
+                     if isinstance(results.get((text, None)), str)]
+            return self._blocking(self._publish_fixed, fixed).addCallback(
+                lambda _: len(failed))
 
         return d.addCallback(done)
 
@@ -158,26 +173,103 @@ class Announcer:
             return p.responder_intro.text + p.responder_ask.text
         return None
 
-    def native_path(self) -> str:
-        return os.path.join(self.speech.folder, f"{NATIVE_ASK}.{self.speech.extension}")
+    def native_path(self, name: str = NATIVE_ASK) -> str:
+        """Where the sound the native dialplan knows as C{switchboard-tts/<name>} is."""
+        return os.path.join(self.speech.folder, f"{name}.{self.speech.extension}")
 
-    def _publish_native(self, text) -> None:
+    def _publish_fixed(self, named) -> None:
         """
-        Copy the rendering of C{text} to the fixed name the dialplan looks
-        for (runs on a thread): a new file renamed over the old one, so
-        Asterisk reads one whole file or the other.
+        Copy the rendering of each (name, text) of C{named} to the fixed name
+        the dialplan looks for (runs on a thread): a new file renamed over
+        the old one, so Asterisk reads one whole file or the other.
         """
-        final = self.native_path()
-        tmp = final + ".tmp"
-        with open(self.speech.path(text), "rb") as src:
-            audio = src.read()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            os.write(fd, audio)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+        for name, text in named:
+            final = self.native_path(name)
+            tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(self.speech.path(text), "rb") as src:
+                audio = src.read()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                os.write(fd, audio)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+
+    # The households' announcements for the native dialplan -----------------------
+
+    @staticmethod
+    def landline(e164: str) -> str:
+        """A landline as the native dialplan names it: E.164 without C{+}."""
+        return e164.lstrip("+")
+
+    def _links(self, pairs) -> dict:
+        """landline -> the rendering's file name, for (household, text) C{pairs}."""
+        return {self.landline(n): os.path.basename(self.speech.path(text))
+                for household, text in pairs for n in household.numbers}
+
+    def _link(self, wanted, dropped=(), everything=False) -> None:
+        """
+        Point C{alarm-native-who-<landline>} at its rendering for each of
+        C{wanted} (landline -> file name) whose rendering is there; remove
+        the links of C{dropped} landlines, and with C{everything} every
+        other link not in C{wanted} (start-up: what an older registry left).
+        Runs on a thread. A link is made under a temporary name and renamed
+        over the old one: the dialplan finds one whole link or the other.
+        """
+        folder = self.speech.folder
+        linked, errors = set(), []
+        for number, target in wanted.items():
+            if not os.path.exists(os.path.join(folder, target)):
+                continue  # not rendered: no link, the general question is played
+            final = self.native_path(NATIVE_WHO + number)
+            try:
+                if os.readlink(final) == target:
+                    linked.add(number)
+                    continue
+            except OSError:
+                pass
+            tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                os.symlink(target, tmp)
+                os.replace(tmp, final)
+                linked.add(number)
+            except OSError as e:
+                errors.append(e)
+        gone = (set(dropped) | set(wanted)) - linked
+        if everything and os.path.isdir(folder):
+            suffix = "." + self.speech.extension
+            gone.update(entry[len(NATIVE_WHO):-len(suffix)] for entry in os.listdir(folder)
+                        if entry.startswith(NATIVE_WHO) and entry.endswith(suffix))
+            gone -= linked
+        for number in gone:
+            try:
+                os.unlink(self.native_path(NATIVE_WHO + number))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                errors.append(e)
+        return errors
+
+    def _linked(self, errors) -> None:
+        if errors:
+            self.log.error("speech: {n} landline link(s) for the native dialplan not made or "
+                           "not removed (first: {e}); those neighbours hear the general question "
+                           "when the server is away", n=len(errors), e=errors[0])
+
+    def _in_turn(self, work) -> defer.Deferred:
+        """
+        Run C{work()} (a Deferred that never fails) once the renderings and
+        links asked for before it are done: start-up works from the
+        households as they were when it began, and each change after it
+        moves on from there, so a landline never links to a household it
+        has left.
+        """
+        done = defer.Deferred()
+        self._turns.addCallback(lambda _: defer.maybeDeferred(work).addBoth(done.callback))
+        return done
 
     def prepare(self, households) -> defer.Deferred:
         """
@@ -188,13 +280,19 @@ class Announcer:
         if not self.speaking:
             return defer.succeed(0)
         households = list(households)
+        return self._in_turn(lambda: self._prepare(households))
+
+    def _prepare(self, households) -> defer.Deferred:
         d = self._blocking(self._missing, households)
 
         def found(result):
-            todo, unspeakable = result
+            todo, said, unspeakable = result
             for hid, why in unspeakable:
                 self._unspeakable(hid, why)
-            return self._render_many(todo, each=False)
+            d = self._render_many(todo, each=False)
+            return d.addCallback(lambda n: self._blocking(
+                self._link, self._links(said), (), True).addCallback(self._linked)
+                .addCallback(lambda _: n))
 
         d.addCallback(found)
         d.addErrback(lambda f: self.log.failure("speech: rendering announcements", f) or 0)
@@ -202,17 +300,20 @@ class Announcer:
 
     def _missing(self, households) -> tuple:
         """
-        (household, text) of those without a rendering, and (id, why) of
-        those whose sentence cannot be said (runs on a thread: no logging).
+        (household, text) of those without a rendering and of all that can
+        be said, and (id, why) of those whose sentence cannot be said (runs
+        on a thread: no logging).
         """
-        todo, unspeakable = [], []
+        todo, said, unspeakable = [], [], []
         for h in households:
             text, why = self._speakable(h)
             if text is None:
                 unspeakable.append((h.id, why))
-            elif not os.path.exists(self.speech.path(text)):
+                continue
+            said.append((h, text))
+            if not os.path.exists(self.speech.path(text)):
                 todo.append((h, text))
-        return todo, unspeakable
+        return todo, said, unspeakable
 
     def changed(self, changes) -> defer.Deferred:
         """
@@ -223,17 +324,26 @@ class Announcer:
         """
         if not self.speaking or not changes:
             return defer.succeed(0)
-        todo, stale = [], set()
+        return self._in_turn(lambda: self._changed(changes))
+
+    def _changed(self, changes) -> defer.Deferred:
+        todo, stale, dropped = [], set(), set()
         for old, new in changes:
             text = self.text_for(new) if new is not None else None
             if text is not None:
                 todo.append((new, text))
+            elif new is not None:
+                dropped.update(self.landline(n) for n in new.numbers)
             if old is not None:
                 stale.update(t for t in announcement.candidates(old) if t != text)
+                dropped.update(self.landline(n) for n in old.numbers)
         # What a household still says is never deleted (two flats could read alike).
         keep = {t for _, t in todo}
         stale -= keep
+        wanted = self._links(todo)
         d = self._render_many(todo)
+        d.addCallback(lambda n: self._blocking(self._link, wanted, sorted(dropped - set(wanted)))
+                      .addCallback(self._linked).addCallback(lambda _: n))
         if stale:
             d.addCallback(lambda n: self._blocking(self._delete, sorted(stale))
                           .addCallback(lambda _: n))

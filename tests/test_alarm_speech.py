@@ -210,13 +210,13 @@ def test_shipped_alarm_file_speaks_mandarin(tmp_path):
 
 # Rendering ahead of time -----------------------------------------------------------
 
-def snapshot(hid=1, **kw):
+def snapshot(hid=1, numbers=(1,), **kw):
     fields = dict(community="华林花园", building="3", unit="1", room="101", notes="",
                   residents="陈梅")
     fields.update(kw)
     return HouseholdSnapshot(hid, 1, fields["community"], fields["building"], fields["unit"],
-                             fields["room"], fields["notes"], (number(1),), (number(2),),
-                             fields["residents"])
+                             fields["room"], fields["notes"], tuple(number(n) for n in numbers),
+                             (number(2),), fields["residents"])
 
 
 def synchronously(f, *a):
@@ -298,6 +298,87 @@ class AnnouncerTests(SynchronousTestCase):
         self.assertEqual(self.engine.texts, [])
 
 
+    def native(self, name):
+        return os.path.join(self.sounds, "switchboard-tts", name + ".sln")
+
+    def test_each_landline_names_its_households_announcement_for_the_dialplan(self):
+        from alarm.speaking import NATIVE_WHO
+        chen = snapshot(1)
+        lin = snapshot(2, numbers=(3, 4), room="102", residents="林涛")
+        mute = snapshot(5, numbers=(5,), residents="陈梅☎")
+        os.makedirs(os.path.join(self.sounds, "switchboard-tts"))
+        # What an older registry left: a landline no longer registered, and
+        # one whose household can no longer be said.
+        for n in (number(9), number(5)):
+            os.symlink("gone.sln", self.native(NATIVE_WHO + n.lstrip("+")))
+        self.successResultOf(self.announcer.prepare([chen, lin, mute]))
+        for home in (chen, lin):
+            rendering = self.speech.path(announcement.for_household(home))
+            for n in home.numbers:
+                link = self.native(NATIVE_WHO + n.lstrip("+"))
+                # A link in the same folder: Asterisk reads the one rendering through it.
+                self.assertEqual(os.readlink(link), os.path.basename(rendering))
+                with open(link, "rb") as via, open(rendering, "rb") as f:
+                    self.assertEqual(via.read(), f.read())
+        for n in (number(9), number(5)):
+            self.assertFalse(os.path.lexists(self.native(NATIVE_WHO + n.lstrip("+"))))
+
+    def test_a_change_moves_the_link_and_a_removal_deletes_it(self):
+        from alarm.speaking import NATIVE_WHO
+        old = snapshot(1)
+        self.successResultOf(self.announcer.prepare([old]))
+        link = self.native(NATIVE_WHO + number(1).lstrip("+"))
+        new = snapshot(1, residents="陈梅、陈强")
+        self.successResultOf(self.announcer.changed([(old, new)]))
+        self.assertEqual(os.readlink(link),
+                         os.path.basename(self.speech.path(announcement.for_household(new))))
+        # The landline moves to another household: its link follows it.
+        moved = snapshot(1, numbers=(7,), residents="陈梅、陈强")
+        other = snapshot(2, room="102", residents="林涛")
+        self.successResultOf(self.announcer.changed([(new, moved), (None, other)]))
+        self.assertEqual(os.readlink(link),
+                         os.path.basename(self.speech.path(announcement.for_household(other))))
+        self.assertTrue(os.path.exists(self.native(NATIVE_WHO + number(7).lstrip("+"))))
+        # Both leave: nothing of them is left, not even a name with their number.
+        self.successResultOf(self.announcer.changed([(moved, None), (other, None)]))
+        self.assertEqual(os.listdir(os.path.join(self.sounds, "switchboard-tts")), [])
+
+    def test_a_change_made_during_start_up_is_linked_after_it(self):
+        # Start-up works from the households listed when it began; a landline
+        # that moves meanwhile must not be linked back to the household it left.
+        from alarm.speaking import NATIVE_WHO
+        held = []
+
+        def later(f, *a):
+            held.append((f, a, defer.Deferred()))
+            return held[-1][2]
+
+        announcer = Announcer(self.speech, blocking=later)
+        chen = snapshot(1, numbers=(1, 3))
+        lin = snapshot(2, numbers=(4,), room="102", residents="林涛")
+        started = announcer.prepare([chen, lin])
+        moved = [(chen, snapshot(1, numbers=(1,))),
+                 (lin, snapshot(2, numbers=(3, 4), room="102", residents="林涛"))]
+        changed = announcer.changed(moved)
+        while held:
+            f, args, d = held.pop(0)
+            d.callback(f(*args))
+        self.successResultOf(started)
+        self.successResultOf(changed)
+        self.assertEqual(os.readlink(self.native(NATIVE_WHO + number(3).lstrip("+"))),
+                         os.path.basename(self.speech.path(announcement.for_household(lin))))
+
+    def test_the_digits_get_fixed_names_for_the_dialplan(self):
+        from alarm.speaking import NATIVE_DIGIT
+        self.successResultOf(self.announcer.prepare_prompts(
+            load('prompts:\n  caller_hold: {say: "请稍等。"}\n')))
+        for digit, text in zip("0123456789", "零幺二三四五六七八九"):
+            with open(self.native(NATIVE_DIGIT + digit), "rb") as f, \
+                    open(self.speech.path(text), "rb") as rendered:
+                self.assertEqual(f.read(), rendered.read(), digit)
+            self.assertEqual(stat.S_IMODE(os.stat(self.native(NATIVE_DIGIT + digit)).st_mode),
+                             0o640)
+
     def test_the_native_fallback_question_gets_a_fixed_name(self):
         from alarm.speaking import NATIVE_ASK
         c = load('prompts:\n  responder_intro: {say: "紧急求助！"}\n'
@@ -350,7 +431,13 @@ class WatcherTests(SynchronousTestCase):
         self.rig.clock.advance(5)
         self.assertIn("三零二室", self.engine.texts[-1])
         self.assertIsNotNone(self.announcer.sound_for(self.index.get(hid)))
-        self.assertEqual(len(os.listdir(os.path.join(self.sounds, "switchboard-tts"))), 1)
+        # The new sentence only, and the landline's link for the dialplan to it.
+        folder = os.path.join(self.sounds, "switchboard-tts")
+        link = "alarm-native-who-" + number(150).lstrip("+") + ".sln"
+        rendered = os.path.basename(self.speech.path(
+            self.announcer.text_for(self.index.get(hid))))
+        self.assertEqual(sorted(os.listdir(folder)), sorted([rendered, link]))
+        self.assertEqual(os.readlink(os.path.join(folder, link)), rendered)
 
 
 # What the caller and the neighbours hear ----------------------------------------------

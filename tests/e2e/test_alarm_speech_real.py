@@ -128,3 +128,37 @@ def test_the_neighbour_hears_the_rendered_announcement(server, sipp, asterisk):
     print(f"\nannouncement {seconds:.2f} s rendered; neighbour received {audio:.2f} s of audio "
           f"in {spread:.2f} s (bursts: {[(round(a, 2), round(s, 2)) for a, s in bursts[:4]]})")
     assert abs(audio - seconds) < 0.5, (audio, seconds)
+
+
+def test_with_the_server_down_the_neighbour_hears_the_household_natively(server, sipp, asterisk):
+    # The running server linked the landline's name to Chen Mei's announcement
+    # and wrote the Mandarin digits; then it stops, and Asterisk alone rings.
+    path = wait_for(lambda: os.path.exists(rendering(CHEN_MEI)) and rendering(CHEN_MEI), 30,
+                    message="Chen Mei's announcement rendered at start-up")
+    folder = os.path.dirname(path)
+    link = os.path.join(folder, "alarm-native-who-8659187650001.sln")
+    wait_for(lambda: os.path.exists(link), 30, message="the landline's link")
+    assert os.readlink(link) == os.path.basename(path)
+    assert os.path.exists(os.path.join(folder, "alarm-native-digit-8.sln"))
+    seconds = os.path.getsize(path) / 2 / 8000
+    assert server.stop() == 0
+    try:
+        phone = sipp.phone(NEIGHBOUR, "answer", ring_ms=500, keys="1",
+                           before_ms=int(seconds * 1000) + 1500, timeout_s=90)
+        since = log_time(asterisk.log(5)) or ""
+        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=3000, timeout_s=90)
+        assert caller.wait(90) == 0
+        assert phone.received("ACK")
+    finally:
+        server.start()
+    log = "\n".join(line for line in asterisk.log(4000).splitlines()
+                    if (log_time(line) or "") > since)
+    assert "rung natively" in log
+    plays = re.findall(r"<((?:PJSIP|Local)/[^>]+)> Playing '([^']+)'", log)
+    on_phone = [name.rsplit(".", 1)[0] for channel, name in plays
+                if channel.startswith(f"PJSIP/{NEIGHBOUR}-")]
+    # Who needs help and where, in Mandarin, then the question it ends with.
+    assert on_phone == ["switchboard-tts/alarm-native-who-8659187650001"], on_phone
+    # Once 1 is pressed, the caller's number, digit by digit in Mandarin.
+    digits = [name.rsplit(".", 1)[0] for channel, name in plays if channel.startswith("Local/")]
+    assert digits == [f"switchboard-tts/alarm-native-digit-{d}" for d in CALLER], digits
