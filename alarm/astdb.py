@@ -49,9 +49,14 @@ AREA_KEY = "area"
 BUCKETS = tuple(f"{n:02d}" for n in range(100))
 
 
+def landline_digits(e164: str) -> str:
+    """Landline C{e164} as the dialplan names it: E.164 without C{+}."""
+    return e164.lstrip("+")
+
+
 def landline_key(e164: str) -> str:
     """The key of landline C{e164} in C{swb_ring}: C{<last two digits>/<digits>}."""
-    digits = e164.lstrip("+")
+    digits = landline_digits(e164)
     return f"{digits[-2:]}/{digits}"
 
 

@@ -27,6 +27,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from alarm import announcement
+from alarm.astdb import landline_digits
 from switchboard.speech import chinese
 
 
@@ -198,17 +199,12 @@ class Announcer:
 
     # The households' announcements for the native dialplan -----------------------
 
-    @staticmethod
-    def landline(e164: str) -> str:
-        """A landline as the native dialplan names it: E.164 without C{+}."""
-        return e164.lstrip("+")
-
     def _links(self, pairs) -> dict:
         """landline -> the rendering's file name, for (household, text) C{pairs}."""
-        return {self.landline(n): os.path.basename(self.speech.path(text))
+        return {landline_digits(n): os.path.basename(self.speech.path(text))
                 for household, text in pairs for n in household.numbers}
 
-    def _link(self, wanted, dropped=(), everything=False) -> None:
+    def _link(self, wanted, dropped=(), everything=False) -> list:
         """
         Point C{alarm-native-who-<landline>} at its rendering for each of
         C{wanted} (landline -> file name) whose rendering is there; remove
@@ -333,10 +329,10 @@ class Announcer:
             if text is not None:
                 todo.append((new, text))
             elif new is not None:
-                dropped.update(self.landline(n) for n in new.numbers)
+                dropped.update(landline_digits(n) for n in new.numbers)
             if old is not None:
                 stale.update(t for t in announcement.candidates(old) if t != text)
-                dropped.update(self.landline(n) for n in old.numbers)
+                dropped.update(landline_digits(n) for n in old.numbers)
         # What a household still says is never deleted (two flats could read alike).
         keep = {t for _, t in todo}
         stale -= keep
