@@ -160,8 +160,13 @@ class Announcer:
                 fixed.append((NATIVE_ASK, native))
             fixed = [(name, text) for name, text in fixed
                      if isinstance(results.get((text, None)), str)]
-            return self._blocking(self._publish_fixed, fixed).addCallback(
-                lambda _: len(failed))
+            if not fixed:
+                return len(failed)
+            published = self._blocking(self._publish_fixed, fixed)
+            published.addErrback(lambda f: self.log.failure(
+                "speech: the native dialplan's question and digits not written; it plays "
+                "Asterisk's stock sounds", f))
+            return published.addCallback(lambda _: len(failed))
 
         return d.addCallback(done)
 
