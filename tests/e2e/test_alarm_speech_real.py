@@ -17,7 +17,7 @@ from alarm.speaking import make_speech
 from lab.rtp import RtpCapture
 from switchboard.settings import SpeechSettings
 from tests.conftest import wait_for
-from tests.e2e.server import Server, lab_sounds
+from tests.e2e.server import Server, lab_sounds, start_in_step
 
 pytestmark = pytest.mark.asterisk
 
@@ -68,7 +68,7 @@ def server(asterisk, tmp_path_factory):
     alarm.write_text(ALARM, encoding="utf-8")
     server = Server(workdir, alarm=str(alarm))
     add(server, CALLER, [NEIGHBOUR], **CHEN_MEI)
-    server.start()
+    start_in_step(server)   # the native test below rings from AstDB
     yield server
     server.stop()
 
