@@ -71,16 +71,25 @@ def _keys(household_id, number) -> tuple:
     return tuple(keys)
 
 
-def _opening(household, caller_raw) -> str:
+def _opening(household, caller_raw, not_found=None) -> str:
     """The timeline's first line: where the #9 came from."""
     if household is not None:
         return f"#9 from {household.address}"
+    if not_found is not None:
+        return f"#9 from {caller_raw or '(no caller ID)'}, household not known ({not_found})"
     return f"#9 from an unregistered caller {caller_raw or '(no caller ID)'}"
 
 
 _UNSAFE = str.maketrans("", "", "\r\n\0\"<>")
-NATIVE_OUTCOME = ("rung natively by the dialplan: no AMI link to place calls with "
-                  "(confirmations are in Asterisk's log, not here)")
+NO_LINK = "no AMI link to place calls with"
+
+
+def native_outcome(why: str = NO_LINK) -> str:
+    """The outcome on record of an alarm left to the dialplan's native ring-all, and why."""
+    return f"rung natively by the dialplan: {why} (confirmations are in Asterisk's log, not here)"
+
+
+NATIVE_OUTCOME = native_outcome()
 
 
 def _seconds(when, default) -> float:
@@ -209,7 +218,7 @@ class AlarmCoordinator:
 
     # Raising ----------------------------------------------------------------
 
-    def raise_alarm(self, caller_raw, household, asterisk="") -> defer.Deferred:
+    def raise_alarm(self, caller_raw, household, asterisk="", not_found=None) -> defer.Deferred:
         """
         Raise an alarm for a call from C{caller_raw} (as presented) of
         C{household} (a L{HouseholdSnapshot}, or None if not registered).
@@ -223,16 +232,25 @@ class AlarmCoordinator:
         has already confirmed an open alarm of the household (then it is
         joined): the dialplan rings natively, and the alarm goes on record
         as handed over.
+
+        C{not_found}: why the caller's household could not be looked up (the
+        registry did not answer in time). Unless an open alarm of the same
+        number is joined, the alarm is handed to the dialplan too: its AstDB
+        copy of the registry knows the neighbours, where this server would
+        ring only the duty phones of a caller it cannot place.
         """
         caller_raw = str(caller_raw or "")
         now = self.clock.seconds()
         number = self.dialer.numbers.try_normalise(caller_raw) if caller_raw else None
         keys = _keys(household.id if household is not None else None, number)
         existing = next((self._open[k] for k in keys if k in self._open), None)
-        if existing is None and household is None:
+        if existing is None and household is None and not_found is None:
             existing = self._unidentified_nearby(now)
         if existing is not None and existing.ended:
             existing = None
+        if existing is None and not_found is not None:
+            return self._hand_to_dialplan(caller_raw, number, household, now, asterisk,
+                                          why=not_found, not_found=not_found)
         if existing is None and not self._can_place_calls(asterisk):
             return self._hand_to_dialplan(caller_raw, number, household, now, asterisk)
         if existing is not None and not existing.confirmed \
@@ -278,28 +296,30 @@ class AlarmCoordinator:
             self.log.failure("cannot tell whether calls can be placed on {name}", name=asterisk)
             return False
 
-    def _hand_to_dialplan(self, caller_raw, number, household, now, asterisk=""):
+    def _hand_to_dialplan(self, caller_raw, number, household, now, asterisk="", why=NO_LINK,
+                          not_found=None):
         """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
-        self.log.critical("ALARM from {caller}: no AMI link to place calls with; the dialplan "
-                          "rings the neighbours natively", caller=caller_raw)
-        d = self._record_opening(caller_raw, number, household, now, asterisk)
+        self.log.critical("ALARM from {caller}: {why}; the dialplan rings the neighbours "
+                          "natively", caller=caller_raw, why=why)
+        outcome = native_outcome(why)
+        opening = _opening(household, caller_raw, not_found)
+        d = self._record_opening(caller_raw, number, household, now, asterisk, opening)
 
         def recorded(alarm_id):
-            self.changes.tell(AlarmChange(alarm_id, None, OPENED, now,
-                                          detail=_opening(household, caller_raw)))
-            self.changes.tell(AlarmChange(alarm_id, None, NATIVE, now, detail=NATIVE_OUTCOME))
-            self.recorder.update(alarm_id, status=NATIVE, closed_at=now, outcome=NATIVE_OUTCOME)
+            self.changes.tell(AlarmChange(alarm_id, None, OPENED, now, detail=opening))
+            self.changes.tell(AlarmChange(alarm_id, None, NATIVE, now, detail=outcome))
+            self.recorder.update(alarm_id, status=NATIVE, closed_at=now, outcome=outcome)
 
         d.addCallbacks(recorded, lambda f: None)  # the recorder logged it
-        return defer.fail(HandedToDialplan(NATIVE_OUTCOME))
+        return defer.fail(HandedToDialplan(outcome))
 
-    def _record_opening(self, caller_raw, number, household, now, asterisk=""):
+    def _record_opening(self, caller_raw, number, household, now, asterisk="", opening=None):
         """Put a new alarm on record: a Deferred firing with its id."""
         return self.recorder.open_alarm(
             at=now, caller_raw=caller_raw, caller_number=number,
             household_id=household.id if household is not None else None,
             address=household.address if household is not None else "",
-            detail=_opening(household, caller_raw), asterisk=asterisk)
+            detail=opening or _opening(household, caller_raw), asterisk=asterisk)
 
     def _claim(self, alarm):
         for key in alarm.keys:

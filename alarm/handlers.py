@@ -28,6 +28,12 @@ CALLER_MENU = "alarm_caller_menu"
 #: Held in the room in ConfBridge stays instead, callers' keys went unheard
 #: while Asterisk was slow to join and leave rooms (a burst of 200 alarms).
 WAITING_SLICE_MS = 1000
+#: Seconds a #9 caller's household may take to be read from the database
+#: (only while the caller index loads, after a start): milliseconds when the
+#: database answers. One that hangs instead of failing (a lock held by a long
+#: transaction, a server gone from the network) would keep the caller in
+#: silence for as long: after this the dialplan rings natively from AstDB.
+LOOKUP_DEADLINE = 1.0
 RESPONDER_PROFILE = "alarm_responder"
 RESULT = "SWITCHBOARD_RESULT"
 COMING, CANNOT_COME = "1", "2"
@@ -46,8 +52,10 @@ class AlarmCallerHandler:
 
     The household is found in the in-memory L{CallerIndex} (never the
     database on this path, but in the seconds after start-up while the
-    index loads: L{CallerIndex.find}); an unknown or missing caller ID still raises an
-    alarm, which goes to the duty phones with what was presented. The caller
+    index loads: L{CallerIndex.find}, within L{LOOKUP_DEADLINE}, else the
+    alarm is handed to the dialplan, whose AstDB copy knows the neighbours);
+    an unknown or missing caller ID still raises an alarm, which goes to the
+    duty phones with what was presented. The caller
     is answered, reassured, and held until a neighbour presses 1, then put in
     the alarm's ConfBridge room, where the neighbours who press 1 join. The
     cancel key (C{caller.cancel_key} while waiting, C{*} in the room: the
@@ -82,34 +90,32 @@ class AlarmCallerHandler:
         # A load of the index on its thread waits until the alarm is raised.
         resume = self.index.pause_load()
         try:
+            household, not_found = await self._household(caller)
+            raising = self.coordinator.raise_alarm(raw, household, not_found=not_found,
+                                                   **self._where(session))
+            # Answer while the alarm is being recorded; neither waits for the
+            # other. Not when it has already failed or been handed over: an
+            # ANSWER waits up to 500 ms for the caller's media in Asterisk
+            # (__ast_answer), which held the native ring-all back by as much.
+            answering = None if raising.called else session.answer()
             try:
-                if not caller:
-                    household = None
-                elif self.index.loaded:
-                    household = self.index.lookup(caller)
-                else:
-                    # Start-up, the index still loading: from the database.
-                    household = await self.index.find(caller)
-            except Exception:
-                self.log.failure("caller index lookup of {caller}", caller=caller)
-                household = None
-            # Answer while the alarm is being recorded; neither waits for the other.
-            answering = session.answer()
-            try:
-                alarm = await self.coordinator.raise_alarm(raw, household,
-                                                           **self._where(session))
+                alarm = await raising
             except HandedToDialplan:
                 # No calls can be placed from here: the dialplan rings the
                 # neighbours itself, now (SWITCHBOARD_ROOM stays unset).
-                answering.addErrback(lambda _: None)
+                if answering is not None:
+                    answering.addErrback(lambda _: None)
                 return
             except Exception:
                 # Not on record: failing leaves SWITCHBOARD_ROOM unset, and the
                 # dialplan rings the neighbours natively from AstDB.
-                answering.addErrback(lambda _: None)
+                if answering is not None:
+                    answering.addErrback(lambda _: None)
                 raise
         finally:
             resume()
+        if answering is None:
+            answering = session.answer()
         left = False
         # From now until it is in the room for good, the caller's line may
         # place calls when AMI cannot (queued after the command in flight).
@@ -137,6 +143,30 @@ class AlarmCallerHandler:
                 await self.coordinator.caller_left(alarm.id)
         finally:
             self.coordinator.release(alarm.id, session)
+
+    async def _household(self, caller):
+        """
+        C{(household, None)}: the caller's household (None: not registered,
+        or no caller ID); C{(None, why)} when it could not be looked up.
+        From the index in memory; from the database, within
+        L{LOOKUP_DEADLINE}, while the index loads.
+        """
+        if not caller:
+            return None, None
+        try:
+            if self.index.loaded:
+                return self.index.lookup(caller), None
+            # Start-up, the index still loading: from the database.
+            found = self.index.find(caller)
+            found.addTimeout(LOOKUP_DEADLINE, self.coordinator.clock)
+            return await found, None
+        except defer.TimeoutError:
+            self.log.critical("caller index lookup of {caller}: the database did not answer "
+                              "within {s} s", caller=caller, s=LOOKUP_DEADLINE)
+            return None, f"the registry did not answer within {LOOKUP_DEADLINE:g} s"
+        except Exception:
+            self.log.failure("caller index lookup of {caller}", caller=caller)
+            return None, "the registry could not be read"
 
     async def _wait_in_room(self, session, alarm):
         """

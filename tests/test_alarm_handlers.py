@@ -6,7 +6,12 @@ import tempfile
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from alarm.handlers import WAITING_SLICE_MS, AlarmCallerHandler, ResponderHandler
+from alarm.handlers import (
+    LOOKUP_DEADLINE,
+    WAITING_SLICE_MS,
+    AlarmCallerHandler,
+    ResponderHandler,
+)
 from switchboard.ami import AMINotConnected
 
 from tests.test_alarm_support import (
@@ -94,14 +99,54 @@ class CallerTests(Case):
         self.assertEqual(alarm.household, self.home)
         self.assertEqual(len(self.rig.ami.calls), 10)
 
-    def test_a_failed_find_still_raises_the_alarm(self):
+    def assert_handed_to_dialplan(self, session, d, why):
+        """The dialplan rings natively (from AstDB, which knows the neighbours); on record."""
+        self.assertIsNone(self.successResultOf(d), "no error: the dialplan takes over")
+        # Not even ANSWER: Asterisk's waits up to 500 ms for the caller's media.
+        self.assertEqual(session.commands, [])
+        self.assertEqual(self.rig.ami.calls, [])
+        self.assertEqual(self.index.paused, 0)
+        self.successResultOf(self.rig.recorder.flush())
+        [(kind, number, detail), native] = timeline(self.rig.db)
+        self.assertEqual((kind, number), ("opened", "059187650001"))
+        self.assertEqual(detail, f"#9 from 059187650001, household not known ({why})")
+        self.assertEqual(native[0], "native")
+        self.assertIn(f"rung natively by the dialplan: {why}", native[2])
+
+    def test_a_failed_find_hands_the_alarm_to_the_dialplan(self):
+        # The household cannot be read: this server would ring only the duty
+        # phones of a caller it cannot place; AstDB knows the neighbours.
         self.index.loaded = False
         session, d = self.call("059187650001")
         self.index.finds[0][1].errback(RuntimeError("database is locked"))
-        self.successResultOf(d)
-        alarm = self.coordinator.alarm(session.variables["SWITCHBOARD_ALARM"])
-        self.assertIsNone(alarm.household)
+        self.assert_handed_to_dialplan(session, d, "the registry could not be read")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_a_find_that_does_not_answer_is_not_waited_for(self):
+        # A database that hangs (a lock held by a long transaction): the
+        # caller is not kept in silence beyond the deadline.
+        self.index.loaded = False
+        session, d = self.call("059187650001")
+        [(_, found)] = self.index.finds
+        self.rig.clock.advance(LOOKUP_DEADLINE - 0.01)
+        self.assertNoResult(d)
+        self.assertEqual(session.commands, [])
+        self.rig.clock.advance(0.01)
+        self.assert_handed_to_dialplan(
+            session, d, f"the registry did not answer within {LOOKUP_DEADLINE:g} s")
+        found.callback(self.index.forms["059187650001"])   # late: changes nothing
+        self.assertEqual(self.rig.ami.calls, [])
+
+    def test_a_find_that_does_not_answer_joins_the_numbers_open_alarm(self):
+        first, _ = self.call("059187650001")
+        alarm = self.coordinator.alarm(first.variables["SWITCHBOARD_ALARM"])
+        calls = len(self.rig.ami.calls)
+        self.index.loaded = False
+        session, d = self.call("059187650001", hangup_after=3)
+        self.rig.clock.advance(LOOKUP_DEADLINE)
+        self.successResultOf(d)
+        self.assertEqual(session.variables["SWITCHBOARD_ROOM"], alarm.room)
+        self.assertEqual(len(self.rig.ami.calls), calls)   # nobody rung twice
 
     def test_alarm_raised_caller_waits_for_a_neighbour(self):
         # Waits twice for a key, then hangs up.
@@ -274,8 +319,8 @@ class CallerTests(Case):
         self.rig.ami.connected = False
         session, d = self.call()
         self.assertIsNone(self.successResultOf(d), "no error: the dialplan takes over")
-        self.assertNotIn("SWITCHBOARD_ROOM", session.variables)
-        self.assertNotIn("SWITCHBOARD_RESULT", session.variables)
+        # Nothing sent, not even ANSWER (it would hold the native ring back up to 500 ms).
+        self.assertEqual(session.commands, [])
         self.assertEqual(self.rig.ami.calls, [])
         self.assertEqual(self.flushLoggedErrors(), [])  # the dialplan takes over: no traceback
 

@@ -1,0 +1,78 @@
+"""
+The database hangs instead of failing: the server has restarted on
+PostgreSQL, and a long transaction (a stuck migration, an administrator's
+session) holds a lock on the registry's numbers, so the caller index cannot
+load and a #9 caller's household cannot be read. The caller must not wait
+on it: the neighbours ring natively from AstDB within the lookup's deadline,
+and the alarm is on record as handed to the dialplan once the lock goes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from alarm.handlers import LOOKUP_DEADLINE
+from tests.conftest import PROJECT, wait_for
+from tests.e2e.server import Server, first_invite_sent, start_in_step
+from tests.e2e.test_alarm_real import ALARM, CALLER, NEIGHBOURS
+from tests.postgres import require_cluster
+
+pytestmark = pytest.mark.asterisk
+
+
+@pytest.fixture
+def server(asterisk, tmp_path):
+    cluster = require_cluster()
+    url = cluster.create_database()
+    alarm = tmp_path / "alarm.yaml"
+    alarm.write_text(ALARM)
+    server = Server(tmp_path, alarm=str(alarm), database=url,
+                    extra=f"journal: {tmp_path}/journal\n")
+    server.cli("households", "import", os.path.join(PROJECT, "config", "households.csv"))
+    try:
+        yield server, url
+    finally:
+        server.kill()
+        cluster.drop_database(url)
+
+
+def test_a_registry_that_hangs_is_not_waited_for(server, sipp, asterisk):
+    server, url = server
+    # AstDB in step (the native fallback's copy of the registry); then the
+    # server restarts while another session holds the numbers' table.
+    start_in_step(server)
+    assert server.stop() == 0
+    engine = create_engine(url)
+    holder = engine.connect()
+    try:
+        holder.begin()
+        holder.execute(text("LOCK TABLE alarm_household_number IN ACCESS EXCLUSIVE MODE"))
+        begun = len(server.log())
+        server.start()
+        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
+        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=4000, timeout_s=40)
+        invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a neighbour's ring")[0]
+                   for p in phones]
+        first = (min(invites) - first_invite_sent(caller)).total_seconds()
+        print(f"registry locked: the ten neighbours rang natively, the first {first:.3f} s "
+              f"after the #9 INVITE (lookup deadline {LOOKUP_DEADLINE} s)")
+        assert first < LOOKUP_DEADLINE + 1.0, first
+        caller.wait(30)
+        assert f"ALARM from {CALLER} rung natively" in asterisk.log(400)
+        assert "alarm registry loaded" not in server.log()[begun:]   # still held
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    wait_for(lambda: "alarm registry loaded" in server.log()[begun:], 30,
+             message="the index to load")
+    listing = wait_for(lambda: re.search(r"(?m)^\s+(\d+)\s+\d{4}-.*", server.cli("alarms")),
+                       30, message="the alarm on record")
+    text_ = server.cli("alarms", "show", listing.group(1))
+    assert "native" in text_
+    assert "the registry did not answer" in text_
+    assert server.stop() == 0
