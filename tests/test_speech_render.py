@@ -117,6 +117,22 @@ class SpeechTests(TestCase):
         path = os.path.join(self.sounds, self.successResultOf(d) + ".sln")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
 
+    def test_a_private_folder_it_makes_is_said_to_need_asterisks_group(self):
+        with self.assertLogs("switchboard.speech.render", "WARNING") as logged:
+            d = self.speech.render(ANNOUNCEMENT)
+            self.engine.finish()
+            self.successResultOf(d)
+        folder = os.path.join(self.sounds, "switchboard-tts")
+        [line] = logged.output
+        self.assertIn(f"made {folder} (mode 750", line)
+        self.assertIn(f"chgrp asterisk {folder}; chmod 2750 {folder}", line)
+        # Menus only (0644): a folder anyone may enter; nothing to say.
+        shutil.rmtree(folder)
+        with self.assertNoLogs("switchboard.speech.render", "WARNING"):
+            d = self.make(mode=0o644).render("您好，这里是华林社区服务热线。")
+            self.engine.finish()
+            self.successResultOf(d)
+
     def test_group_for_asterisk(self):
         gid = 101 if os.geteuid() == 0 else os.getgid()  # root may give any group
         speech = self.make(group=gid)

@@ -369,6 +369,14 @@ def _make_folder(folder: str, mode: int | None, gid: int | None = None) -> None:
         if gid is not None:
             os.chown(folder, -1, gid)
             os.chmod(folder, dir_mode | 0o2000)
+        elif not dir_mode & 0o005:
+            # Private files (announcements name residents) in a folder of this
+            # process's own group: Asterisk, another user, may not read them,
+            # nor the menus (0644) rendered into the same folder later.
+            log.warning("speech: made %s (mode %o, group %d): Asterisk can read what is "
+                        "rendered here only as this user or in this group; give the folder "
+                        "Asterisk's group: chgrp asterisk %s; chmod 2750 %s", folder, dir_mode,
+                        os.stat(folder).st_gid, folder, folder)
 
 
 def _publish(tmp: str, final: str, mode: int | None, gid: int | None = None) -> None:

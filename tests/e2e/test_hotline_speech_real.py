@@ -32,6 +32,14 @@ SUBDIR = "switchboard-tts-e2e"  # this test's renderings only, removed after it
 @pytest.fixture
 def spoken(asterisk, tmp_path):
     folder = os.path.join(lab_sounds(), SUBDIR)
+    # Made as the lab makes switchboard-tts (an administrator's step): Asterisk's
+    # group, setgid. Left to the server, the folder took the mode of whichever
+    # renderer came first: the alarm's (0750, root's group) made the menu
+    # unreadable to Asterisk.
+    asterisks = os.stat(os.path.join(lab_sounds(), "switchboard-tts")).st_gid
+    os.makedirs(folder, exist_ok=True)
+    os.chown(folder, -1, asterisks)
+    os.chmod(folder, 0o2750)
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING, encoding="utf-8")
     server = Server(tmp_path, routing=str(routing),
