@@ -3,8 +3,9 @@ What a SIPp phone heard: the RTP packets Asterisk sent to its media port,
 captured on the loopback with a packet socket (root, inside the lab's
 network namespace), since SIPp itself does not record the audio it receives.
 
-Only the sizes and arrival times are kept: enough to say how long Asterisk
-played to the phone (PCMU: 8,000 bytes a second) and in which bursts.
+Only the sizes, arrival times, sequence numbers and timestamps are kept:
+enough to say how long Asterisk played to the phone (PCMU: 8,000 bytes a
+second) and in which bursts.
 """
 
 from __future__ import annotations
@@ -82,17 +83,36 @@ class RtpCapture:
         self._sock.close()
 
     def bursts(self, gap: float = 0.25, payload_type: int = 0) -> list[tuple[float, float]]:
-        """
-        Audio as (seconds of audio, seconds from the first packet to the last)
-        for each run of C{payload_type} packets no more than C{gap} apart.
-        """
-        out = []
-        run: list[RtpPacket] = []
-        for p in [p for p in self.packets if p.payload_type == payload_type]:
-            if run and p.at - run[-1].at > gap:
-                out.append(run)
-                run = []
-            run.append(p)
-        if run:
+        """L{bursts} of what was captured so far."""
+        return bursts(self.packets, gap, payload_type)
+
+
+def continues(before: RtpPacket, after: RtpPacket) -> bool:
+    """
+    Whether C{after} carries the media right after C{before}'s: the next
+    sequence number, the timestamp moved by exactly C{before}'s samples
+    (PCMU: a sample a byte). Asterisk stamps a stream it stopped and started
+    again at least 640 ms on (MAX_TIMESTAMP_SKEW, res_rtp_asterisk), so a
+    pause between two prompts breaks this; a late packet does not.
+    """
+    return (after.sequence == (before.sequence + 1) & 0xFFFF
+            and after.timestamp == (before.timestamp + before.size) & 0xFFFFFFFF)
+
+
+def bursts(packets, gap: float = 0.25, payload_type: int = 0) -> list[tuple[float, float]]:
+    """
+    Audio as (seconds of audio, seconds from the first packet to the last)
+    for each run of C{payload_type} packets: one ends where the next packet
+    came more than C{gap} seconds after and does not continue its media (a
+    pause), not where a loaded machine only delivered it late.
+    """
+    out = []
+    run: list[RtpPacket] = []
+    for p in [p for p in packets if p.payload_type == payload_type]:
+        if run and p.at - run[-1].at > gap and not continues(run[-1], p):
             out.append(run)
-        return [(sum(p.size for p in r) / 8000.0, r[-1].at - r[0].at) for r in out]
+            run = []
+        run.append(p)
+    if run:
+        out.append(run)
+    return [(sum(p.size for p in r) / 8000.0, r[-1].at - r[0].at) for r in out]
