@@ -89,9 +89,6 @@ def native_outcome(why: str = NO_LINK) -> str:
     return f"rung natively by the dialplan: {why} (confirmations are in Asterisk's log, not here)"
 
 
-NATIVE_OUTCOME = native_outcome()
-
-
 def _seconds(when, default) -> float:
     """A naive UTC datetime (as on record) as POSIX seconds; C{default} if there is none."""
     if when is None:
