@@ -37,6 +37,12 @@ from switchboard.community.models import utc
 #: work waits before another takes it up (plus one L{LeaseKeeper.every}).
 LEASE_SECONDS = 5.0
 RENEW_EVERY = 1.0
+#: Seconds work held back after a stall waits for the lease round that says
+#: what is still held (L{LeaseKeeper.checked}): a round takes milliseconds;
+#: a database that hangs instead of failing (a partition: TCP retries for
+#: many minutes) must not hold a new alarm's calls as long. Then the work
+#: goes on unchecked until a round ends: better twice than never.
+CHECK_DEADLINE = 2.0
 
 
 def instance_name(settings) -> str:
@@ -202,6 +208,8 @@ class LeaseKeeper:
         self._round = None
         self._ticked = None      # when the last round began
         self._checking = []      # waiting for the round after a stall (L{checked})
+        self._unchecked = False  # gave up waiting for a hung round: act until one ends
+        self._deadline = None    # when those waiting for a round stop waiting
 
     def start(self) -> None:
         self._loop = task.LoopingCall(self.round)
@@ -224,16 +232,36 @@ class LeaseKeeper:
         stopped or stalled longer than a lease, so another instance may have
         taken its work over) a Deferred that fires once a round has told it
         what it still holds, having let the rest go. A round that cannot
-        reach the database fires it too: better to act twice than never.
+        reach the database fires it too, and so does L{CHECK_DEADLINE} with
+        no round ended (the database hangs): better to act twice than never.
         """
-        if not self._checking and not self.stalled():
+        if self._unchecked or (not self._checking and not self.stalled()):
             return None
-        d = defer.Deferred()
         first = not self._checking
-        self._checking.append(d)
+        d = self._wait_for_round()
         if first and self._round is None:
             self.round()
         return d
+
+    def _wait_for_round(self) -> defer.Deferred:
+        """A Deferred fired when a round ends, or at the latest after L{CHECK_DEADLINE}."""
+        d = defer.Deferred()
+        self._checking.append(d)
+        if self._deadline is None:
+            self._deadline = self.leases.clock.callLater(CHECK_DEADLINE, self._overdue)
+        return d
+
+    def _overdue(self):
+        """No round has ended within L{CHECK_DEADLINE}: let what waits for one go on."""
+        self._deadline = None
+        checking, self._checking = self._checking, []
+        self._unchecked = True
+        self.log.critical("{name}: no lease round has ended within {s} s (the database does "
+                          "not answer); going on with the work held here unchecked (another "
+                          "instance may have taken some of it: both act, never neither)",
+                          name=self.name, s=CHECK_DEADLINE)
+        for waiting in checking:
+            waiting.callback(None)
 
     def round(self):
         """One renewal (and adoption); never fails (logged), never two at once."""
@@ -241,13 +269,17 @@ class LeaseKeeper:
             return None  # the previous round still waits for the database
         if self.stalled() and not self._checking:
             # Timers overdue from the stall wait for this round (L{checked}).
-            self._checking.append(defer.Deferred())
+            self._wait_for_round()
         self._ticked = self.leases.clock.seconds()
         self._round = d = defer.ensureDeferred(self._once())
         d.addErrback(lambda f: self.log.failure("{name}: lease round", f, name=self.name))
 
         def done(_):
             self._round = None
+            self._unchecked = False
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
             checking, self._checking = self._checking, []
             for waiting in checking:
                 waiting.callback(None)

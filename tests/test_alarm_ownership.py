@@ -16,6 +16,7 @@ from alarm.models import Alarm
 from alarm.ownership import AlarmOwnership
 from alarm.recorder import AlarmRecorder
 from switchboard.journal import Journal
+from switchboard.leases import CHECK_DEADLINE
 
 from tests import databases
 from tests.test_alarm_support import (
@@ -349,6 +350,49 @@ class TakeOverTests(Case):
         self.assertEqual(len(self.a.ami.to(DUTY)), 1)
         self.assertIsNotNone(self.a.coordinator.alarm(alarm.id))
         self.assertEqual(alarm_row(self.db, alarm.id).owner, self.a.name)
+
+    def stalled_then_the_database_hangs(self, *, round_first):
+        """
+        A stalled past a lease (a paused VM); when it runs again the database
+        hangs instead of failing (a partition: TCP retries for minutes), so
+        the lease round that would say what A still holds never answers.
+        With C{round_first}, the renewal loop's overdue round starts before
+        the #9 comes, else the #9's call starts it. Returns the #9's raising.
+        """
+        self.b.leading = False
+        keeper = self.a.ownership.keeper
+        keeper._loop.stop()                     # stalled: no round runs
+        self.advance(6)
+        self.sync.hold = True                   # the database answers nothing
+        keeper._loop.start(1.0, now=round_first)   # runs again
+        return self.a.coordinator.raise_alarm("87650001", self.snapshot)
+
+    def test_the_round_started_by_the_loop_does_not_keep_a_new_alarm_silent_either(self):
+        raising = self.stalled_then_the_database_hangs(round_first=True)
+        self.assertEqual(self.a.ami.calls, [], "waits for the round at first")
+        self.clock.advance(CHECK_DEADLINE)
+        self.assertEqual(len(self.a.ami.calls), 10)
+        self.successResultOf(raising)
+
+    def test_a_stalled_holder_whose_database_hangs_does_not_keep_a_new_alarm_silent(self):
+        # A new #9's neighbours ring after CHECK_DEADLINE: better twice than never.
+        raising = self.stalled_then_the_database_hangs(round_first=False)
+        self.assertEqual(self.a.ami.calls, [], "waits for the round at first")
+        self.clock.advance(CHECK_DEADLINE - 0.01)
+        self.assertEqual(self.a.ami.calls, [])
+        self.clock.advance(0.01)
+        self.assertEqual(len(self.a.ami.calls), 10)
+        alarm = self.successResultOf(raising)
+        # From then on nothing waits for the hung round: the duty stage on time.
+        self.advance(60)
+        self.assertEqual(len(self.a.ami.to(DUTY)), 1)
+        # The database answers again: the round ends, checks go back to normal.
+        self.sync.hold = False
+        while self.sync.held:
+            self.sync.release()
+        self.advance(2)
+        self.assertIsNone(self.a.ownership.keeper.checked())
+        self.assertIsNotNone(self.a.coordinator.alarm(alarm.id))
 
 
 class StandingTests(SynchronousTestCase):
