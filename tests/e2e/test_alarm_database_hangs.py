@@ -1,21 +1,29 @@
 """
-The database hangs instead of failing: the server has restarted on
-PostgreSQL, and a long transaction (a stuck migration, an administrator's
-session) holds a lock on the registry's numbers, so the caller index cannot
-load and a #9 caller's household cannot be read. The caller must not wait
-on it: the neighbours ring natively from AstDB within the lookup's deadline,
-and the alarm is on record as handed to the dialplan once the lock goes.
+The database hangs instead of failing (a long transaction holding a lock, a
+stuck migration, an administrator's session; or a partition, whose TCP
+retries last minutes), on PostgreSQL; a #9 caller must not wait on it:
+
+- the server has restarted and the caller index cannot load, so a #9
+  caller's household cannot be read: the neighbours ring natively from AstDB
+  within the lookup's deadline, and the alarm is on record as handed to the
+  dialplan once the lock goes;
+- the server was stopped longer than a lease: the lease round that says
+  what it still holds cannot end, and its calls wait for that round at most
+  CHECK_DEADLINE.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from alarm.handlers import LOOKUP_DEADLINE
+from switchboard.leases import CHECK_DEADLINE, LEASE_SECONDS
 from tests.conftest import PROJECT, wait_for
 from tests.e2e.server import Server, first_invite_sent, start_in_step
 from tests.e2e.test_alarm_real import ALARM, CALLER, NEIGHBOURS
@@ -75,4 +83,40 @@ def test_a_registry_that_hangs_is_not_waited_for(server, sipp, asterisk):
     text_ = server.cli("alarms", "show", listing.group(1))
     assert "native" in text_
     assert "the registry did not answer" in text_
+    assert server.stop() == 0
+
+
+def test_after_a_stall_a_lease_round_that_hangs_does_not_keep_a_new_alarm_silent(
+        server, sipp, asterisk):
+    server, url = server
+    start_in_step(server)
+    wait_for(lambda: "alarm singleton duties: this instance leads" in server.log(), 10,
+             message="the lead (its lease rounds read every lapsed alarm)")
+    engine = create_engine(url)
+    holder = engine.connect()
+    try:
+        server.signal(signal.SIGSTOP)            # a paused VM, a hung host
+        holder.begin()
+        holder.execute(text("LOCK TABLE alarm IN ACCESS EXCLUSIVE MODE"))
+        time.sleep(LEASE_SECONDS + 1.5)
+        begun = len(server.log())
+        server.signal(signal.SIGCONT)
+        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
+        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=5000, timeout_s=40)
+        invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a neighbour's ring")[0]
+                   for p in phones]
+        first = (min(invites) - first_invite_sent(caller)).total_seconds()
+        print(f"stalled, then the lease round hung: the ten neighbours rang, the first "
+              f"{first:.3f} s after the #9 INVITE (deadline {CHECK_DEADLINE} s)")
+        assert first < CHECK_DEADLINE + 1.0, first
+        assert "no lease round has ended within" in server.log()[begun:]
+        caller.wait(30)
+    finally:
+        server.signal(signal.SIGCONT)
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    listing = wait_for(lambda: re.search(r"(?m)^\s+(\d+)\s+\d{4}-.*", server.cli("alarms")),
+                       30, message="the alarm on record once the lock went")
+    assert "ringing" in server.cli("alarms", "show", listing.group(1))
     assert server.stop() == 0
