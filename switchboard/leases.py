@@ -219,6 +219,9 @@ class LeaseKeeper:
     def stop(self) -> defer.Deferred:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         return self._round if self._round is not None else defer.succeed(None)
 
     def stalled(self) -> bool:
