@@ -14,6 +14,7 @@ retries last minutes), on PostgreSQL; a #9 caller must not wait on it:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -48,34 +49,46 @@ def server(asterisk, tmp_path):
         cluster.drop_database(url)
 
 
+@contextlib.contextmanager
+def locked(url, table):
+    """Another session's transaction holds C{table} (ACCESS EXCLUSIVE) until the block ends."""
+    engine = create_engine(url)
+    holder = engine.connect()
+    try:
+        holder.begin()
+        holder.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+
+
+def hash9(sipp, hold_ms):
+    """A #9 from CALLER: its SIPp call, and seconds from its INVITE to the first neighbour's ring."""
+    phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
+    caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=hold_ms, timeout_s=40)
+    invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a neighbour's ring")[0]
+               for p in phones]
+    return caller, (min(invites) - first_invite_sent(caller)).total_seconds()
+
+
 def test_a_registry_that_hangs_is_not_waited_for(server, sipp, asterisk):
     server, url = server
     # AstDB in step (the native fallback's copy of the registry); then the
     # server restarts while another session holds the numbers' table.
     start_in_step(server)
     assert server.stop() == 0
-    engine = create_engine(url)
-    holder = engine.connect()
-    try:
-        holder.begin()
-        holder.execute(text("LOCK TABLE alarm_household_number IN ACCESS EXCLUSIVE MODE"))
+    with locked(url, "alarm_household_number"):
         begun = len(server.log())
         server.start()
-        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
-        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=4000, timeout_s=40)
-        invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a neighbour's ring")[0]
-                   for p in phones]
-        first = (min(invites) - first_invite_sent(caller)).total_seconds()
+        caller, first = hash9(sipp, hold_ms=4000)
         print(f"registry locked: the ten neighbours rang natively, the first {first:.3f} s "
               f"after the #9 INVITE (lookup deadline {LOOKUP_DEADLINE} s)")
         assert first < LOOKUP_DEADLINE + 1.0, first
         caller.wait(30)
         assert f"ALARM from {CALLER} rung natively" in asterisk.log(400)
         assert "alarm registry loaded" not in server.log()[begun:]   # still held
-    finally:
-        holder.rollback()
-        holder.close()
-        engine.dispose()
     wait_for(lambda: "alarm registry loaded" in server.log()[begun:], 30,
              message="the index to load")
     listing = wait_for(lambda: re.search(r"(?m)^\s+(\d+)\s+\d{4}-.*", server.cli("alarms")),
@@ -92,30 +105,20 @@ def test_after_a_stall_a_lease_round_that_hangs_does_not_keep_a_new_alarm_silent
     start_in_step(server)
     wait_for(lambda: "alarm singleton duties: this instance leads" in server.log(), 10,
              message="the lead (its lease rounds read every lapsed alarm)")
-    engine = create_engine(url)
-    holder = engine.connect()
+    server.signal(signal.SIGSTOP)                # a paused VM, a hung host
     try:
-        server.signal(signal.SIGSTOP)            # a paused VM, a hung host
-        holder.begin()
-        holder.execute(text("LOCK TABLE alarm IN ACCESS EXCLUSIVE MODE"))
-        time.sleep(LEASE_SECONDS + 1.5)
-        begun = len(server.log())
-        server.signal(signal.SIGCONT)
-        phones = [sipp.phone(n, "ring", timeout_s=40) for n in NEIGHBOURS]
-        caller = sipp.call("#9", CALLER, before_ms=300, hold_ms=5000, timeout_s=40)
-        invites = [wait_for(lambda p=p: p.invite_times(), 15, message="a neighbour's ring")[0]
-                   for p in phones]
-        first = (min(invites) - first_invite_sent(caller)).total_seconds()
-        print(f"stalled, then the lease round hung: the ten neighbours rang, the first "
-              f"{first:.3f} s after the #9 INVITE (deadline {CHECK_DEADLINE} s)")
-        assert first < CHECK_DEADLINE + 1.0, first
-        assert "no lease round has ended within" in server.log()[begun:]
-        caller.wait(30)
+        with locked(url, "alarm"):
+            time.sleep(LEASE_SECONDS + 1.5)
+            begun = len(server.log())
+            server.signal(signal.SIGCONT)
+            caller, first = hash9(sipp, hold_ms=5000)
+            print(f"stalled, then the lease round hung: the ten neighbours rang, the first "
+                  f"{first:.3f} s after the #9 INVITE (deadline {CHECK_DEADLINE} s)")
+            assert first < CHECK_DEADLINE + 1.0, first
+            assert "no lease round has ended within" in server.log()[begun:]
+            caller.wait(30)
     finally:
         server.signal(signal.SIGCONT)
-        holder.rollback()
-        holder.close()
-        engine.dispose()
     listing = wait_for(lambda: re.search(r"(?m)^\s+(\d+)\s+\d{4}-.*", server.cli("alarms")),
                        30, message="the alarm on record once the lock went")
     assert "ringing" in server.cli("alarms", "show", listing.group(1))
