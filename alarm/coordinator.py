@@ -247,7 +247,7 @@ class AlarmCoordinator:
             existing = None
         if existing is None and not_found is not None:
             return self._hand_to_dialplan(caller_raw, number, household, now, asterisk,
-                                          why=not_found, not_found=not_found)
+                                          not_found=not_found)
         if existing is None and not self._can_place_calls(asterisk):
             return self._hand_to_dialplan(caller_raw, number, household, now, asterisk)
         if existing is not None and not existing.confirmed \
@@ -293,9 +293,14 @@ class AlarmCoordinator:
             self.log.failure("cannot tell whether calls can be placed on {name}", name=asterisk)
             return False
 
-    def _hand_to_dialplan(self, caller_raw, number, household, now, asterisk="", why=NO_LINK,
+    def _hand_to_dialplan(self, caller_raw, number, household, now, asterisk="",
                           not_found=None):
-        """Leave the ringing to the dialplan at once; put the alarm on record meanwhile."""
+        """
+        Leave the ringing to the dialplan at once; put the alarm on record
+        meanwhile. Why: C{not_found} (the household could not be looked up),
+        else no AMI link.
+        """
+        why = not_found or NO_LINK
         self.log.critical("ALARM from {caller}: {why}; the dialplan rings the neighbours "
                           "natively", caller=caller_raw, why=why)
         outcome = native_outcome(why)
